@@ -1,0 +1,1 @@
+"""vmpoolerd: pools of ready vSphere VMs behind vmpooler's REST API."""

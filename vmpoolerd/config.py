@@ -1,0 +1,426 @@
+"""
+Reading vmpooler's YAML into a frozen :class:`Config`.
+
+The file is written vmpooler's way (``:pools:``, ``:config:`` ...; PyYAML
+reads those as strings with colons) or plainly (``pools:``).  Everything is
+checked here, once, at start-up: a bad value raises :class:`ConfigError`
+naming the key path (``:pools:[1].size: must be a positive integer``), so
+that the daemon exits before it listens.
+
+Nothing here does I/O except :func:`read_config`; :func:`parse_config` is a
+pure function of the text and the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import yaml
+
+DEFAULT_CONFIG_PATH = "etc/vmpooler.yaml"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+ENCRYPTIONS = ("start_tls", "simple_tls", "none")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class VsphereConfig:
+    server: str
+    username: str
+    password: str = field(repr=False)
+    port: int = 443
+    insecure: bool = False
+    datacenter: str | None = None
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    server: str = "localhost"
+    port: int = 6379
+    password: str | None = field(default=None, repr=False)
+    db: int = 0
+    data_ttl_hours: float = 168.0
+
+
+@dataclass(frozen=True)
+class LdapConfig:
+    host: str
+    base: tuple[str, ...]
+    port: int = 389
+    user_object: tuple[str, ...] = ("uid",)
+    encryption: str = "start_tls"
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class GraphiteConfig:
+    server: str
+    port: int = 2003
+    prefix: str = "vmpooler"
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    name: str
+    template: str
+    folder: str
+    datastore: str
+    size: int
+    alias: tuple[str, ...] = ()
+    resource_pool: str | None = None
+    clone_target: str | None = None
+    timeout_minutes: float | None = None
+    ready_ttl_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The ``:config:`` section."""
+
+    site_name: str = "vmpooler"
+    logfile: str | None = None
+    port: int = 4567
+    host: str = "0.0.0.0"
+    task_limit: int = 10
+    timeout_minutes: float = 15.0
+    vm_checktime_minutes: float = 15.0
+    vm_lifetime_hours: float = 24.0
+    vm_lifetime_auth_hours: float = 24.0
+    allowed_tags: tuple[str, ...] | None = None
+    domain: str | None = None
+    prefix: str = ""
+    clone_target: str | None = None
+    ready_ttl_minutes: float | None = None
+    check_loop_delay_min: float = 5.0
+    check_loop_delay_max: float = 60.0
+    check_loop_delay_decay: float = 2.0
+    ready_check_port: int = 22
+    ready_check_address: str = "hostname"
+    max_request_vms: int = 100
+
+
+@dataclass(frozen=True)
+class Config:
+    vsphere: VsphereConfig
+    redis: RedisConfig
+    service: ServiceConfig
+    pools: tuple[PoolConfig, ...]
+    auth: LdapConfig | None = None
+    graphite: GraphiteConfig | None = None
+    tagfilter: tuple[tuple[str, re.Pattern[str]], ...] = ()
+
+    @property
+    def pool_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.pools)
+
+    def pools_for(self, name: str) -> tuple[str, ...]:
+        """
+        The pools a requested name may be served from: the pool itself, or
+        every pool that has it as an alias.  Empty when the name is unknown.
+        """
+        if name in self.pool_names:
+            return (name,)
+        return tuple(p.name for p in self.pools if name in p.alias)
+
+    def pool(self, name: str) -> PoolConfig:
+        for p in self.pools:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+# --- reading values --------------------------------------------------------
+
+
+class _Section:
+    """A mapping with its key path, so every error can name the key."""
+
+    def __init__(self, path: str, data: Any) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: must be a mapping")
+        self.path = path
+        self.data = data
+
+    def where(self, key: str) -> str:
+        return f"{self.path}.{key}"
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def get(self, key: str, check: Callable[[str, Any], Any], default: Any = None,
+            required: bool = False) -> Any:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.where(key)}: is required")
+            return default
+        return check(self.where(key), value)
+
+
+def _string(where: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{where}: must be a string")
+    text = str(value)
+    if not text:
+        raise ConfigError(f"{where}: must not be empty")
+    return text
+
+
+def _name(where: str, value: Any) -> str:
+    text = _string(where, value)
+    if not NAME_PATTERN.match(text) or len(text) > 200:
+        raise ConfigError(
+            f"{where}: must be letters, digits, '.', '_' or '-' "
+            f"(at most 200), not {text!r}")
+    return text
+
+
+def _integer(minimum: int) -> Callable[[str, Any], int]:
+    def check(where: str, value: Any) -> int:
+        if isinstance(value, str) and re.fullmatch(r"\d+", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            raise ConfigError(f"{where}: must be {kind}")
+        return value
+    return check
+
+
+_positive_int = _integer(1)
+_port_or_zero = _integer(0)
+
+
+def _port(where: str, value: Any) -> int:
+    port = _positive_int(where, value)
+    if port > 65535:
+        raise ConfigError(f"{where}: must be a port number (1-65535)")
+    return port
+
+
+def _positive_number(where: str, value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+            or value != value or value == float("inf"):
+        raise ConfigError(f"{where}: must be a positive number")
+    return float(value)
+
+
+def _boolean(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: must be true or false")
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str, Any], str]:
+    def check(where: str, value: Any) -> str:
+        if value not in choices:
+            raise ConfigError(f"{where}: must be one of {', '.join(choices)}")
+        return str(value)
+    return check
+
+
+def _string_list(item: Callable[[str, Any], str]) -> Callable[[str, Any], tuple[str, ...]]:
+    def check(where: str, value: Any) -> tuple[str, ...]:
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ConfigError(f"{where}: must not be empty")
+        return tuple(item(f"{where}[{i}]", v) for i, v in enumerate(values))
+    return check
+
+
+# --- sections --------------------------------------------------------------
+
+
+def _section(raw: Mapping[Any, Any], name: str) -> Any:
+    """``:name:`` as vmpooler writes it, or plain ``name``."""
+    for key in (f":{name}:", name):
+        if key in raw:
+            return raw[key]
+    return None
+
+
+def _vsphere(s: _Section, environ: Mapping[str, str]) -> VsphereConfig:
+    password = environ.get("VSPHERE_PASSWORD") or s.get("password", _string, required=True)
+    return VsphereConfig(
+        server=s.get("server", _string, required=True),
+        username=s.get("username", _string, required=True),
+        password=password,
+        port=s.get("port", _port, 443),
+        insecure=s.get("insecure", _boolean, False),
+        datacenter=s.get("datacenter", _string),
+    )
+
+
+def _redis(s: _Section, environ: Mapping[str, str]) -> RedisConfig:
+    server = environ.get("REDIS_SERVER") or s.get("server", _string, "localhost")
+    if environ.get("REDIS_PORT"):
+        port = _port("$REDIS_PORT", environ["REDIS_PORT"])
+    else:
+        port = s.get("port", _port, 6379)
+    password = environ.get("REDIS_PASSWORD") or s.get("password", _string)
+    return RedisConfig(
+        server=server,
+        port=port,
+        password=password,
+        db=s.get("db", _port_or_zero, 0),
+        data_ttl_hours=s.get("data_ttl", _positive_number, 168.0),
+    )
+
+
+def _auth(s: _Section) -> LdapConfig:
+    s.get("provider", _one_of("ldap"), required=True)
+    ldap = _Section(s.where(":ldap:"), s.data.get(":ldap:", s.data.get("ldap")))
+    return LdapConfig(
+        host=ldap.get("host", _string, required=True),
+        port=ldap.get("port", _port, 389),
+        base=ldap.get("base", _string_list(_string), required=True),
+        user_object=ldap.get("user_object", _string_list(_string), ("uid",)),
+        encryption=ldap.get("encryption", _one_of(*ENCRYPTIONS), "start_tls"),
+        ca_file=ldap.get("ca_file", _string),
+    )
+
+
+def _graphite(s: _Section) -> GraphiteConfig:
+    return GraphiteConfig(
+        server=s.get("server", _string, required=True),
+        port=s.get("port", _port, 2003),
+        prefix=s.get("prefix", _string, "vmpooler"),
+    )
+
+
+def _tagfilter(path: str, data: Any) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    s = _Section(path, data)
+    filters = []
+    for tag, pattern in s.data.items():
+        where = s.where(str(tag))
+        try:
+            filters.append((str(tag), re.compile(_string(where, pattern))))
+        except re.error as e:
+            raise ConfigError(f"{where}: not a regular expression: {e}") from None
+    return tuple(filters)
+
+
+def _service(s: _Section) -> ServiceConfig:
+    lifetime = s.get("vm_lifetime", _positive_number, 24.0)
+    delay_min = s.get("check_loop_delay_min", _positive_number, 5.0)
+    delay_max = s.get("check_loop_delay_max", _positive_number, 60.0)
+    if delay_max < delay_min:
+        raise ConfigError(
+            f"{s.where('check_loop_delay_max')}: must not be less than check_loop_delay_min")
+    decay = s.get("check_loop_delay_decay", _positive_number, 2.0)
+    if decay < 1:
+        raise ConfigError(f"{s.where('check_loop_delay_decay')}: must be at least 1")
+    return ServiceConfig(
+        site_name=s.get("site_name", _string, "vmpooler"),
+        logfile=s.get("logfile", _string),
+        port=s.get("port", _port, 4567),
+        host=s.get("host", _string, "0.0.0.0"),
+        task_limit=s.get("task_limit", _positive_int, 10),
+        timeout_minutes=s.get("timeout", _positive_number, 15.0),
+        vm_checktime_minutes=s.get("vm_checktime", _positive_number, 15.0),
+        vm_lifetime_hours=lifetime,
+        vm_lifetime_auth_hours=s.get("vm_lifetime_auth", _positive_number, lifetime),
+        allowed_tags=s.get("allowed_tags", _string_list(_string)),
+        domain=s.get("domain", _string),
+        prefix=s.get("prefix", lambda w, v: "" if v == "" else _name(w, v), ""),
+        clone_target=s.get("clone_target", _string),
+        ready_ttl_minutes=s.get("ready_ttl", _positive_number),
+        check_loop_delay_min=delay_min,
+        check_loop_delay_max=delay_max,
+        check_loop_delay_decay=decay,
+        ready_check_port=s.get("ready_check_port", _port_or_zero, 22),
+        ready_check_address=s.get("ready_check_address", _one_of("hostname", "ip"),
+                                  "hostname"),
+        max_request_vms=s.get("max_request_vms", _positive_int, 100),
+    )
+
+
+def _pool(s: _Section) -> PoolConfig:
+    return PoolConfig(
+        name=s.get("name", _name, required=True),
+        template=s.get("template", _string, required=True),
+        folder=s.get("folder", _string, required=True),
+        datastore=s.get("datastore", _string, required=True),
+        size=s.get("size", _positive_int, required=True),
+        alias=s.get("alias", _string_list(_name), ()),
+        resource_pool=s.get("pool", _string),
+        clone_target=s.get("clone_target", _string),
+        timeout_minutes=s.get("timeout", _positive_number),
+        ready_ttl_minutes=s.get("ready_ttl", _positive_number),
+    )
+
+
+def _pools(path: str, data: Any) -> tuple[PoolConfig, ...]:
+    if not isinstance(data, list) or not data:
+        raise ConfigError(f"{path}: must be a list of at least one pool")
+    pools = tuple(_pool(_Section(f"{path}[{i}]", p)) for i, p in enumerate(data))
+    names: set[str] = set()
+    for i, p in enumerate(pools):
+        if p.name in names:
+            raise ConfigError(f"{path}[{i}].name: {p.name!r} is used twice")
+        names.add(p.name)
+    for i, p in enumerate(pools):
+        for a in p.alias:
+            if a in names:
+                raise ConfigError(f"{path}[{i}].alias: {a!r} is already a pool's name")
+    return pools
+
+
+def parse_config(text: str, environ: Mapping[str, str] | None = None) -> Config:
+    """Parse and check a configuration; raise :class:`ConfigError`."""
+    environ = environ or {}
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"not valid YAML: {e}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError("the configuration must be a YAML mapping of sections")
+
+    def section(name: str) -> _Section:
+        return _Section(f":{name}:", _section(raw, name))
+
+    if _section(raw, "vsphere") is None:
+        raise ConfigError(":vsphere:: is required")
+    auth = _section(raw, "auth")
+    graphite = _section(raw, "graphite")
+    return Config(
+        vsphere=_vsphere(section("vsphere"), environ),
+        redis=_redis(section("redis"), environ),
+        service=_service(section("config")),
+        pools=_pools(":pools:", _section(raw, "pools")),
+        auth=_auth(section("auth")) if auth is not None else None,
+        graphite=_graphite(section("graphite")) if graphite is not None else None,
+        tagfilter=_tagfilter(":tagfilter:", _section(raw, "tagfilter")),
+    )
+
+
+def config_path(option: str | None, environ: Mapping[str, str]) -> str:
+    """``--config``, else ``$VMPOOLER_CONFIG``, else ``etc/vmpooler.yaml``."""
+    return option or environ.get("VMPOOLER_CONFIG") or DEFAULT_CONFIG_PATH
+
+
+def read_config(path: str, environ: Mapping[str, str]) -> Config:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read: {e.strerror}") from None
+    return parse_config(text, environ)
+
+
+__all__: Sequence[str] = (
+    "Config", "ConfigError", "GraphiteConfig", "LdapConfig", "PoolConfig",
+    "RedisConfig", "ServiceConfig", "VsphereConfig", "config_path",
+    "parse_config", "read_config",
+)
