@@ -243,8 +243,11 @@ def _string_list(item: Callable[[str, Any], str]) -> Callable[[str, Any], tuple[
 
 
 def _section(raw: Mapping[Any, Any], name: str) -> Any:
-    """``:name:`` as vmpooler writes it, or plain ``name``."""
-    for key in (f":{name}:", name):
+    """
+    ``:name:`` as vmpooler writes it (PyYAML reads that as ``":name"``, the
+    last colon being YAML's own), or plain ``name``.
+    """
+    for key in (f":{name}", f":{name}:", name):
         if key in raw:
             return raw[key]
     return None
@@ -280,7 +283,7 @@ def _redis(s: _Section, environ: Mapping[str, str]) -> RedisConfig:
 
 def _auth(s: _Section) -> LdapConfig:
     s.get("provider", _one_of("ldap"), required=True)
-    ldap = _Section(s.where(":ldap:"), s.data.get(":ldap:", s.data.get("ldap")))
+    ldap = _Section(s.where(":ldap:"), _section(s.data, "ldap"))
     return LdapConfig(
         host=ldap.get("host", _string, required=True),
         port=ldap.get("port", _port, 389),
