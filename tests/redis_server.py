@@ -1,0 +1,92 @@
+"""
+A real, private Redis server for the test run.
+
+Started once per test process on a free port (``redis-server`` from
+Debian's ``redis-server`` package), stopped at exit.  Tests empty it in
+``setUp`` with :func:`fresh_redis`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+from typing import Any
+
+from twisted.trial.unittest import TestCase
+
+from vmpoolerd.config import RedisConfig
+from vmpoolerd.store import connect
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        if shutil.which("redis-server") is None:
+            raise unittest.SkipTest("redis-server is not installed (apt-get install redis-server)")
+        self.dir = tempfile.mkdtemp(prefix="vmpoolerd-redis-")
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], check=True,
+                              capture_output=True, text=True).stdout
+
+    @property
+    def config(self) -> RedisConfig:
+        return RedisConfig(server="127.0.0.1", port=self.port)
+
+
+_server: RedisServer | None = None
+
+
+def redis_server() -> RedisServer:
+    """The test run's Redis server, started on first use."""
+    global _server
+    if _server is None:
+        _server = RedisServer()
+        atexit.register(_server.stop)
+    if _server.process is None or _server.process.poll() is not None:
+        _server.start()
+    return _server
+
+
+async def fresh_redis(test: TestCase, timeout: float = 3.0) -> Any:
+    """An empty Redis and a connection to it, closed when ``test`` ends."""
+    server = redis_server()
+    server.cli("FLUSHALL")
+    redis = connect(server.config, timeout)
+    test.addCleanup(redis.disconnect)
+    await redis.ping()
+    return redis
+

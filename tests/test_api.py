@@ -1,0 +1,417 @@
+"""The REST API against a real Redis, through StubTreq."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+
+from vmpoolerd.api import VmpoolerApi
+from vmpoolerd.store import RedisStore, connect
+from vmpoolerd.timefmt import format_time, local_date, parse_time
+
+from .fixtures import fill_ready, make_config, sets_of
+from .http import Client
+from .redis_server import RedisServer, fresh_redis
+
+T0 = 1_700_000_000.0  # 2023-11-14
+D32, D64, C7 = "debian-7-i386", "debian-7-x86_64", "centos-7-x86_64"
+
+
+class ApiCase(TestCase):
+    """An API on an empty Redis: D32 and D64 have 5 ready VMs, C7 has 3."""
+
+    service: dict[str, Any] = {}
+
+    async def setUp(self) -> None:
+        self.redis = await fresh_redis(self)
+        self.config = make_config(**self.service)
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.store = RedisStore(self.redis, reactor)
+        self.api = VmpoolerApi(self.config, self.store, self.clock, rng=random.Random(7))
+        self.client = Client(self.api.resource())
+        self.ready = {D32: await fill_ready(self.redis, D32, 5),
+                      D64: await fill_ready(self.redis, D64, 5),
+                      C7: await fill_ready(self.redis, C7, 3)}
+
+    async def assert_untouched(self) -> None:
+        """Every VM is still ready, and nothing was checked out."""
+        sets = await sets_of(self.redis, self.config)
+        for pool, hosts in self.ready.items():
+            self.assertEqual(sets[f"vmpooler__ready__{pool}"], set(hosts))
+            self.assertEqual(sets[f"vmpooler__running__{pool}"], set())
+            self.assertEqual(await self.redis.hgetall(f"vmpooler__active__{pool}"), {})
+
+    def assert_error(self, answer: Any, code: int) -> None:
+        self.assertEqual(answer.code, code, answer.body)
+        self.assertIs(answer.body["ok"], False)
+        self.assertIsInstance(answer.body.get("error"), str)
+
+
+class RoutesTests(ApiCase):
+    async def test_pool_list_under_every_prefix(self) -> None:
+        for path in ("/api/v1/vm", "/api/v1/vm/", "/vm", "/vm/"):
+            answer = await self.client.get(path)
+            self.assertEqual(answer.code, 200, path)
+            self.assertEqual(answer.body, [D32, D64, C7])
+
+    async def test_unknown_route_and_method_are_json(self) -> None:
+        self.assert_error(await self.client.get("/api/v1/nothing"), 404)
+        self.assert_error(await self.client.request("PATCH", "/api/v1/vm"), 405)
+
+
+class CheckoutTests(ApiCase):
+    async def test_one_vm_from_the_path(self) -> None:
+        answer = await self.client.post(f"/api/v1/vm/{D32}")
+        self.assertEqual(answer.code, 200)
+        self.assertEqual(set(answer.body), {"ok", D32, "domain"})
+        host = answer.body[D32]["hostname"]
+        self.assertIsInstance(host, str)
+        self.assertEqual(answer.body["domain"], "example.com")
+        self.assertTrue(await self.redis.sismember(f"vmpooler__running__{D32}", host))
+        self.assertFalse(await self.redis.sismember(f"vmpooler__ready__{D32}", host))
+        stamp = await self.redis.hget(f"vmpooler__vm__{host}", "checkout")
+        self.assertEqual(stamp, format_time(T0))
+        self.assertEqual(parse_time(stamp), T0)
+        self.assertEqual(await self.redis.hget(f"vmpooler__active__{D32}", host), stamp)
+
+    async def test_several_from_the_path(self) -> None:
+        answer = await self.client.post(f"/vm/{D32}+{D32}+{D64}/")
+        self.assertEqual(answer.code, 200)
+        self.assertEqual(len(answer.body[D32]["hostname"]), 2)
+        self.assertIsInstance(answer.body[D64]["hostname"], str)
+        running = await self.redis.smembers(f"vmpooler__running__{D32}")
+        self.assertEqual(running, set(answer.body[D32]["hostname"]))
+
+    async def test_json_counts_as_numbers_and_strings(self) -> None:
+        answer = await self.client.post("/api/v1/vm", {D32: "2", D64: 1, C7: "03"})
+        self.assertEqual(answer.code, 200, answer.body)
+        self.assertEqual(len(answer.body[D32]["hostname"]), 2)
+        self.assertIsInstance(answer.body[D64]["hostname"], str)
+        self.assertEqual(len(answer.body[C7]["hostname"]), 3)
+        self.assertEqual(await self.redis.scard(f"vmpooler__ready__{C7}"), 0)
+        self.assertEqual(await self.redis.get(f"vmpooler__empty__{C7}"), "true")
+
+    async def test_alias_is_the_answer_key(self) -> None:
+        answer = await self.client.post("/api/v1/vm/debian-7-32")
+        self.assertEqual(answer.code, 200)
+        self.assertEqual(set(answer.body), {"ok", "debian-7-32", "domain"})
+        host = answer.body["debian-7-32"]["hostname"]
+        self.assertIn(host, self.ready[D32])
+        self.assertEqual(await self.redis.hget(f"vmpooler__vm__{host}", "template"), D32)
+
+    async def test_alias_of_several_pools_draws_from_all(self) -> None:
+        # "debian" is D64 (5) and C7 (3): 8 VMs, which no one pool has.
+        answer = await self.client.post("/api/v1/vm", {"debian": 8})
+        self.assertEqual(answer.code, 200, answer.body)
+        self.assertEqual(set(answer.body["debian"]["hostname"]),
+                         set(self.ready[D64]) | set(self.ready[C7]))
+
+    async def test_pool_and_its_alias_together_count_once(self) -> None:
+        self.assert_error(await self.client.post("/api/v1/vm", {D32: 4, "debian-7-32": 2}), 503)
+        await self.assert_untouched()
+        answer = await self.client.post("/api/v1/vm", {D32: 3, "debian-7-32": 2})
+        self.assertEqual(answer.code, 200)
+        handed = answer.body[D32]["hostname"] + answer.body["debian-7-32"]["hostname"]
+        self.assertEqual(sorted(handed), sorted(self.ready[D32]))
+
+    async def test_not_enough_takes_nothing(self) -> None:
+        self.assert_error(await self.client.post("/api/v1/vm", {D32: 2, C7: 4}), 503)
+        self.assert_error(await self.client.post(f"/api/v1/vm/{C7}+{C7}+{C7}+{C7}"), 503)
+        await self.assert_untouched()
+
+    async def test_unknown_pools_take_nothing(self) -> None:
+        self.assert_error(await self.client.post("/api/v1/vm/nosuchpool"), 404)
+        self.assert_error(await self.client.post(f"/api/v1/vm/{D32}+nosuchpool"), 404)
+        self.assert_error(await self.client.post("/api/v1/vm", {D32: 1, "nosuch": 1}), 404)
+        await self.assert_untouched()
+
+    async def test_no_pool_given(self) -> None:
+        self.assert_error(await self.client.post("/api/v1/vm"), 404)
+        self.assert_error(await self.client.post("/api/v1/vm", {}), 404)
+        await self.assert_untouched()
+
+    async def test_malformed_bodies_and_counts(self) -> None:
+        bodies: list[Any] = [
+            b"{not json", b"\xff\xfe", b"[1, 2]", b'"debian"', b"null", b"42",
+            {D32: 0}, {D32: -1}, {D32: 1.5}, {D32: "1.5"}, {D32: "abc"}, {D32: True},
+            {D32: None}, {D32: [1]}, {D32: {"n": 1}}, {D32: "-1"}, {D32: ""},
+            {D32: "99999999999999999999"}, {D32: 10 ** 30}, {D32: 1, D64: "x"},
+            {"nosuch": "x"},
+        ]
+        for body in bodies:
+            self.assert_error(await self.client.post("/api/v1/vm", body), 400)
+        await self.assert_untouched()
+
+    async def test_request_size_limits(self) -> None:
+        self.assert_error(await self.client.post("/api/v1/vm", {D32: 101}), 400)
+        self.assert_error(await self.client.post("/api/v1/vm", {D32: 60, D64: 41}), 400)
+        self.assert_error(await self.client.post(
+            "/api/v1/vm", b'{"a": "' + b"x" * (1024 * 1024) + b'"}'), 413)
+        self.assert_error(await self.client.post("/api/v1/vm/" + "+".join([D32] * 101)), 400)
+        await self.assert_untouched()
+
+    async def test_strange_paths(self) -> None:
+        for path in (f"/api/v1/vm/{D32}%00", "/api/v1/vm/" + "a" * 5000,
+                     f"/api/v1/vm/{D32}++{D32}", f"/api/v1/vm/+{D32}", "/api/v1/vm/%ff"):
+            answer = await self.client.post(path)
+            self.assertIn(answer.code, (400, 404), path)
+            self.assertIs(answer.body["ok"], False)
+        await self.assert_untouched()
+
+
+class MaxRequestTests(ApiCase):
+    service = {"max_request_vms": 3}
+
+    async def test_configured_limit(self) -> None:
+        self.assert_error(await self.client.post("/api/v1/vm", {D32: 2, D64: 2}), 400)
+        await self.assert_untouched()
+        self.assertEqual((await self.client.post("/api/v1/vm", {D32: 3})).code, 200)
+
+
+class VmTests(ApiCase):
+    service = {"allowed_tags": ["user", "url", "department"], "vm_lifetime": 12}
+
+    async def checkout(self, pool: str = D32) -> str:
+        answer = await self.client.post(f"/api/v1/vm/{pool}")
+        self.assertEqual(answer.code, 200)
+        host: str = answer.body[pool]["hostname"]
+        return host
+
+    async def test_describe_a_running_vm(self) -> None:
+        host = await self.checkout()
+        self.clock.advance(3 * 3600 + 360)
+        for name in (host, f"{host}.example.com"):
+            answer = await self.client.get(f"/api/v1/vm/{name}")
+            self.assertEqual(answer.code, 200)
+            self.assertEqual(answer.body, {"ok": True, host: {
+                "template": D32, "lifetime": 12, "running": 3.1, "state": "running",
+                "domain": "example.com"}})
+
+    async def test_describe_ready_and_unknown(self) -> None:
+        answer = await self.client.get(f"/vm/{self.ready[C7][0]}")
+        self.assertEqual(answer.body[self.ready[C7][0]]["state"], "ready")
+        self.assertEqual(answer.body[self.ready[C7][0]]["running"], 0)
+        self.assert_error(await self.client.get("/api/v1/vm/nosuchvm"), 404)
+        self.assert_error(await self.client.get("/api/v1/vm/bad%00name"), 400)
+        self.assert_error(await self.client.get("/api/v1/vm/" + "a" * 300), 400)
+
+    async def test_lifetime_and_tags(self) -> None:
+        host = await self.checkout()
+        answer = await self.client.put(f"/api/v1/vm/{host}", {
+            "lifetime": "2", "tags": {"user": "jdoe", "department": "a,b=c"}})
+        self.assertEqual((answer.code, answer.body), (200, {"ok": True}))
+        info = (await self.client.get(f"/api/v1/vm/{host}")).body[host]
+        self.assertEqual(info["lifetime"], 2)
+        self.assertEqual(info["tags"], {"user": "jdoe", "department": "a,b=c"})
+        today = local_date(T0).isoformat()
+        self.assertEqual(await self.redis.hgetall(f"vmpooler__tag__{today}"),
+                         {f"{host}:user": "jdoe", f"{host}:department": "a,b=c"})
+        answer = await self.client.put(f"/vm/{host}/", {"lifetime": 48})
+        self.assertEqual(answer.code, 200)
+        self.assertEqual(await self.redis.hget(f"vmpooler__vm__{host}", "lifetime"), "48")
+
+    async def test_bad_changes_change_nothing(self) -> None:
+        host = await self.checkout()
+        before = await self.redis.hgetall(f"vmpooler__vm__{host}")
+        for body in (b"", b"{}", b"[]", b"{bad", {"lifetime": 0}, {"lifetime": -3},
+                     {"lifetime": 1.5}, {"lifetime": "soon"}, {"lifetime": True},
+                     {"tags": "user=jdoe"}, {"tags": {"user": 5}}, {"tags": {"user": None}},
+                     {"tags": {"secret": "x"}}, {"tags": {"": "x"}},
+                     {"tags": {"user": "jdoe"}, "colour": "red"},
+                     {"lifetime": 2, "tags": {"user": ["a"]}}):
+            self.assert_error(await self.client.put(f"/api/v1/vm/{host}", body), 400)
+        self.assertEqual(await self.redis.hgetall(f"vmpooler__vm__{host}"), before)
+        self.assertEqual(await self.redis.keys("vmpooler__tag__*"), [])
+        self.assert_error(await self.client.put("/api/v1/vm/nosuchvm", {"lifetime": 2}), 404)
+        self.assertEqual(await self.redis.exists("vmpooler__vm__nosuchvm"), 0)
+
+    async def test_delete(self) -> None:
+        host = await self.checkout()
+        answer = await self.client.delete(f"/api/v1/vm/{host}")
+        self.assertEqual((answer.code, answer.body), (200, {"ok": True}))
+        sets = await sets_of(self.redis, self.config)
+        holding = [key for key, members in sets.items() if host in members]
+        self.assertEqual(holding, [f"vmpooler__completed__{D32}"])
+        self.assertEqual(await self.redis.hgetall(f"vmpooler__active__{D32}"), {})
+        self.assertEqual((await self.client.get(f"/vm/{host}")).body[host]["state"], "destroyed")
+        self.assert_error(await self.client.delete(f"/api/v1/vm/{host}"), 404)
+        self.assert_error(await self.client.delete(f"/api/v1/vm/{self.ready[C7][0]}"), 404)
+        self.assert_error(await self.client.delete("/api/v1/vm/nosuchvm"), 404)
+        await self.assert_ready_intact(C7)
+
+    async def assert_ready_intact(self, pool: str) -> None:
+        self.assertEqual(await self.redis.smembers(f"vmpooler__ready__{pool}"),
+                         set(self.ready[pool]))
+
+    async def test_disk(self) -> None:
+        host = await self.checkout()
+        answer = await self.client.post(f"/api/v1/vm/{host}/disk/8")
+        self.assertEqual((answer.code, answer.body), (202, {"ok": True, host: {"disk": "+8gb"}}))
+        self.assertEqual(await self.redis.smembers("vmpooler__tasks__disk"), {f"{host}:8"})
+        for size in ("0", "-1", "1.5", "abc", "99999999999"):
+            self.assert_error(await self.client.post(f"/api/v1/vm/{host}/disk/{size}"), 400)
+        self.assert_error(await self.client.post("/api/v1/vm/nosuchvm/disk/8"), 404)
+        self.assertEqual(await self.redis.smembers("vmpooler__tasks__disk"), {f"{host}:8"})
+
+    async def test_snapshots(self) -> None:
+        host = await self.checkout()
+        answer = await self.client.post(f"/api/v1/vm/{host}/snapshot")
+        self.assertEqual(answer.code, 202)
+        name = answer.body[host]["snapshot"]
+        self.assertRegex(name, r"^[a-z0-9]{32}$")
+        self.assertEqual(await self.redis.smembers("vmpooler__tasks__snapshot"),
+                         {f"{host}:{name}"})
+        # Reverting needs a snapshot the VM has (the manager records it).
+        self.assert_error(await self.client.post(f"/api/v1/vm/{host}/snapshot/{name}"), 404)
+        await self.redis.hset(f"vmpooler__vm__{host}", f"snapshot:{name}", format_time(T0))
+        answer = await self.client.post(f"/api/v1/vm/{host}/snapshot/{name}")
+        self.assertEqual((answer.code, answer.body), (202, {"ok": True}))
+        self.assertEqual(await self.redis.smembers("vmpooler__tasks__snapshot-revert"),
+                         {f"{host}:{name}"})
+        info = (await self.client.get(f"/api/v1/vm/{host}")).body[host]
+        self.assertEqual(info["snapshots"], [name])
+        self.assert_error(await self.client.post("/api/v1/vm/nosuchvm/snapshot"), 404)
+        self.assert_error(await self.client.post(f"/api/v1/vm/{host}/snapshot/a%00b"), 400)
+
+    async def test_disks_show_once_recorded(self) -> None:
+        host = await self.checkout()
+        await self.redis.hset(f"vmpooler__vm__{host}", "disk", "+8gb:+4gb")
+        info = (await self.client.get(f"/api/v1/vm/{host}")).body[host]
+        self.assertEqual(info["disk"], ["+8gb", "+4gb"])
+
+
+class TagFilterTests(ApiCase):
+    service = {"tagfilter": {"url": "(.*)/"}}
+
+    async def test_captures_replace_the_value(self) -> None:
+        host = (await self.client.post(f"/vm/{D32}")).body[D32]["hostname"]
+        await self.client.put(f"/vm/{host}", {"tags": {
+            "url": "http://jenkins.example.com/job/foo/", "user": "x/y"}})
+        tags = (await self.client.get(f"/vm/{host}")).body[host]["tags"]
+        self.assertEqual(tags, {"url": "http://jenkins.example.com/job/foo", "user": "x/y"})
+
+
+class StatusTests(ApiCase):
+    async def test_status(self) -> None:
+        await self.client.post("/api/v1/vm", {C7: 3, D32: 1})
+        await self.redis.sadd(f"vmpooler__pending__{D64}", ["p1", "p2"])
+        await self.redis.set("vmpooler__tasks__clone", "1")
+        await self.redis.hset("vmpooler__lastboot", D64, "2023-11-14 22:00:00 +0000")
+        today = local_date(T0).isoformat()
+        await self.redis.hset(f"vmpooler__clone__{today}", f"{D64}:a", "2.5")
+        await self.redis.hset(f"vmpooler__clone__{today}", f"{D64}:b", "4.5")
+        for path in ("/api/v1/status", "/status/"):
+            answer = await self.client.get(path)
+            self.assertEqual(answer.code, 200)
+            body = answer.body
+            self.assertEqual(body["capacity"], {"current": 9, "total": 13, "percent": 69.2})
+            self.assertEqual(body["queue"], {"pending": 2, "cloning": 1, "booting": 1,
+                                             "ready": 9, "running": 4, "completed": 0,
+                                             "total": 15})
+            self.assertEqual(body["clone"], {"duration": {"average": 3.5, "min": 2.5,
+                                                          "max": 4.5},
+                                             "count": {"total": 2}})
+            self.assertEqual(body["status"], {"ok": False, "message": "Found 1 empty pools.",
+                                              "empty": [C7]})
+            self.assertEqual(body["pools"][D64], {
+                "ready": 5, "running": 0, "pending": 2, "max": 5,
+                "alias": ["debian-7-64", "debian"], "lastBoot": "2023-11-14 22:00:00 +0000"})
+            self.assertEqual(body["pools"][C7]["running"], 3)
+
+    async def test_all_pools_ready(self) -> None:
+        body = (await self.client.get("/api/v1/status")).body
+        self.assertEqual(body["status"], {
+            "ok": True, "message": "Battle station fully armed and operational."})
+
+
+class SummaryTests(ApiCase):
+    async def setUp(self) -> None:
+        await super().setUp()
+        self.today = local_date(T0)
+        self.yesterday = local_date(T0 - 86400)
+        day = self.yesterday.isoformat()
+        for host, seconds in (("a", "80"), ("b", "120.5")):
+            await self.redis.hset(f"vmpooler__boot__{day}", f"{D32}:{host}", seconds)
+        await self.redis.hset(f"vmpooler__clone__{day}", f"{D32}:a", "3")
+        await self.redis.hset(f"vmpooler__tag__{day}", "a:user", "jdoe")
+        await self.redis.hset(f"vmpooler__tag__{day}", "b:user", "jdoe")
+        await self.redis.hset(f"vmpooler__tag__{day}", "b:job:name", "nightly")
+
+    async def test_today_by_default(self) -> None:
+        answer = await self.client.get("/api/v1/summary")
+        self.assertEqual(answer.code, 200)
+        self.assertEqual([d["date"] for d in answer.body["daily"]], [self.today.isoformat()])
+        self.assertEqual(answer.body["boot"]["count"]["total"], 0)
+
+    async def test_range(self) -> None:
+        answer = await self.client.get(
+            f"/api/v1/summary?from={self.yesterday.isoformat()}&to={self.today.isoformat()}")
+        body = answer.body
+        self.assertEqual(body["boot"], {
+            "duration": {"average": 100.25, "min": 80, "max": 120.5, "total": 200.5},
+            "count": {"average": 1, "min": 0, "max": 2, "total": 2}})
+        self.assertEqual(body["clone"]["count"]["total"], 1)
+        self.assertEqual(body["tag"], {"user": {"jdoe": 2, "total": 2},
+                                       "job:name": {"nightly": 1, "total": 1}})
+        first, second = body["daily"]
+        self.assertEqual(first["boot"], {
+            "duration": {"average": 100.25, "min": 80, "max": 120.5, "total": 200.5},
+            "count": {"total": 2}})
+        self.assertEqual(second["tag"], {})
+        self.assertEqual(second["clone"], {
+            "duration": {"average": 0, "min": 0, "max": 0, "total": 0}, "count": {"total": 0}})
+
+    async def test_parts(self) -> None:
+        query = f"?from={self.yesterday.isoformat()}"
+        answer = await self.client.get("/api/v1/summary/boot/duration" + query)
+        self.assertEqual(answer.code, 200)
+        self.assertEqual(answer.body["boot"], {"duration": {
+            "average": 100.25, "min": 80, "max": 120.5, "total": 200.5}})
+        self.assertEqual(answer.body["daily"][0]["boot"]["duration"]["total"], 200.5)
+        answer = await self.client.get("/summary/tag/user/" + query)
+        self.assertEqual(answer.body["tag"], {"user": {"jdoe": 2, "total": 2}})
+        answer = await self.client.get("/summary/clone" + query)
+        self.assertEqual(set(answer.body), {"clone", "daily"})
+        self.assert_error(await self.client.get("/api/v1/summary/nothing"), 404)
+        self.assert_error(await self.client.get("/api/v1/summary/boot/nothing"), 404)
+
+    async def test_bad_dates(self) -> None:
+        tomorrow = local_date(T0 + 86400).isoformat()
+        for query in ("from=yesterday", "from=2023-02-30", "from=2023-13-01", "to=2023-1-1",
+                      f"from={tomorrow}", f"from={self.today}&to={self.yesterday}",
+                      "from=1900-01-01", "from=%ff", "from=2023-11-01%00"):
+            self.assert_error(await self.client.get(f"/api/v1/summary?{query}"), 400)
+
+    async def test_long_range(self) -> None:
+        start = local_date(T0 - 3000 * 86400).isoformat()
+        answer = await self.client.get(f"/api/v1/summary?from={start}")
+        self.assertEqual(answer.code, 200)
+        self.assertEqual(len(answer.body["daily"]), 3001)
+        self.assertEqual(answer.body["boot"]["count"]["total"], 2)
+
+
+class RedisDownTests(TestCase):
+    async def test_503_then_recovery(self) -> None:
+        server = RedisServer()
+        self.addCleanup(server.stop)
+        redis = connect(server.config, 0.5)
+        self.addCleanup(redis.disconnect)
+        config = make_config()
+        api = VmpoolerApi(config, RedisStore(redis, reactor, timeout=0.5), Clock())
+        client = Client(api.resource())
+        await fill_ready(redis, D32, 2)
+        self.assertEqual((await client.post(f"/vm/{D32}")).code, 200)
+        server.stop()
+        for path in (f"/vm/{D32}", "/status"):
+            answer = await client.request("POST" if "vm" in path else "GET", path)
+            self.assertEqual(answer.code, 503)
+            self.assertIs(answer.body["ok"], False)
+        server.start()  # an empty Redis, on the same port
+        await fill_ready(redis, D32, 1)
+        answer = await client.post(f"/vm/{D32}")
+        self.assertEqual(answer.code, 200)

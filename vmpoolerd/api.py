@@ -1,0 +1,385 @@
+"""
+vmpooler's REST API v1 on Klein.
+
+Every route answers under ``/api/v1`` and, for clients of the old days,
+without that prefix, with or without a trailing slash.  Handlers are
+small: check the input (:mod:`vmpoolerd.validate`), one or two store calls,
+render.  Every answer is JSON; errors are rendered in one place as
+``{"ok": false, "error": ...}`` and tracebacks never reach a client.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any, Awaitable, Callable, Protocol
+
+from klein import Klein
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from . import report, validate
+from .auth import AuthUnavailable
+from .config import Config
+from .errors import ApiError
+from .names import new_token
+from .store import RedisStore, Request, StoreUnavailable, VmRecord
+from .timefmt import format_time, local_date, parse_time
+from .web import Utf8Paths
+
+MAX_BODY = 1024 * 1024
+MAX_DISK_GB = 63488  # vSphere's largest virtual disk, 62 TB
+STATES = {"running": "running", "ready": "ready", "pending": "pending"}
+
+log = Logger()
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, user: str, password: str) -> bool: ...
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+def _route(app: Klein, path: str, methods: list[str]) -> Callable[[Handler], Handler]:
+    """Register ``path`` under ``/api/v1`` and bare, with and without ``/``."""
+    def register(f: Handler) -> Handler:
+        for prefix in ("/api/v1", ""):
+            for variant in (prefix + path, prefix + path + "/"):
+                app.route(variant, methods=methods)(f)
+        return f
+    return register
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+class VmpoolerApi:
+    app = Klein()
+
+    def __init__(self, config: Config, store: RedisStore, clock: IReactorTime,
+                 authenticator: Authenticator | None = None,
+                 rng: random.Random | None = None) -> None:
+        self._config = config
+        self._store = store
+        self._clock = clock
+        self._auth = authenticator
+        self._rng = rng or random.Random()
+        self._pools = tuple((p.name, p.size, p.alias) for p in config.pools)
+
+    def resource(self) -> IResource:
+        return Utf8Paths(self.app.resource())
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _now(self) -> str:
+        return format_time(self._clock.seconds())
+
+    def _today(self) -> str:
+        return local_date(self._clock.seconds()).isoformat()
+
+    @staticmethod
+    def _body(request: IRequest) -> bytes:
+        body = request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            raise ApiError(413, "the request body is larger than 1 MiB")
+        return body
+
+    @staticmethod
+    def _json(request: IRequest, code: int, body: Any) -> bytes:
+        request.setResponseCode(code)
+        request.setHeader(b"Content-Type", b"application/json")
+        return json.dumps(body).encode()
+
+    def _hostname(self, value: str) -> str:
+        return validate.hostname(self._config, value)
+
+    async def _caller(self, request: IRequest) -> tuple[str, str] | None:
+        """``(token, user)`` of a valid ``X-AUTH-TOKEN``; 401 for a bad one."""
+        if self._auth is None:
+            return None
+        header = request.getHeader(b"X-AUTH-TOKEN")
+        if header is None:
+            return None
+        try:
+            token = validate.token(header.decode("ascii").strip())
+        except (UnicodeDecodeError, ApiError):
+            raise ApiError(401, "invalid token") from None
+        user = await self._store.touch_token(token, self._now())
+        if user is None:
+            raise ApiError(401, "invalid token")
+        return token, user
+
+    async def _required_caller(self, request: IRequest) -> tuple[str, str] | None:
+        """With auth configured, a valid token is required (401)."""
+        caller = await self._caller(request)
+        if self._auth is not None and caller is None:
+            raise ApiError(401, "an X-AUTH-TOKEN is required")
+        return caller
+
+    async def _owned_vm(self, hostname: str, caller: tuple[str, str] | None) -> VmRecord:
+        """The VM (404 if unknown), if the caller may change it (401)."""
+        vm = await self._store.vm(hostname)
+        if vm is None:
+            raise ApiError(404, "no such VM")
+        owner = vm.fields.get("token:user")
+        if self._auth is not None and owner and (caller is None or caller[1] != owner):
+            raise ApiError(401, "the VM was checked out with another user's token")
+        return vm
+
+    async def _basic_user(self, request: IRequest) -> str:
+        """The user of valid HTTP Basic credentials; 401 otherwise."""
+        assert self._auth is not None
+        try:
+            user = request.getUser().decode("utf-8")
+            password = request.getPassword().decode("utf-8")
+        except UnicodeDecodeError:
+            user = password = ""
+        if not user or not password or not await self._auth.authenticate(user, password):
+            request.setHeader(b"WWW-Authenticate", b'Basic realm="vmpooler"')
+            raise ApiError(401, "authentication failed")
+        return user
+
+    def _auth_configured(self) -> None:
+        if self._auth is None:
+            raise ApiError(404, "authentication is not configured")
+
+    # --- errors ----------------------------------------------------------------
+
+    @app.handle_errors(ApiError)
+    def _api_error(self, request: IRequest, failure: Failure) -> bytes:
+        e = failure.value
+        return self._json(request, e.status, {"ok": False, "error": e.error})
+
+    @app.handle_errors(StoreUnavailable, AuthUnavailable)
+    def _unavailable(self, request: IRequest, failure: Failure) -> bytes:
+        log.warn("answering 503: {error}", error=str(failure.value))
+        return self._json(request, 503, {"ok": False, "error": str(failure.value)})
+
+    @app.handle_errors(NotFound)
+    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
+        return self._json(request, 404, {"ok": False, "error": "no such route"})
+
+    @app.handle_errors(MethodNotAllowed)
+    def _not_allowed(self, request: IRequest, failure: Failure) -> bytes:
+        return self._json(request, 405, {"ok": False, "error": "method not allowed"})
+
+    @app.handle_errors(Exception)
+    def _internal(self, request: IRequest, failure: Failure) -> bytes:
+        log.failure("unexpected error answering {uri}", failure, uri=request.uri)
+        return self._json(request, 500, {"ok": False, "error": "internal error"})
+
+    # --- pools and checkout ----------------------------------------------------
+
+    @_route(app, "/vm", ["GET"])
+    async def pools(self, request: IRequest) -> bytes:
+        return self._json(request, 200, list(self._config.pool_names))
+
+    @_route(app, "/vm", ["POST"])
+    async def checkout_json(self, request: IRequest) -> bytes:
+        counts = validate.checkout_counts_from_body(self._body(request))
+        return await self._checkout(request, counts)
+
+    @_route(app, "/vm/<string:names>", ["POST"])
+    async def checkout_path(self, request: IRequest, names: str) -> bytes:
+        return await self._checkout(request, validate.checkout_counts_from_path(names))
+
+    async def _checkout(self, request: IRequest, counts: dict[str, int]) -> bytes:
+        plan = validate.checkout_plan(self._config, counts)
+        caller = await self._caller(request)
+        fields = {}
+        if caller is not None:
+            fields = {"token:token": caller[0], "token:user": caller[1],
+                      "lifetime": str(_number(self._config.service.vm_lifetime_auth_hours))}
+        entries = tuple((name, count, tuple(self._rng.sample(pools, len(pools))))
+                        for name, count, pools in plan)
+        vms = await self._store.checkout(Request(entries, self._now(), fields))
+        if vms is None:
+            raise ApiError(503, "not enough ready VMs")
+        body: dict[str, Any] = {"ok": True}
+        for name, hosts in vms.items():
+            body[name] = {"hostname": hosts[0] if len(hosts) == 1 else hosts}
+        if self._config.service.domain:
+            body["domain"] = self._config.service.domain
+        return self._json(request, 200, body)
+
+    # --- one VM ------------------------------------------------------------------
+
+    @_route(app, "/vm/<string:host>", ["GET"])
+    async def vm(self, request: IRequest, host: str) -> bytes:
+        hostname = self._hostname(host)
+        vm = await self._store.vm(hostname)
+        if vm is None:
+            raise ApiError(404, "no such VM")
+        return self._json(request, 200, {"ok": True, hostname: self._describe(vm)})
+
+    def _describe(self, vm: VmRecord) -> dict[str, Any]:
+        f = vm.fields
+        state = STATES.get(vm.set_name, "destroyed")
+        checkout = parse_time(f.get("checkout"))
+        end = parse_time(f.get("destroy")) if state == "destroyed" else None
+        running = 0.0
+        if checkout is not None:
+            running = round(max((end or self._clock.seconds()) - checkout, 0) / 3600, 2)
+        try:
+            lifetime = _number(float(f["lifetime"]))
+        except (KeyError, ValueError):
+            lifetime = _number(self._config.service.vm_lifetime_hours)
+        info: dict[str, Any] = {"template": f.get("template", ""), "lifetime": lifetime,
+                                "running": running, "state": state}
+        tags = {k[4:]: v for k, v in f.items() if k.startswith("tag:")}
+        snapshots = sorted(k[9:] for k in f if k.startswith("snapshot:"))
+        if tags:
+            info["tags"] = tags
+        if snapshots:
+            info["snapshots"] = snapshots
+        if f.get("disk"):
+            info["disk"] = f["disk"].split(":")
+        if self._config.service.domain:
+            info["domain"] = self._config.service.domain
+        return info
+
+    @_route(app, "/vm/<string:host>", ["PUT"])
+    async def change_vm(self, request: IRequest, host: str) -> bytes:
+        hostname = self._hostname(host)
+        lifetime, tags = validate.vm_changes(self._config, self._body(request))
+        caller = await (self._required_caller(request) if lifetime is not None
+                        else self._caller(request))
+        await self._owned_vm(hostname, caller)
+        changed = await self._store.update_vm(
+            hostname, self._today(), None if lifetime is None else str(lifetime), tags)
+        if not changed:
+            raise ApiError(404, "no such VM")
+        return self._json(request, 200, {"ok": True})
+
+    @_route(app, "/vm/<string:host>", ["DELETE"])
+    async def return_vm(self, request: IRequest, host: str) -> bytes:
+        hostname = self._hostname(host)
+        await self._owned_vm(hostname, await self._caller(request))
+        if not await self._store.return_vm(hostname):
+            raise ApiError(404, "the VM is not running")
+        return self._json(request, 200, {"ok": True})
+
+    @_route(app, "/vm/<string:host>/disk/<string:size>", ["POST"])
+    async def add_disk(self, request: IRequest, host: str, size: str) -> bytes:
+        hostname = self._hostname(host)
+        gb = validate.positive_integer(size, "the disk size")
+        if gb > MAX_DISK_GB:
+            raise ApiError(400, f"the disk size must be at most {MAX_DISK_GB} GB")
+        await self._owned_vm(hostname, await self._required_caller(request))
+        if await self._store.queue_task(hostname, "disk", f"{hostname}:{gb}") != 1:
+            raise ApiError(404, "no such VM")
+        return self._json(request, 202, {"ok": True, hostname: {"disk": f"+{gb}gb"}})
+
+    @_route(app, "/vm/<string:host>/snapshot", ["POST"])
+    async def snapshot(self, request: IRequest, host: str) -> bytes:
+        hostname = self._hostname(host)
+        await self._owned_vm(hostname, await self._required_caller(request))
+        name = new_token()
+        if await self._store.queue_task(hostname, "snapshot", f"{hostname}:{name}") != 1:
+            raise ApiError(404, "no such VM")
+        return self._json(request, 202, {"ok": True, hostname: {"snapshot": name}})
+
+    @_route(app, "/vm/<string:host>/snapshot/<string:name>", ["POST"])
+    async def revert(self, request: IRequest, host: str, name: str) -> bytes:
+        hostname = self._hostname(host)
+        snapshot = validate.snapshot_name(name)
+        await self._owned_vm(hostname, await self._required_caller(request))
+        queued = await self._store.queue_task(
+            hostname, "snapshot-revert", f"{hostname}:{snapshot}", f"snapshot:{snapshot}")
+        if queued != 1:
+            raise ApiError(404, "no such snapshot" if queued == -1 else "no such VM")
+        return self._json(request, 202, {"ok": True})
+
+    # --- status and history ------------------------------------------------------
+
+    @_route(app, "/status", ["GET"])
+    async def status(self, request: IRequest) -> bytes:
+        cloning, counts = await self._store.pool_counts(self._config.pool_names)
+        (today,) = await self._store.history([self._today()])
+        return self._json(request, 200,
+                          report.status(self._pools, cloning, counts, today.clone))
+
+    async def _summary(self, request: IRequest) -> dict[str, Any]:
+        today = local_date(self._clock.seconds())
+
+        def arg(name: str) -> str | None:
+            values = request.args.get(name.encode())
+            if not values:
+                return None
+            try:
+                return values[0].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(400, f"{name} must be a date, YYYY-MM-DD") from None
+
+        start = validate.day(arg("from") or today.isoformat(), "from")
+        end = validate.day(arg("to") or today.isoformat(), "to")
+        if start > today:
+            raise ApiError(400, "from is in the future")
+        if end < start:
+            raise ApiError(400, "to is before from")
+        if (end - start).days >= report.MAX_DAYS:
+            raise ApiError(400, f"a summary covers at most {report.MAX_DAYS} days")
+        dates = report.days_between(start, end)
+        return report.summary(dates, await self._store.history(dates))
+
+    @_route(app, "/summary", ["GET"])
+    async def summary_all(self, request: IRequest) -> bytes:
+        return self._json(request, 200, await self._summary(request))
+
+    @_route(app, "/summary/<string:route>", ["GET"])
+    async def summary_route(self, request: IRequest, route: str) -> bytes:
+        return await self.summary_key(request, route, None)
+
+    @_route(app, "/summary/<string:route>/<string:key>", ["GET"])
+    async def summary_key(self, request: IRequest, route: str, key: str | None) -> bytes:
+        if not report.part_exists(route, key):
+            raise ApiError(404, "no such summary")
+        return self._json(request, 200,
+                          report.summary_part(await self._summary(request), route, key))
+
+    # --- tokens ------------------------------------------------------------------
+
+    @_route(app, "/token", ["GET"])
+    async def tokens(self, request: IRequest) -> bytes:
+        self._auth_configured()
+        user = await self._basic_user(request)
+        return self._json(request, 200, {"ok": True, **await self._store.tokens_of(user)})
+
+    @_route(app, "/token", ["POST"])
+    async def create_token(self, request: IRequest) -> bytes:
+        self._auth_configured()
+        user = await self._basic_user(request)
+        token = new_token()
+        await self._store.create_token(token, user, self._now())
+        log.info("token created for {user}", user=user)
+        return self._json(request, 200, {"ok": True, "token": token})
+
+    @_route(app, "/token/<string:token>", ["GET"])
+    async def token(self, request: IRequest, token: str) -> bytes:
+        self._auth_configured()
+        token = validate.token(token)
+        data = await self._store.token(token)
+        if not data:
+            raise ApiError(404, "no such token")
+        running = await self._store.token_vms(token, self._config.pool_names)
+        info = {k: data[k] for k in ("user", "created", "last") if k in data}
+        return self._json(request, 200, {"ok": True, token: {**info, "vms": {"running": running}}})
+
+    @_route(app, "/token/<string:token>", ["DELETE"])
+    async def delete_token(self, request: IRequest, token: str) -> bytes:
+        self._auth_configured()
+        token = validate.token(token)
+        user = await self._basic_user(request)
+        deleted = await self._store.delete_token(token, user)
+        if deleted == 0:
+            raise ApiError(404, "no such token")
+        if deleted < 0:
+            raise ApiError(401, "the token belongs to another user")
+        log.info("token deleted by {user}", user=user)
+        return self._json(request, 200, {"ok": True})

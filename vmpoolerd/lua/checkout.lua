@@ -1,0 +1,67 @@
+-- Check out VMs, all or nothing, for a batch of independent requests.
+--
+-- ARGV[1]: JSON {"requests": [{"entries": [[name, count, [pool, ...]],
+-- ...], "now": "<timestamp>", "fields": {field: value}}, ...]}.  A name is
+-- what the client asked for (a pool or an alias); its pools are tried in
+-- the order given.  "fields" are written into each VM's hash beside
+-- "checkout" (token:token, token:user, lifetime).
+--
+-- Note [All or nothing]: every count of a request is checked against the
+-- ready sets (minus what this request already planned to take) before any
+-- VM moves.  A request that cannot be met in full changes nothing.  VMs
+-- move ready -> running with SPOP + SADD inside this one script, so no VM
+-- is ever outside every set or in two, and no two callers can get the same
+-- VM, however many daemons share this Redis.
+--
+-- Returns JSON: one entry per request, {name: [host, ...]} or false.
+local batch = cjson.decode(ARGV[1])
+local results = {}
+local touched = {}
+for i, req in ipairs(batch.requests) do
+  local taken, plan, ok = {}, {}, true
+  for _, entry in ipairs(req.entries) do
+    local name, remaining, pools = entry[1], entry[2], entry[3]
+    for _, pool in ipairs(pools) do
+      if remaining == 0 then break end
+      local n = math.min(remaining,
+        redis.call('SCARD', 'vmpooler__ready__' .. pool) - (taken[pool] or 0))
+      if n > 0 then
+        taken[pool] = (taken[pool] or 0) + n
+        plan[#plan + 1] = {name, pool, n}
+        remaining = remaining - n
+      end
+    end
+    if remaining > 0 then
+      ok = false
+      break
+    end
+  end
+  if ok then
+    local vms, now = {}, req.now
+    for _, step in ipairs(plan) do
+      local name, pool = step[1], step[2]
+      vms[name] = vms[name] or {}
+      for _, host in ipairs(redis.call('SPOP', 'vmpooler__ready__' .. pool, step[3])) do
+        redis.call('SADD', 'vmpooler__running__' .. pool, host)
+        redis.call('HSET', 'vmpooler__active__' .. pool, host, now)
+        local vm = 'vmpooler__vm__' .. host
+        redis.call('HSET', vm, 'checkout', now)
+        for field, value in pairs(req.fields) do
+          redis.call('HSET', vm, field, value)
+        end
+        table.insert(vms[name], host)
+      end
+      touched[pool] = true
+    end
+    results[i] = vms
+  else
+    results[i] = false
+  end
+end
+for pool in pairs(touched) do
+  if redis.call('SCARD', 'vmpooler__ready__' .. pool) == 0 then
+    redis.call('SET', 'vmpooler__empty__' .. pool, 'true')
+  end
+  redis.call('PUBLISH', 'vmpooler__checkout', pool)
+end
+return cjson.encode(results)

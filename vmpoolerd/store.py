@@ -1,0 +1,211 @@
+"""
+vmpooler's Redis state, through txredisapi.
+
+Keys are vmpooler's own (CONTRACT §3), so a vmpooler and a vmpoolerd can
+share one Redis.  Every change that touches more than one key is one of
+the Lua scripts in ``lua/``, so it is atomic whatever else talks to Redis.
+Every call is bounded by a timeout; a call that cannot be answered in time
+raises :class:`StoreUnavailable` (the API answers 503), and txredisapi
+reconnects by itself.
+
+The store does I/O only: timestamps and dates come in from the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Mapping, Sequence
+
+import txredisapi
+from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.error import ConnectError, ConnectionLost
+
+from .coalesce import Coalescer
+from .config import RedisConfig
+
+SCRIPTS = (
+    "checkout", "queue_task", "status", "summary", "token_delete",
+    "token_scan", "token_touch", "token_vms", "vm_info", "vm_return",
+    "vm_update",
+)
+
+
+class StoreUnavailable(Exception):
+    """Redis did not answer in time, or is not connected."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """
+    One checkout: ``(name asked for, count, pools to take from)`` entries,
+    its time, and the fields to write into each VM's hash beside
+    ``checkout``.
+    """
+
+    entries: tuple[tuple[str, int, tuple[str, ...]], ...]
+    now: str
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class VmRecord:
+    hostname: str
+    set_name: str  # running, ready, pending, completed, discovered or ""
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class PoolCounts:
+    ready: int
+    running: int
+    pending: int
+    completed: int
+    last_boot: str
+
+
+@dataclass(frozen=True)
+class Durations:
+    count: int
+    total: float
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
+class DayHistory:
+    boot: Durations
+    clone: Durations
+    tags: Mapping[str, Mapping[str, int]]
+
+
+def connect(config: RedisConfig, timeout: float) -> Any:
+    """A lazy, self-reconnecting txredisapi connection pool."""
+    return txredisapi.lazyConnectionPool(
+        host=config.server, port=config.port, dbid=config.db,
+        password=config.password, poolsize=2, convertNumbers=False,
+        connectTimeout=timeout, replyTimeout=timeout)
+
+
+def _load_scripts() -> dict[str, str]:
+    folder = resources.files(__package__).joinpath("lua")
+    return {name: folder.joinpath(f"{name}.lua").read_text() for name in SCRIPTS}
+
+
+class RedisStore:
+    def __init__(self, redis: Any, reactor: IReactorTime, timeout: float = 3.0) -> None:
+        self._redis = redis
+        self._reactor = reactor
+        self._timeout = timeout
+        self._scripts = _load_scripts()
+        self._checkouts: Coalescer[Request, dict[str, list[str]] | None] = \
+            Coalescer(self._checkout_batch)
+
+    async def _call(self, d: Deferred[Any]) -> Any:
+        d.addTimeout(self._timeout, self._reactor)
+        try:
+            return await d
+        except (TimeoutError, txredisapi.ConnectionError, ConnectError,
+                ConnectionLost) as e:
+            raise StoreUnavailable(f"Redis did not answer: {e.__class__.__name__}") from None
+
+    async def _script(self, name: str, keys: Sequence[str] = (),
+                      args: Sequence[Any] = ()) -> Any:
+        return await self._call(self._redis.eval(self._scripts[name], list(keys), list(args)))
+
+    async def ping(self) -> None:
+        await self._call(self._redis.ping())
+
+    # --- checkout ----------------------------------------------------------
+
+    def checkout(self, request: Request) -> Deferred[dict[str, list[str]] | None]:
+        """
+        The hostnames handed out, by name asked for; or ``None`` when the
+        ready pools cannot meet the whole request (then nothing moved).
+        """
+        return self._checkouts.submit(request)
+
+    async def _checkout_batch(self, batch: list[Request]) -> list[dict[str, list[str]] | None]:
+        payload = json.dumps({"requests": [
+            {"entries": r.entries, "now": r.now, "fields": dict(r.fields)} for r in batch]})
+        answer = json.loads(await self._script("checkout", args=[payload]))
+        return [result or None for result in answer]
+
+    # --- VMs -----------------------------------------------------------------
+
+    async def vm(self, hostname: str) -> VmRecord | None:
+        answer = await self._script("vm_info", args=[hostname])
+        if not answer:
+            return None
+        set_name, flat = answer
+        return VmRecord(hostname, set_name, dict(zip(flat[::2], flat[1::2])))
+
+    async def update_vm(self, hostname: str, tag_day: str, lifetime: str | None,
+                        tags: Mapping[str, str]) -> bool:
+        change: dict[str, Any] = {}
+        if lifetime is not None:
+            change["lifetime"] = lifetime
+        if tags:
+            change["tags"] = dict(tags)
+        return bool(await self._script(
+            "vm_update", args=[hostname, f"vmpooler__tag__{tag_day}", json.dumps(change)]))
+
+    async def return_vm(self, hostname: str) -> bool:
+        return bool(await self._script("vm_return", args=[hostname]))
+
+    async def queue_task(self, hostname: str, task: str, member: str,
+                         needs_field: str = "") -> int:
+        """1 queued, 0 no such VM, -1 the VM lacks ``needs_field``."""
+        return int(await self._script(
+            "queue_task", keys=[f"vmpooler__vm__{hostname}", f"vmpooler__tasks__{task}"],
+            args=[member, needs_field]))
+
+    # --- status and history ----------------------------------------------------
+
+    async def pool_counts(self, pools: Sequence[str]) -> tuple[int, list[PoolCounts]]:
+        """Clones in flight, and each pool's counts."""
+        cloning, rows = await self._script("status", args=list(pools))
+        return int(cloning), [
+            PoolCounts(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows]
+
+    async def history(self, days: Sequence[str]) -> list[DayHistory]:
+        if not days:
+            return []
+        answer = json.loads(await self._script("summary", args=list(days)))
+        return [DayHistory(Durations(*boot), Durations(*clone), tags or {})
+                for boot, clone, tags in answer]
+
+    # --- tokens ----------------------------------------------------------------
+
+    async def create_token(self, token: str, user: str, now: str) -> None:
+        await self._call(self._redis.hmset(
+            f"vmpooler__token__{token}", {"user": user, "created": now}))
+
+    async def token(self, token: str) -> dict[str, str]:
+        return dict(await self._call(self._redis.hgetall(f"vmpooler__token__{token}")))
+
+    async def touch_token(self, token: str, now: str) -> str | None:
+        """The token's user, having recorded its use; ``None`` if unknown."""
+        return await self._script("token_touch", keys=[f"vmpooler__token__{token}"],
+                                  args=[now]) or None
+
+    async def delete_token(self, token: str, user: str) -> int:
+        """1 deleted, 0 unknown, -1 another user's."""
+        return int(await self._script(
+            "token_delete", keys=[f"vmpooler__token__{token}"], args=[user]))
+
+    async def tokens_of(self, user: str) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        cursor = "0"
+        while True:
+            cursor, rows = await self._script("token_scan", args=[cursor, user])
+            for token, created, last in rows:
+                found[token] = {k: v for k, v in (("created", created), ("last", last)) if v}
+            if cursor == "0":
+                return found
+
+    async def token_vms(self, token: str, pools: Sequence[str]) -> list[str]:
+        return list(await self._script("token_vms", args=[token, *pools]))
+

@@ -1,0 +1,86 @@
+"""
+The twistd plugin's options and service tree.
+
+``twistd -n vmpoolerd --config PATH`` reads and checks the configuration
+while parsing options, so a bad one stops twistd with the key and the
+problem before anything listens.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet import reactor as default_reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python import usage
+
+from .api import VmpoolerApi
+from .auth import LdapAuthenticator
+from .config import Config, ConfigError, config_path, read_config
+from .store import RedisStore, connect
+from .web import WebService
+
+REDIS_TIMEOUT = 3.0
+
+log = Logger()
+
+
+class Options(usage.Options):
+    optParameters = [
+        ["config", "c", None,
+         "The YAML configuration (default: $VMPOOLER_CONFIG, else etc/vmpooler.yaml)."],
+    ]
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.environ = os.environ if environ is None else environ
+
+    def postOptions(self) -> None:
+        path = config_path(self["config"], self.environ)
+        try:
+            self["parsed"] = read_config(path, self.environ)
+        except ConfigError as e:
+            raise usage.UsageError(f"{path}: {e}") from None
+
+
+def listen_endpoint(config: Config, reactor: Any) -> IStreamServerEndpoint:
+    host, port = config.service.host, config.service.port
+    if ":" in host:
+        return TCP6ServerEndpoint(reactor, port, interface=host)
+    return TCP4ServerEndpoint(reactor, port, interface=host)
+
+
+class RedisService(Service):
+    """Owns the Redis connection: closes it once the API has drained."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    def stopService(self) -> Any:
+        super().stopService()
+        return self.redis.disconnect()
+
+
+def make_service(config: Config, reactor: Any = default_reactor) -> IService:
+    top = MultiService()
+    redis = connect(config.redis, REDIS_TIMEOUT)
+    # Services stop in reverse order: the API drains before Redis closes.
+    RedisService(redis).setServiceParent(top)
+    store = RedisStore(redis, reactor, REDIS_TIMEOUT)
+    auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
+    api = VmpoolerApi(config, store, reactor, auth)
+    WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
+        .setServiceParent(top)
+    log.info("vmpoolerd for {site}: {n} pools, Redis at {redis}:{port}, auth {auth}",
+             site=config.service.site_name, n=len(config.pools),
+             redis=config.redis.server, port=config.redis.port,
+             auth="ldap" if config.auth else "off")
+    return top
+
+
+def makeService(options: Options) -> IService:
+    return make_service(options["parsed"])

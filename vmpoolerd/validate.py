@@ -1,0 +1,153 @@
+"""
+Checking what clients send: pure functions from request data to values,
+raising :class:`ApiError` (4xx) for anything malformed.  Nothing here
+touches Redis, so a bad request never changes state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from typing import Any, Mapping
+
+from .config import Config
+from .errors import ApiError
+
+HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+TOKEN = re.compile(r"^[A-Za-z0-9]{1,128}$")
+SNAPSHOT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+DIGITS = re.compile(r"^[0-9]{1,9}$")
+DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+MAX_NAME = 200
+MAX_TAG_KEY = 255
+MAX_TAG_VALUE = 4096
+
+
+def parse_json_object(body: bytes, what: str) -> dict[str, Any] | None:
+    """A JSON object, or ``None`` for an empty body."""
+    if not body.strip():
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, f"{what} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"{what} must be a JSON object")
+    return data
+
+
+def positive_integer(value: Any, what: str) -> int:
+    """A positive integer given as a JSON number or a string of digits."""
+    if isinstance(value, str) and DIGITS.match(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 \
+            or value > 999_999_999:
+        raise ApiError(400, f"{what} must be a positive integer")
+    return value
+
+
+def checkout_counts_from_body(body: bytes) -> dict[str, int]:
+    data = parse_json_object(body, "the request body") or {}
+    return {name: positive_integer(count, f"the count of {name[:MAX_NAME]!r}")
+            for name, count in data.items()}
+
+
+def checkout_counts_from_path(names: str) -> dict[str, int]:
+    """``a+a+b`` as ``{"a": 2, "b": 1}``."""
+    counts: dict[str, int] = {}
+    for name in names.split("+"):
+        if not name:
+            raise ApiError(400, "empty pool name in the path")
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def checkout_plan(config: Config, counts: Mapping[str, int]
+                  ) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
+    """
+    ``(name, count, pools)`` for each name asked for; 404 for a name that is
+    no pool or alias, or for no name at all; 400 past ``max_request_vms``.
+    """
+    if not counts:
+        raise ApiError(404, "no pool was requested")
+    unknown = [n for n in counts if not config.pools_for(n)]
+    if unknown:
+        shown = ", ".join(repr(n[:MAX_NAME]) for n in unknown[:10])
+        raise ApiError(404, f"unknown pool: {shown}")
+    limit = config.service.max_request_vms
+    if sum(counts.values()) > limit:
+        raise ApiError(400, f"a request may ask for at most {limit} VMs")
+    return tuple((name, count, config.pools_for(name)) for name, count in counts.items())
+
+
+def hostname(config: Config, value: str) -> str:
+    """A VM name, ``<name>.<domain>`` accepted; 400 when malformed."""
+    domain = config.service.domain
+    if domain and value.endswith("." + domain):
+        value = value[: -len(domain) - 1]
+    if not HOSTNAME.match(value):
+        raise ApiError(400, "malformed hostname")
+    return value
+
+
+def token(value: str) -> str:
+    if not TOKEN.match(value):
+        raise ApiError(400, "malformed token")
+    return value
+
+
+def snapshot_name(value: str) -> str:
+    if not SNAPSHOT.match(value):
+        raise ApiError(400, "malformed snapshot name")
+    return value
+
+
+def vm_changes(config: Config, body: bytes) -> tuple[int | None, dict[str, str]]:
+    """
+    The ``lifetime`` (hours) and ``tags`` of a ``PUT /vm/<host>``; 400 for
+    anything else, for wrong types, and for tags ``allowed_tags`` forbids.
+    Tag values are passed through ``:tagfilter:``.
+    """
+    data = parse_json_object(body, "the request body")
+    if not data:
+        raise ApiError(400, "nothing to change: give lifetime and/or tags")
+    extra = sorted(set(data) - {"lifetime", "tags"})
+    if extra:
+        raise ApiError(400, f"unknown parameter: {', '.join(k[:MAX_NAME] for k in extra)}")
+    lifetime = positive_integer(data["lifetime"], "lifetime") if "lifetime" in data else None
+    tags: dict[str, str] = {}
+    if "tags" in data:
+        raw = data["tags"]
+        if not isinstance(raw, dict):
+            raise ApiError(400, "tags must be an object of strings")
+        allowed = config.service.allowed_tags
+        for key, value in raw.items():
+            if not key or len(key) > MAX_TAG_KEY or "\0" in key:
+                raise ApiError(400, "a tag name must be 1 to 255 characters")
+            if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+                raise ApiError(400, f"the value of tag {key!r} must be a string "
+                               f"of at most {MAX_TAG_VALUE} characters")
+            if allowed is not None and key not in allowed:
+                raise ApiError(400, f"tag {key!r} is not allowed")
+            tags[key] = filter_tag(config, key, value)
+    return lifetime, tags
+
+
+def filter_tag(config: Config, key: str, value: str) -> str:
+    """vmpooler's ``:tagfilter:``: a matching value becomes its captures."""
+    for tag, pattern in config.tagfilter:
+        if tag == key:
+            match = pattern.search(value)
+            if match and match.groups():
+                return "".join(g or "" for g in match.groups())
+    return value
+
+
+def day(value: str, what: str) -> date:
+    if not DAY.match(value):
+        raise ApiError(400, f"{what} must be a date, YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, f"{what} is not a real date") from None

@@ -1,0 +1,124 @@
+"""
+Serving the API: a listening port that drains on stop.
+
+Note [Clean stop]: on SIGTERM twistd stops the services.  The web service
+first stops listening, then waits (at most ``grace`` seconds) for the
+requests already in progress to finish, so that no answer is cut halfway.
+Every Redis change a request makes is one Lua script, so nothing is left
+half-recorded whatever moment the process stops at.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
+
+log = Logger()
+
+
+class InFlight(Resource):
+    """Wraps a leaf resource and counts the requests it has not finished."""
+
+    isLeaf = True
+
+    def __init__(self, wrapped: IResource) -> None:
+        super().__init__()
+        self._wrapped = wrapped
+        self.count = 0
+        self._idle: list[Deferred[None]] = []
+
+    def render(self, request: Request) -> Any:
+        self.count += 1
+        request.notifyFinish().addBoth(self._finished)
+        return self._wrapped.render(request)
+
+    def _finished(self, _: object) -> None:
+        self.count -= 1
+        if self.count == 0:
+            waiters, self._idle = self._idle, []
+            for d in waiters:
+                d.callback(None)
+
+    def idle(self) -> Deferred[None]:
+        if self.count == 0:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        return d
+
+
+class Utf8Paths(Resource):
+    """
+    Answers a path that is not UTF-8 with vmpooler's JSON 400, where Klein
+    would answer in plain text.
+    """
+
+    isLeaf = True
+
+    def __init__(self, wrapped: IResource) -> None:
+        super().__init__()
+        self._wrapped = wrapped
+
+    def render(self, request: Request) -> Any:
+        try:
+            for segment in request.postpath:
+                segment.decode("utf-8")
+        except UnicodeDecodeError:
+            request.setResponseCode(400)
+            request.setHeader(b"Content-Type", b"application/json")
+            return json.dumps({"ok": False, "error": "the path is not UTF-8"}).encode()
+        return self._wrapped.render(request)
+
+
+def make_site(resource: IResource) -> tuple[Site, InFlight]:
+    tracked = InFlight(resource)
+    site = Site(tracked)
+    site.displayTracebacks = False
+    return site, tracked
+
+
+class WebService(Service):
+    def __init__(self, endpoint: IStreamServerEndpoint, resource: IResource,
+                 clock: IReactorTime, grace: float = 10.0) -> None:
+        self._endpoint = endpoint
+        self._site, self._tracked = make_site(resource)
+        self._clock = clock
+        self._grace = grace
+        self._port: IListeningPort | None = None
+
+    def startService(self) -> Deferred[None]:  # type: ignore[override]
+        super().startService()
+        d = self._endpoint.listen(self._site)
+
+        def listening(port: IListeningPort) -> None:
+            self._port = port
+            address = port.getHost()
+            log.info("API listening on {host}:{port}", host=address.host, port=address.port)
+        return d.addCallback(listening)
+
+    async def _stop(self) -> None:
+        if self._port is not None:
+            await self._port.stopListening()
+        if self._tracked.count:
+            log.info("waiting for {n} requests to finish", n=self._tracked.count)
+            idle = self._tracked.idle()
+            idle.addTimeout(self._grace, self._clock)
+            try:
+                await idle
+            except Exception:
+                log.warn("stopping with {n} requests unfinished", n=self._tracked.count)
+
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop())
+
+    @property
+    def port(self) -> IListeningPort | None:
+        return self._port
