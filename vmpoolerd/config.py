@@ -21,6 +21,8 @@ import yaml
 
 DEFAULT_CONFIG_PATH = "etc/vmpooler.yaml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Checkout answers put pools beside these keys (CONTRACT §4).
+RESERVED_NAMES = ("ok", "domain")
 ENCRYPTIONS = ("start_tls", "simple_tls", "none")
 
 
@@ -179,6 +181,13 @@ def _name(where: str, value: Any) -> str:
         raise ConfigError(
             f"{where}: must be letters, digits, '.', '_' or '-' "
             f"(at most 200), not {text!r}")
+    return text
+
+
+def _pool_name(where: str, value: Any) -> str:
+    text = _name(where, value)
+    if text in RESERVED_NAMES:
+        raise ConfigError(f"{where}: {text!r} is reserved in API answers")
     return text
 
 
@@ -351,12 +360,12 @@ def _service(s: _Section) -> ServiceConfig:
 
 def _pool(s: _Section) -> PoolConfig:
     return PoolConfig(
-        name=s.get("name", _name, required=True),
+        name=s.get("name", _pool_name, required=True),
         template=s.get("template", _string, required=True),
         folder=s.get("folder", _string, required=True),
         datastore=s.get("datastore", _string, required=True),
         size=s.get("size", _positive_int, required=True),
-        alias=s.get("alias", _string_list(_name), ()),
+        alias=s.get("alias", _string_list(_pool_name), ()),
         resource_pool=s.get("pool", _string),
         clone_target=s.get("clone_target", _string),
         timeout_minutes=s.get("timeout", _positive_number),

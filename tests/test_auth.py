@@ -1,0 +1,243 @@
+"""
+Tests for vmpoolerd.auth: DN escaping as plain unit tests, and binds
+against a real, private slapd (tests/ldap_server.py).
+
+Decision: a TLS server whose certificate does not verify (unknown CA, or a
+host name not in it) gives AuthUnavailable, not False: the password was
+never sent, so it is neither right nor wrong, and operators should see it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.ldap_server import PEOPLE, STAFF, SUFFIX, USERS, LdapServer, free_port, ldap_server
+from vmpoolerd.auth import AuthUnavailable, LdapAuthenticator, bind_dns, escape_dn_value
+from vmpoolerd.config import LdapConfig
+
+JDOE, ANN, OBRIEN, ODD = USERS["jdoe"], USERS["ann"], USERS["obrien"], USERS["odd"]
+
+
+class EscapeDnValueTests(SynchronousTestCase):
+    def test_plain(self) -> None:
+        self.assertEqual(escape_dn_value("jdoe"), "jdoe")
+        self.assertEqual(escape_dn_value("Ann Smith"), "Ann Smith")
+        self.assertEqual(escape_dn_value("o'brien"), "o'brien")
+        self.assertEqual(escape_dn_value("jürgen"), "jürgen")
+
+    def test_specials_anywhere(self) -> None:
+        for char in ',+"\\<>;=':
+            self.assertEqual(escape_dn_value(f"a{char}b"), f"a\\{char}b", char)
+
+    def test_leading_hash_and_space(self) -> None:
+        self.assertEqual(escape_dn_value("#x"), "\\#x")
+        self.assertEqual(escape_dn_value(" x"), "\\ x")
+        self.assertEqual(escape_dn_value("x#y z"), "x#y z")
+
+    def test_trailing_space(self) -> None:
+        self.assertEqual(escape_dn_value("x "), "x\\ ")
+        self.assertEqual(escape_dn_value(" "), "\\ ")
+        self.assertEqual(escape_dn_value("  "), "\\ \\ ")
+
+    def test_nul(self) -> None:
+        self.assertEqual(escape_dn_value("a\0b"), "a\\00b")
+
+    def test_injection(self) -> None:
+        self.assertEqual(escape_dn_value("jdoe,ou=staff"), "jdoe\\,ou\\=staff")
+
+    def test_matches_the_test_directory(self) -> None:
+        self.assertEqual(f"uid={escape_dn_value(OBRIEN.name)},{PEOPLE}", OBRIEN.dn)
+        self.assertEqual(f"uid={escape_dn_value(ODD.name)},{PEOPLE}", ODD.dn)
+
+
+class BindDnsTests(SynchronousTestCase):
+    def test_each_base_then_each_user_object(self) -> None:
+        config = LdapConfig(host="h", base=("ou=a", "ou=b"), user_object=("uid", "cn"))
+        self.assertEqual(
+            bind_dns("x,y", config),
+            ["uid=x\\,y,ou=a", "cn=x\\,y,ou=a", "uid=x\\,y,ou=b", "cn=x\\,y,ou=b"],
+        )
+
+
+class EmptyCredentialsTests(SynchronousTestCase):
+    """Empty credentials are refused before anything touches the network."""
+
+    def check(self, user: str, password: str) -> None:
+        fake = MemoryReactorClock()
+        config = LdapConfig(host="127.0.0.1", base=(PEOPLE,), encryption="none")
+        d = Deferred.fromCoroutine(LdapAuthenticator(config, fake).authenticate(user, password))
+        self.assertIs(self.successResultOf(d), False)
+        self.assertEqual(fake.tcpClients, [])
+        self.assertEqual(fake.getDelayedCalls(), [])
+
+    def test_empty_password(self) -> None:
+        self.check(JDOE.name, "")
+
+    def test_empty_user(self) -> None:
+        self.check("", "s3cret")
+
+    def test_both_empty(self) -> None:
+        self.check("", "")
+
+
+class LdapBindTests(TestCase):
+    server: LdapServer
+
+    def setUp(self) -> None:
+        self.server = ldap_server()
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def authenticator(self, encryption: str = "none", **changes: Any) -> LdapAuthenticator:
+        s = self.server
+        config = LdapConfig(
+            host=s.host,
+            port=s.tls_port if encryption == "simple_tls" else s.port,
+            base=(PEOPLE,),
+            encryption=encryption,
+            ca_file=None if encryption == "none" else s.ca_file,
+        )
+        timeout = changes.pop("timeout", 10.0)
+        return LdapAuthenticator(dataclasses.replace(config, **changes), reactor, timeout=timeout)
+
+    async def unavailable(self, auth: LdapAuthenticator, user: str, password: str) -> AuthUnavailable:
+        try:
+            result = await auth.authenticate(user, password)
+        except AuthUnavailable as e:
+            return e
+        self.fail(f"expected AuthUnavailable, got {result!r}")
+
+    # Right and wrong passwords, over each transport
+
+    async def test_plain_right_password(self) -> None:
+        self.assertIs(await self.authenticator("none").authenticate(JDOE.name, JDOE.password), True)
+
+    async def test_start_tls_right_password(self) -> None:
+        self.assertIs(await self.authenticator("start_tls").authenticate(JDOE.name, JDOE.password), True)
+
+    async def test_simple_tls_right_password(self) -> None:
+        self.assertIs(await self.authenticator("simple_tls").authenticate(JDOE.name, JDOE.password), True)
+
+    async def test_tls_to_dns_name(self) -> None:
+        """The certificate's DNS name is checked as well as its IP address."""
+        for encryption in ("start_tls", "simple_tls"):
+            auth = self.authenticator(encryption, host="localhost")
+            self.assertIs(await auth.authenticate(JDOE.name, JDOE.password), True, encryption)
+
+    async def test_ca_file_with_several_certificates(self) -> None:
+        bundle = self.mktemp()
+        with open(bundle, "w") as out:
+            for path in (self.server.other_ca_file, self.server.ca_file):
+                with open(path) as f:
+                    out.write(f.read())
+        auth = self.authenticator("simple_tls", ca_file=bundle)
+        self.assertIs(await auth.authenticate(JDOE.name, JDOE.password), True)
+
+    async def test_wrong_password(self) -> None:
+        for encryption in ("none", "start_tls", "simple_tls"):
+            auth = self.authenticator(encryption)
+            self.assertIs(await auth.authenticate(JDOE.name, "S3cret"), False, encryption)
+
+    async def test_unknown_user(self) -> None:
+        self.assertIs(await self.authenticator().authenticate("nobody", "s3cret"), False)
+
+    async def test_empty_password_against_real_server(self) -> None:
+        self.assertIs(await self.authenticator().authenticate(JDOE.name, ""), False)
+
+    # Bases and user objects
+
+    async def test_each_base_and_user_object_in_turn(self) -> None:
+        auth = self.authenticator(base=(PEOPLE, STAFF), user_object=("uid", "cn"))
+        self.assertIs(await auth.authenticate(JDOE.name, JDOE.password), True)  # first DN
+        self.assertIs(await auth.authenticate(ANN.name, ANN.password), True)  # last DN
+        self.assertIs(await auth.authenticate(ANN.name, JDOE.password), False)
+        self.assertIs(await auth.authenticate(JDOE.name, ANN.password), False)
+
+    async def test_only_configured_bases_and_user_objects(self) -> None:
+        self.assertIs(
+            await self.authenticator(base=(STAFF,), user_object=("uid", "cn")).authenticate(
+                JDOE.name, JDOE.password),
+            False,
+        )
+        self.assertIs(
+            await self.authenticator(base=(PEOPLE, STAFF), user_object=("uid",)).authenticate(
+                ANN.name, ANN.password),
+            False,
+        )
+
+    # Escaping
+
+    async def test_user_names_needing_escapes(self) -> None:
+        auth = self.authenticator()
+        for user in (OBRIEN, ODD):
+            self.assertIs(await auth.authenticate(user.name, user.password), True, user.name)
+            self.assertIs(await auth.authenticate(user.name, JDOE.password), False, user.name)
+
+    async def test_injected_dn_components_do_not_bind(self) -> None:
+        # Unescaped, "cn=Ann Smith,ou=staff" + "," + SUFFIX would be Ann's DN.
+        auth = self.authenticator(base=(SUFFIX,), user_object=("cn",))
+        self.assertIs(await auth.authenticate("Ann Smith,ou=staff", ANN.password), False)
+        self.assertIs(
+            await self.authenticator(base=(STAFF,), user_object=("cn",)).authenticate(
+                ANN.name, ANN.password),
+            True,
+        )
+        people = self.authenticator()
+        self.assertIs(await people.authenticate("jdoe,ou=staff", JDOE.password), False)
+        self.assertIs(await people.authenticate("jdoe+cn=jdoe", JDOE.password), False)
+
+    # No answer from the directory
+
+    async def test_server_down(self) -> None:
+        for encryption in ("none", "start_tls", "simple_tls"):
+            auth = self.authenticator(encryption, port=free_port())
+            await self.unavailable(auth, JDOE.name, JDOE.password)
+
+    async def test_server_silent(self) -> None:
+        """A server that accepts but never answers: the timeout gives up."""
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(5)  # the kernel accepts; nobody reads
+            port = listener.getsockname()[1]
+            for encryption in ("none", "start_tls", "simple_tls"):
+                auth = self.authenticator(encryption, port=port, timeout=0.3)
+                started = time.monotonic()
+                await self.unavailable(auth, JDOE.name, JDOE.password)
+                # Aborted at once: no waiting out the close grace.
+                self.assertLess(time.monotonic() - started, 0.3 + LdapAuthenticator.CLOSE_GRACE / 2)
+
+    async def test_tls_with_another_ca(self) -> None:
+        for encryption in ("start_tls", "simple_tls"):
+            auth = self.authenticator(encryption, ca_file=self.server.other_ca_file)
+            await self.unavailable(auth, JDOE.name, JDOE.password)
+
+    async def test_tls_without_ca_file_uses_platform_trust(self) -> None:
+        auth = self.authenticator("simple_tls", ca_file=None)
+        await self.unavailable(auth, JDOE.name, JDOE.password)
+
+    async def test_tls_host_name_not_in_certificate(self) -> None:
+        for encryption in ("start_tls", "simple_tls"):
+            auth = self.authenticator(encryption, host=self.server.mismatched_host)
+            await self.unavailable(auth, JDOE.name, JDOE.password)
+
+    # Logging
+
+    async def test_passwords_never_logged(self) -> None:
+        auth = self.authenticator()
+        await auth.authenticate(JDOE.name, JDOE.password)
+        await auth.authenticate(JDOE.name, "wrong-pw-123")
+        await self.unavailable(self.authenticator(port=free_port()), JDOE.name, "down-pw-456")
+        text = "\n".join(repr(event) + formatEvent(event) for event in self.events)
+        for password in (JDOE.password, "wrong-pw-123", "down-pw-456"):
+            self.assertNotIn(password, text)
+        self.assertIn("jdoe", text)

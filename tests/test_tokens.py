@@ -1,0 +1,193 @@
+"""Tokens and the auth rules of the API, against a real slapd and Redis."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+
+from vmpoolerd.api import VmpoolerApi
+from vmpoolerd.auth import LdapAuthenticator
+
+from vmpoolerd.timefmt import format_time
+
+from .fixtures import make_config
+from .http import Client
+from .ldap_server import PEOPLE, STAFF, USERS, free_port, ldap_server
+from .test_api import D32, T0, ApiCase
+
+JDOE = (USERS["jdoe"].name, USERS["jdoe"].password)
+ANN = (USERS["ann"].name, USERS["ann"].password)
+
+
+def auth_section(port: int) -> dict[str, Any]:
+    return {"host": "127.0.0.1", "port": port, "base": [PEOPLE, STAFF],
+            "user_object": ["uid", "cn"], "encryption": "none"}
+
+
+class NoAuthTests(ApiCase):
+    async def test_token_routes_are_404_without_auth(self) -> None:
+        for method, path in (("GET", "/api/v1/token"), ("POST", "/api/v1/token"),
+                             ("GET", "/token/abc"), ("DELETE", "/api/v1/token/abc")):
+            self.assert_error(await self.client.request(method, path, auth=JDOE), 404)
+
+    async def test_tokens_are_ignored_without_auth(self) -> None:
+        answer = await self.client.post(f"/vm/{D32}", headers={"X-AUTH-TOKEN": "nonsense"})
+        self.assertEqual(answer.code, 200)
+
+
+class AuthCase(ApiCase):
+    async def setUp(self) -> None:
+        await super().setUp()
+        self.config = make_config(auth=auth_section(ldap_server().port),
+                                  vm_lifetime=12, vm_lifetime_auth=48)
+        assert self.config.auth is not None
+        auth = LdapAuthenticator(self.config.auth, reactor, timeout=5)
+        self.api = VmpoolerApi(self.config, self.store, self.clock, auth, random.Random(3))
+        self.client = Client(self.api.resource())
+
+    async def token(self, who: tuple[str, str] = JDOE) -> str:
+        answer = await self.client.post("/api/v1/token", auth=who)
+        self.assertEqual(answer.code, 200, answer.body)
+        token: str = answer.body["token"]
+        return token
+
+    async def checkout(self, token: str | None) -> str:
+        headers = {"X-AUTH-TOKEN": token} if token else {}
+        answer = await self.client.post(f"/api/v1/vm/{D32}", headers=headers)
+        self.assertEqual(answer.code, 200, answer.body)
+        host: str = answer.body[D32]["hostname"]
+        return host
+
+
+class TokenTests(AuthCase):
+    async def test_create(self) -> None:
+        answer = await self.client.post("/api/v1/token", auth=JDOE)
+        self.assertEqual(set(answer.body), {"ok", "token"})
+        token = answer.body["token"]
+        self.assertRegex(token, r"^[a-z0-9]{32}$")
+        self.assertEqual(await self.redis.hgetall(f"vmpooler__token__{token}"),
+                         {"user": "jdoe", "created": format_time(T0)})
+        self.assertNotEqual(await self.token(), token)
+
+    async def test_bad_credentials(self) -> None:
+        for auth in (("jdoe", "wrong"), ("jdoe", ""), ("", ""), ("nobody", "x"), None):
+            answer = await self.client.post("/api/v1/token", auth=auth)
+            self.assert_error(answer, 401)
+            self.assertEqual(answer.headers.getRawHeaders("www-authenticate"),
+                             ['Basic realm="vmpooler"'])
+        self.assertEqual(await self.redis.keys("vmpooler__token__*"), [])
+
+    async def test_list_only_ones_own(self) -> None:
+        mine = {await self.token(), await self.token()}
+        theirs = await self.token(ANN)
+        answer = await self.client.get("/api/v1/token", auth=JDOE)
+        self.assertEqual(answer.code, 200)
+        self.assertEqual(set(answer.body) - {"ok"}, mine)
+        for token in mine:
+            self.assertEqual(answer.body[token], {"created": format_time(T0)})
+        answer = await self.client.get("/token/", auth=ANN)
+        self.assertEqual(set(answer.body) - {"ok"}, {theirs})
+
+    async def test_many_tokens_are_listed(self) -> None:
+        for i in range(2500):
+            await self.redis.hset(f"vmpooler__token__t{i:05d}", "user", "jdoe" if i % 5 else "x")
+        answer = await self.client.get("/api/v1/token", auth=JDOE)
+        self.assertEqual(len(answer.body) - 1, 2000)
+
+    async def test_describe(self) -> None:
+        token = await self.token()
+        self.clock.advance(60)
+        host = await self.checkout(token)
+        await self.checkout(None)
+        answer = await self.client.get(f"/api/v1/token/{token}")
+        self.assertEqual(answer.body, {"ok": True, token: {
+            "user": "jdoe", "created": format_time(T0), "last": format_time(T0 + 60),
+            "vms": {"running": [host]}}})
+        self.assert_error(await self.client.get("/api/v1/token/" + "a" * 32), 404)
+        self.assert_error(await self.client.get("/api/v1/token/bad%00token"), 400)
+
+    async def test_delete_only_ones_own(self) -> None:
+        token = await self.token()
+        self.assert_error(await self.client.delete(f"/api/v1/token/{token}", auth=ANN), 401)
+        self.assert_error(await self.client.delete(f"/api/v1/token/{token}"), 401)
+        self.assertEqual(await self.redis.exists(f"vmpooler__token__{token}"), 1)
+        answer = await self.client.delete(f"/api/v1/token/{token}", auth=JDOE)
+        self.assertEqual((answer.code, answer.body), (200, {"ok": True}))
+        self.assertEqual(await self.redis.exists(f"vmpooler__token__{token}"), 0)
+        self.assert_error(await self.client.delete(f"/api/v1/token/{token}", auth=JDOE), 404)
+
+
+class TokenVmTests(AuthCase):
+    async def test_checkout_with_a_token(self) -> None:
+        token = await self.token()
+        host = await self.checkout(token)
+        fields = await self.redis.hgetall(f"vmpooler__vm__{host}")
+        self.assertEqual((fields["token:token"], fields["token:user"], fields["lifetime"]),
+                         (token, "jdoe", "48"))
+        info = (await self.client.get(f"/vm/{host}")).body[host]
+        self.assertEqual(info["lifetime"], 48)
+        anonymous = await self.checkout(None)
+        self.assertNotIn("lifetime", await self.redis.hgetall(f"vmpooler__vm__{anonymous}"))
+        self.assertEqual((await self.client.get(f"/vm/{anonymous}")).body[anonymous]["lifetime"],
+                         12)
+
+    async def test_invalid_token_takes_nothing(self) -> None:
+        for token in ("a" * 32, "bad token", "x" * 500):
+            answer = await self.client.post(f"/api/v1/vm/{D32}", headers={"X-AUTH-TOKEN": token})
+            self.assert_error(answer, 401)
+        await self.assert_untouched()
+
+    async def test_changes_need_a_token(self) -> None:
+        host = await self.checkout(None)
+        self.assert_error(await self.client.put(f"/vm/{host}", {"lifetime": 2}), 401)
+        self.assert_error(await self.client.post(f"/vm/{host}/disk/8"), 401)
+        self.assert_error(await self.client.post(f"/vm/{host}/snapshot"), 401)
+        self.assertEqual(await self.redis.keys("vmpooler__tasks__*"), [])
+        self.assertNotIn("lifetime", await self.redis.hgetall(f"vmpooler__vm__{host}"))
+        # Tags of an anonymous VM need none.
+        self.assertEqual((await self.client.put(f"/vm/{host}", {"tags": {"a": "b"}})).code, 200)
+        token = {"X-AUTH-TOKEN": await self.token()}
+        self.assertEqual((await self.client.put(f"/vm/{host}", {"lifetime": 2},
+                                                headers=token)).code, 200)
+        self.assertEqual((await self.client.post(f"/vm/{host}/disk/8", headers=token)).code, 202)
+        self.assertEqual((await self.client.post(f"/vm/{host}/snapshot", headers=token)).code,
+                         202)
+
+    async def test_only_the_owner_changes_or_deletes(self) -> None:
+        jdoe = {"X-AUTH-TOKEN": await self.token()}
+        jdoe_again = {"X-AUTH-TOKEN": await self.token()}
+        ann = {"X-AUTH-TOKEN": await self.token(ANN)}
+        host = await self.checkout(jdoe["X-AUTH-TOKEN"])
+        before = await self.redis.hgetall(f"vmpooler__vm__{host}")
+        for headers in ({}, ann):
+            self.assert_error(await self.client.put(f"/vm/{host}", {"tags": {"a": "b"}},
+                                                    headers=headers), 401)
+            self.assert_error(await self.client.put(f"/vm/{host}", {"lifetime": 1},
+                                                    headers=headers), 401)
+            self.assert_error(await self.client.delete(f"/vm/{host}", headers=headers), 401)
+            self.assert_error(await self.client.post(f"/vm/{host}/disk/4", headers=headers), 401)
+        after = await self.redis.hgetall(f"vmpooler__vm__{host}")
+        self.assertEqual({k: v for k, v in after.items() if k != "lifetime"},
+                         {k: v for k, v in before.items() if k != "lifetime"})
+        self.assertTrue(await self.redis.sismember(f"vmpooler__running__{D32}", host))
+        # Another token of the same user will do.
+        self.assertEqual((await self.client.put(f"/vm/{host}", {"tags": {"a": "b"}},
+                                                headers=jdoe_again)).code, 200)
+        self.assertEqual((await self.client.delete(f"/vm/{host}", headers=jdoe)).code, 200)
+
+
+class DirectoryDownTests(AuthCase):
+    async def setUp(self) -> None:
+        await super().setUp()
+        config = make_config(auth=auth_section(free_port()))
+        assert config.auth is not None
+        auth = LdapAuthenticator(config.auth, reactor, timeout=2)
+        self.client = Client(VmpoolerApi(config, self.store, Clock(), auth).resource())
+
+    async def test_503_not_401(self) -> None:
+        self.assert_error(await self.client.post("/api/v1/token", auth=JDOE), 503)
+
+
