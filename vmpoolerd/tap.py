@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import reactor as default_reactor
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
@@ -54,6 +55,22 @@ def listen_endpoint(config: Config, reactor: Any) -> IStreamServerEndpoint:
     return TCP4ServerEndpoint(reactor, port, interface=host)
 
 
+class OrderedService(MultiService):
+    """
+    Stops its children one at a time, the last started first (a plain
+    MultiService stops them all at once): the API drains before the Redis
+    connection it answers from is closed.
+    """
+
+    async def _stop(self) -> None:
+        for service in reversed(list(self)):
+            await maybeDeferred(service.stopService)
+
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+        Service.stopService(self)
+        return Deferred.fromCoroutine(self._stop())
+
+
 class RedisService(Service):
     """Owns the Redis connection: closes it once the API has drained."""
 
@@ -66,9 +83,8 @@ class RedisService(Service):
 
 
 def make_service(config: Config, reactor: Any = default_reactor) -> IService:
-    top = MultiService()
+    top = OrderedService()
     redis = connect(config.redis, REDIS_TIMEOUT)
-    # Services stop in reverse order: the API drains before Redis closes.
     RedisService(redis).setServiceParent(top)
     store = RedisStore(redis, reactor, REDIS_TIMEOUT)
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None

@@ -1,0 +1,126 @@
+"""The real daemon: twistd, its plugin, ports and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import treq
+from twisted.application.service import IServiceMaker
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from vmpoolerd.tap import Options
+
+from .fixtures import config_text, fill_ready
+from .redis_server import free_port, fresh_redis, redis_server
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+class PluginTests(SynchronousTestCase):
+    def test_twistd_finds_the_plugin(self) -> None:
+        makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
+        self.assertIn("vmpoolerd", makers)
+        self.assertIsInstance(makers["vmpoolerd"].options(), Options)
+
+    def test_a_bad_config_is_a_usage_error(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(config_text().replace("size: 3", "size: 0"))
+        with self.assertRaises(usage.UsageError) as caught:
+            Options(environ={}).parseOptions(["--config", path])
+        self.assertEqual(str(caught.exception),
+                         f"{path}: :pools:[2].size: must be a positive integer")
+
+    def test_config_from_the_environment(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(config_text())
+        options = Options(environ={"VMPOOLER_CONFIG": path, "REDIS_PORT": "7000"})
+        options.parseOptions([])
+        self.assertEqual(options["parsed"].redis.port, 7000)
+
+
+class DaemonTests(TestCase):
+    timeout = 60
+
+    def start(self, text: str) -> subprocess.Popen[bytes]:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        self.log = self.mktemp()
+        process = subprocess.Popen(
+            [TWISTD, "-n", "--logfile", self.log, "--pidfile", "", "vmpoolerd", "--config", path],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "VSPHERE_PASSWORD": "vsphere-secret"})
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        return process
+
+    async def wait_listening(self, process: subprocess.Popen[bytes], port: int) -> None:
+        for _ in range(200):
+            self.assertIsNone(process.poll(), "the daemon exited")
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.1).close()
+                return
+            except OSError:
+                await deferLater(reactor, 0.05)
+        self.fail("the daemon did not listen")
+
+    async def wait_exit(self, process: subprocess.Popen[bytes]) -> int:
+        for _ in range(200):
+            if process.poll() is not None:
+                return process.returncode
+            await deferLater(reactor, 0.05)
+        self.fail("the daemon did not stop")
+
+    async def test_serves_and_stops_on_sigterm(self) -> None:
+        redis = await fresh_redis(self)
+        await fill_ready(redis, "debian-7-i386", 3)
+        port = free_port()
+        process = self.start(config_text(redis_server().config, host="127.0.0.1", port=port))
+        await self.wait_listening(process, port)
+        base = f"http://127.0.0.1:{port}"
+        response = await treq.get(f"{base}/api/v1/vm", persistent=False)
+        self.assertEqual(json.loads(await response.content()),
+                         ["debian-7-i386", "debian-7-x86_64", "centos-7-x86_64"])
+        response = await treq.post(f"{base}/vm/debian-7-i386", persistent=False)
+        body = json.loads(await response.content())
+        self.assertEqual(response.code, 200)
+        self.assertTrue(await redis.sismember("vmpooler__running__debian-7-i386",
+                                              body["debian-7-i386"]["hostname"]))
+
+        # Redis stalls for a while; a checkout waits on it; SIGTERM comes.
+        # The checkout is answered in full before the daemon exits.
+        redis_server().cli("CLIENT", "PAUSE", "1500", "ALL")
+        pending = treq.post(f"{base}/api/v1/vm/debian-7-i386", persistent=False)
+        await deferLater(reactor, 0.3)
+        process.send_signal(signal.SIGTERM)
+        response = await pending
+        body = json.loads(await response.content())
+        self.assertEqual(response.code, 200, body)
+        # twistd ends by the signal it was stopped with, as systemd expects.
+        self.assertEqual(await self.wait_exit(process), -signal.SIGTERM)
+        with open(self.log) as f:
+            log = f.read()
+        self.assertIn("API listening on 127.0.0.1:", log)
+        self.assertIn("waiting for 1 requests to finish", log)
+        self.assertNotIn("vsphere-secret", log)
+        self.assertNotIn("secret", log)
+
+    async def test_bad_config_exits_before_listening(self) -> None:
+        port = free_port()
+        text = config_text(host="127.0.0.1", port=port).replace("size: 3", "size: -1")
+        process = self.start(text)
+        self.assertNotEqual(await self.wait_exit(process), 0)
+        out = process.stdout.read() + process.stderr.read()  # type: ignore[union-attr]
+        self.assertIn(b":pools:[2].size: must be a positive integer", out)
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
