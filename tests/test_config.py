@@ -195,3 +195,11 @@ class PathTests(SynchronousTestCase):
             f.write(MINIMAL)
         self.assertEqual(read_config(path, {}).pool_names, ("debian-7-i386",))
         self.assertTrue(os.path.exists(path))
+
+
+class ShippedFilesTests(SynchronousTestCase):
+    def test_etc_files_parse(self) -> None:
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for name in ("vmpooler.yaml", "vmpooler.yaml.example"):
+            config = read_config(os.path.join(here, "etc", name), {})
+            self.assertEqual(config.pool_names, ("debian-7-i386", "debian-7-x86_64"))

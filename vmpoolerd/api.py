@@ -19,7 +19,6 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from . import report, validate
@@ -29,7 +28,7 @@ from .errors import ApiError
 from .names import new_token
 from .store import RedisStore, Request, StoreUnavailable, VmRecord
 from .timefmt import format_time, local_date, parse_time
-from .web import Utf8Paths
+from .web import InFlight
 
 MAX_BODY = 1024 * 1024
 MAX_DISK_GB = 63488  # vSphere's largest virtual disk, 62 TB
@@ -71,14 +70,23 @@ class VmpoolerApi:
         self._auth = authenticator
         self._rng = rng or random.Random()
         self._pools = tuple((p.name, p.size, p.alias) for p in config.pools)
+        self._stamp = (-1, "")
 
-    def resource(self) -> IResource:
-        return Utf8Paths(self.app.resource())
+    def resource(self) -> InFlight:
+        return InFlight(self.app.resource())
 
     # --- helpers ---------------------------------------------------------------
 
     def _now(self) -> str:
-        return format_time(self._clock.seconds())
+        # Timestamps have whole seconds: format each second once.
+        second = int(self._clock.seconds())
+        if second != self._stamp[0]:
+            self._stamp = (second, format_time(second))
+        return self._stamp[1]
+
+    def _shuffled(self, pools: tuple[str, ...]) -> tuple[str, ...]:
+        """An alias's pools in random order, so that checkouts spread over them."""
+        return pools if len(pools) == 1 else tuple(self._rng.sample(pools, len(pools)))
 
     def _today(self) -> str:
         return local_date(self._clock.seconds()).isoformat()
@@ -196,8 +204,7 @@ class VmpoolerApi:
         if caller is not None:
             fields = {"token:token": caller[0], "token:user": caller[1],
                       "lifetime": str(_number(self._config.service.vm_lifetime_auth_hours))}
-        entries = tuple((name, count, tuple(self._rng.sample(pools, len(pools))))
-                        for name, count, pools in plan)
+        entries = tuple((name, count, self._shuffled(pools)) for name, count, pools in plan)
         vms = await self._store.checkout(Request(entries, self._now(), fields))
         if vms is None:
             raise ApiError(503, "not enough ready VMs")

@@ -23,16 +23,17 @@ R = TypeVar("R")
 
 class Coalescer(Generic[T, R]):
     def __init__(self, run: Callable[[list[T]], Awaitable[Sequence[R]]],
-                 max_batch: int = 200) -> None:
+                 max_batch: int = 200, in_flight: int = 1) -> None:
         self._run = run
         self._max_batch = max_batch
+        self._in_flight = in_flight
         self._waiting: list[tuple[T, Deferred[R]]] = []
-        self._busy = False
+        self._busy = 0
 
     def submit(self, item: T) -> Deferred[R]:
         d: Deferred[R] = Deferred()
         self._waiting.append((item, d))
-        if not self._busy:
+        if self._busy < self._in_flight:
             self._next()
         return d
 
@@ -40,11 +41,14 @@ class Coalescer(Generic[T, R]):
         batch, self._waiting = (self._waiting[:self._max_batch],
                                 self._waiting[self._max_batch:])
         if not batch:
-            self._busy = False
             return
-        self._busy = True
+        self._busy += 1
         call = ensureDeferred(self._call(batch))
-        call.addBoth(lambda _: self._next())
+        call.addBoth(self._done)
+
+    def _done(self, _: object) -> None:
+        self._busy -= 1
+        self._next()
 
     async def _call(self, batch: list[tuple[T, Deferred[R]]]) -> None:
         try:

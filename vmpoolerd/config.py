@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Mapping, Sequence
 
 import yaml
@@ -116,18 +117,25 @@ class Config:
     graphite: GraphiteConfig | None = None
     tagfilter: tuple[tuple[str, re.Pattern[str]], ...] = ()
 
-    @property
+    @cached_property
     def pool_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.pools)
+
+    @cached_property
+    def _targets(self) -> dict[str, tuple[str, ...]]:
+        targets: dict[str, tuple[str, ...]] = {}
+        for p in self.pools:
+            for alias in p.alias:
+                targets[alias] = targets.get(alias, ()) + (p.name,)
+        targets.update((p.name, (p.name,)) for p in self.pools)
+        return targets
 
     def pools_for(self, name: str) -> tuple[str, ...]:
         """
         The pools a requested name may be served from: the pool itself, or
         every pool that has it as an alias.  Empty when the name is unknown.
         """
-        if name in self.pool_names:
-            return (name,)
-        return tuple(p.name for p in self.pools if name in p.alias)
+        return self._targets.get(name, ())
 
     def pool(self, name: str) -> PoolConfig:
         for p in self.pools:

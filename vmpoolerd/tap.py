@@ -8,6 +8,7 @@ problem before anything listens.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any, Mapping
 
@@ -99,4 +100,10 @@ def make_service(config: Config, reactor: Any = default_reactor) -> IService:
 
 
 def makeService(options: Options) -> IService:
-    return make_service(options["parsed"])
+    service = make_service(options["parsed"])
+    # Note [Frozen start-up objects]: what start-up made lives as long as the
+    # process.  Moving it out of the garbage collector's sight keeps full
+    # collections short: without this, they put ~20 ms into the checkout
+    # p99 under load (make bench).
+    gc.freeze()
+    return service

@@ -1,0 +1,53 @@
+# vmpoolerd: `make run` for the demo, `make test` for the suite.
+# Both install what is missing first (Debian packages as root, the venv).
+
+VENV      := .venv
+PYTHON    ?= python3
+BIN       := $(VENV)/bin
+RUN       := .run
+REDIS_PORT ?= 6379
+DEB_PACKAGES := redis-server redis-tools slapd ldap-utils wrk
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install system-packages run redis test bench clean
+
+install: system-packages $(VENV)/.installed
+
+# Installs only what is missing, so a second `make install` does nothing.
+system-packages:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	touch $@
+
+# A Redis for the demo on $(REDIS_PORT), unless one answers there already.
+redis: install
+	@mkdir -p $(RUN)
+	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || \
+	  redis-server --port $(REDIS_PORT) --bind 127.0.0.1 --daemonize yes \
+	    --dir $(CURDIR)/$(RUN) --pidfile $(CURDIR)/$(RUN)/redis.pid \
+	    --logfile $(CURDIR)/$(RUN)/redis.log --save '' --appendonly no
+	@redis-cli -p $(REDIS_PORT) ping
+
+run: redis
+	$(BIN)/twistd -n --pidfile= vmpoolerd --config etc/vmpooler.yaml
+
+test: install
+	PYTHONPATH=$(CURDIR) $(BIN)/trial --temp-directory=$(RUN)/trial tests
+
+bench: install
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m bench
+
+clean:
+	-[ -f $(RUN)/redis.pid ] && kill $$(cat $(RUN)/redis.pid)
+	rm -rf $(RUN) $(VENV) *.egg-info

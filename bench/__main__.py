@@ -1,0 +1,155 @@
+"""
+`make bench`: checkout throughput and latency against a bare Klein handler.
+
+Both servers run on this machine in the same run, one after the other and
+twice each (alternating), under the same load: wrk, 1 thread, 8
+connections, POST /api/v1/vm/<pool>.  The daemon checks out of a large
+ready pool in a real Redis.  Printed: each rate, the ratio of the medians,
+and p99 latencies.  The machine is shared and noisy: compare the ratio,
+not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from statistics import median
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.path.dirname(sys.executable)
+POOL = "debian-7-i386"
+READY = 300_000
+DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
+CONNECTIONS = 8
+
+FILL = """
+for i = 1, tonumber(ARGV[2]) do
+  local host = string.format('b%014d', i)
+  redis.call('SADD', 'vmpooler__ready__' .. ARGV[1], host)
+  redis.call('HSET', 'vmpooler__vm__' .. host, 'template', ARGV[1])
+end
+return redis.call('SCARD', 'vmpooler__ready__' .. ARGV[1])
+"""
+
+CONFIG = """
+:vsphere:
+  server: 127.0.0.1
+  username: bench
+  password: bench
+:redis:
+  server: 127.0.0.1
+  port: {redis}
+:config:
+  host: 127.0.0.1
+  port: {port}
+  domain: example.com
+:pools:
+  - name: {pool}
+    template: Templates/t
+    folder: Pooled/p
+    datastore: ds
+    size: 5
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(200):
+        if process.poll() is not None:
+            raise SystemExit(f"server exited: {process.args}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def redis_cli(port: int, *args: str) -> str:
+    return subprocess.run(["redis-cli", "-p", str(port), *args], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def wrk(port: int) -> tuple[float, float, int]:
+    """Requests/s, p99 in ms, and non-2xx answers."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency",
+         "-s", os.path.join(HERE, "post.lua"), f"http://127.0.0.1:{port}/api/v1/vm/{POOL}"],
+        check=True, capture_output=True, text=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, p99, int(bad.group(1)) if bad else 0
+
+
+def main() -> None:
+    for tool in ("wrk", "redis-server", "redis-cli"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: run `make install`")
+    tmp = tempfile.mkdtemp(prefix="vmpoolerd-bench-")
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        redis_port, daemon_port, bare_port = free_port(), free_port(), free_port()
+        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind",
+                                  "127.0.0.1", "--save", "", "--appendonly", "no",
+                                  "--dir", tmp], stdout=subprocess.DEVNULL)
+        processes.append(redis)
+        wait_port(redis_port, redis)
+        filled = redis_cli(redis_port, "EVAL", FILL, "0", POOL, str(READY))
+        config = os.path.join(tmp, "bench.yaml")
+        with open(config, "w") as f:
+            f.write(CONFIG.format(redis=redis_port, port=daemon_port, pool=POOL))
+        daemon = subprocess.Popen(
+            [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "--logfile",
+             os.path.join(tmp, "daemon.log"), "vmpoolerd", "--config", config])
+        bare = subprocess.Popen([sys.executable, "-m", "bench.bare", str(bare_port)])
+        processes += [daemon, bare]
+        wait_port(daemon_port, daemon)
+        wait_port(bare_port, bare)
+
+        print(f"checkout benchmark: wrk -t1 -c{CONNECTIONS} -d{DURATION}s, "
+              f"POST /api/v1/vm/{POOL}, {filled} ready VMs in Redis, {os.cpu_count()} cores")
+        runs: dict[str, list[tuple[float, float, int]]] = {"bare": [], "checkout": []}
+        for _ in range(2):
+            runs["bare"].append(wrk(bare_port))
+            runs["checkout"].append(wrk(daemon_port))
+        for name, results in runs.items():
+            for rate, p99, bad in results:
+                print(f"  {name:9s} {rate:9.0f} req/s   p99 {p99:7.2f} ms   non-2xx {bad}")
+        bare_rate = median(r[0] for r in runs["bare"])
+        rate = median(r[0] for r in runs["checkout"])
+        bare_p99 = median(r[1] for r in runs["bare"])
+        p99 = median(r[1] for r in runs["checkout"])
+        handed = READY - int(redis_cli(redis_port, "SCARD", f"vmpooler__ready__{POOL}"))
+        running = int(redis_cli(redis_port, "SCARD", f"vmpooler__running__{POOL}"))
+        print(f"checkout/bare rate ratio: {rate / bare_rate:.2f} (goal >= 0.60)")
+        print(f"checkout/bare p99 ratio:  {p99 / bare_p99:.2f} (goal <= 2.00)")
+        print(f"VMs handed out: {handed}, now running: {running} "
+              f"({'consistent' if handed == running else 'INCONSISTENT'})")
+        print("for scale: vmpooler 2016 (Ruby, WEBrick) did 134 checkouts/s on this machine")
+    finally:
+        for p in reversed(processes):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
