@@ -2,7 +2,8 @@
 vmpooler's REST API v1 on Klein.
 
 Every route answers under ``/api/v1`` and, for clients of the old days,
-without that prefix, with or without a trailing slash.  Handlers are
+without that prefix, with or without a trailing slash: :class:`InFlight`
+takes both off before Klein routes.  Handlers are
 small: check the input (:mod:`vmpoolerd.validate`), one or two store calls,
 render.  Every answer is JSON; errors are rendered in one place as
 ``{"ok": false, "error": ...}`` and tracebacks never reach a client.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
@@ -39,19 +40,6 @@ log = Logger()
 
 class Authenticator(Protocol):
     async def authenticate(self, user: str, password: str) -> bool: ...
-
-
-Handler = Callable[..., Awaitable[Any]]
-
-
-def _route(app: Klein, path: str, methods: list[str]) -> Callable[[Handler], Handler]:
-    """Register ``path`` under ``/api/v1`` and bare, with and without ``/``."""
-    def register(f: Handler) -> Handler:
-        for prefix in ("/api/v1", ""):
-            for variant in (prefix + path, prefix + path + "/"):
-                app.route(variant, methods=methods)(f)
-        return f
-    return register
 
 
 def _number(value: float) -> float | int:
@@ -184,22 +172,22 @@ class VmpoolerApi:
 
     # --- pools and checkout ----------------------------------------------------
 
-    @_route(app, "/vm", ["GET"])
+    @app.route("/vm", methods=["GET"])
     async def pools(self, request: IRequest) -> bytes:
         return self._json(request, 200, list(self._config.pool_names))
 
-    @_route(app, "/vm", ["POST"])
+    @app.route("/vm", methods=["POST"])
     async def checkout_json(self, request: IRequest) -> bytes:
         counts = validate.checkout_counts_from_body(self._body(request))
         return await self._checkout(request, counts)
 
-    @_route(app, "/vm/<string:names>", ["POST"])
+    @app.route("/vm/<string:names>", methods=["POST"])
     async def checkout_path(self, request: IRequest, names: str) -> bytes:
         return await self._checkout(request, validate.checkout_counts_from_path(names))
 
     async def _checkout(self, request: IRequest, counts: dict[str, int]) -> bytes:
         plan = validate.checkout_plan(self._config, counts)
-        caller = await self._caller(request)
+        caller = await self._caller(request) if self._auth else None
         fields = {}
         if caller is not None:
             fields = {"token:token": caller[0], "token:user": caller[1],
@@ -217,7 +205,7 @@ class VmpoolerApi:
 
     # --- one VM ------------------------------------------------------------------
 
-    @_route(app, "/vm/<string:host>", ["GET"])
+    @app.route("/vm/<string:host>", methods=["GET"])
     async def vm(self, request: IRequest, host: str) -> bytes:
         hostname = self._hostname(host)
         vm = await self._store.vm(hostname)
@@ -251,7 +239,7 @@ class VmpoolerApi:
             info["domain"] = self._config.service.domain
         return info
 
-    @_route(app, "/vm/<string:host>", ["PUT"])
+    @app.route("/vm/<string:host>", methods=["PUT"])
     async def change_vm(self, request: IRequest, host: str) -> bytes:
         hostname = self._hostname(host)
         lifetime, tags = validate.vm_changes(self._config, self._body(request))
@@ -264,7 +252,7 @@ class VmpoolerApi:
             raise ApiError(404, "no such VM")
         return self._json(request, 200, {"ok": True})
 
-    @_route(app, "/vm/<string:host>", ["DELETE"])
+    @app.route("/vm/<string:host>", methods=["DELETE"])
     async def return_vm(self, request: IRequest, host: str) -> bytes:
         hostname = self._hostname(host)
         await self._owned_vm(hostname, await self._caller(request))
@@ -272,7 +260,7 @@ class VmpoolerApi:
             raise ApiError(404, "the VM is not running")
         return self._json(request, 200, {"ok": True})
 
-    @_route(app, "/vm/<string:host>/disk/<string:size>", ["POST"])
+    @app.route("/vm/<string:host>/disk/<string:size>", methods=["POST"])
     async def add_disk(self, request: IRequest, host: str, size: str) -> bytes:
         hostname = self._hostname(host)
         gb = validate.positive_integer(size, "the disk size")
@@ -283,7 +271,7 @@ class VmpoolerApi:
             raise ApiError(404, "no such VM")
         return self._json(request, 202, {"ok": True, hostname: {"disk": f"+{gb}gb"}})
 
-    @_route(app, "/vm/<string:host>/snapshot", ["POST"])
+    @app.route("/vm/<string:host>/snapshot", methods=["POST"])
     async def snapshot(self, request: IRequest, host: str) -> bytes:
         hostname = self._hostname(host)
         await self._owned_vm(hostname, await self._required_caller(request))
@@ -292,7 +280,7 @@ class VmpoolerApi:
             raise ApiError(404, "no such VM")
         return self._json(request, 202, {"ok": True, hostname: {"snapshot": name}})
 
-    @_route(app, "/vm/<string:host>/snapshot/<string:name>", ["POST"])
+    @app.route("/vm/<string:host>/snapshot/<string:name>", methods=["POST"])
     async def revert(self, request: IRequest, host: str, name: str) -> bytes:
         hostname = self._hostname(host)
         snapshot = validate.snapshot_name(name)
@@ -305,7 +293,7 @@ class VmpoolerApi:
 
     # --- status and history ------------------------------------------------------
 
-    @_route(app, "/status", ["GET"])
+    @app.route("/status", methods=["GET"])
     async def status(self, request: IRequest) -> bytes:
         cloning, counts = await self._store.pool_counts(self._config.pool_names)
         (today,) = await self._store.history([self._today()])
@@ -335,15 +323,15 @@ class VmpoolerApi:
         dates = report.days_between(start, end)
         return report.summary(dates, await self._store.history(dates))
 
-    @_route(app, "/summary", ["GET"])
+    @app.route("/summary", methods=["GET"])
     async def summary_all(self, request: IRequest) -> bytes:
         return self._json(request, 200, await self._summary(request))
 
-    @_route(app, "/summary/<string:route>", ["GET"])
+    @app.route("/summary/<string:route>", methods=["GET"])
     async def summary_route(self, request: IRequest, route: str) -> bytes:
         return await self.summary_key(request, route, None)
 
-    @_route(app, "/summary/<string:route>/<string:key>", ["GET"])
+    @app.route("/summary/<string:route>/<string:key>", methods=["GET"])
     async def summary_key(self, request: IRequest, route: str, key: str | None) -> bytes:
         if not report.part_exists(route, key):
             raise ApiError(404, "no such summary")
@@ -352,13 +340,13 @@ class VmpoolerApi:
 
     # --- tokens ------------------------------------------------------------------
 
-    @_route(app, "/token", ["GET"])
+    @app.route("/token", methods=["GET"])
     async def tokens(self, request: IRequest) -> bytes:
         self._auth_configured()
         user = await self._basic_user(request)
         return self._json(request, 200, {"ok": True, **await self._store.tokens_of(user)})
 
-    @_route(app, "/token", ["POST"])
+    @app.route("/token", methods=["POST"])
     async def create_token(self, request: IRequest) -> bytes:
         self._auth_configured()
         user = await self._basic_user(request)
@@ -367,7 +355,7 @@ class VmpoolerApi:
         log.info("token created for {user}", user=user)
         return self._json(request, 200, {"ok": True, "token": token})
 
-    @_route(app, "/token/<string:token>", ["GET"])
+    @app.route("/token/<string:token>", methods=["GET"])
     async def token(self, request: IRequest, token: str) -> bytes:
         self._auth_configured()
         token = validate.token(token)
@@ -378,7 +366,7 @@ class VmpoolerApi:
         info = {k: data[k] for k in ("user", "created", "last") if k in data}
         return self._json(request, 200, {"ok": True, token: {**info, "vms": {"running": running}}})
 
-    @_route(app, "/token/<string:token>", ["DELETE"])
+    @app.route("/token/<string:token>", methods=["DELETE"])
     async def delete_token(self, request: IRequest, token: str) -> bytes:
         self._auth_configured()
         token = validate.token(token)

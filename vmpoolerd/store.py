@@ -13,6 +13,7 @@ The store does I/O only: timestamps and dates come in from the caller.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -89,9 +90,12 @@ def connect(config: RedisConfig, timeout: float) -> Any:
         connectTimeout=timeout, replyTimeout=timeout)
 
 
-def _load_scripts() -> dict[str, str]:
+def _load_scripts() -> dict[str, tuple[str, str]]:
+    """Each script's source and SHA1, by name."""
     folder = resources.files(__package__).joinpath("lua")
-    return {name: folder.joinpath(f"{name}.lua").read_text() for name in SCRIPTS}
+    sources = {name: folder.joinpath(f"{name}.lua").read_text() for name in SCRIPTS}
+    return {name: (source, hashlib.sha1(source.encode()).hexdigest())
+            for name, source in sources.items()}
 
 
 class RedisStore:
@@ -101,7 +105,7 @@ class RedisStore:
         self._timeout = timeout
         self._scripts = _load_scripts()
         self._checkouts: Coalescer[Request, dict[str, list[str]] | None] = \
-            Coalescer(self._checkout_batch)
+            Coalescer(self._checkout_batch, reactor)
 
     async def _call(self, d: Deferred[Any]) -> Any:
         d.addTimeout(self._timeout, self._reactor)
@@ -113,7 +117,16 @@ class RedisStore:
 
     async def _script(self, name: str, keys: Sequence[str] = (),
                       args: Sequence[Any] = ()) -> Any:
-        return await self._call(self._redis.eval(self._scripts[name], list(keys), list(args)))
+        """Run a script by its hash, loading it first if Redis lacks it."""
+        source, sha = self._scripts[name]
+        try:
+            return await self._call(self._redis.execute_command(
+                "EVALSHA", sha, len(keys), *keys, *args))
+        except txredisapi.ResponseError as e:
+            if not str(e).startswith("NOSCRIPT"):
+                raise
+        return await self._call(self._redis.execute_command(
+            "EVAL", source, len(keys), *keys, *args))
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())

@@ -21,13 +21,15 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 log = Logger()
+PREFIX = [b"api", b"v1"]
 
 
 class InFlight(Resource):
     """
-    Wraps the API's resource: counts the requests it has not finished, and
-    answers a path that is not UTF-8 with vmpooler's JSON 400, where Klein
-    would answer in plain text.
+    Wraps the API's resource: counts the requests it has not finished;
+    takes the ``/api/v1`` prefix and a trailing slash off the path, so that
+    each route is one rule; and answers a path that is not UTF-8 with
+    vmpooler's JSON 400, where Klein would answer in plain text.
     """
 
     isLeaf = True
@@ -39,8 +41,14 @@ class InFlight(Resource):
         self._idle: list[Deferred[None]] = []
 
     def render(self, request: Request) -> Any:
+        path = request.postpath
+        if path[:2] == PREFIX:
+            request.prepath, path = request.prepath + PREFIX, path[2:]
+        if len(path) > 1 and path[-1] == b"":
+            path = path[:-1]
+        request.postpath = path
         try:
-            for segment in request.postpath:
+            for segment in path:
                 segment.decode("utf-8")
         except UnicodeDecodeError:
             request.setResponseCode(400)
