@@ -6,12 +6,12 @@ PYTHON    ?= python3
 BIN       := $(VENV)/bin
 RUN       := .run
 REDIS_PORT ?= 6379
-DEB_PACKAGES := redis-server redis-tools slapd ldap-utils wrk
+DEB_PACKAGES := redis-server redis-tools slapd ldap-utils wrk golang-go golang-github-vmware-govmomi-dev
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install system-packages run redis test bench clean
 
-install: system-packages $(VENV)/.installed
+install: system-packages $(VENV)/.installed tests/vcsim/vcsim
 
 # Installs only what is missing, so a second `make install` does nothing.
 system-packages:
@@ -29,6 +29,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
+
+# The vSphere simulator (Go, offline, from Debian's govmomi sources).
+tests/vcsim/vcsim: tests/vcsim/main.go tests/vcsim/build.sh
+	sh tests/vcsim/build.sh
 
 # A Redis for the demo on $(REDIS_PORT), unless one answers there already.
 redis: install
@@ -50,4 +54,4 @@ bench: install
 
 clean:
 	-[ -f $(RUN)/redis.pid ] && kill $$(cat $(RUN)/redis.pid)
-	rm -rf $(RUN) $(VENV) *.egg-info
+	rm -rf $(RUN) $(VENV) *.egg-info tests/vcsim/vcsim
