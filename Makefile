@@ -47,6 +47,7 @@ run: redis
 	$(BIN)/twistd -n --pidfile= vmpoolerd --config etc/vmpooler.yaml
 
 test: install
+	$(BIN)/mypy vmpoolerd
 	PYTHONPATH=$(CURDIR) $(BIN)/trial --temp-directory=$(RUN)/trial tests
 
 bench: install

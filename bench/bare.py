@@ -13,7 +13,8 @@ import sys
 
 from klein import Klein
 from twisted.internet import endpoints, reactor
-from twisted.web.server import Site
+
+from vmpoolerd.web import QuietSite
 
 app = Klein()
 
@@ -26,8 +27,7 @@ async def checkout(request, pool):  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__main__":
-    site = Site(app.resource())
-    site.log = lambda request: None  # as the daemon: no access log
+    site = QuietSite(app.resource())  # as the daemon: no access log
     gc.freeze()  # as the daemon: start-up objects out of the collector's sight
     endpoints.TCP4ServerEndpoint(reactor, int(sys.argv[1]), interface="127.0.0.1").listen(site)
     reactor.run()

@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .processes import free_port, stop_process
+
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
 SLAPPASSWD = "/usr/sbin/slappasswd"
@@ -77,13 +79,7 @@ class LdapServer:
             return f.read()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -97,13 +93,6 @@ def ldap_server() -> LdapServer:
         _server = _start()
         atexit.register(_server.stop)
     return _server
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on (at the time of asking)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _start() -> LdapServer:

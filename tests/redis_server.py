@@ -22,11 +22,7 @@ from twisted.trial.unittest import TestCase
 from vmpoolerd.config import RedisConfig
 from vmpoolerd.store import connect
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .processes import free_port, stop_process
 
 
 class RedisServer:
@@ -54,8 +50,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
+            stop_process(self.process)
             self.process = None
 
     def cli(self, *args: str) -> str:

@@ -20,7 +20,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.ldap_server import PEOPLE, STAFF, SUFFIX, USERS, LdapServer, free_port, ldap_server
+from .ldap_server import PEOPLE, STAFF, SUFFIX, USERS, LdapServer, ldap_server
+from .processes import free_port
 from vmpoolerd.auth import AuthUnavailable, LdapAuthenticator, bind_dns, escape_dn_value
 from vmpoolerd.config import LdapConfig
 

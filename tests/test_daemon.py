@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from vmpoolerd.tap import Options
 
 from .fixtures import config_text, fill_ready
-from .redis_server import free_port, fresh_redis, redis_server
+from .processes import free_port
+from .redis_server import fresh_redis, redis_server
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 

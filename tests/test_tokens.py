@@ -15,7 +15,8 @@ from vmpoolerd.timefmt import format_time
 
 from .fixtures import make_config
 from .http import Client
-from .ldap_server import PEOPLE, STAFF, USERS, free_port, ldap_server
+from .ldap_server import PEOPLE, STAFF, USERS, ldap_server
+from .processes import free_port
 from .test_api import D32, T0, ApiCase
 
 JDOE = (USERS["jdoe"].name, USERS["jdoe"].password)

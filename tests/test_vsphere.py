@@ -18,7 +18,7 @@ from typing import Any, Callable
 from pyVmomi import vim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.vcsim_server import inventory, start_vcsim
+from .vcsim_server import inventory, start_vcsim
 from vmpoolerd import vsphere
 from vmpoolerd.vsphere import (
     HostState,

@@ -30,6 +30,8 @@ from typing import Any
 from unittest import SkipTest
 from urllib.parse import urlsplit
 
+from .processes import stop_process
+
 VCSIM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vcsim")
 BINARY = os.path.join(VCSIM_DIR, "vcsim")
 SOURCE = os.path.join(VCSIM_DIR, "main.go")
@@ -130,13 +132,7 @@ class VcsimServer:
             self._toggle_hang()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
@@ -41,9 +41,9 @@ class InFlight(Resource):
         self._idle: list[Deferred[None]] = []
 
     def render(self, request: Request) -> Any:
-        path = request.postpath
+        path = list(request.postpath or ())
         if path[:2] == PREFIX:
-            request.prepath, path = request.prepath + PREFIX, path[2:]
+            request.prepath, path = list(request.prepath or ()) + PREFIX, path[2:]
         if len(path) > 1 and path[-1] == b"":
             path = path[:-1]
         request.postpath = path
@@ -73,17 +73,24 @@ class InFlight(Resource):
         return d
 
 
+class QuietSite(Site):
+    """
+    Note [No access log]: like vmpooler, the daemon's log holds what the
+    pools do, not a line per HTTP request; writing one costs a sixth of the
+    checkout rate (make bench).
+    """
+
+    def log(self, request: Any) -> None:
+        pass
+
+
 class WebService(Service):
     def __init__(self, endpoint: IStreamServerEndpoint, resource: InFlight,
                  clock: IReactorTime, grace: float = 10.0) -> None:
         self._endpoint = endpoint
         self._tracked = resource
-        self._site = Site(resource)
+        self._site = QuietSite(resource)
         self._site.displayTracebacks = False
-        # Note [No access log]: like vmpooler, the daemon's log holds what
-        # the pools do, not a line per HTTP request; writing one costs a
-        # sixth of the checkout rate (make bench).
-        self._site.log = lambda request: None
         self._clock = clock
         self._grace = grace
         self._port: IListeningPort | None = None
@@ -94,13 +101,13 @@ class WebService(Service):
 
         def listening(port: IListeningPort) -> None:
             self._port = port
-            address = port.getHost()
+            address: Any = port.getHost()
             log.info("API listening on {host}:{port}", host=address.host, port=address.port)
         return d.addCallback(listening)
 
     async def _stop(self) -> None:
         if self._port is not None:
-            await self._port.stopListening()
+            await maybeDeferred(self._port.stopListening)
         if self._tracked.count:
             log.info("waiting for {n} requests to finish", n=self._tracked.count)
             idle = self._tracked.idle()
@@ -113,7 +120,3 @@ class WebService(Service):
     def stopService(self) -> Deferred[None]:  # type: ignore[override]
         super().stopService()
         return Deferred.fromCoroutine(self._stop())
-
-    @property
-    def port(self) -> IListeningPort | None:
-        return self._port
