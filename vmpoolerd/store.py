@@ -28,8 +28,9 @@ from .coalesce import Coalescer
 from .config import RedisConfig
 
 SCRIPTS = (
-    "checkout", "queue_task", "status", "summary", "token_delete",
-    "token_scan", "token_touch", "token_vms", "vm_info", "vm_return",
+    "checkout", "clone_end", "clone_reserve", "move", "pool_state",
+    "queue_task", "status", "summary", "token_delete", "token_scan",
+    "token_touch", "token_vms", "vm_info", "vm_record", "vm_return",
     "vm_update",
 )
 
@@ -98,14 +99,14 @@ def _load_scripts() -> dict[str, tuple[str, str]]:
             for name, source in sources.items()}
 
 
-class RedisStore:
+class Scripts:
+    """Bounded Redis calls, and the Lua scripts by name."""
+
     def __init__(self, redis: Any, reactor: IReactorTime, timeout: float = 3.0) -> None:
         self._redis = redis
         self._reactor = reactor
         self._timeout = timeout
         self._scripts = _load_scripts()
-        self._checkouts: Coalescer[Request, dict[str, list[str]] | None] = \
-            Coalescer(self._checkout_batch, reactor)
 
     async def _call(self, d: Deferred[Any]) -> Any:
         d.addTimeout(self._timeout, self._reactor)
@@ -130,6 +131,15 @@ class RedisStore:
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())
+
+
+class RedisStore(Scripts):
+    """What the API reads and changes."""
+
+    def __init__(self, redis: Any, reactor: IReactorTime, timeout: float = 3.0) -> None:
+        super().__init__(redis, reactor, timeout)
+        self._checkouts: Coalescer[Request, dict[str, list[str]] | None] = \
+            Coalescer(self._checkout_batch, reactor)
 
     # --- checkout ----------------------------------------------------------
 

@@ -22,8 +22,12 @@ from twisted.python import usage
 
 from .api import VmpoolerApi
 from .auth import LdapAuthenticator
-from .config import Config, ConfigError, config_path, read_config
+from .config import Config, ConfigError, VsphereConfig, config_path, read_config
+from .manager import Manager
+from .pool_store import PoolStore
+from .provider import Provider
 from .store import RedisStore, connect
+from .vsphere import VsphereClient
 from .web import WebService
 
 REDIS_TIMEOUT = 3.0
@@ -83,13 +87,28 @@ class RedisService(Service):
         return self.redis.disconnect()
 
 
+def vsphere_client(config: VsphereConfig) -> VsphereClient:
+    return VsphereClient(config.server, config.username, config.password, port=config.port,
+                         insecure=config.insecure, datacenter=config.datacenter)
+
+
 def make_service(config: Config, reactor: Any = default_reactor) -> IService:
+    """
+    Redis, the vSphere provider, the pool manager and the API, started in
+    that order and stopped in the reverse one (see OrderedService): the API
+    drains, the maintainers finish their cycles, vSphere calls get their
+    grace, and Redis closes last.
+    """
     top = OrderedService()
     redis = connect(config.redis, REDIS_TIMEOUT)
     RedisService(redis).setServiceParent(top)
-    store = RedisStore(redis, reactor, REDIS_TIMEOUT)
+    provider = Provider(vsphere_client(config.vsphere), reactor,
+                        threads=max(config.service.task_limit, 4))
+    provider.setServiceParent(top)
+    Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT), provider, reactor) \
+        .setServiceParent(top)
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
-    api = VmpoolerApi(config, store, reactor, auth)
+    api = VmpoolerApi(config, RedisStore(redis, reactor, REDIS_TIMEOUT), reactor, auth)
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)
     log.info("vmpoolerd for {site}: {n} pools, Redis at {redis}:{port}, auth {auth}",

@@ -1,0 +1,317 @@
+"""The pool manager against a real Redis and the vSphere simulator."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import yaml
+from twisted.internet import reactor
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from vmpoolerd.api import VmpoolerApi
+from vmpoolerd.config import Config, parse_config
+from vmpoolerd.manager import Manager, next_delay
+from vmpoolerd.pool_store import PoolStore
+from vmpoolerd.provider import Provider
+from vmpoolerd.store import RedisStore
+from vmpoolerd.timefmt import format_time, local_date
+
+from .fixtures import sets_of
+from .http import Client
+from .redis_server import fresh_redis, redis_server
+from .vcsim_server import VcsimServer, start_vcsim
+
+DEBIAN, CENTOS = "debian-7", "centos-7"
+FOLDERS = {DEBIAN: "Pools/debian-7", CENTOS: "Pools/nested/centos-7"}
+
+
+def manager_config(port: int, ready_port: int, **service: Any) -> Config:
+    redis = redis_server()
+    raw = {
+        ":vsphere": {"server": "127.0.0.1", "username": "u", "password": "p"},
+        ":redis": {"server": "127.0.0.1", "port": redis.port},
+        ":config": {"check_loop_delay_min": 0.05, "check_loop_delay_max": 0.5,
+                    "vm_checktime": 0.005, "timeout": 0.5, "task_limit": 10,
+                    "ready_check_port": ready_port, "ready_check_address": "ip",
+                    "prefix": "t-", **service},
+        ":pools": [
+            {"name": DEBIAN, "template": "Templates/debian/debian-7-x86_64",
+             "folder": FOLDERS[DEBIAN], "datastore": "LocalDS_0", "size": 3},
+            {"name": CENTOS, "template": "Templates/centos-7-plain",
+             "folder": FOLDERS[CENTOS], "datastore": "LocalDS_0", "size": 2},
+        ],
+    }
+    return parse_config(yaml.safe_dump(raw), {})
+
+
+class ManagerCase(TestCase):
+    timeout = 120
+    service: dict[str, Any] = {}
+    vcsim: dict[str, Any] = {"boot_delay_ms": 200}
+    client_timeout = 10.0
+
+    async def setUp(self) -> None:
+        self.redis = await fresh_redis(self)
+        listener = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        self.addCleanup(listener.stopListening)
+        self.server: VcsimServer = start_vcsim(None, self, **self.vcsim)
+        self.config = manager_config(self.server.port, listener.getHost().port, **self.service)
+        self.vsphere = self.server.client()
+        self.provider = Provider(self.server.client(timeout=self.client_timeout), reactor,
+                                 call_timeout=20)
+        self.provider.startService()
+        self.addCleanup(self.provider.stopService)
+        self.store = PoolStore(self.redis, reactor)
+        self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10)
+        api = VmpoolerApi(self.config, RedisStore(self.redis, reactor), reactor)
+        self.client = Client(api.resource())
+
+    def start(self) -> None:
+        self.manager.startService()
+        self.addCleanup(self.manager.stopService)
+
+    async def until(self, what: str, check: Callable[[], Awaitable[Any]],
+                    seconds: float = 30) -> Any:
+        """Poll ``check`` until it returns something true."""
+        deadline = reactor.seconds() + seconds
+        while True:
+            result = await check()
+            if result:
+                return result
+            if reactor.seconds() > deadline:
+                self.fail(f"timed out waiting for {what}")
+            await deferLater(reactor, 0.05)
+
+    async def members(self, state: str, pool: str) -> set[str]:
+        return set(await self.redis.smembers(f"vmpooler__{state}__{pool}"))
+
+    async def full(self) -> bool:
+        return (len(await self.members("ready", DEBIAN)) == 3
+                and len(await self.members("ready", CENTOS)) == 2)
+
+    def names_in(self, pool: str) -> set[str]:
+        return {vm.name for vm in self.vsphere.inventory(FOLDERS[pool])}
+
+    async def assert_one_set_each(self) -> None:
+        """Every VM in exactly one set, and every VM in vSphere known to Redis."""
+        sets = await sets_of(self.redis, self.config)
+        for pool in (DEBIAN, CENTOS):
+            held = [h for key, m in sets.items() if key.endswith(f"__{pool}") for h in m]
+            self.assertEqual(len(held), len(set(held)), held)
+            self.assertLessEqual(self.names_in(pool), set(held))
+
+
+class FillTests(ManagerCase):
+    async def test_pools_fill_with_ready_vms(self) -> None:
+        self.start()
+        await self.until("full pools", self.full)
+        for pool in (DEBIAN, CENTOS):
+            ready = await self.members("ready", pool)
+            vms = {vm.name: vm for vm in self.vsphere.inventory(FOLDERS[pool])}
+            for name in ready:
+                self.assertTrue(name.startswith("t-") and len(name) == 17, name)
+                self.assertTrue(vms[name].powered_on)
+                self.assertEqual(vms[name].hostname, name)
+                fields = await self.redis.hgetall(f"vmpooler__vm__{name}")
+                self.assertEqual(fields["template"], pool)
+                self.assertIn("clone_time", fields)
+            self.assertIsNone(await self.redis.get(f"vmpooler__empty__{pool}"))
+        day = local_date(reactor.seconds()).isoformat()
+        self.assertGreaterEqual(len(await self.redis.hgetall(f"vmpooler__clone__{day}")), 5)
+        self.assertGreaterEqual(len(await self.redis.hgetall(f"vmpooler__boot__{day}")), 5)
+        self.assertEqual(set(await self.redis.hkeys("vmpooler__lastboot")), {DEBIAN, CENTOS})
+        await self.until("no clone in flight",
+                         lambda: self.redis.get("vmpooler__tasks__clone").addCallback(
+                             lambda n: n == "0"))
+        await self.assert_one_set_each()
+        status = (await self.client.get("/api/v1/status")).body
+        self.assertEqual(status["pools"][DEBIAN]["ready"], 3)
+
+
+class CheckoutTests(ManagerCase):
+    # Quiet cycles back off fast: 0.05, 0.5, 5, 30 s.
+    service = {"check_loop_delay_max": 30, "check_loop_delay_decay": 10}
+
+    async def test_checkout_is_replaced_at_once(self) -> None:
+        self.start()
+        await self.until("full pools", self.full)
+        # Let the loop back off, so that only the wake-up can be fast.
+        await deferLater(reactor, 1.0)
+        cycles = self.manager.maintainers[DEBIAN].cycles
+        await deferLater(reactor, 1.0)
+        self.assertEqual(self.manager.maintainers[DEBIAN].cycles, cycles, "not backed off")
+        answer = await self.client.post(f"/api/v1/vm/{DEBIAN}")
+        self.assertEqual(answer.code, 200)
+        asked = reactor.seconds()
+        host = answer.body[DEBIAN]["hostname"]
+
+        async def replacement() -> bool:
+            pending = await self.members("pending", DEBIAN)
+            return bool(pending)
+        await self.until("a replacement clone", replacement, seconds=5)
+        self.assertLess(reactor.seconds() - asked, 1.0)
+        await self.until("full pools again", self.full)
+        self.assertIn(host, await self.members("running", DEBIAN))
+
+        # Handing it back destroys it.
+        self.assertEqual((await self.client.delete(f"/api/v1/vm/{host}")).code, 200)
+        await self.until("the VM destroyed", lambda: self._gone(host, DEBIAN))
+        fields = await self.redis.hgetall(f"vmpooler__vm__{host}")
+        self.assertIn("destroy", fields)
+        ttl = await self.redis.ttl(f"vmpooler__vm__{host}")
+        self.assertTrue(0 < ttl <= 168 * 3600, ttl)
+        await self.assert_one_set_each()
+
+    async def _gone(self, host: str, pool: str) -> bool:
+        sets = await sets_of(self.redis, self.config)
+        return host not in self.names_in(pool) and not any(host in m for m in sets.values())
+
+    async def test_running_past_lifetime_is_destroyed(self) -> None:
+        self.start()
+        await self.until("full pools", self.full)
+        host = (await self.client.post(f"/api/v1/vm/{CENTOS}")).body[CENTOS]["hostname"]
+        await self.redis.hset(f"vmpooler__vm__{host}", "checkout",
+                              format_time(reactor.seconds() - 7200))
+        await self.redis.hset(f"vmpooler__vm__{host}", "lifetime", "1")
+        await self.until("the VM destroyed", lambda: self._gone(host, CENTOS))
+
+
+class HealingTests(ManagerCase):
+    async def test_ready_vm_powered_off_is_replaced(self) -> None:
+        self.start()
+        await self.until("full pools", self.full)
+        victim = sorted(await self.members("ready", DEBIAN))[0]
+        self.vsphere.power_off(FOLDERS[DEBIAN], victim)
+
+        async def replaced() -> bool:
+            return victim not in self.names_in(DEBIAN) and await self.full()
+        await self.until("the powered-off VM replaced", replaced)
+
+    async def test_unknown_vm_in_folder_is_destroyed(self) -> None:
+        self.start()
+        await self.until("full pools", self.full)
+        self.vsphere.clone("Templates/centos-7-plain", FOLDERS[CENTOS], "LocalDS_0", "stray-vm")
+        self.assertIn("stray-vm", self.names_in(CENTOS))
+        await self.until("the stray VM destroyed",
+                         lambda: deferLater(reactor, 0, lambda: "stray-vm" not in
+                                            self.names_in(CENTOS)))
+        self.assertFalse(await self.redis.sismember(f"vmpooler__discovered__{CENTOS}",
+                                                    "stray-vm"))
+
+    async def test_restart_reconciles(self) -> None:
+        # A crashed daemon left: a pending name whose clone never started,
+        # a stale clone-in-flight entry, and a VM in vSphere Redis never knew.
+        await self.redis.sadd(f"vmpooler__pending__{DEBIAN}", ["t-lostclone00000"])
+        await self.redis.hset("vmpooler__vm__t-lostclone00000", "template", DEBIAN)
+        await self.redis.hset("vmpooler__vm__t-lostclone00000", "clone",
+                              format_time(reactor.seconds() - 3600))
+        await self.redis.hset("vmpooler__cloning", "t-lostclone00000",
+                              str(int(reactor.seconds() - 3600)))
+        self.vsphere.clone("Templates/centos-7-plain", FOLDERS[DEBIAN], "LocalDS_0",
+                           "t-orphan0000000")
+        self.start()
+        await self.until("full pools", self.full)
+
+        async def clean() -> bool:
+            names = self.names_in(DEBIAN)
+            pending = await self.members("pending", DEBIAN)
+            return ("t-orphan0000000" not in names and "t-lostclone00000" not in pending
+                    and not await self.redis.hexists("vmpooler__cloning", "t-lostclone00000"))
+        await self.until("the crash cleaned up", clean)
+        await self.assert_one_set_each()
+
+
+class TimeoutTests(ManagerCase):
+    vcsim = {"boot_delay_ms": 3_600_000}  # clones never boot
+    service = {"timeout": 0.02}  # 1.2 s
+
+    async def test_pending_past_timeout_is_destroyed(self) -> None:
+        self.start()
+
+        async def timed_out() -> bool:
+            day = local_date(reactor.seconds()).isoformat()
+            clones = await self.redis.hkeys(f"vmpooler__clone__{day}")
+            names = {c.split(":", 1)[1] for c in clones if c.startswith(DEBIAN)}
+            gone = names - self.names_in(DEBIAN) - await self.members("pending", DEBIAN)
+            return gone
+        gone = await self.until("a clone timed out and destroyed", timed_out)
+        for name in gone:
+            self.assertIn("destroy", await self.redis.hgetall(f"vmpooler__vm__{name}"))
+        self.assertEqual(await self.members("ready", DEBIAN), set())
+        self.assertEqual(await self.redis.get(f"vmpooler__empty__{DEBIAN}"), "true")
+
+
+class TaskLimitTests(ManagerCase):
+    vcsim = {"boot_delay_ms": 100, "clone_delay_ms": 400}
+    service = {"task_limit": 2}
+
+    async def test_never_more_clones_than_the_limit(self) -> None:
+        self.start()
+        seen = []
+
+        async def full_while_counting() -> bool:
+            seen.append(await self.redis.hlen("vmpooler__cloning"))
+            return await self.full()
+        await self.until("full pools", full_while_counting, seconds=60)
+        self.assertEqual(max(seen), 2)
+        self.assertLessEqual(max(int(n) for n in [await self.redis.get(
+            "vmpooler__tasks__clone")]), 2)
+
+
+class OutageTests(ManagerCase):
+    client_timeout = 1.0
+
+    async def test_vsphere_stops_answering(self) -> None:
+        self.start()
+        await self.until("full pools", self.full)
+        ready_before = await self.members("ready", DEBIAN)
+        self.server.hang()
+        cycles = self.manager.maintainers[DEBIAN].cycles
+        # Inventories time out, cycles fail and are logged, the loop goes on.
+        await self.until("cycles despite the outage", lambda: deferLater(
+            reactor, 0, lambda: self.manager.maintainers[DEBIAN].cycles >= cycles + 2))
+        # Checkouts go on from the ready pools, and nothing was destroyed
+        # or completed on missing data.
+        answer = await self.client.post(f"/api/v1/vm/{DEBIAN}")
+        self.assertEqual(answer.code, 200)
+        host = answer.body[DEBIAN]["hostname"]
+        self.assertEqual(await self.members("ready", DEBIAN) | {host}, ready_before)
+        self.assertEqual(await self.members("completed", DEBIAN), set())
+        self.server.resume()
+        await self.until("full pools again", self.full, seconds=60)
+        self.assertIn(host, await self.members("running", DEBIAN))
+
+
+class TaskTests(ManagerCase):
+    async def test_disks_and_snapshots(self) -> None:
+        self.start()
+        await self.until("full pools", self.full)
+        host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
+        self.assertEqual((await self.client.post(f"/api/v1/vm/{host}/disk/4")).code, 202)
+        answer = await self.client.post(f"/api/v1/vm/{host}/snapshot")
+        snapshot = answer.body[host]["snapshot"]
+
+        async def done() -> Any:
+            info = (await self.client.get(f"/api/v1/vm/{host}")).body[host]
+            return info.get("disk") and info.get("snapshots") and info
+        info = await self.until("disk and snapshot done", done)
+        self.assertEqual(info["disk"], ["+4gb"])
+        self.assertEqual(info["snapshots"], [snapshot])
+        self.assertIn(4, [round(d.size_gb) for d in self.vsphere.disks(FOLDERS[DEBIAN], host)])
+        self.assertEqual(self.vsphere.snapshots(FOLDERS[DEBIAN], host), [snapshot])
+        answer = await self.client.post(f"/api/v1/vm/{host}/snapshot/{snapshot}")
+        self.assertEqual(answer.code, 202)
+        await self.until("revert done", lambda: self.redis.scard(
+            "vmpooler__tasks__snapshot-revert").addCallback(lambda n: n == 0))
+
+
+class LoopTests(TestCase):
+    def test_next_delay(self) -> None:
+        self.assertEqual(next_delay(5, True, 5, 60, 2.0), 10)
+        self.assertEqual(next_delay(40, True, 5, 60, 2.0), 60)
+        self.assertEqual(next_delay(60, True, 5, 60, 2.0), 60)
+        self.assertEqual(next_delay(60, False, 5, 60, 2.0), 5)
+
+

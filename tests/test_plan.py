@@ -1,0 +1,544 @@
+"""
+The pure pool maintenance plan (vmpoolerd.plan): vmpooler's state machine,
+refill and the empty flag, with no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Iterable, Sequence
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from vmpoolerd.config import PoolConfig, ServiceConfig
+from vmpoolerd.plan import (
+    Action, Check, Clone, Complete, Destroy, Discover, Forget, MarkEmpty,
+    Observation, Ready, TrackedVm, is_quiet, plan, to_probe,
+)
+from vmpoolerd.vsphere import VmState
+
+NOW = 1_700_000_000.0
+MINUTE = 60.0
+HOUR = 3600.0
+
+POOL = PoolConfig(name="debian", template="Templates/debian", folder="pools/debian",
+                  datastore="ds1", size=3)
+# timeout 15 min, vm_checktime 15 min, vm_lifetime 24 h, no ready_ttl, port 22
+SERVICE = ServiceConfig()
+
+_BOOTED = object()
+
+
+def seen(name: str, power: str = "poweredOn", hostname: object = _BOOTED,
+         template: bool = False) -> VmState:
+    """The VM as the inventory shows it; by default booted under its name."""
+    return VmState(name=name, power_state=power,
+                   hostname=name if hostname is _BOOTED else hostname,  # type: ignore[arg-type]
+                   ip="10.0.0.1", boot_time=None, template=template)
+
+
+def pending(name: str, age: float | None = MINUTE) -> TrackedVm:
+    """A pending VM whose clone was recorded ``age`` seconds ago."""
+    return TrackedVm(name, "pending", clone_time=None if age is None else NOW - age,
+                     checkout=None, lifetime_hours=None, last_check=None, ready_since=None)
+
+
+def ready(name: str, checked: float | None = MINUTE, since: float | None = HOUR) -> TrackedVm:
+    """A ready VM last checked ``checked`` seconds ago, ready ``since`` seconds."""
+    return TrackedVm(name, "ready", clone_time=NOW - 2 * HOUR, checkout=None,
+                     lifetime_hours=None,
+                     last_check=None if checked is None else NOW - checked,
+                     ready_since=None if since is None else NOW - since)
+
+
+def running(name: str, out: float | None = HOUR, lifetime: float | None = None) -> TrackedVm:
+    """A running VM checked out ``out`` seconds ago."""
+    return TrackedVm(name, "running", clone_time=NOW - 3 * HOUR,
+                     checkout=None if out is None else NOW - out,
+                     lifetime_hours=lifetime, last_check=None, ready_since=None)
+
+
+def tracked(name: str, state: str) -> TrackedVm:
+    return TrackedVm(name, state, clone_time=None, checkout=None, lifetime_hours=None,
+                     last_check=None, ready_since=None)
+
+
+def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
+            failed: bool = False, reachable: Iterable[str] | None = None,
+            cloning: Iterable[str] = (), slots: int = 0, empty: bool = False,
+            pool: PoolConfig = POOL, service: ServiceConfig = SERVICE) -> Observation:
+    """
+    An observation of ``vms``.  By default every tracked VM is in the
+    inventory, booted, and reachable; ``failed`` makes the inventory fail.
+    """
+    if inventory is None:
+        inventory = [seen(vm.name) for vm in vms]
+    return Observation(
+        pool=pool, service=service, now=NOW, tracked=tuple(vms),
+        inventory=None if failed else {s.name: s for s in inventory},
+        reachable=frozenset(vm.name for vm in vms) if reachable is None else frozenset(reachable),
+        cloning=frozenset(cloning), clone_slots=slots, empty=empty)
+
+
+def transitions(obs: Observation) -> list[Action]:
+    """The plan without its refill and empty flag."""
+    return [a for a in plan(obs) if not isinstance(a, (Clone, MarkEmpty))]
+
+
+def tail(obs: Observation) -> list[Action]:
+    """Only the refill and the empty flag of the plan."""
+    return [a for a in plan(obs) if isinstance(a, (Clone, MarkEmpty))]
+
+
+def with_pool(**changes: object) -> PoolConfig:
+    return dataclasses.replace(POOL, **changes)  # type: ignore[arg-type]
+
+
+def with_service(**changes: object) -> ServiceConfig:
+    return dataclasses.replace(SERVICE, **changes)  # type: ignore[arg-type]
+
+
+NO_PROBE = with_service(ready_check_port=0)
+
+
+class FailedInventoryTests(SynchronousTestCase):
+    def test_plans_nothing(self) -> None:
+        obs = observe(pending("p1", age=HOUR), ready("r1"), running("x1", out=100 * HOUR),
+                      tracked("c1", "completed"), tracked("d1", "discovered"),
+                      failed=True, slots=10)
+        self.assertEqual(plan(obs), [])
+
+    def test_not_even_the_empty_flag(self) -> None:
+        self.assertEqual(plan(observe(failed=True, slots=3)), [])
+        self.assertEqual(plan(observe(ready("r1"), failed=True, empty=True)), [])
+
+    def test_probes_nothing(self) -> None:
+        self.assertEqual(to_probe(observe(pending("p1"), ready("r1", checked=None),
+                                          failed=True)), frozenset())
+
+    def test_empty_inventory_is_not_a_failure(self) -> None:
+        self.assertEqual(transitions(observe(ready("r1"), inventory=[])),
+                         [Forget("r1", "ready")])
+
+
+class DiscoverTests(SynchronousTestCase):
+    def test_untracked_vm_is_discovered(self) -> None:
+        self.assertEqual(transitions(observe(inventory=[seen("stray")])),
+                         [Discover("stray")])
+
+    def test_powered_off_untracked_vm_too(self) -> None:
+        self.assertEqual(transitions(observe(inventory=[seen("stray", power="poweredOff")])),
+                         [Discover("stray")])
+
+    def test_templates_are_ignored(self) -> None:
+        self.assertEqual(transitions(observe(inventory=[seen("tpl", template=True)])), [])
+
+    def test_tracked_vms_are_not_discovered(self) -> None:
+        vms = [pending("p1"), ready("r1"), running("x1"), tracked("c1", "completed"),
+               tracked("d1", "discovered")]
+        actions = transitions(observe(*vms))
+        self.assertFalse([a for a in actions if isinstance(a, Discover)])
+
+    def test_clone_in_flight_is_not_discovered(self) -> None:
+        self.assertEqual(transitions(observe(inventory=[seen("new")], cloning=["new"])), [])
+
+    def test_sorted_by_name(self) -> None:
+        obs = observe(inventory=[seen("c"), seen("a"), seen("b")])
+        self.assertEqual(transitions(obs), [Discover("a"), Discover("b"), Discover("c")])
+
+
+class PendingTests(SynchronousTestCase):
+    def test_booted_and_reachable_is_ready(self) -> None:
+        self.assertEqual(transitions(observe(pending("p1", age=90))), [Ready("p1", 90.0)])
+
+    def test_unknown_clone_time_boots_in_zero(self) -> None:
+        self.assertEqual(transitions(observe(pending("p1", age=None))), [Ready("p1", 0.0)])
+
+    def test_clone_time_in_the_future_boots_in_zero(self) -> None:
+        # Another daemon's clock runs ahead: no negative boot times.
+        self.assertEqual(transitions(observe(pending("p1", age=-5))), [Ready("p1", 0.0)])
+
+    def test_booted_but_unreachable_waits(self) -> None:
+        self.assertEqual(transitions(observe(pending("p1"), reachable=[])), [])
+
+    def test_port_zero_needs_no_probe(self) -> None:
+        obs = observe(pending("p1", age=30), reachable=[], service=NO_PROBE)
+        self.assertEqual(transitions(obs), [Ready("p1", 30.0)])
+
+    def test_port_zero_still_needs_the_hostname(self) -> None:
+        obs = observe(pending("p1"), inventory=[seen("p1", hostname=None)], service=NO_PROBE)
+        self.assertEqual(transitions(obs), [])
+
+    def test_reachable_but_not_booted_waits(self) -> None:
+        for state in (seen("p1", hostname=None), seen("p1", hostname="localhost"),
+                      seen("p1", power="poweredOff"), seen("p1", power="suspended")):
+            self.assertEqual(transitions(observe(pending("p1"), inventory=[state])), [],
+                             state)
+
+    def test_timeout_boundary(self) -> None:
+        booting = [seen("p1", hostname=None)]
+        self.assertEqual(transitions(observe(pending("p1", age=15 * MINUTE),
+                                             inventory=booting)), [])
+        self.assertEqual(transitions(observe(pending("p1", age=15 * MINUTE + 0.5),
+                                             inventory=booting)),
+                         [Complete("p1", "pending", "timeout")])
+
+    def test_timeout_while_unreachable(self) -> None:
+        obs = observe(pending("p1", age=16 * MINUTE), reachable=[])
+        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout")])
+
+    def test_timeout_while_still_cloning(self) -> None:
+        obs = observe(pending("p1", age=16 * MINUTE), inventory=[], cloning=["p1"])
+        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout")])
+
+    def test_ready_wins_over_timeout(self) -> None:
+        self.assertEqual(transitions(observe(pending("p1", age=HOUR))),
+                         [Ready("p1", HOUR)])
+
+    def test_pool_timeout_overrides_service(self) -> None:
+        obs = observe(pending("p1", age=6 * MINUTE), reachable=[],
+                      pool=with_pool(timeout_minutes=5.0))
+        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout")])
+        obs = observe(pending("p1", age=20 * MINUTE), reachable=[],
+                      pool=with_pool(timeout_minutes=30.0))
+        self.assertEqual(transitions(obs), [])
+
+    def test_service_timeout(self) -> None:
+        obs = observe(pending("p1", age=0.06 * MINUTE), reachable=[],
+                      service=with_service(timeout_minutes=0.05))
+        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout")])
+
+    def test_unknown_clone_time_never_times_out(self) -> None:
+        obs = observe(pending("p1", age=None), inventory=[seen("p1", hostname=None)])
+        self.assertEqual(transitions(obs), [])
+
+    def test_clone_lost(self) -> None:
+        self.assertEqual(transitions(observe(pending("p1"), inventory=[])),
+                         [Complete("p1", "pending", "clone lost")])
+
+    def test_clone_lost_without_clone_time(self) -> None:
+        self.assertEqual(transitions(observe(pending("p1", age=None), inventory=[])),
+                         [Complete("p1", "pending", "clone lost")])
+
+    def test_clone_in_flight_is_not_lost(self) -> None:
+        self.assertEqual(transitions(observe(pending("p1"), inventory=[], cloning=["p1"])),
+                         [])
+
+    def test_in_inventory_and_not_cloning_is_not_lost(self) -> None:
+        obs = observe(pending("p1"), inventory=[seen("p1", power="poweredOff")])
+        self.assertEqual(transitions(obs), [])
+
+
+class ReadyTests(SynchronousTestCase):
+    def test_gone_from_vsphere_is_forgotten(self) -> None:
+        self.assertEqual(transitions(observe(ready("r1"), inventory=[])),
+                         [Forget("r1", "ready")])
+
+    def test_powered_off_even_when_not_due(self) -> None:
+        for power in ("poweredOff", "suspended"):
+            obs = observe(ready("r1", checked=MINUTE), inventory=[seen("r1", power=power)])
+            self.assertEqual(transitions(obs), [Complete("r1", "ready", "powered off")])
+
+    def test_not_due_does_nothing(self) -> None:
+        obs = observe(ready("r1", checked=15 * MINUTE - 1),
+                      inventory=[seen("r1", hostname="other")], reachable=[])
+        self.assertEqual(transitions(obs), [])
+
+    def test_due_at_exactly_checktime(self) -> None:
+        self.assertEqual(transitions(observe(ready("r1", checked=15 * MINUTE))),
+                         [Check("r1")])
+
+    def test_never_checked_is_due(self) -> None:
+        self.assertEqual(transitions(observe(ready("r1", checked=None))), [Check("r1")])
+
+    def test_service_checktime(self) -> None:
+        obs = observe(ready("r1", checked=4), service=with_service(vm_checktime_minutes=0.05))
+        self.assertEqual(transitions(obs), [Check("r1")])
+
+    def test_hostname_mismatch(self) -> None:
+        for hostname in ("localhost", None):
+            obs = observe(ready("r1", checked=None), inventory=[seen("r1", hostname=hostname)])
+            self.assertEqual(transitions(obs), [Complete("r1", "ready", "hostname mismatch")])
+
+    def test_unreachable(self) -> None:
+        self.assertEqual(transitions(observe(ready("r1", checked=None), reachable=[])),
+                         [Complete("r1", "ready", "unreachable")])
+
+    def test_port_zero_needs_no_probe(self) -> None:
+        obs = observe(ready("r1", checked=None), reachable=[], service=NO_PROBE)
+        self.assertEqual(transitions(obs), [Check("r1")])
+
+    def test_no_ready_ttl_by_default(self) -> None:
+        self.assertEqual(transitions(observe(ready("r1", since=1000 * HOUR))), [])
+
+    def test_service_ready_ttl_boundary(self) -> None:
+        service = with_service(ready_ttl_minutes=60.0)
+        self.assertEqual(transitions(observe(ready("r1", since=HOUR), service=service)), [])
+        self.assertEqual(transitions(observe(ready("r1", since=HOUR + 1), service=service)),
+                         [Complete("r1", "ready", "ready_ttl")])
+
+    def test_pool_ready_ttl_overrides_service(self) -> None:
+        service = with_service(ready_ttl_minutes=60.0)
+        obs = observe(ready("r1", since=11 * MINUTE), service=service,
+                      pool=with_pool(ready_ttl_minutes=10.0))
+        self.assertEqual(transitions(obs), [Complete("r1", "ready", "ready_ttl")])
+        obs = observe(ready("r1", since=2 * HOUR), service=service,
+                      pool=with_pool(ready_ttl_minutes=180.0))
+        self.assertEqual(transitions(obs), [])
+
+    def test_pool_ready_ttl_without_service_ttl(self) -> None:
+        obs = observe(ready("r1", since=11 * MINUTE), pool=with_pool(ready_ttl_minutes=10.0))
+        self.assertEqual(transitions(obs), [Complete("r1", "ready", "ready_ttl")])
+
+    def test_unknown_ready_time_never_expires(self) -> None:
+        obs = observe(ready("r1", since=None), pool=with_pool(ready_ttl_minutes=10.0))
+        self.assertEqual(transitions(obs), [])
+
+    def test_ready_ttl_before_the_check(self) -> None:
+        obs = observe(ready("r1", checked=None, since=HOUR), reachable=[],
+                      pool=with_pool(ready_ttl_minutes=10.0))
+        self.assertEqual(transitions(obs), [Complete("r1", "ready", "ready_ttl")])
+
+    def test_powered_off_before_ready_ttl(self) -> None:
+        obs = observe(ready("r1", since=HOUR), inventory=[seen("r1", power="poweredOff")],
+                      pool=with_pool(ready_ttl_minutes=10.0))
+        self.assertEqual(transitions(obs), [Complete("r1", "ready", "powered off")])
+
+
+class RunningTests(SynchronousTestCase):
+    def test_gone_from_vsphere_is_forgotten(self) -> None:
+        self.assertEqual(transitions(observe(running("x1"), inventory=[])),
+                         [Forget("x1", "running")])
+
+    def test_service_lifetime_boundary(self) -> None:
+        self.assertEqual(transitions(observe(running("x1", out=24 * HOUR))), [])
+        self.assertEqual(transitions(observe(running("x1", out=24 * HOUR + 1))),
+                         [Complete("x1", "running", "lifetime")])
+
+    def test_service_lifetime(self) -> None:
+        obs = observe(running("x1", out=2 * HOUR + 1),
+                      service=with_service(vm_lifetime_hours=2.0))
+        self.assertEqual(transitions(obs), [Complete("x1", "running", "lifetime")])
+
+    def test_own_lifetime_overrides_service(self) -> None:
+        self.assertEqual(transitions(observe(running("x1", out=30 * HOUR, lifetime=48))), [])
+        self.assertEqual(transitions(observe(running("x1", out=2 * HOUR + 1, lifetime=2))),
+                         [Complete("x1", "running", "lifetime")])
+
+    def test_unknown_checkout_never_expires(self) -> None:
+        self.assertEqual(transitions(observe(running("x1", out=None, lifetime=1))), [])
+
+    def test_power_and_reachability_do_not_matter(self) -> None:
+        obs = observe(running("x1"), inventory=[seen("x1", power="poweredOff",
+                                                     hostname=None)], reachable=[])
+        self.assertEqual(transitions(obs), [])
+
+
+class DoomedTests(SynchronousTestCase):
+    def test_in_vsphere_is_destroyed(self) -> None:
+        for state in ("completed", "discovered"):
+            self.assertEqual(transitions(observe(tracked("v1", state))),
+                             [Destroy("v1", state)])
+
+    def test_powered_off_is_destroyed_too(self) -> None:
+        obs = observe(tracked("v1", "completed"), inventory=[seen("v1", power="poweredOff")])
+        self.assertEqual(transitions(obs), [Destroy("v1", "completed")])
+
+    def test_gone_is_forgotten(self) -> None:
+        for state in ("completed", "discovered"):
+            self.assertEqual(transitions(observe(tracked("v1", state), inventory=[])),
+                             [Forget("v1", state)])
+
+
+class UnknownStateTests(SynchronousTestCase):
+    def test_left_alone_and_not_counted(self) -> None:
+        obs = observe(tracked("v1", "weird"), slots=5)
+        self.assertEqual(plan(obs), [Clone(3), MarkEmpty(True)])
+
+
+class ToProbeTests(SynchronousTestCase):
+    def test_pending_that_looks_booted(self) -> None:
+        obs = observe(pending("p1"), pending("p2"), pending("p3"), pending("p4"),
+                      inventory=[seen("p1"), seen("p2", hostname=None),
+                                 seen("p3", power="poweredOff")])
+        self.assertEqual(to_probe(obs), {"p1"})
+
+    def test_ready_due_a_check(self) -> None:
+        obs = observe(ready("r1", checked=None), ready("r2", checked=15 * MINUTE),
+                      ready("r3", checked=MINUTE))
+        self.assertEqual(to_probe(obs), {"r1", "r2"})
+
+    def test_ready_that_do_not_reach_the_probe(self) -> None:
+        obs = observe(ready("off", checked=None), ready("other", checked=None),
+                      ready("gone", checked=None), ready("old", checked=None, since=HOUR),
+                      inventory=[seen("off", power="poweredOff"),
+                                 seen("other", hostname="x"), seen("old")],
+                      pool=with_pool(ready_ttl_minutes=10.0))
+        self.assertEqual(to_probe(obs), frozenset())
+
+    def test_other_states_are_never_probed(self) -> None:
+        obs = observe(running("x1"), tracked("c1", "completed"),
+                      tracked("d1", "discovered"), inventory=[
+                          seen("x1"), seen("c1"), seen("d1"), seen("stray")])
+        self.assertEqual(to_probe(obs), frozenset())
+
+    def test_port_zero_probes_nothing(self) -> None:
+        obs = observe(pending("p1"), ready("r1", checked=None), service=NO_PROBE)
+        self.assertEqual(to_probe(obs), frozenset())
+
+    def test_exactly_what_reachability_decides(self) -> None:
+        """Taking any VM out of ``reachable`` changes the plan iff it was probed."""
+        vms = [pending("p1"), pending("p2"), pending("p3", age=HOUR),
+               ready("r1", checked=None, since=MINUTE), ready("r2", since=MINUTE),
+               ready("r3", checked=None, since=MINUTE), ready("r4", checked=None, since=HOUR),
+               ready("r5", checked=None, since=MINUTE), running("x1"),
+               tracked("c1", "completed")]
+        inventory = [seen("p1"), seen("p2", hostname=None), seen("p3"), seen("r1"),
+                     seen("r2"), seen("r3", hostname="x"), seen("r4"),
+                     seen("r5", power="poweredOff"), seen("x1"), seen("c1")]
+        pool = with_pool(ready_ttl_minutes=30.0)
+        everyone = [vm.name for vm in vms]
+        base = plan(observe(*vms, inventory=inventory, reachable=everyone, pool=pool))
+        decided = set()
+        for name in everyone:
+            others = [n for n in everyone if n != name]
+            if plan(observe(*vms, inventory=inventory, reachable=others, pool=pool)) != base:
+                decided.add(name)
+        probed = to_probe(observe(*vms, inventory=inventory, pool=pool))
+        self.assertEqual(probed, {"p1", "p3", "r1"})
+        self.assertEqual(decided, probed)
+
+
+class RefillTests(SynchronousTestCase):
+    def test_empty_pool_is_filled(self) -> None:
+        self.assertIn(Clone(3), plan(observe(slots=10)))
+
+    def test_capped_by_clone_slots(self) -> None:
+        self.assertIn(Clone(2), plan(observe(slots=2)))
+
+    def test_no_slots_no_clone(self) -> None:
+        for slots in (0, -1):
+            self.assertFalse([a for a in plan(observe(slots=slots)) if isinstance(a, Clone)])
+
+    def test_ready_and_pending_count(self) -> None:
+        obs = observe(ready("r1"), pending("p1"), reachable=["r1"], slots=10)
+        self.assertEqual(tail(obs), [Clone(1)])
+
+    def test_full_pool_clones_nothing(self) -> None:
+        obs = observe(ready("r1"), ready("r2"), pending("p1"), reachable=[], slots=10)
+        self.assertEqual(tail(obs), [])
+
+    def test_over_size_clones_nothing(self) -> None:
+        obs = observe(*(ready(f"r{i}") for i in range(5)), slots=10)
+        self.assertEqual(tail(obs), [])
+
+    def test_running_completed_and_discovered_do_not_count(self) -> None:
+        obs = observe(ready("r1"), running("x1"), tracked("c1", "completed"),
+                      tracked("d1", "discovered"), slots=10)
+        self.assertEqual(tail(obs), [Clone(2)])
+
+    def test_readied_pending_still_counts(self) -> None:
+        obs = observe(ready("r1"), pending("p1"), pending("p2"), slots=10)
+        self.assertEqual(plan(obs), [Ready("p1", MINUTE), Ready("p2", MINUTE)])
+
+    def test_completed_pending_no_longer_counts(self) -> None:
+        obs = observe(ready("r1"), pending("p1"), pending("p2", age=HOUR),
+                      reachable=[], slots=10)
+        self.assertEqual(plan(obs), [Complete("p2", "pending", "timeout"), Clone(1)])
+
+    def test_completed_or_forgotten_ready_no_longer_counts(self) -> None:
+        obs = observe(ready("r1"), ready("r2", checked=None), ready("r3"),
+                      inventory=[seen("r1"), seen("r2")], reachable=["r1"], slots=10)
+        self.assertEqual(plan(obs), [Complete("r2", "ready", "unreachable"),
+                                     Forget("r3", "ready"), Clone(2)])
+
+    def test_lost_clone_is_replaced(self) -> None:
+        obs = observe(pending("p1"), inventory=[], slots=1, empty=True)
+        self.assertEqual(plan(obs), [Complete("p1", "pending", "clone lost"), Clone(1)])
+
+    def test_pool_size(self) -> None:
+        obs = observe(ready("r1"), pool=with_pool(size=10), slots=100)
+        self.assertEqual(tail(obs), [Clone(9)])
+
+
+class EmptyFlagTests(SynchronousTestCase):
+    def test_set_when_no_vm_is_ready(self) -> None:
+        self.assertEqual(tail(observe(pending("p1"), reachable=[])), [MarkEmpty(True)])
+
+    def test_left_set(self) -> None:
+        self.assertEqual(tail(observe(pending("p1"), reachable=[], empty=True)), [])
+
+    def test_cleared_when_a_vm_is_ready(self) -> None:
+        self.assertEqual(tail(observe(*(ready(f"r{i}") for i in range(3)), empty=True)),
+                         [MarkEmpty(False)])
+
+    def test_left_clear(self) -> None:
+        self.assertEqual(tail(observe(*(ready(f"r{i}") for i in range(3)))), [])
+
+    def test_set_when_the_last_ready_vm_leaves(self) -> None:
+        obs = observe(ready("r1"), pending("p1"), pending("p2"),
+                      inventory=[seen("p1"), seen("p2")], reachable=[])
+        self.assertEqual(plan(obs), [Forget("r1", "ready"), MarkEmpty(True)])
+
+    def test_cleared_by_a_vm_made_ready(self) -> None:
+        obs = observe(pending("p1"), pending("p2"), pending("p3"), reachable=["p2"],
+                      empty=True)
+        self.assertEqual(plan(obs), [Ready("p2", MINUTE), MarkEmpty(False)])
+
+    def test_failed_inventory_leaves_it(self) -> None:
+        self.assertEqual(plan(observe(failed=True)), [])
+
+
+class OrderTests(SynchronousTestCase):
+    VMS = (
+        tracked("d2", "discovered"), tracked("d1", "discovered"),
+        tracked("c2", "completed"), tracked("c1", "completed"),
+        running("x2", out=100 * HOUR), running("x1", out=100 * HOUR),
+        ready("r2", checked=None), ready("r1", checked=None),
+        pending("p2"), pending("p1"),
+    )
+    EXPECTED: Sequence[Action] = (
+        Ready("p1", MINUTE), Ready("p2", MINUTE), Check("r1"), Check("r2"),
+        Complete("x1", "running", "lifetime"), Complete("x2", "running", "lifetime"),
+        Destroy("c1", "completed"), Destroy("c2", "completed"),
+        Destroy("d1", "discovered"), Destroy("d2", "discovered"),
+        Discover("s1"), Discover("s2"), Clone(1), MarkEmpty(False),
+    )
+
+    def observe(self, vms: Sequence[TrackedVm]) -> Observation:
+        inventory = [seen(vm.name) for vm in vms] + [seen("s2"), seen("s1")]
+        return observe(*vms, inventory=inventory, slots=1, empty=True,
+                       pool=with_pool(size=5))
+
+    def test_states_in_order_names_sorted_refill_last(self) -> None:
+        self.assertEqual(plan(self.observe(self.VMS)), list(self.EXPECTED))
+
+    def test_whatever_order_redis_gave(self) -> None:
+        for seed in range(20):
+            vms = list(self.VMS)
+            random.Random(seed).shuffle(vms)
+            self.assertEqual(plan(self.observe(vms)), list(self.EXPECTED))
+
+
+class IsQuietTests(SynchronousTestCase):
+    def test_nothing_is_quiet(self) -> None:
+        self.assertTrue(is_quiet([]))
+
+    def test_checks_are_quiet(self) -> None:
+        self.assertTrue(is_quiet([Check("r1"), Check("r2")]))
+
+    def test_anything_else_is_not(self) -> None:
+        for action in (Ready("p1", 1.0), Complete("r1", "ready", "unreachable"),
+                       Discover("s1"), Destroy("c1", "completed"), Forget("r1", "ready"),
+                       Clone(1), MarkEmpty(True), MarkEmpty(False)):
+            self.assertFalse(is_quiet([Check("r1"), action]), action)
+
+    def test_full_healthy_pool_is_quiet(self) -> None:
+        obs = observe(ready("r1", checked=None), ready("r2"), ready("r3"), slots=10)
+        self.assertEqual(plan(obs), [Check("r1")])
+        self.assertTrue(is_quiet(plan(obs)))
+
+    def test_booting_pool_without_slots_is_quiet(self) -> None:
+        obs = observe(ready("r1"), pending("p1"), reachable=[], slots=0)
+        self.assertTrue(is_quiet(plan(obs)))

@@ -1,0 +1,36 @@
+-- One transition of the pool manager, applied only if the VM is still
+-- where the manager saw it.
+--
+-- Note [Guarded moves]: between the manager's look at a pool and its
+-- action, a client may have checked a ready VM out or handed a running one
+-- back, and another daemon may have acted.  So a move out of a set happens
+-- only if the VM is still in it (SREM said 1); otherwise nothing changes
+-- and 0 is returned.
+--
+-- ARGV[1]: JSON {"host", "pool", "from": set or "", "to": set or "",
+-- "fields": {field: value}, "history": [key, field, value] or absent,
+-- "lastboot": timestamp or absent, "expire": seconds or absent}.
+-- "expire" marks the VM destroyed: its hash is kept that long, and it
+-- leaves the pool's active hash.
+local m = cjson.decode(ARGV[1])
+local vm = 'vmpooler__vm__' .. m.host
+if m.from ~= '' and redis.call('SREM', 'vmpooler__' .. m.from .. '__' .. m.pool, m.host) == 0 then
+  return 0
+end
+if m.to ~= '' then
+  redis.call('SADD', 'vmpooler__' .. m.to .. '__' .. m.pool, m.host)
+end
+for field, value in pairs(m.fields) do
+  redis.call('HSET', vm, field, value)
+end
+if m.history then
+  redis.call('HSET', m.history[1], m.history[2], m.history[3])
+end
+if m.lastboot then
+  redis.call('HSET', 'vmpooler__lastboot', m.pool, m.lastboot)
+end
+if m.expire then
+  redis.call('HDEL', 'vmpooler__active__' .. m.pool, m.host)
+  redis.call('EXPIRE', vm, m.expire)
+end
+return 1

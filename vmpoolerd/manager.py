@@ -1,0 +1,400 @@
+"""
+The pool manager: one maintainer per pool, each a loop of
+gather (Redis, vSphere, TCP probes) -> :func:`vmpoolerd.plan.plan` ->
+execute, and a worker for the disk and snapshot requests the API queues.
+
+Note [Maintainer loop]: a maintainer never runs two cycles at once.  After
+a cycle in which something happened it runs again after
+``check_loop_delay_min`` seconds; after a quiet one the delay grows by
+``check_loop_delay_decay`` up to ``check_loop_delay_max``.  A checkout
+anywhere (any daemon sharing the Redis) publishes the pool's name on
+``vmpooler__checkout``; the maintainer then runs at once, so that the
+replacement clone starts within a round trip or two.  A cycle that fails
+(Redis or vSphere down) is logged and the loop backs off; it never dies.
+
+Note [Work in the background]: clones and destroys take minutes on a real
+vCenter.  A cycle starts them on the provider's thread pool and goes on;
+the names with work in flight are remembered so that no VM is cloned or
+destroyed twice, and a clone's end wakes the maintainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Awaitable, Callable, Coroutine
+
+import txredisapi
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from . import plan as planning
+from .config import Config, PoolConfig, RedisConfig
+from .names import new_hostname
+from .plan import Observation
+from .pool_store import PoolStore
+from .probe import probe_address, tcp_probe
+from .timefmt import format_time, local_date
+
+log = Logger()
+CHECKOUT_CHANNEL = "vmpooler__checkout"
+
+Probe = Callable[[str, int], Awaitable[bool]]
+
+
+def next_delay(delay: float, quiet: bool, minimum: float, maximum: float,
+               decay: float) -> float:
+    """The maintainer's next delay: back to ``minimum`` when something happened."""
+    return min(delay * decay, maximum) if quiet else minimum
+
+
+class Maintainer:
+    """Keeps one pool full (see Note [Maintainer loop])."""
+
+    def __init__(self, pool: PoolConfig, config: Config, store: PoolStore, provider: Any,
+                 clock: IReactorTime, probe: Probe | None = None) -> None:
+        self.pool = pool
+        self._config = config
+        self._service = config.service
+        self._store = store
+        self._provider = provider
+        self._clock = clock
+        self._probe = probe or (lambda host, port: tcp_probe(clock, host, port))
+        self._delay = self._service.check_loop_delay_min
+        self._call: IDelayedCall | None = None
+        self._running = False
+        self._current: Deferred[None] | None = None
+        self._again = False
+        self._stopped = True
+        self._busy: set[str] = set()  # VMs with a clone or destroy in flight
+        self._work: set[Deferred[None]] = set()
+        self.cycles = 0
+        self.booting = False
+
+    # --- the loop --------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopped = False
+        self._schedule(0)
+
+    def wake(self) -> None:
+        """Run a cycle now (or right after the one running)."""
+        if self._stopped:
+            return
+        self._delay = self._service.check_loop_delay_min
+        if self._running:
+            self._again = True
+        elif self._call is not None:
+            self._call.cancel()
+            self._schedule(0)
+
+    async def stop(self, grace: float) -> None:
+        """
+        No new cycle.  The running cycle, and the clones and destroys in
+        flight, get ``grace`` seconds to finish; what is still running then
+        is left to the provider's own stop (and, should it not end, to the
+        next start's reconciliation: see Note [Pending before cloning]).
+        """
+        self._stopped = True
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+        pending = [d for d in [self._current, *self._work] if d is not None and not d.called]
+        if pending:
+            wait = gatherResults(pending, consumeErrors=True)
+            wait.addTimeout(grace, self._clock)
+            try:
+                await wait
+            except Exception:
+                log.warn("[!] [{pool}] stopping with vSphere work still running",
+                         pool=self.pool.name)
+
+    def _schedule(self, delay: float) -> None:
+        self._call = self._clock.callLater(delay, self._run)
+
+    def _run(self) -> None:
+        self._call = None
+        self._running = True
+        self._current = ensureDeferred(self._guarded_cycle())
+
+    async def _guarded_cycle(self) -> None:
+        quiet = True
+        try:
+            # While clones boot, look often: they become ready unannounced.
+            quiet = planning.is_quiet(await self.cycle()) and not self.booting
+        except Exception:
+            log.failure("[!] [{pool}] maintenance cycle failed", pool=self.pool.name)
+        self._running = False
+        self.cycles += 1
+        if self._stopped:
+            return
+        self._delay = next_delay(self._delay, quiet and not self._again,
+                                 self._service.check_loop_delay_min,
+                                 self._service.check_loop_delay_max,
+                                 self._service.check_loop_delay_decay)
+        self._schedule(0 if self._again else self._delay)
+        self._again = False
+
+    # --- one cycle ---------------------------------------------------------------
+
+    async def cycle(self) -> list[planning.Action]:
+        """Gather, plan, execute; the actions taken."""
+        pool = self.pool
+        # vSphere first, Redis second: a clone recorded and made between
+        # the two looks would otherwise seem unknown to Redis (discovered).
+        try:
+            vms = await self._provider.call("inventory", pool.folder)
+        except Exception as e:
+            log.warn("[!] [{pool}] inventory of {folder!r} failed: {error}",
+                     pool=pool.name, folder=pool.folder, error=str(e) or type(e).__name__)
+            return []
+        inventory = {vm.name: vm for vm in vms}
+        tracked, cloning, empty = await self._store.pool_state(pool.name)
+        now = self._clock.seconds()
+        observation = Observation(
+            pool=pool, service=self._service, now=now, tracked=tracked, inventory=inventory,
+            reachable=frozenset(), cloning=cloning | self._busy,
+            clone_slots=max(self._service.task_limit - len(cloning), 0), empty=empty)
+        observation = dataclasses.replace(
+            observation, reachable=await self._reachable(observation, inventory))
+        actions = planning.plan(observation)
+        for action in actions:
+            await self._execute(action, now)
+        self.booting = any(vm.state == "pending" for vm in tracked)
+        return actions
+
+    async def _reachable(self, observation: Observation, inventory: dict[str, Any]
+                         ) -> frozenset[str]:
+        names = sorted(planning.to_probe(observation))
+        port = self._service.ready_check_port
+
+        async def probe(name: str) -> bool:
+            vm = inventory[name]
+            address = probe_address(name, self._service.domain, vm.ip,
+                                    self._service.ready_check_address)
+            return address is not None and await self._probe(address, port)
+
+        results = await gatherResults([ensureDeferred(probe(n)) for n in names])
+        return frozenset(n for n, ok in zip(names, results) if ok)
+
+    async def _execute(self, action: planning.Action, now: float) -> None:
+        pool, name = self.pool.name, getattr(action, "name", "")
+        stamp = format_time(now)
+        expire = int(self._config.redis.data_ttl_hours * 3600)
+        store = self._store
+        if isinstance(action, planning.Ready):
+            day = local_date(now).isoformat()
+            if await store.move(name, pool, "pending", "ready",
+                                fields={"ready": stamp, "check": stamp},
+                                history=(f"vmpooler__boot__{day}", f"{pool}:{name}",
+                                         f"{action.boot_seconds:.2f}"),
+                                lastboot=stamp):
+                log.info("[>] [{pool}] '{vm}' moved to 'ready' queue after {seconds:.2f} s",
+                         pool=pool, vm=name, seconds=action.boot_seconds)
+        elif isinstance(action, planning.Check):
+            await store.move(name, pool, "ready", "ready", fields={"check": stamp})
+        elif isinstance(action, planning.Complete):
+            if await store.move(name, pool, action.state, "completed"):
+                log.info("[-] [{pool}] '{vm}' moved from '{state}' to 'completed': {reason}",
+                         pool=pool, vm=name, state=action.state, reason=action.reason)
+        elif isinstance(action, planning.Discover):
+            await store.move(name, pool, "", "discovered", fields={"template": pool})
+            log.info("[?] [{pool}] '{vm}' found in the folder, unknown to Redis: discovered",
+                     pool=pool, vm=name)
+        elif isinstance(action, planning.Forget):
+            if await store.move(name, pool, action.state, "", fields={"destroy": stamp},
+                                expire=expire):
+                log.info("[-] [{pool}] '{vm}' is gone from vSphere: forgotten",
+                         pool=pool, vm=name)
+        elif isinstance(action, planning.Destroy):
+            if name not in self._busy:
+                self._background(name, self._destroy(name, action.state, expire))
+        elif isinstance(action, planning.Clone):
+            await self._clone(action.count, now)
+        elif isinstance(action, planning.MarkEmpty):
+            await store.set_empty(pool, action.empty)
+
+    # --- work in the background ----------------------------------------------------
+
+    def _background(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        self._busy.add(name)
+        d = ensureDeferred(work)
+        self._work.add(d)
+
+        def done(_: object) -> None:
+            self._busy.discard(name)
+            self._work.discard(d)
+            self.wake()
+        d.addBoth(done)
+
+    async def _clone(self, count: int, now: float) -> None:
+        pool, service = self.pool, self._service
+        names = [new_hostname(service.prefix) for _ in range(count)]
+        timeout = 60 * (pool.timeout_minutes or service.timeout_minutes)
+        reserved = await self._store.reserve_clones(
+            pool.name, names, service.task_limit, format_time(now), now, timeout)
+        for name in reserved:
+            self._background(name, self._clone_one(name))
+
+    async def _clone_one(self, name: str) -> None:
+        pool = self.pool
+        ok, seconds = False, 0.0
+        try:
+            seconds = await self._provider.call(
+                "clone", pool.template, pool.folder, pool.datastore, name,
+                resource_pool=pool.resource_pool,
+                clone_target=pool.clone_target or self._service.clone_target)
+            ok = True
+            log.info("[+] [{pool}] '{vm}' cloned in {seconds:.2f} seconds",
+                     pool=pool.name, vm=name, seconds=seconds)
+        except Exception as e:
+            log.warn("[!] [{pool}] '{vm}' clone failed: {error}",
+                     pool=pool.name, vm=name, error=str(e) or type(e).__name__)
+        day = local_date(self._clock.seconds()).isoformat()
+        try:
+            await self._store.clone_ended(pool.name, name, ok, seconds, day)
+        except Exception:
+            log.failure("[!] [{pool}] '{vm}' clone end not recorded", pool=pool.name, vm=name)
+
+    async def _destroy(self, name: str, state: str, expire: int) -> None:
+        pool = self.pool
+        try:
+            await self._provider.call("destroy", pool.folder, name)
+        except Exception as e:
+            log.warn("[!] [{pool}] '{vm}' destroy failed: {error}",
+                     pool=pool.name, vm=name, error=str(e) or type(e).__name__)
+            return
+        stamp = format_time(self._clock.seconds())
+        if await self._store.move(name, pool.name, state, "", fields={"destroy": stamp},
+                                  expire=expire):
+            log.info("[-] [{pool}] '{vm}' destroyed", pool=pool.name, vm=name)
+
+
+class TaskWorker:
+    """Works off the disk and snapshot requests the API queued."""
+
+    KINDS = ("disk", "snapshot", "snapshot-revert")
+
+    def __init__(self, config: Config, store: PoolStore, provider: Any,
+                 clock: IReactorTime) -> None:
+        self._config = config
+        self._store = store
+        self._provider = provider
+        self._clock = clock
+
+    async def run_once(self) -> int:
+        """Take every queued request and do it; the number done."""
+        done = 0
+        for kind in self.KINDS:
+            while (member := await self._store.pop_task(kind)) is not None:
+                host, _, argument = member.partition(":")
+                if await self._do(kind, host, argument):
+                    done += 1
+        return done
+
+    async def _do(self, kind: str, host: str, argument: str) -> bool:
+        pool_name = await self._store.pool_of(host)
+        pools = {p.name: p for p in self._config.pools}
+        if pool_name not in pools:
+            log.warn("[!] {kind} request for unknown VM '{vm}' dropped", kind=kind, vm=host)
+            return False
+        folder = pools[pool_name].folder
+        try:
+            if kind == "disk":
+                await self._provider.call("add_disk", folder, host, int(argument))
+                await self._store.record_disk(host, f"+{int(argument)}gb")
+            elif kind == "snapshot":
+                await self._provider.call("create_snapshot", folder, host, argument)
+                await self._store.record_snapshot(
+                    host, argument, format_time(self._clock.seconds()))
+            else:
+                await self._provider.call("revert_snapshot", folder, host, argument)
+        except Exception as e:
+            log.warn("[!] [{pool}] '{vm}' {kind} {argument} failed: {error}", pool=pool_name,
+                     vm=host, kind=kind, argument=argument, error=str(e) or type(e).__name__)
+            return False
+        log.info("[+] [{pool}] '{vm}' {kind} {argument} done", pool=pool_name, vm=host,
+                 kind=kind, argument=argument)
+        return True
+
+
+class _Wakeups(txredisapi.SubscriberProtocol):
+    """Listens on ``vmpooler__checkout`` and wakes the pool named."""
+
+    def connectionMade(self) -> Any:
+        d = super().connectionMade()
+        d.addCallback(lambda _: self.subscribe(CHECKOUT_CHANNEL))
+        return d
+
+    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
+        self.factory.on_checkout(message)
+
+
+def subscribe_checkouts(config: RedisConfig, reactor: Any,
+                        on_checkout: Callable[[str], None]) -> Any:
+    """A self-reconnecting subscription; call ``.disconnect()`` on the result to end it."""
+    factory = txredisapi.SubscriberFactory()
+    factory.protocol = _Wakeups
+    factory.password = config.password
+    factory.on_checkout = on_checkout
+    factory.startConnecting(HostnameEndpoint(reactor, config.server, config.port))
+    return factory
+
+
+class Manager(Service):
+    """All the maintainers, the task worker, and the checkout wake-ups."""
+
+    def __init__(self, config: Config, store: PoolStore, provider: Any, reactor: Any,
+                 probe: Probe | None = None, grace: float = 30.0) -> None:
+        self._config = config
+        self._clock = reactor
+        self._grace = grace
+        self.maintainers = {p.name: Maintainer(p, config, store, provider, reactor, probe)
+                            for p in config.pools}
+        self.tasks = TaskWorker(config, store, provider, reactor)
+        self._subscription: Any = None
+        self._task_call: IDelayedCall | None = None
+        self._task_run: Deferred[None] | None = None
+
+    def wake(self, pool: str) -> None:
+        maintainer = self.maintainers.get(pool)
+        if maintainer is not None:
+            maintainer.wake()
+
+    def startService(self) -> None:
+        super().startService()
+        for maintainer in self.maintainers.values():
+            maintainer.start()
+        self._subscription = subscribe_checkouts(self._config.redis, self._clock, self.wake)
+        self._schedule_tasks()
+
+    def _schedule_tasks(self) -> None:
+        self._task_call = self._clock.callLater(
+            self._config.service.check_loop_delay_min, self._run_tasks)
+
+    def _run_tasks(self) -> None:
+        async def run() -> None:
+            try:
+                await self.tasks.run_once()
+            except Exception:
+                log.failure("[!] disk and snapshot work failed")
+            self._task_run = None
+            if self.running:
+                self._schedule_tasks()
+        self._task_run = ensureDeferred(run())
+
+    async def _stop(self) -> None:
+        if self._task_call is not None and self._task_call.active():
+            self._task_call.cancel()
+        if self._subscription is not None:
+            await self._subscription.disconnect()
+        waits = [ensureDeferred(m.stop(self._grace)) for m in self.maintainers.values()]
+        if self._task_run is not None:
+            waits.append(self._task_run)
+        await gatherResults(waits, consumeErrors=True)
+
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop())

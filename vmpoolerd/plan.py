@@ -1,0 +1,392 @@
+"""
+Pool maintenance, planned: what was observed in, the actions to take out.
+
+Everything here is pure: no I/O, no reactor, no clock (``now`` comes in
+with the observation).  The maintainer gathers an :class:`Observation`
+(Redis, the pool folder's inventory, the readiness probes of
+:func:`to_probe`), calls :func:`plan`, and hands the actions to the
+executor, which carries each out as one atomic change in Redis (plus the
+vSphere call for :class:`Destroy` and :class:`Clone`).
+
+Note [vmpooler's state machine]: a VM of a pool is in exactly one of the
+sets ``pending``, ``ready``, ``running``, ``completed`` and ``discovered``
+(CONTRACT §3).  Each cycle, every tracked VM is judged on its own, by the
+function for its state, against the inventory of the pool folder:
+
+- pending: it *looks booted* (in the inventory, powered on, and VMware
+  Tools report its name as guest hostname) and its readiness probe
+  passed (or ``ready_check_port`` is 0) -> :class:`Ready`.  Else, past
+  the pool's ``timeout`` since its clone was recorded -> completed
+  ("timeout").  Else, absent from the inventory with no clone task in
+  flight -> completed ("clone lost": the daemon died between recording
+  the name and starting the clone, or the clone failed).  Else it is
+  still cloning or booting: nothing.
+- ready: gone from vSphere -> :class:`Forget`; powered off -> completed;
+  past ``ready_ttl`` since it became ready -> completed ("ready_ttl");
+  due its periodic check (never checked, or ``vm_checktime`` minutes
+  since the last) -> completed on a hostname mismatch or a failed probe,
+  else :class:`Check`.  Not due: nothing.
+- running: gone from vSphere -> :class:`Forget`; past its lifetime since
+  checkout -> completed ("lifetime").
+- completed, discovered: still in vSphere -> :class:`Destroy`, else
+  :class:`Forget` (someone else destroyed it; it is only recorded).
+- A VM in the folder that no set names, is not a template and has no
+  clone task in flight -> :class:`Discover`; it is destroyed on a later
+  cycle, as any discovered VM.
+
+Boundaries: ``timeout``, ``ready_ttl`` and lifetimes expire strictly
+after their length (at exactly ``timeout`` minutes a pending VM still
+waits); a check is due at exactly ``vm_checktime`` minutes.  A field that
+is not known (``clone_time``, ``ready_since``, ``checkout`` None) never
+expires anything.  A state that is none of the five is left alone.
+
+Note [Failed inventory]: when the inventory could not be read
+(``inventory is None``) the plan is empty: with no picture of vSphere, a
+VM missing from it cannot be told from a VM that could not be seen, so
+nothing is completed, forgotten, destroyed or cloned on missing data.
+The next cycle tries again.
+
+Note [Discovery and clones in flight]: the pending entry is written
+before a clone starts, so a VM in the folder is normally tracked.  But
+the Redis read and the inventory read are not one snapshot: if Redis is
+read first, a clone recorded and created in between shows in the folder
+untracked, and discovering it would destroy a good clone.  The gatherer
+must therefore read the inventory *before* Redis (then every VM it saw
+was recorded before the Redis read, in some set).  As a second guard,
+names in ``cloning`` are never discovered; that only helps for clones
+still known to be in flight when ``cloning`` was read.
+
+Note [Refill and the empty flag]: the pool's count is taken *after* this
+plan's transitions: ``ready + pending``, where a pending VM made ready
+still counts (as ready), and a VM completed or forgotten no longer does.
+Below ``size``, the plan clones the difference, capped by
+``clone_slots`` (what is left of the global ``task_limit``).  The empty
+flag follows the ready count after the plan: set when it is 0, cleared
+when it is not; the action is only emitted when the flag must change.
+
+Note [Action order]: transitions come first, grouped by the tracked
+state in the order pending, ready, running, completed, discovered, then
+the discoveries of untracked VMs; within a group, by name.
+:class:`Clone` and :class:`MarkEmpty` come last, in that order.  The same
+observation always gives the same list.
+
+Note [What is probed]: :func:`to_probe` names exactly the VMs whose plan
+depends on ``reachable``: pending VMs that look booted, and ready VMs
+that reach their periodic check's probe (in the inventory, powered on,
+within ``ready_ttl``, due, hostname matching).  Nothing else is worth a
+TCP connection, and with ``ready_check_port`` 0 nothing is probed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from .config import PoolConfig, ServiceConfig
+from .vsphere import VmState
+
+PENDING = "pending"
+READY = "ready"
+RUNNING = "running"
+COMPLETED = "completed"
+DISCOVERED = "discovered"
+STATES = (PENDING, READY, RUNNING, COMPLETED, DISCOVERED)
+
+
+# --- what was observed -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackedVm:
+    """A VM as Redis knows it: its set, and the times in its hash (epoch s)."""
+
+    name: str
+    state: str  # one of STATES
+    clone_time: float | None = None  # the pending entry was made ("clone")
+    checkout: float | None = None  # "checkout"
+    lifetime_hours: float | None = None  # "lifetime"; None: the service's
+    last_check: float | None = None  # last passed readiness check ("check")
+    ready_since: float | None = None  # became ready ("ready")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """
+    One cycle's picture of a pool.  No field has a default: a gatherer
+    that forgets one should fail, not plan on a guess.
+    """
+
+    pool: PoolConfig
+    service: ServiceConfig
+    now: float
+    tracked: tuple[TrackedVm, ...]
+    # The pool folder by VM name; None: the inventory failed.
+    inventory: Mapping[str, VmState] | None
+    # Names whose TCP readiness probe succeeded this cycle.
+    reachable: frozenset[str]
+    # Names with a clone task in flight (any daemon).
+    cloning: frozenset[str]
+    # Clones this pool may start now (what is left of task_limit).
+    clone_slots: int
+    # Whether vmpooler__empty__<pool> is set.
+    empty: bool
+
+
+# --- actions ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ready:
+    """pending -> ready; ``boot_seconds`` goes into the boot history."""
+
+    name: str
+    boot_seconds: float
+
+
+@dataclass(frozen=True)
+class Check:
+    """A ready VM passed its periodic check: record the time."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Complete:
+    """``state`` -> completed, to be destroyed; ``reason`` is for the log."""
+
+    name: str
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Discover:
+    """A VM in the folder that Redis does not know -> discovered."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Destroy:
+    """A completed or discovered VM still in vSphere: destroy it, then record."""
+
+    name: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Forget:
+    """A tracked VM gone from vSphere: drop it from its set, record it destroyed."""
+
+    name: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Clone:
+    """Start this many clones."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class MarkEmpty:
+    """Set (True) or clear (False) ``vmpooler__empty__<pool>``."""
+
+    empty: bool
+
+
+Action = Ready | Check | Complete | Discover | Destroy | Forget | Clone | MarkEmpty
+
+
+# --- the pool's settings, in seconds ----------------------------------------
+
+
+def timeout_seconds(obs: Observation) -> float:
+    return 60.0 * (obs.pool.timeout_minutes or obs.service.timeout_minutes)
+
+
+def ready_ttl_seconds(obs: Observation) -> float | None:
+    minutes = obs.pool.ready_ttl_minutes or obs.service.ready_ttl_minutes
+    return None if minutes is None else 60.0 * minutes
+
+
+def checktime_seconds(obs: Observation) -> float:
+    return 60.0 * obs.service.vm_checktime_minutes
+
+
+def lifetime_seconds(obs: Observation, vm: TrackedVm) -> float:
+    hours = vm.lifetime_hours
+    return 3600.0 * (obs.service.vm_lifetime_hours if hours is None else hours)
+
+
+def probing(obs: Observation) -> bool:
+    """Whether readiness takes a TCP probe (``ready_check_port`` is not 0)."""
+    return obs.service.ready_check_port != 0
+
+
+# --- facts about one VM ------------------------------------------------------
+
+
+def _seen(obs: Observation, name: str) -> VmState | None:
+    return obs.inventory.get(name) if obs.inventory is not None else None
+
+
+def _looks_booted(state: VmState | None, name: str) -> bool:
+    """Powered on, with VMware Tools reporting the VM's name as hostname."""
+    return state is not None and state.powered_on and state.hostname == name
+
+
+def _reachable(obs: Observation, name: str) -> bool:
+    return not probing(obs) or name in obs.reachable
+
+
+def _expired(now: float, since: float | None, length: float | None) -> bool:
+    """Strictly more than ``length`` seconds since ``since``; never if unknown."""
+    return since is not None and length is not None and now - since > length
+
+
+def _check_due(obs: Observation, vm: TrackedVm) -> bool:
+    return vm.last_check is None or obs.now - vm.last_check >= checktime_seconds(obs)
+
+
+def _ready_reaches_probe(obs: Observation, vm: TrackedVm) -> bool:
+    """
+    Whether :func:`_plan_ready` gets as far as the probe: every earlier
+    test passed and the hostname matches (see Note [What is probed]).
+    """
+    state = _seen(obs, vm.name)
+    return (state is not None and state.powered_on
+            and not _expired(obs.now, vm.ready_since, ready_ttl_seconds(obs))
+            and _check_due(obs, vm)
+            and state.hostname == vm.name)
+
+
+# --- one function per state --------------------------------------------------
+
+
+def _plan_pending(obs: Observation, vm: TrackedVm) -> Action | None:
+    state = _seen(obs, vm.name)
+    if _looks_booted(state, vm.name) and _reachable(obs, vm.name):
+        boot = 0.0 if vm.clone_time is None else max(0.0, obs.now - vm.clone_time)
+        return Ready(vm.name, boot)
+    if _expired(obs.now, vm.clone_time, timeout_seconds(obs)):
+        return Complete(vm.name, PENDING, "timeout")
+    if state is None and vm.name not in obs.cloning:
+        return Complete(vm.name, PENDING, "clone lost")
+    return None
+
+
+def _plan_ready(obs: Observation, vm: TrackedVm) -> Action | None:
+    state = _seen(obs, vm.name)
+    if state is None:
+        return Forget(vm.name, READY)
+    if not state.powered_on:
+        return Complete(vm.name, READY, "powered off")
+    if _expired(obs.now, vm.ready_since, ready_ttl_seconds(obs)):
+        return Complete(vm.name, READY, "ready_ttl")
+    if not _check_due(obs, vm):
+        return None
+    if state.hostname != vm.name:
+        return Complete(vm.name, READY, "hostname mismatch")
+    if not _reachable(obs, vm.name):
+        return Complete(vm.name, READY, "unreachable")
+    return Check(vm.name)
+
+
+def _plan_running(obs: Observation, vm: TrackedVm) -> Action | None:
+    if _seen(obs, vm.name) is None:
+        return Forget(vm.name, RUNNING)
+    if _expired(obs.now, vm.checkout, lifetime_seconds(obs, vm)):
+        return Complete(vm.name, RUNNING, "lifetime")
+    return None
+
+
+def _plan_doomed(obs: Observation, vm: TrackedVm) -> Action:
+    """completed and discovered VMs alike."""
+    if _seen(obs, vm.name) is None:
+        return Forget(vm.name, vm.state)
+    return Destroy(vm.name, vm.state)
+
+
+_BY_STATE: Mapping[str, Callable[[Observation, TrackedVm], Action | None]] = {
+    PENDING: _plan_pending,
+    READY: _plan_ready,
+    RUNNING: _plan_running,
+    COMPLETED: _plan_doomed,
+    DISCOVERED: _plan_doomed,
+}
+
+
+def _discoveries(obs: Observation, inventory: Mapping[str, VmState]) -> list[Action]:
+    tracked = {vm.name for vm in obs.tracked}
+    return [Discover(name) for name in sorted(inventory)
+            if name not in tracked and not inventory[name].template
+            and name not in obs.cloning]
+
+
+def _counts_after(obs: Observation, transitions: Sequence[Action]) -> tuple[int, int]:
+    """(ready, pending) once ``transitions`` are carried out."""
+    leaving = {a.name for a in transitions if isinstance(a, (Complete, Forget))}
+    readied = {a.name for a in transitions if isinstance(a, Ready)}
+    ready = pending = 0
+    for vm in obs.tracked:
+        if vm.name in leaving:
+            continue
+        if vm.state == READY or (vm.state == PENDING and vm.name in readied):
+            ready += 1
+        elif vm.state == PENDING:
+            pending += 1
+    return ready, pending
+
+
+# --- the public functions ----------------------------------------------------
+
+
+def to_probe(obs: Observation) -> frozenset[str]:
+    """The VMs to TCP-probe before planning (Note [What is probed])."""
+    if obs.inventory is None or not probing(obs):
+        return frozenset()
+    names = set()
+    for vm in obs.tracked:
+        if vm.state == PENDING and _looks_booted(_seen(obs, vm.name), vm.name):
+            names.add(vm.name)
+        elif vm.state == READY and _ready_reaches_probe(obs, vm):
+            names.add(vm.name)
+    return frozenset(names)
+
+
+def plan(obs: Observation) -> list[Action]:
+    """The actions that bring the pool one cycle on (the Notes above)."""
+    if obs.inventory is None:
+        return []
+    actions: list[Action] = []
+    for state in STATES:
+        for vm in sorted((v for v in obs.tracked if v.state == state),
+                         key=lambda v: v.name):
+            action = _BY_STATE[state](obs, vm)
+            if action is not None:
+                actions.append(action)
+    actions.extend(_discoveries(obs, obs.inventory))
+
+    ready, pending = _counts_after(obs, actions)
+    clones = min(obs.pool.size - ready - pending, obs.clone_slots)
+    if clones > 0:
+        actions.append(Clone(clones))
+    if ready == 0 and not obs.empty:
+        actions.append(MarkEmpty(True))
+    elif ready > 0 and obs.empty:
+        actions.append(MarkEmpty(False))
+    return actions
+
+
+def is_quiet(actions: Sequence[Action]) -> bool:
+    """Nothing but periodic checks happened: the maintainer may back off."""
+    return all(isinstance(a, Check) for a in actions)
+
+
+__all__: Sequence[str] = (
+    "Action", "Check", "Clone", "Complete", "Destroy", "Discover", "Forget",
+    "MarkEmpty", "Observation", "Ready", "TrackedVm", "is_quiet", "plan",
+    "to_probe",
+)

@@ -1,0 +1,82 @@
+"""
+The pool manager's side of Redis: what it observes of a pool, and the
+guarded transitions it makes (``lua/pool_state.lua``, ``move.lua``,
+``clone_reserve.lua``, ``clone_end.lua``, ``vm_record.lua``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+from .plan import TrackedVm
+from .store import Scripts
+from .timefmt import parse_time
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+class PoolStore(Scripts):
+    async def pool_state(self, pool: str) -> tuple[tuple[TrackedVm, ...], frozenset[str], bool]:
+        """The pool's VMs as Redis knows them, the clones in flight, the empty flag."""
+        state = json.loads(await self._script("pool_state", args=[pool]))
+        tracked = tuple(
+            TrackedVm(name=name, state=set_name, clone_time=parse_time(clone),
+                      checkout=parse_time(checkout), lifetime_hours=_number(lifetime),
+                      last_check=parse_time(check), ready_since=parse_time(ready))
+            for name, set_name, clone, checkout, lifetime, check, ready in state["vms"] or [])
+        return tracked, frozenset(state["cloning"] or []), bool(state["empty"])
+
+    async def reserve_clones(self, pool: str, names: Sequence[str], task_limit: int,
+                             now: str, epoch: float, stale_after: float) -> list[str]:
+        """The names now pending and counted as cloning (see clone_reserve.lua)."""
+        return list(await self._script(
+            "clone_reserve",
+            args=[pool, task_limit, now, int(stale_after), int(epoch), *names]))
+
+    async def clone_ended(self, pool: str, host: str, ok: bool, seconds: float,
+                          day: str) -> None:
+        await self._script("clone_end", args=[pool, host, "ok" if ok else "failed",
+                                              f"{seconds:.2f}", day])
+
+    async def move(self, host: str, pool: str, from_set: str, to_set: str,
+                   fields: Mapping[str, str] | None = None,
+                   history: tuple[str, str, str] | None = None,
+                   lastboot: str | None = None, expire: int | None = None) -> bool:
+        """One guarded transition (see move.lua); False when the VM had moved."""
+        change: dict[str, Any] = {"host": host, "pool": pool, "from": from_set, "to": to_set,
+                                  "fields": dict(fields or {})}
+        if history is not None:
+            change["history"] = list(history)
+        if lastboot is not None:
+            change["lastboot"] = lastboot
+        if expire is not None:
+            change["expire"] = expire
+        return bool(await self._script("move", args=[json.dumps(change)]))
+
+    async def set_empty(self, pool: str, empty: bool) -> None:
+        key = f"vmpooler__empty__{pool}"
+        await self._call(self._redis.set(key, "true") if empty else self._redis.delete(key))
+
+    async def pop_task(self, kind: str) -> str | None:
+        """One queued ``host:argument`` of ``vmpooler__tasks__<kind>``, or None."""
+        member: str | None = await self._call(self._redis.spop(f"vmpooler__tasks__{kind}"))
+        return member
+
+    async def pool_of(self, host: str) -> str | None:
+        pool: str | None = await self._call(self._redis.hget(f"vmpooler__vm__{host}", "template"))
+        return pool
+
+    async def record_disk(self, host: str, disk: str) -> None:
+        """``disk`` (``+8gb``) joins the VM's ``disk`` field."""
+        await self._script("vm_record", keys=[f"vmpooler__vm__{host}"],
+                           args=["disk", disk, "append"])
+
+    async def record_snapshot(self, host: str, name: str, now: str) -> None:
+        await self._script("vm_record", keys=[f"vmpooler__vm__{host}"],
+                           args=[f"snapshot:{name}", now, "set"])
