@@ -9,7 +9,7 @@ REDIS_PORT ?= 6379
 DEB_PACKAGES := redis-server redis-tools slapd ldap-utils wrk golang-go golang-github-vmware-govmomi-dev
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages run redis test bench clean
+.PHONY: install system-packages run redis vcsim test bench clean
 
 install: system-packages $(VENV)/.installed tests/vcsim/vcsim
 
@@ -43,7 +43,17 @@ redis: install
 	    --logfile $(CURDIR)/$(RUN)/redis.log --save '' --appendonly no
 	@redis-cli -p $(REDIS_PORT) ping
 
-run: redis
+# The demo's vCenter: the simulator on 127.0.0.1:8989, unless one answers there.
+vcsim: install
+	@mkdir -p $(RUN)
+	@if ! (exec 3<>/dev/tcp/127.0.0.1/8989) 2>/dev/null; then \
+	  tests/vcsim/vcsim -listen 127.0.0.1:8989 -inventory etc/vcsim-demo.json \
+	    > $(RUN)/vcsim.log 2>&1 & echo $$! > $(RUN)/vcsim.pid; \
+	  for i in $$(seq 50); do grep -q VCSIM_URL $(RUN)/vcsim.log && break; sleep 0.2; done; \
+	fi
+	@grep -h VCSIM_URL $(RUN)/vcsim.log 2>/dev/null || echo "vSphere simulator already on 127.0.0.1:8989"
+
+run: redis vcsim
 	$(BIN)/twistd -n --pidfile= vmpoolerd --config etc/vmpooler.yaml
 
 test: install
@@ -55,4 +65,5 @@ bench: install
 
 clean:
 	-[ -f $(RUN)/redis.pid ] && kill $$(cat $(RUN)/redis.pid)
+	-[ -f $(RUN)/vcsim.pid ] && kill $$(cat $(RUN)/vcsim.pid)
 	rm -rf $(RUN) $(VENV) *.egg-info tests/vcsim/vcsim
