@@ -1,5 +1,6 @@
 """
-`make bench`: checkout throughput and latency against a bare Klein handler.
+`make bench`: checkout throughput and latency against a bare Klein handler,
+then the pool manager's figures (bench/manager.py).
 
 Both servers run on this machine in the same run, one after the other and
 twice each (alternating), under the same load: wrk, 1 thread, 8
@@ -153,3 +154,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # The pool manager's figures, in a process of its own (its own reactor).
+    subprocess.run([sys.executable, "-m", "bench.manager"], check=True)
