@@ -102,8 +102,10 @@ def make_service(config: Config, reactor: Any = default_reactor) -> IService:
     top = OrderedService()
     redis = connect(config.redis, REDIS_TIMEOUT)
     RedisService(redis).setServiceParent(top)
+    # Clones may hold task_limit threads for minutes; each pool's inventory
+    # read still finds one free.
     provider = Provider(vsphere_client(config.vsphere), reactor,
-                        threads=max(config.service.task_limit, 4))
+                        threads=config.service.task_limit + len(config.pools))
     provider.setServiceParent(top)
     Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT), provider, reactor) \
         .setServiceParent(top)

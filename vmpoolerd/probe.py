@@ -1,0 +1,74 @@
+"""
+The readiness probe of a new VM (CONTRACT §5): can a TCP connection be
+opened to its ``ready_check_port``?
+
+:func:`probe_address` says where to connect (pure); :func:`tcp_probe`
+connects and closes at once.  ``ready_check_port: 0`` (no probe) is the
+caller's to honour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+__all__ = ["probe_address", "tcp_probe"]
+
+log = Logger()
+
+
+def probe_address(name: str, domain: str | None, ip: str | None, mode: str) -> str | None:
+    """Where the VM ``name`` is probed (``ready_check_address``).
+
+    ``"hostname"``: its name plus ``domain`` (resolved through DNS when
+    probed, vmpooler's way); ``"ip"``: the address VMware Tools report,
+    None while they report none.
+    """
+    if mode == "hostname":
+        return f"{name}.{domain}" if domain else name
+    if mode == "ip":
+        return ip or None
+    raise ValueError(f"unknown ready_check_address {mode!r} (hostname or ip)")
+
+
+class _Probe(Protocol):
+    """Closes the connection as soon as it is made; ``closed`` fires when it is gone."""
+
+    def __init__(self) -> None:
+        self.closed: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.closed.callback(None)
+
+
+async def tcp_probe(reactor: Any, host: str, port: int, timeout: float = 5.0) -> bool:
+    """True if a TCP connection to ``host:port`` opens within ``timeout``
+    seconds (name resolution included); False on refusal, DNS failure or
+    timeout.  Never raises for network errors."""
+
+    def timed_out(result: Any, after: float) -> None:
+        raise TimeoutError(f"no connection within {after} s")
+
+    factory = Factory.forProtocol(_Probe)
+    factory.noisy = False  # no "Starting factory" lines for every probe
+    connecting = HostnameEndpoint(reactor, host, port, timeout=timeout).connect(factory)
+    connecting.addTimeout(timeout, reactor, onTimeoutCancel=timed_out)
+    try:
+        probe = await connecting
+    except CancelledError:
+        raise  # the caller gave up (a timeout comes as TimeoutError)
+    except Exception as e:  # refused, unreachable, no such name, timed out...
+        log.debug("probe of {host}:{port} failed: {error}", host=host, port=port, error=e)
+        return False
+    assert isinstance(probe, _Probe)
+    await probe.closed  # so that nothing is left behind in the reactor
+    return True

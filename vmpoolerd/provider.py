@@ -1,0 +1,264 @@
+"""
+The vSphere provider: the synchronous :class:`vmpoolerd.vsphere.VsphereClient`
+run on a bounded, named thread pool that a service owns.
+
+``await provider.call("inventory", folder)`` runs ``client.inventory(folder)``
+in a pool thread and gives its result (or its exception) back on the reactor
+thread.  Every call is bounded by a timeout, counted from the moment it is
+asked for: a call that is still waiting for a thread when its time is up is
+never started at all; one already running cannot be interrupted (pyvmomi
+blocks in a socket), so it keeps its thread until it returns, bounded by the
+client's own socket and task timeouts, and its result is dropped.
+
+Note [Stopping the provider]: a SIGTERM must not cut a vSphere call halfway
+without need, and must not hang the daemon because vCenter stopped answering
+(CONTRACT §1).  ``stopService``:
+
+1. refuses new calls (``ProviderStopped``), and fails the calls still
+   waiting for a thread with ``ProviderStopped``: they never start;
+2. waits, on the injected reactor's clock, until no call is running (calls
+   whose caller already gave up on a timeout included: they are vSphere
+   work still in progress) or until ``stop_grace`` seconds have passed;
+3. fails the calls still running past the grace with ``ProviderStopped``
+   (their callers stop waiting; the threads go on until pyvmomi returns);
+4. closes the client (logout) and stops the pool in a separate, daemon
+   thread, and waits for that only for what is left of the grace.
+
+``ThreadPool.stop()`` joins every worker thread, so it is never called on
+the reactor thread.  The pool's worker threads, and the thread that stops
+it, are daemon threads: Python's exit does not wait for daemon threads, so a
+call stuck in pyvmomi beyond the grace is abandoned with the process instead
+of holding it up (relying on socket timeouts alone would not do: a task wait
+may legitimately last ``task_timeout``, ten minutes by default).  What a
+daemon thread abandons is a wait on vCenter, never daemon state: Redis is
+not written from these threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from .vsphere import VsphereError, VsphereTimeout
+
+__all__ = ["Provider", "ProviderStopped", "ProviderTimeout"]
+
+
+class ProviderTimeout(VsphereTimeout):
+    """A call did not finish within its timeout (it may have never started)."""
+
+
+class ProviderStopped(VsphereError):
+    """The provider is not running, or stopped before the call finished."""
+
+
+class _DaemonThread(threading.Thread):
+    """A pool thread the interpreter does not wait for at exit (see the Note)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.daemon = True
+
+
+# The life of one call; changed under Provider._lock (the pool threads and
+# the reactor thread both change it).
+_QUEUED, _RUNNING, _DONE, _DROPPED = "queued", "running", "done", "dropped"
+
+
+class _Call:
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.state = _QUEUED
+        self.stopped = False  # failed by stopService
+        self.deferred: Deferred[Any] | None = None
+
+
+class Provider(Service):
+    """Runs :class:`~vmpoolerd.vsphere.VsphereClient` methods off the reactor thread."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        client: Any,
+        reactor: Any,
+        threads: int = 10,
+        name: str = "vmpoolerd-vsphere",
+        call_timeout: float = 900.0,
+        stop_grace: float = 30.0,
+    ) -> None:
+        self.setName(name)
+        self._client = client
+        self._reactor = reactor
+        self._threads = threads
+        self._call_timeout = call_timeout
+        self._stop_grace = stop_grace
+        self._pool: ThreadPool | None = None
+        self._lock = threading.Lock()
+        self._queued = 0
+        self._running: set[_Call] = set()  # in a pool thread now
+        self._calls: set[_Call] = set()  # not answered yet (reactor thread only)
+        self._idle_waiters: list[Deferred[None]] = []
+
+    @property
+    def in_flight(self) -> int:
+        """Calls running in a pool thread (including those whose caller timed out)."""
+        return len(self._running)
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a free thread."""
+        return self._queued
+
+    def startService(self) -> None:
+        # A new pool each time: a stopped ThreadPool cannot be started again.
+        self._pool = ThreadPool(minthreads=0, maxthreads=self._threads, name=self.name)
+        self._pool.threadFactory = _DaemonThread
+        self._pool.start()
+        super().startService()
+        self.log.info("vSphere provider {name} started: {threads} threads", name=self.name, threads=self._threads)
+
+    async def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """``client.<method>(*args, **kwargs)`` in a pool thread, within ``timeout``
+        seconds (default ``call_timeout``); raises what the method raises,
+        :class:`ProviderTimeout`, or :class:`ProviderStopped`."""
+        if not self.running or self._pool is None:
+            raise ProviderStopped(f"vSphere provider {self.name} is not running; {method} not called")
+        function = getattr(self._client, method)
+        limit = self._call_timeout if timeout is None else timeout
+        call = _Call(method)
+
+        def timed_out(result: Any, after: float) -> None:
+            what = "was still waiting for a thread (not started)" if self._drop(call) else "was still running"
+            self.log.warn("vSphere call {method} timed out after {timeout}s: it {what}",
+                          method=method, timeout=after, what=what)
+            raise ProviderTimeout(f"vSphere call {method} timed out after {after} s: it {what}")
+
+        with self._lock:
+            self._queued += 1
+        d = deferToThreadPool(self._reactor, self._pool, self._run, call, function, args, kwargs)
+        d.addTimeout(limit, self._reactor, onTimeoutCancel=timed_out)
+        call.deferred = d
+        self._calls.add(call)
+        try:
+            return await d
+        except CancelledError:
+            if call.stopped:
+                raise ProviderStopped(f"vSphere provider {self.name} stopped before {method} finished") from None
+            raise
+        finally:
+            self._calls.discard(call)
+            self._drop(call)  # cancelled or failed while waiting: never start it
+
+    def _run(self, call: _Call, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """In a pool thread: run the call unless it was given up while it waited."""
+        with self._lock:
+            if call.state != _QUEUED:
+                return None  # its Deferred has failed already
+            call.state = _RUNNING
+            self._queued -= 1
+            self._running.add(call)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            with self._lock:
+                call.state = _DONE
+                self._running.discard(call)
+                idle = not self._running
+            if idle:
+                self._reactor.callFromThread(self._wake_idle)
+
+    def _drop(self, call: _Call) -> bool:
+        """Make sure a call that has not started never will; True if it was waiting."""
+        with self._lock:
+            if call.state != _QUEUED:
+                return False
+            call.state = _DROPPED
+            self._queued -= 1
+            return True
+
+    def _wake_idle(self) -> None:
+        if not self.in_flight:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    async def _wait_idle(self, timeout: float) -> None:
+        """Until no call runs, or ``timeout`` seconds have passed."""
+        if not self.in_flight:
+            return
+        waiter: Deferred[None] = Deferred()
+        self._idle_waiters.append(waiter)
+        waiter.addTimeout(max(timeout, 0), self._reactor, onTimeoutCancel=lambda result, after: None)
+        try:
+            await waiter
+        finally:
+            if waiter in self._idle_waiters:
+                self._idle_waiters.remove(waiter)
+
+    def _fail_calls(self, running: bool) -> None:
+        """Fail waiting calls (and running ones too, if ``running``) with ProviderStopped."""
+        for call in list(self._calls):
+            # A call done already (state _DONE) has its result on the way.
+            if self._drop(call) or (running and call.state == _RUNNING):
+                call.stopped = True
+                if call.deferred is not None:
+                    call.deferred.cancel()
+
+    def stopService(self) -> Deferred[None]:
+        """See Note [Stopping the provider]."""
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        deadline = self._reactor.seconds() + self._stop_grace
+        self._fail_calls(running=False)
+        if self.in_flight:
+            self.log.info(
+                "vSphere provider {name} stopping: waiting up to {grace}s for {count} running calls",
+                name=self.name, grace=self._stop_grace, count=self.in_flight,
+            )
+            await self._wait_idle(deadline - self._reactor.seconds())
+        with self._lock:
+            stuck = sorted(call.method for call in self._running)
+        if stuck:
+            self.log.warn(
+                "vSphere provider {name}: abandoning {count} calls still running after {grace}s: {methods}",
+                name=self.name, count=len(stuck), grace=self._stop_grace, methods=", ".join(stuck),
+            )
+        self._fail_calls(running=True)
+        await self._shut_down(pool, deadline - self._reactor.seconds())
+        self.log.info("vSphere provider {name} stopped", name=self.name)
+
+    async def _shut_down(self, pool: ThreadPool, timeout: float) -> None:
+        """Close the client, then stop the pool, in a daemon thread; wait at most ``timeout``."""
+        close = getattr(self._client, "close", None)
+        finished: Deferred[bool] = Deferred()
+
+        def shut_down() -> None:
+            try:
+                if close is not None:
+                    close()
+            except Exception:
+                self._reactor.callFromThread(
+                    self.log.failure, "vSphere provider {name}: closing the client failed", Failure(), name=self.name
+                )
+            pool.stop()
+            self._reactor.callFromThread(finished.callback, True)
+
+        threading.Thread(target=shut_down, name=f"{self.name}-stop", daemon=True).start()
+        if timeout > 0:
+            finished.addTimeout(timeout, self._reactor, onTimeoutCancel=lambda result, after: False)
+            if await finished:
+                return
+        self.log.info("vSphere provider {name}: grace over, not waiting for the client to close", name=self.name)
