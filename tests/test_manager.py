@@ -59,8 +59,8 @@ class ManagerCase(TestCase):
         self.server: VcsimServer = start_vcsim(None, self, **self.vcsim)
         self.config = manager_config(self.server.port, listener.getHost().port, **self.service)
         self.vsphere = self.server.client()
-        self.provider = Provider(self.server.client(timeout=self.client_timeout), reactor,
-                                 call_timeout=20)
+        self.daemon_vsphere = self.server.client(timeout=self.client_timeout)
+        self.provider = Provider(self.daemon_vsphere, reactor, call_timeout=20)
         self.provider.startService()
         self.addCleanup(self.provider.stopService)
         self.store = PoolStore(self.redis, reactor)
@@ -241,6 +241,23 @@ class TimeoutTests(ManagerCase):
             self.assertIn("destroy", await self.redis.hgetall(f"vmpooler__vm__{name}"))
         self.assertEqual(await self.members("ready", DEBIAN), set())
         self.assertEqual(await self.redis.get(f"vmpooler__empty__{DEBIAN}"), "true")
+
+
+class SessionTests(ManagerCase):
+    vcsim = {"boot_delay_ms": 200, "session_idle": "1s"}
+    # Quiet cycles back off fast (0.05, 0.5, 5 s), so the session idles.
+    service = {"check_loop_delay_max": 30, "check_loop_delay_decay": 10}
+
+    async def test_an_expired_session_logs_in_again(self) -> None:
+        self.start()
+        await self.until("full pools", self.full)
+        session = self.daemon_vsphere.session_key
+        await deferLater(reactor, 2.5)  # idle past the session's life
+        host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
+        await self.until("a replacement clone ready", self.full)
+        self.assertIn(host, await self.members("running", DEBIAN))
+        self.assertNotEqual(self.daemon_vsphere.session_key, session)
+        self.assertIsNotNone(session)
 
 
 class TaskLimitTests(ManagerCase):
