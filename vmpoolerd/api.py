@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+from importlib import resources
 from typing import Any, Protocol
 
 from klein import Klein
@@ -20,6 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from . import report, validate
@@ -51,8 +53,10 @@ class VmpoolerApi:
 
     def __init__(self, config: Config, store: RedisStore, clock: IReactorTime,
                  authenticator: Authenticator | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 dashboard: IResource | None = None) -> None:
         self._config = config
+        self._dashboard = dashboard
         self._store = store
         self._clock = clock
         self._auth = authenticator
@@ -169,6 +173,24 @@ class VmpoolerApi:
     def _internal(self, request: IRequest, failure: Failure) -> bytes:
         log.failure("unexpected error answering {uri}", failure, uri=request.uri)
         return self._json(request, 500, {"ok": False, "error": "internal error"})
+
+    # --- documents -------------------------------------------------------------
+
+    @app.route("/", methods=["GET"])
+    def root(self, request: IRequest) -> bytes:
+        request.redirect(b"/dashboard/")
+        return self._json(request, 302, {"ok": True, "dashboard": "/dashboard/"})
+
+    @app.route("/dashboard", branch=True)
+    def dashboard(self, request: IRequest) -> IResource:
+        if self._dashboard is None:
+            raise ApiError(404, "no dashboard")
+        return self._dashboard
+
+    @app.route("/openapi.json", methods=["GET"])
+    def openapi(self, request: IRequest) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json")
+        return resources.files(__package__).joinpath("openapi.json").read_bytes()
 
     # --- pools and checkout ----------------------------------------------------
 
