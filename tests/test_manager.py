@@ -13,6 +13,7 @@ from twisted.trial.unittest import TestCase
 from vmpoolerd.api import VmpoolerApi
 from vmpoolerd.config import Config, parse_config
 from vmpoolerd.manager import Manager, next_delay
+from vmpoolerd.metrics import GraphiteSink, Metrics
 from vmpoolerd.pool_store import PoolStore
 from vmpoolerd.provider import Provider
 from vmpoolerd.store import RedisStore
@@ -59,14 +60,24 @@ class ManagerCase(TestCase):
         self.server: VcsimServer = start_vcsim(None, self, **self.vcsim)
         self.config = manager_config(self.server.port, listener.getHost().port, **self.service)
         self.vsphere = self.server.client()
+        self.metrics = Metrics(await self.graphite())
         self.daemon_vsphere = self.server.client(timeout=self.client_timeout)
-        self.provider = Provider(self.daemon_vsphere, reactor, call_timeout=20)
+        self.provider = Provider(self.daemon_vsphere, reactor, call_timeout=20,
+                                 metrics=self.metrics)
         self.provider.startService()
         self.addCleanup(self.provider.stopService)
-        self.store = PoolStore(self.redis, reactor)
-        self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10)
-        api = VmpoolerApi(self.config, RedisStore(self.redis, reactor), reactor)
+        self.store = PoolStore(self.redis, reactor, metrics=self.metrics)
+        self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10,
+                               metrics=self.metrics)
+        api = VmpoolerApi(self.config, RedisStore(self.redis, reactor), reactor,
+                          metrics=self.metrics, health={
+                              "redis": self.store.ping,
+                              "vsphere": lambda: self.provider.call("ping", timeout=1)})
         self.client = Client(api.resource())
+
+    async def graphite(self) -> GraphiteSink | None:
+        """Where the metrics go besides Prometheus (a subclass's choice)."""
+        return None
 
     def start(self) -> None:
         self.manager.startService()

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from vmpoolerd.config import PoolConfig, ServiceConfig
 from vmpoolerd.plan import (
     Action, Check, Clone, Complete, Destroy, Discover, Forget, MarkEmpty,
-    Observation, Ready, TrackedVm, is_quiet, plan, to_probe,
+    Observation, Ready, TrackedVm, is_quiet, plan, states_after, to_probe,
 )
 from vmpoolerd.vsphere import VmState
 
@@ -542,3 +542,15 @@ class IsQuietTests(SynchronousTestCase):
     def test_booting_pool_without_slots_is_quiet(self) -> None:
         obs = observe(ready("r1"), pending("p1"), reachable=[], slots=0)
         self.assertTrue(is_quiet(plan(obs)))
+
+
+class StatesAfterTests(SynchronousTestCase):
+    def test_counts_after_the_actions(self) -> None:
+
+        vms = [pending("p1"), pending("p2"), ready("r1"), ready("r2"),
+               tracked("c1", "completed"), tracked("d1", "discovered")]
+        actions: list[Action] = [
+            Ready("p1", 30.0), Complete("r1", "ready", "powered off"), Forget("c1", "completed"),
+            Destroy("d1", "discovered"), Discover("stray"), Clone(3)]
+        self.assertEqual(dict(states_after(vms, actions)),
+                         {"pending": 4, "ready": 2, "completed": 1, "discovered": 2})

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import random
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from klein import Klein
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -28,6 +29,7 @@ from . import report, validate
 from .auth import AuthUnavailable
 from .config import Config
 from .errors import ApiError
+from .metrics import Metrics
 from .names import new_token
 from .store import RedisStore, Request, StoreUnavailable, VmRecord
 from .timefmt import format_time, local_date, parse_time
@@ -36,12 +38,17 @@ from .web import InFlight
 MAX_BODY = 1024 * 1024
 MAX_DISK_GB = 63488  # vSphere's largest virtual disk, 62 TB
 STATES = {"running": "running", "ready": "ready", "pending": "pending"}
+CHECKOUT_OUTCOMES = {400: "bad_request", 401: "unauthorized", 404: "unknown_pool",
+                     413: "bad_request", 503: "not_enough_vms"}
 
 log = Logger()
 
 
 class Authenticator(Protocol):
     async def authenticate(self, user: str, password: str) -> bool: ...
+
+
+HealthCheck = Callable[[], Awaitable[Any]]
 
 
 def _number(value: float) -> float | int:
@@ -54,9 +61,13 @@ class VmpoolerApi:
     def __init__(self, config: Config, store: RedisStore, clock: IReactorTime,
                  authenticator: Authenticator | None = None,
                  rng: random.Random | None = None,
-                 dashboard: IResource | None = None) -> None:
+                 dashboard: IResource | None = None,
+                 metrics: Metrics | None = None,
+                 health: Mapping[str, HealthCheck] | None = None) -> None:
         self._config = config
         self._dashboard = dashboard
+        self._metrics = metrics or Metrics()
+        self._health = dict(health or {})
         self._store = store
         self._clock = clock
         self._auth = authenticator
@@ -192,6 +203,31 @@ class VmpoolerApi:
         request.setHeader(b"Content-Type", b"application/json")
         return resources.files(__package__).joinpath("openapi.json").read_bytes()
 
+    @app.route("/metrics", methods=["GET"])
+    def metrics(self, request: IRequest) -> bytes:
+        request.setHeader(b"Content-Type", self._metrics.content_type.encode())
+        return self._metrics.render()
+
+    @app.route("/healthcheck", methods=["GET"])
+    async def healthcheck(self, request: IRequest) -> bytes:
+        """200 when every dependency answers (each check has its own timeout)."""
+        names = sorted(self._health)
+        results = await gatherResults(
+            [ensureDeferred(self._check(self._health[name])) for name in names])
+        failed = {name: error for name, error in zip(names, results) if error is not None}
+        if failed:
+            return self._json(request, 503, {"ok": False, "error": "unhealthy: " + ", ".join(
+                failed), "failed": failed})
+        return self._json(request, 200, {"ok": True})
+
+    @staticmethod
+    async def _check(check: HealthCheck) -> str | None:
+        try:
+            await check()
+        except Exception as e:
+            return str(e) or type(e).__name__
+        return None
+
     # --- pools and checkout ----------------------------------------------------
 
     @app.route("/vm", methods=["GET"])
@@ -200,12 +236,29 @@ class VmpoolerApi:
 
     @app.route("/vm", methods=["POST"])
     async def checkout_json(self, request: IRequest) -> bytes:
-        counts = validate.checkout_counts_from_body(self._body(request))
-        return await self._checkout(request, counts)
+        return await self._counted(
+            request, lambda: validate.checkout_counts_from_body(self._body(request)))
 
     @app.route("/vm/<string:names>", methods=["POST"])
     async def checkout_path(self, request: IRequest, names: str) -> bytes:
-        return await self._checkout(request, validate.checkout_counts_from_path(names))
+        return await self._counted(
+            request, lambda: validate.checkout_counts_from_path(names))
+
+    async def _counted(self, request: IRequest, counts: Callable[[], dict[str, int]]) -> bytes:
+        """A checkout, counted by outcome for /metrics."""
+        outcome = "error"
+        try:
+            body = await self._checkout(request, counts())
+            outcome = "ok"
+            return body
+        except ApiError as e:
+            outcome = CHECKOUT_OUTCOMES.get(e.status, "error")
+            raise
+        except StoreUnavailable:
+            outcome = "redis_unavailable"
+            raise
+        finally:
+            self._metrics.checkout(outcome)
 
     async def _checkout(self, request: IRequest, counts: dict[str, int]) -> bytes:
         plan = validate.checkout_plan(self._config, counts)

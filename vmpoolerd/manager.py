@@ -32,6 +32,7 @@ from twisted.logger import Logger
 
 from . import plan as planning
 from .config import Config, PoolConfig, RedisConfig
+from .metrics import Metrics
 from .names import new_hostname
 from .plan import Observation
 from .pool_store import PoolStore
@@ -54,8 +55,10 @@ class Maintainer:
     """Keeps one pool full (see Note [Maintainer loop])."""
 
     def __init__(self, pool: PoolConfig, config: Config, store: PoolStore, provider: Any,
-                 clock: IReactorTime, probe: Probe | None = None) -> None:
+                 clock: IReactorTime, probe: Probe | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.pool = pool
+        self._metrics = metrics or Metrics()
         self._config = config
         self._service = config.service
         self._store = store
@@ -163,6 +166,7 @@ class Maintainer:
         for action in actions:
             await self._execute(action, now)
         self.booting = any(vm.state == "pending" for vm in tracked)
+        self._metrics.pool_counts(pool.name, planning.states_after(tracked, actions))
         return actions
 
     async def _reachable(self, observation: Observation, inventory: dict[str, Any]
@@ -191,6 +195,7 @@ class Maintainer:
                                 history=(f"vmpooler__boot__{day}", f"{pool}:{name}",
                                          f"{action.boot_seconds:.2f}"),
                                 lastboot=stamp):
+                self._metrics.booted(pool, action.boot_seconds)
                 log.info("[>] [{pool}] '{vm}' moved to 'ready' queue after {seconds:.2f} s",
                          pool=pool, vm=name, seconds=action.boot_seconds)
         elif isinstance(action, planning.Check):
@@ -247,9 +252,11 @@ class Maintainer:
                 resource_pool=pool.resource_pool,
                 clone_target=pool.clone_target or self._service.clone_target)
             ok = True
+            self._metrics.cloned(pool.name, seconds)
             log.info("[+] [{pool}] '{vm}' cloned in {seconds:.2f} seconds",
                      pool=pool.name, vm=name, seconds=seconds)
         except Exception as e:
+            self._metrics.clone_failed(pool.name)
             log.warn("[!] [{pool}] '{vm}' clone failed: {error}",
                      pool=pool.name, vm=name, error=str(e) or type(e).__name__)
         day = local_date(self._clock.seconds()).isoformat()
@@ -260,16 +267,20 @@ class Maintainer:
 
     async def _destroy(self, name: str, state: str, expire: int) -> None:
         pool = self.pool
+        started = self._clock.seconds()
         try:
             await self._provider.call("destroy", pool.folder, name)
         except Exception as e:
             log.warn("[!] [{pool}] '{vm}' destroy failed: {error}",
                      pool=pool.name, vm=name, error=str(e) or type(e).__name__)
             return
+        seconds = self._clock.seconds() - started
+        self._metrics.destroyed(pool.name, seconds)
         stamp = format_time(self._clock.seconds())
         if await self._store.move(name, pool.name, state, "", fields={"destroy": stamp},
                                   expire=expire):
-            log.info("[-] [{pool}] '{vm}' destroyed", pool=pool.name, vm=name)
+            log.info("[-] [{pool}] '{vm}' destroyed in {seconds:.2f} seconds",
+                     pool=pool.name, vm=name, seconds=seconds)
 
 
 class TaskWorker:
@@ -347,11 +358,13 @@ class Manager(Service):
     """All the maintainers, the task worker, and the checkout wake-ups."""
 
     def __init__(self, config: Config, store: PoolStore, provider: Any, reactor: Any,
-                 probe: Probe | None = None, grace: float = 30.0) -> None:
+                 probe: Probe | None = None, grace: float = 30.0,
+                 metrics: Metrics | None = None) -> None:
         self._config = config
         self._clock = reactor
         self._grace = grace
-        self.maintainers = {p.name: Maintainer(p, config, store, provider, reactor, probe)
+        self.maintainers = {p.name: Maintainer(p, config, store, provider, reactor, probe,
+                                               metrics)
                             for p in config.pools}
         self.tasks = TaskWorker(config, store, provider, reactor)
         self._subscription: Any = None

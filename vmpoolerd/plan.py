@@ -79,6 +79,7 @@ TCP connection, and with ``ready_check_port`` 0 nothing is probed.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -325,22 +326,27 @@ def _discoveries(obs: Observation, inventory: Mapping[str, VmState]) -> list[Act
             and name not in obs.cloning]
 
 
-def _counts_after(obs: Observation, transitions: Sequence[Action]) -> tuple[int, int]:
-    """(ready, pending) once ``transitions`` are carried out."""
-    leaving = {a.name for a in transitions if isinstance(a, (Complete, Forget))}
-    readied = {a.name for a in transitions if isinstance(a, Ready)}
-    ready = pending = 0
-    for vm in obs.tracked:
-        if vm.name in leaving:
-            continue
-        if vm.state == READY or (vm.state == PENDING and vm.name in readied):
-            ready += 1
-        elif vm.state == PENDING:
-            pending += 1
-    return ready, pending
-
-
 # --- the public functions ----------------------------------------------------
+
+
+def states_after(tracked: Sequence[TrackedVm], actions: Sequence[Action]) -> Counter[str]:
+    """
+    How many VMs each set holds once ``actions`` are carried out: a VM
+    being destroyed stays in its set until it is gone; clones are pending.
+    """
+    state = {vm.name: vm.state for vm in tracked}
+    for action in actions:
+        if isinstance(action, Ready):
+            state[action.name] = READY
+        elif isinstance(action, Complete):
+            state[action.name] = COMPLETED
+        elif isinstance(action, Discover):
+            state[action.name] = DISCOVERED
+        elif isinstance(action, Forget):
+            state.pop(action.name, None)
+    counts = Counter(state.values())
+    counts[PENDING] += sum(a.count for a in actions if isinstance(a, Clone))
+    return counts
 
 
 def to_probe(obs: Observation) -> frozenset[str]:
@@ -369,7 +375,8 @@ def plan(obs: Observation) -> list[Action]:
                 actions.append(action)
     actions.extend(_discoveries(obs, obs.inventory))
 
-    ready, pending = _counts_after(obs, actions)
+    after = states_after(obs.tracked, actions)
+    ready, pending = after[READY], after[PENDING]
     clones = min(obs.pool.size - ready - pending, obs.clone_slots)
     if clones > 0:
         actions.append(Clone(clones))

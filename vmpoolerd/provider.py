@@ -46,6 +46,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from .metrics import Metrics
 from .vsphere import VsphereError, VsphereTimeout
 
 __all__ = ["Provider", "ProviderStopped", "ProviderTimeout"]
@@ -93,8 +94,10 @@ class Provider(Service):
         name: str = "vmpoolerd-vsphere",
         call_timeout: float = 900.0,
         stop_grace: float = 30.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.setName(name)
+        self._metrics = metrics
         self._client = client
         self._reactor = reactor
         self._threads = threads
@@ -147,8 +150,14 @@ class Provider(Service):
         d.addTimeout(limit, self._reactor, onTimeoutCancel=timed_out)
         call.deferred = d
         self._calls.add(call)
+        started, outcome = self._reactor.seconds(), "error"
         try:
-            return await d
+            result = await d
+            outcome = "ok"
+            return result
+        except ProviderTimeout:
+            outcome = "timeout"
+            raise
         except CancelledError:
             if call.stopped:
                 raise ProviderStopped(f"vSphere provider {self.name} stopped before {method} finished") from None
@@ -156,6 +165,8 @@ class Provider(Service):
         finally:
             self._calls.discard(call)
             self._drop(call)  # cancelled or failed while waiting: never start it
+            if self._metrics is not None:
+                self._metrics.vsphere_call(method, outcome, self._reactor.seconds() - started)
 
     def _run(self, call: _Call, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """In a pool thread: run the call unless it was given up while it waited."""

@@ -26,6 +26,7 @@ from twisted.internet.error import ConnectError, ConnectionLost
 
 from .coalesce import Coalescer
 from .config import RedisConfig
+from .metrics import Metrics
 
 SCRIPTS = (
     "checkout", "clone_end", "clone_reserve", "move", "pool_state",
@@ -102,10 +103,12 @@ def _load_scripts() -> dict[str, tuple[str, str]]:
 class Scripts:
     """Bounded Redis calls, and the Lua scripts by name."""
 
-    def __init__(self, redis: Any, reactor: IReactorTime, timeout: float = 3.0) -> None:
+    def __init__(self, redis: Any, reactor: IReactorTime, timeout: float = 3.0,
+                 metrics: Metrics | None = None) -> None:
         self._redis = redis
         self._reactor = reactor
         self._timeout = timeout
+        self._metrics = metrics
         self._scripts = _load_scripts()
 
     async def _call(self, d: Deferred[Any]) -> Any:
@@ -114,6 +117,8 @@ class Scripts:
             return await d
         except (TimeoutError, txredisapi.ConnectionError, ConnectError,
                 ConnectionLost) as e:
+            if self._metrics is not None:
+                self._metrics.redis_error()
             raise StoreUnavailable(f"Redis did not answer: {e.__class__.__name__}") from None
 
     async def _script(self, name: str, keys: Sequence[str] = (),
@@ -136,8 +141,9 @@ class Scripts:
 class RedisStore(Scripts):
     """What the API reads and changes."""
 
-    def __init__(self, redis: Any, reactor: IReactorTime, timeout: float = 3.0) -> None:
-        super().__init__(redis, reactor, timeout)
+    def __init__(self, redis: Any, reactor: IReactorTime, timeout: float = 3.0,
+                 metrics: Metrics | None = None) -> None:
+        super().__init__(redis, reactor, timeout, metrics)
         self._checkouts: Coalescer[Request, dict[str, list[str]] | None] = \
             Coalescer(self._checkout_batch, reactor)
 

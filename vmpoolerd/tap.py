@@ -23,14 +23,18 @@ from twisted.python import usage
 from .api import VmpoolerApi
 from .auth import LdapAuthenticator
 from .config import Config, ConfigError, VsphereConfig, config_path, read_config
+from .graphite import GraphiteSender
+from .logs import FORMATS, LogFile
 from .manager import Manager
+from .metrics import Metrics
 from .pool_store import PoolStore
 from .provider import Provider
-from .store import RedisStore, connect
+from .store import RedisStore, Scripts, connect
 from .vsphere import VsphereClient
 from .web import WebService
 
 REDIS_TIMEOUT = 3.0
+HEALTH_TIMEOUT = 2.0
 
 log = Logger()
 
@@ -39,6 +43,8 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None,
          "The YAML configuration (default: $VMPOOLER_CONFIG, else etc/vmpooler.yaml)."],
+        ["log-format", None, "vmpooler",
+         "How the :config: logfile is written: vmpooler (lines) or json (JSON lines)."],
     ]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -46,6 +52,8 @@ class Options(usage.Options):
         self.environ = os.environ if environ is None else environ
 
     def postOptions(self) -> None:
+        if self["log-format"] not in FORMATS:
+            raise usage.UsageError(f"--log-format: must be one of {', '.join(FORMATS)}")
         path = config_path(self["config"], self.environ)
         try:
             self["parsed"] = read_config(path, self.environ)
@@ -92,25 +100,37 @@ def vsphere_client(config: VsphereConfig) -> VsphereClient:
                          insecure=config.insecure, datacenter=config.datacenter)
 
 
-def make_service(config: Config, reactor: Any = default_reactor) -> IService:
+def make_service(config: Config, reactor: Any = default_reactor,
+                 log_format: str = "vmpooler") -> IService:
     """
-    Redis, the vSphere provider, the pool manager and the API, started in
-    that order and stopped in the reverse one (see OrderedService): the API
-    drains, the maintainers finish their cycles, vSphere calls get their
-    grace, and Redis closes last.
+    The log file, Graphite, Redis, the vSphere provider, the pool manager
+    and the API, started in that order and stopped in the reverse one (see
+    OrderedService): the API drains, the maintainers finish their cycles,
+    vSphere calls get their grace, and Redis closes last.
     """
     top = OrderedService()
+    if config.service.logfile:
+        LogFile(config.service.logfile, log_format).setServiceParent(top)
+    graphite = None
+    if config.graphite is not None:
+        graphite = GraphiteSender(config.graphite, reactor)
+        graphite.setServiceParent(top)
+    metrics = Metrics(graphite)
     redis = connect(config.redis, REDIS_TIMEOUT)
     RedisService(redis).setServiceParent(top)
     # Clones may hold task_limit threads for minutes; each pool's inventory
     # read still finds one free.
-    provider = Provider(vsphere_client(config.vsphere), reactor,
+    provider = Provider(vsphere_client(config.vsphere), reactor, metrics=metrics,
                         threads=config.service.task_limit + len(config.pools))
     provider.setServiceParent(top)
-    Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT), provider, reactor) \
-        .setServiceParent(top)
+    metrics.watch_provider(lambda: provider.queued, lambda: provider.in_flight)
+    Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics), provider, reactor,
+            metrics=metrics).setServiceParent(top)
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
-    api = VmpoolerApi(config, RedisStore(redis, reactor, REDIS_TIMEOUT), reactor, auth)
+    health = {"redis": Scripts(redis, reactor, HEALTH_TIMEOUT).ping,
+              "vsphere": lambda: provider.call("ping", timeout=HEALTH_TIMEOUT)}
+    api = VmpoolerApi(config, RedisStore(redis, reactor, REDIS_TIMEOUT, metrics), reactor, auth,
+                      metrics=metrics, health=health)
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)
     log.info("vmpoolerd for {site}: {n} pools, Redis at {redis}:{port}, auth {auth}",
@@ -121,7 +141,7 @@ def make_service(config: Config, reactor: Any = default_reactor) -> IService:
 
 
 def makeService(options: Options) -> IService:
-    service = make_service(options["parsed"])
+    service = make_service(options["parsed"], log_format=options["log-format"])
     # Note [Frozen start-up objects]: what start-up made lives as long as the
     # process.  Moving it out of the garbage collector's sight keeps full
     # collections short: without this, they put ~20 ms into the checkout

@@ -677,6 +677,12 @@ class VsphereClient:
     # -- the interface ----------------------------------------------------------
 
     @_api
+    def ping(self) -> datetime.datetime:
+        """vCenter's clock (one round trip, logging in first if need be)."""
+        now: datetime.datetime = vim.ServiceInstance("ServiceInstance", self._stub).CurrentTime()
+        return now
+
+    @_api
     def inventory(self, folder: str) -> list[VmState]:
         """The VMs directly in ``folder``, by name, in one round trip (once the folder is known)."""
         ref = self._folder(folder)

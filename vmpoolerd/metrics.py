@@ -1,0 +1,99 @@
+"""
+What the daemon counts, for Prometheus (``/metrics``) and, when
+``:graphite:`` is set, for Graphite under vmpooler's names.
+
+Note [Bounded labels]: labels are pool names, vSphere method names and
+outcomes: sets fixed by the configuration and the code.  Hostnames, users
+and tokens are never labels (nor anywhere in a metric).
+
+One :class:`Metrics` per daemon, with its own registry: nothing global.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+DURATIONS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800)
+CALL_DURATIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+STATES = ("pending", "ready", "running", "completed", "discovered")
+
+
+class GraphiteSink(Protocol):
+    def send(self, name: str, value: float) -> None: ...
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, graphite: GraphiteSink | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self._graphite = graphite
+        r = self.registry
+        self.pool_vms = Gauge("vmpooler_pool_vms", "VMs in each pool, by state",
+                              ["pool", "state"], registry=r)
+        self.checkouts = Counter("vmpooler_checkouts", "Checkout requests, by outcome",
+                                 ["outcome"], registry=r)
+        self.clones = Histogram("vmpooler_clone_seconds", "Clone durations",
+                                ["pool"], buckets=DURATIONS, registry=r)
+        self.clone_failures = Counter("vmpooler_clone_failures", "Clones that failed",
+                                      ["pool"], registry=r)
+        self.boots = Histogram("vmpooler_boot_seconds",
+                               "From the start of a clone to the VM being ready",
+                               ["pool"], buckets=DURATIONS, registry=r)
+        self.destroys = Histogram("vmpooler_destroy_seconds", "Destroy durations",
+                                  ["pool"], buckets=DURATIONS, registry=r)
+        self.vsphere_calls = Histogram("vmpooler_vsphere_call_seconds",
+                                       "vSphere calls, by method and outcome",
+                                       ["method", "outcome"], buckets=CALL_DURATIONS,
+                                       registry=r)
+        self.redis_errors = Counter("vmpooler_redis_errors",
+                                    "Redis calls that failed or timed out", registry=r)
+        self.vsphere_queue = Gauge("vmpooler_vsphere_queue_depth",
+                                   "vSphere calls waiting for a thread", registry=r)
+        self.vsphere_running = Gauge("vmpooler_vsphere_calls_running",
+                                     "vSphere calls running in a thread", registry=r)
+
+    def watch_provider(self, queued: Callable[[], int], running: Callable[[], int]) -> None:
+        self.vsphere_queue.set_function(queued)
+        self.vsphere_running.set_function(running)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # --- events --------------------------------------------------------------------
+
+    def checkout(self, outcome: str) -> None:
+        self.checkouts.labels(outcome).inc()
+
+    def cloned(self, pool: str, seconds: float) -> None:
+        self.clones.labels(pool).observe(seconds)
+        self._send(f"clone.{pool}", seconds)
+
+    def clone_failed(self, pool: str) -> None:
+        self.clone_failures.labels(pool).inc()
+
+    def booted(self, pool: str, seconds: float) -> None:
+        self.boots.labels(pool).observe(seconds)
+
+    def destroyed(self, pool: str, seconds: float) -> None:
+        self.destroys.labels(pool).observe(seconds)
+        self._send(f"destroy.{pool}", seconds)
+
+    def vsphere_call(self, method: str, outcome: str, seconds: float) -> None:
+        self.vsphere_calls.labels(method, outcome).observe(seconds)
+
+    def redis_error(self) -> None:
+        self.redis_errors.inc()
+
+    def pool_counts(self, pool: str, counts: Mapping[str, int]) -> None:
+        for state in STATES:
+            self.pool_vms.labels(pool, state).set(counts.get(state, 0))
+        self._send(f"ready.{pool}", counts.get("ready", 0))
+        self._send(f"running.{pool}", counts.get("running", 0))
+
+    def _send(self, name: str, value: float) -> None:
+        if self._graphite is not None:
+            self._graphite.send(name, value)
