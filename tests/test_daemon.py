@@ -41,6 +41,14 @@ class PluginTests(SynchronousTestCase):
         self.assertEqual(str(caught.exception),
                          f"{path}: :pools:[2].size: must be a positive integer")
 
+    def test_a_bad_log_format_is_a_usage_error(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(config_text())
+        with self.assertRaises(usage.UsageError) as caught:
+            Options(environ={}).parseOptions(["--config", path, "--log-format", "xml"])
+        self.assertEqual(str(caught.exception), "--log-format: must be one of vmpooler, json")
+
     def test_config_from_the_environment(self) -> None:
         path = self.mktemp()
         with open(path, "w") as f:
@@ -53,13 +61,14 @@ class PluginTests(SynchronousTestCase):
 class DaemonTests(TestCase):
     timeout = 60
 
-    def start(self, text: str) -> subprocess.Popen[bytes]:
+    def start(self, text: str, *options: str) -> subprocess.Popen[bytes]:
         path = self.mktemp()
         with open(path, "w") as f:
             f.write(text)
         self.log = self.mktemp()
         process = subprocess.Popen(
-            [TWISTD, "-n", "--logfile", self.log, "--pidfile", "", "vmpoolerd", "--config", path],
+            [TWISTD, "-n", "--logfile", self.log, "--pidfile", "", "vmpoolerd", "--config", path,
+             *options],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, "VSPHERE_PASSWORD": "vsphere-secret"})
         self.addCleanup(lambda: process.poll() is None and process.kill())
@@ -115,6 +124,22 @@ class DaemonTests(TestCase):
         self.assertIn("waiting for 1 requests to finish", log)
         self.assertNotIn("vsphere-secret", log)
         self.assertNotIn("secret", log)
+
+    async def test_json_logfile(self) -> None:
+        await fresh_redis(self)
+        port, logfile = free_port(), self.mktemp()
+        process = self.start(config_text(redis_server().config, host="127.0.0.1", port=port,
+                                         logfile=logfile), "--log-format", "json")
+        await self.wait_listening(process, port)
+        process.send_signal(signal.SIGTERM)
+        await self.wait_exit(process)
+        with open(logfile) as f:
+            events = [json.loads(line.strip("\x1e")) for line in f if line.strip("\x1e\n")]
+        namespaces = {e["log_namespace"] for e in events}
+        self.assertIn("vmpoolerd.web", namespaces)
+        self.assertTrue(all(n.startswith("vmpoolerd") for n in namespaces), namespaces)
+        with open(logfile) as f:
+            self.assertNotIn("secret", f.read())
 
     async def test_bad_config_exits_before_listening(self) -> None:
         port = free_port()
