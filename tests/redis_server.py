@@ -82,6 +82,9 @@ async def fresh_redis(test: TestCase, timeout: float = 3.0) -> Any:
     server.cli("FLUSHALL")
     redis = connect(server.config, timeout)
     test.addCleanup(redis.disconnect)
+    # Every connection of the pool up, so that none is still selecting its
+    # database when the test ends (an unheard failure would land in a later test).
+    await redis._connected
     await redis.ping()
     return redis
 

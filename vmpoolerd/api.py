@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
 
 from . import report, validate
 from .auth import AuthUnavailable
@@ -57,6 +58,8 @@ def _number(value: float) -> float | int:
 
 class VmpoolerApi:
     app = Klein()
+    # "//" in a path is no route (werkzeug would merge it and redirect).
+    app.url_map.merge_slashes = False
 
     def __init__(self, config: Config, store: RedisStore, clock: IReactorTime,
                  authenticator: Authenticator | None = None,
@@ -172,7 +175,7 @@ class VmpoolerApi:
         log.warn("answering 503: {error}", error=str(failure.value))
         return self._json(request, 503, {"ok": False, "error": str(failure.value)})
 
-    @app.handle_errors(NotFound)
+    @app.handle_errors(NotFound, RequestRedirect)
     def _not_found(self, request: IRequest, failure: Failure) -> bytes:
         return self._json(request, 404, {"ok": False, "error": "no such route"})
 

@@ -29,7 +29,8 @@ from .config import RedisConfig
 from .metrics import Metrics
 
 SCRIPTS = (
-    "checkout", "clone_end", "clone_reserve", "move", "pool_state",
+    "checkout", "clone_end", "clone_reserve", "dashboard_read", "dashboard_sample",
+    "move", "pool_state",
     "queue_task", "status", "summary", "token_delete", "token_scan",
     "token_touch", "token_vms", "vm_info", "vm_record", "vm_return",
     "vm_update",

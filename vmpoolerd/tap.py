@@ -23,6 +23,7 @@ from twisted.python import usage
 from .api import VmpoolerApi
 from .auth import LdapAuthenticator
 from .config import Config, ConfigError, VsphereConfig, config_path, read_config
+from .dashboard import Dashboard, DashboardStore, Sampler
 from .graphite import GraphiteSender
 from .logs import FORMATS, LogFile
 from .manager import Manager
@@ -103,8 +104,8 @@ def vsphere_client(config: VsphereConfig) -> VsphereClient:
 def make_service(config: Config, reactor: Any = default_reactor,
                  log_format: str = "vmpooler") -> IService:
     """
-    The log file, Graphite, Redis, the vSphere provider, the pool manager
-    and the API, started in that order and stopped in the reverse one (see
+    The log file, Graphite, Redis, the vSphere provider, the pool manager,
+    the dashboard's sampler and the API, started in that order and stopped in the reverse one (see
     OrderedService): the API drains, the maintainers finish their cycles,
     vSphere calls get their grace, and Redis closes last.
     """
@@ -126,11 +127,14 @@ def make_service(config: Config, reactor: Any = default_reactor,
     metrics.watch_provider(lambda: provider.queued, lambda: provider.in_flight)
     Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics), provider, reactor,
             metrics=metrics).setServiceParent(top)
+    dashboard_store = DashboardStore(redis, reactor, REDIS_TIMEOUT)
+    Sampler(config, dashboard_store, reactor).setServiceParent(top)
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
     health = {"redis": Scripts(redis, reactor, HEALTH_TIMEOUT).ping,
               "vsphere": lambda: provider.call("ping", timeout=HEALTH_TIMEOUT)}
     api = VmpoolerApi(config, RedisStore(redis, reactor, REDIS_TIMEOUT, metrics), reactor, auth,
-                      metrics=metrics, health=health)
+                      metrics=metrics, health=health,
+                      dashboard=Dashboard(config, dashboard_store, reactor).resource())
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)
     log.info("vmpoolerd for {site}: {n} pools, Redis at {redis}:{port}, auth {auth}",

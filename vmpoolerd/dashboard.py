@@ -1,0 +1,247 @@
+"""
+The dashboard: per pool, ready VMs against the pool's size, running VMs,
+and the last hour's history, drawn from samples the daemon keeps in Redis
+itself (so it works without Graphite).
+
+:class:`VmpoolerApi` mounts :meth:`Dashboard.resource` at ``/dashboard/``;
+the routes below are relative to it.  Their JSON is public API:
+
+``GET /dashboard/stats/vmpooler/pool[?history=1]``
+    ``{pool: {"size": 5, "ready": 3}}`` for every configured pool, in the
+    configuration's order.  With ``history`` (any value but ``0`` or
+    ``false``) each pool also has ``"history": [[epoch, ready, running],
+    ...]``, the samples of the last hour, oldest first (epoch: whole
+    seconds).  vmpooler's ``history`` came from Graphite as bare numbers.
+
+``GET /dashboard/stats/vmpooler/running``
+    Running VMs grouped by the part of the pool name before its first
+    ``-`` (the whole name if it has none): ``{"debian": {"running": 3,
+    "pools": {"debian-7-i386": 1, "debian-7-x86_64": 2}}}``.  ``running``
+    is vmpooler's field; ``pools`` is the detail behind it.
+
+``GET /dashboard/`` and ``GET /dashboard/<file>``
+    The page and the files of ``vmpoolerd/static/`` (read once, at start;
+    no other name is served).
+
+Errors are ``{"ok": false, "error": ...}``: 404 for an unknown route or
+file, 503 when Redis does not answer.
+
+A :class:`Sampler` per daemon records a sample of every pool every
+``interval`` seconds (see Note [Dashboard history] in
+``lua/dashboard_sample.lua``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Sequence
+
+from klein import Klein
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from .config import Config
+from .store import Scripts, StoreUnavailable
+
+HORIZON = 3600  # seconds of history shown and kept
+TTL = 2 * HORIZON  # a pool's history expires this long after its last sample
+TYPES = {
+    "html": "text/html; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "ico": "image/x-icon",
+}
+# The page loads its own files and nothing else.
+CSP = b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'"
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class PoolSample:
+    ready: int
+    running: int
+    history: list[list[int]] | None  # [epoch, ready, running], oldest first
+
+
+class DashboardStore(Scripts):
+    """The dashboard's side of Redis: counts, and the sampled history."""
+
+
+    async def sample(self, pools: Sequence[str], now: float, interval: float) -> int:
+        """Record ``[now, ready, running]`` for each pool; how many were recorded."""
+        if not pools:
+            return 0
+        return int(await self._script(
+            "dashboard_sample", args=[int(now), HORIZON, TTL, interval / 2, *pools]))
+
+    async def read(self, pools: Sequence[str], history_since: float | None = None
+                   ) -> list[PoolSample]:
+        """Each pool's counts, and its samples since ``history_since`` if given."""
+        if not pools:
+            return []
+        since = "" if history_since is None else int(history_since)
+        rows = await self._script("dashboard_read", args=[since, *pools])
+        return [PoolSample(int(ready), int(running), json.loads(history) if history else None)
+                for ready, running, history in rows]
+
+
+class Sampler(Service):
+    """
+    Samples every pool every ``interval`` seconds: one script call, bounded
+    by the store's timeout.  A run never overlaps the previous one
+    (LoopingCall waits for it, and skips what it missed), and a failed run
+    is logged and the loop goes on; Redis being down is logged once.
+    """
+
+    def __init__(self, config: Config, store: DashboardStore, clock: IReactorTime,
+                 interval: float = 10.0) -> None:
+        self._pools = config.pool_names
+        self._store = store
+        self._clock = clock
+        self._interval = interval
+        self._failing = False
+        self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self.sample()))
+        self._loop.clock = clock
+        self._done: Deferred[Any] | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._done = self._loop.start(self._interval, now=True)
+
+    def stopService(self) -> Deferred[None] | None:  # type: ignore[override]
+        """Stops the loop; the run in progress, if any, finishes first."""
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()
+        return None if self._done is None else self._done.addCallback(lambda _: None)
+
+    async def sample(self) -> None:
+        try:
+            await self._store.sample(self._pools, self._clock.seconds(), self._interval)
+        except StoreUnavailable as e:
+            if not self._failing:
+                log.warn("dashboard sampling failed: {error}", error=str(e))
+            self._failing = True
+        except Exception:
+            log.failure("dashboard sampling failed")
+        else:
+            if self._failing:
+                log.info("dashboard sampling works again")
+            self._failing = False
+
+
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    """The files of ``static/`` by name, with their content type."""
+    folder = resources.files(__package__).joinpath("static")
+    return {f.name: (f.read_bytes(), TYPES.get(f.name.rpartition(".")[2],
+                                                 "application/octet-stream"))
+            for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")}
+
+
+def major(pool: str) -> str:
+    """vmpooler's grouping of pools: the name's part before its first ``-``."""
+    return pool.split("-", 1)[0]
+
+
+class _Missing(Exception):
+    """A route or file the dashboard does not have."""
+
+
+class Dashboard:
+    app = Klein()
+    # The page is at /dashboard/ as well as /dashboard (where the inner path
+    # is empty), and no path is redirected to another: what is not a route
+    # is a 404.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
+
+    def __init__(self, config: Config, store: DashboardStore, clock: IReactorTime) -> None:
+        self._pools = tuple((p.name, p.size) for p in config.pools)
+        self._names = config.pool_names
+        self._store = store
+        self._clock = clock
+        self._files = _static_files()
+
+    def resource(self) -> IResource:
+        return self.app.resource()
+
+    @staticmethod
+    def _json(request: IRequest, code: int, body: Any) -> bytes:
+        request.setResponseCode(code)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return json.dumps(body).encode()
+
+    # --- errors ------------------------------------------------------------------
+
+    @app.handle_errors(_Missing, NotFound)
+    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
+        return self._json(request, 404, {"ok": False, "error": "no such dashboard file"})
+
+    @app.handle_errors(MethodNotAllowed)
+    def _not_allowed(self, request: IRequest, failure: Failure) -> bytes:
+        return self._json(request, 405, {"ok": False, "error": "method not allowed"})
+
+    @app.handle_errors(StoreUnavailable)
+    def _unavailable(self, request: IRequest, failure: Failure) -> bytes:
+        log.warn("answering 503: {error}", error=str(failure.value))
+        return self._json(request, 503, {"ok": False, "error": str(failure.value)})
+
+    @app.handle_errors(Exception)
+    def _internal(self, request: IRequest, failure: Failure) -> bytes:
+        log.failure("unexpected error answering {uri}", failure, uri=request.uri)
+        return self._json(request, 500, {"ok": False, "error": "internal error"})
+
+    # --- files -------------------------------------------------------------------
+
+    @app.route("/", methods=["GET"])
+    def index(self, request: IRequest) -> bytes:
+        return self.static(request, "index.html")
+
+    @app.route("/<string:name>", methods=["GET"])
+    def static(self, request: IRequest, name: str) -> bytes:
+        if name not in self._files:
+            raise _Missing(name)
+        body, content_type = self._files[name]
+        request.setHeader(b"Content-Type", content_type.encode())
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        request.setHeader(b"Content-Security-Policy", CSP)
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return body
+
+    # --- statistics --------------------------------------------------------------
+
+    @app.route("/stats/vmpooler/pool", methods=["GET"])
+    async def pool_stats(self, request: IRequest) -> bytes:
+        value = (request.args.get(b"history") or [None])[0]
+        with_history = value is not None and value.lower() not in (b"0", b"false")
+        since = self._clock.seconds() - HORIZON if with_history else None
+        samples = await self._store.read(self._names, since)
+        body: dict[str, dict[str, Any]] = {}
+        for (name, size), sample in zip(self._pools, samples):
+            body[name] = {"size": size, "ready": sample.ready}
+            if with_history:
+                body[name]["history"] = sample.history or []
+        return self._json(request, 200, body)
+
+    @app.route("/stats/vmpooler/running", methods=["GET"])
+    async def running_stats(self, request: IRequest) -> bytes:
+        samples = await self._store.read(self._names)
+        body: dict[str, dict[str, Any]] = {}
+        for name, sample in zip(self._names, samples):
+            group = body.setdefault(major(name), {"running": 0, "pools": {}})
+            group["running"] += sample.running
+            group["pools"][name] = sample.running
+        return self._json(request, 200, body)

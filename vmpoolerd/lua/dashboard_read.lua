@@ -1,0 +1,26 @@
+-- What the dashboard shows.  ARGV[1]: the oldest epoch of history to
+-- return, or '' for none; ARGV[2..]: pool names.
+-- Returns per pool {ready, running, history}: history is a JSON array of
+-- [epoch, ready, running] samples, oldest first ('' without history).
+-- Samples are passed through as stored, so a long history costs no
+-- decoding here (see Note [Dashboard history] in dashboard_sample.lua).
+local since = tonumber(ARGV[1])
+local pools = {}
+for i = 2, #ARGV do
+  local pool = ARGV[i]
+  local history = ''
+  if since then
+    local samples = redis.call('LRANGE', 'vmpooler__dashboard__' .. pool, 0, -1)
+    local j = #samples
+    while j >= 1 and cjson.decode(samples[j])[1] < since do j = j - 1 end
+    local kept = {}
+    for k = j, 1, -1 do kept[#kept + 1] = samples[k] end
+    history = '[' .. table.concat(kept, ',') .. ']'
+  end
+  pools[i - 1] = {
+    redis.call('SCARD', 'vmpooler__ready__' .. pool),
+    redis.call('SCARD', 'vmpooler__running__' .. pool),
+    history,
+  }
+end
+return pools
