@@ -11,7 +11,6 @@ render.  Every answer is JSON; errors are rendered in one place as
 
 from __future__ import annotations
 
-import json
 import random
 from importlib import resources
 from typing import Any, Awaitable, Callable, Mapping, Protocol
@@ -20,16 +19,12 @@ from klein import Klein
 from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
-from werkzeug.exceptions import MethodNotAllowed, NotFound
-from werkzeug.routing import RequestRedirect
 
 from . import report, validate
-from .auth import AuthUnavailable
 from .config import Config
-from .errors import ApiError
+from .errors import ApiError, json_answer, json_errors
 from .metrics import Metrics
 from .names import new_token
 from .store import RedisStore, Request, StoreUnavailable, VmRecord
@@ -58,6 +53,7 @@ def _number(value: float) -> float | int:
 
 class VmpoolerApi:
     app = Klein()
+    json_errors(app)
     # "//" in a path is no route (werkzeug would merge it and redirect).
     app.url_map.merge_slashes = False
 
@@ -103,12 +99,6 @@ class VmpoolerApi:
         if len(body) > MAX_BODY:
             raise ApiError(413, "the request body is larger than 1 MiB")
         return body
-
-    @staticmethod
-    def _json(request: IRequest, code: int, body: Any) -> bytes:
-        request.setResponseCode(code)
-        request.setHeader(b"Content-Type", b"application/json")
-        return json.dumps(body).encode()
 
     def _hostname(self, value: str) -> str:
         return validate.hostname(self._config, value)
@@ -163,37 +153,12 @@ class VmpoolerApi:
         if self._auth is None:
             raise ApiError(404, "authentication is not configured")
 
-    # --- errors ----------------------------------------------------------------
-
-    @app.handle_errors(ApiError)
-    def _api_error(self, request: IRequest, failure: Failure) -> bytes:
-        e = failure.value
-        return self._json(request, e.status, {"ok": False, "error": e.error})
-
-    @app.handle_errors(StoreUnavailable, AuthUnavailable)
-    def _unavailable(self, request: IRequest, failure: Failure) -> bytes:
-        log.warn("answering 503: {error}", error=str(failure.value))
-        return self._json(request, 503, {"ok": False, "error": str(failure.value)})
-
-    @app.handle_errors(NotFound, RequestRedirect)
-    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
-        return self._json(request, 404, {"ok": False, "error": "no such route"})
-
-    @app.handle_errors(MethodNotAllowed)
-    def _not_allowed(self, request: IRequest, failure: Failure) -> bytes:
-        return self._json(request, 405, {"ok": False, "error": "method not allowed"})
-
-    @app.handle_errors(Exception)
-    def _internal(self, request: IRequest, failure: Failure) -> bytes:
-        log.failure("unexpected error answering {uri}", failure, uri=request.uri)
-        return self._json(request, 500, {"ok": False, "error": "internal error"})
-
     # --- documents -------------------------------------------------------------
 
     @app.route("/", methods=["GET"])
     def root(self, request: IRequest) -> bytes:
         request.redirect(b"/dashboard/")
-        return self._json(request, 302, {"ok": True, "dashboard": "/dashboard/"})
+        return json_answer(request, 302, {"ok": True, "dashboard": "/dashboard/"})
 
     @app.route("/dashboard", branch=True)
     def dashboard(self, request: IRequest) -> IResource:
@@ -219,9 +184,9 @@ class VmpoolerApi:
             [ensureDeferred(self._check(self._health[name])) for name in names])
         failed = {name: error for name, error in zip(names, results) if error is not None}
         if failed:
-            return self._json(request, 503, {"ok": False, "error": "unhealthy: " + ", ".join(
+            return json_answer(request, 503, {"ok": False, "error": "unhealthy: " + ", ".join(
                 failed), "failed": failed})
-        return self._json(request, 200, {"ok": True})
+        return json_answer(request, 200, {"ok": True})
 
     @staticmethod
     async def _check(check: HealthCheck) -> str | None:
@@ -235,7 +200,7 @@ class VmpoolerApi:
 
     @app.route("/vm", methods=["GET"])
     async def pools(self, request: IRequest) -> bytes:
-        return self._json(request, 200, list(self._config.pool_names))
+        return json_answer(request, 200, list(self._config.pool_names))
 
     @app.route("/vm", methods=["POST"])
     async def checkout_json(self, request: IRequest) -> bytes:
@@ -279,7 +244,7 @@ class VmpoolerApi:
             body[name] = {"hostname": hosts[0] if len(hosts) == 1 else hosts}
         if self._config.service.domain:
             body["domain"] = self._config.service.domain
-        return self._json(request, 200, body)
+        return json_answer(request, 200, body)
 
     # --- one VM ------------------------------------------------------------------
 
@@ -289,7 +254,7 @@ class VmpoolerApi:
         vm = await self._store.vm(hostname)
         if vm is None:
             raise ApiError(404, "no such VM")
-        return self._json(request, 200, {"ok": True, hostname: self._describe(vm)})
+        return json_answer(request, 200, {"ok": True, hostname: self._describe(vm)})
 
     def _describe(self, vm: VmRecord) -> dict[str, Any]:
         f = vm.fields
@@ -328,7 +293,7 @@ class VmpoolerApi:
             hostname, self._today(), None if lifetime is None else str(lifetime), tags)
         if not changed:
             raise ApiError(404, "no such VM")
-        return self._json(request, 200, {"ok": True})
+        return json_answer(request, 200, {"ok": True})
 
     @app.route("/vm/<string:host>", methods=["DELETE"])
     async def return_vm(self, request: IRequest, host: str) -> bytes:
@@ -336,7 +301,7 @@ class VmpoolerApi:
         await self._owned_vm(hostname, await self._caller(request))
         if not await self._store.return_vm(hostname):
             raise ApiError(404, "the VM is not running")
-        return self._json(request, 200, {"ok": True})
+        return json_answer(request, 200, {"ok": True})
 
     @app.route("/vm/<string:host>/disk/<string:size>", methods=["POST"])
     async def add_disk(self, request: IRequest, host: str, size: str) -> bytes:
@@ -347,7 +312,7 @@ class VmpoolerApi:
         await self._owned_vm(hostname, await self._required_caller(request))
         if await self._store.queue_task(hostname, "disk", f"{hostname}:{gb}") != 1:
             raise ApiError(404, "no such VM")
-        return self._json(request, 202, {"ok": True, hostname: {"disk": f"+{gb}gb"}})
+        return json_answer(request, 202, {"ok": True, hostname: {"disk": f"+{gb}gb"}})
 
     @app.route("/vm/<string:host>/snapshot", methods=["POST"])
     async def snapshot(self, request: IRequest, host: str) -> bytes:
@@ -356,7 +321,7 @@ class VmpoolerApi:
         name = new_token()
         if await self._store.queue_task(hostname, "snapshot", f"{hostname}:{name}") != 1:
             raise ApiError(404, "no such VM")
-        return self._json(request, 202, {"ok": True, hostname: {"snapshot": name}})
+        return json_answer(request, 202, {"ok": True, hostname: {"snapshot": name}})
 
     @app.route("/vm/<string:host>/snapshot/<string:name>", methods=["POST"])
     async def revert(self, request: IRequest, host: str, name: str) -> bytes:
@@ -367,7 +332,7 @@ class VmpoolerApi:
             hostname, "snapshot-revert", f"{hostname}:{snapshot}", f"snapshot:{snapshot}")
         if queued != 1:
             raise ApiError(404, "no such snapshot" if queued == -1 else "no such VM")
-        return self._json(request, 202, {"ok": True})
+        return json_answer(request, 202, {"ok": True})
 
     # --- status and history ------------------------------------------------------
 
@@ -375,7 +340,7 @@ class VmpoolerApi:
     async def status(self, request: IRequest) -> bytes:
         cloning, counts = await self._store.pool_counts(self._config.pool_names)
         (today,) = await self._store.history([self._today()])
-        return self._json(request, 200,
+        return json_answer(request, 200,
                           report.status(self._pools, cloning, counts, today.clone))
 
     async def _summary(self, request: IRequest) -> dict[str, Any]:
@@ -403,7 +368,7 @@ class VmpoolerApi:
 
     @app.route("/summary", methods=["GET"])
     async def summary_all(self, request: IRequest) -> bytes:
-        return self._json(request, 200, await self._summary(request))
+        return json_answer(request, 200, await self._summary(request))
 
     @app.route("/summary/<string:route>", methods=["GET"])
     async def summary_route(self, request: IRequest, route: str) -> bytes:
@@ -413,7 +378,7 @@ class VmpoolerApi:
     async def summary_key(self, request: IRequest, route: str, key: str | None) -> bytes:
         if not report.part_exists(route, key):
             raise ApiError(404, "no such summary")
-        return self._json(request, 200,
+        return json_answer(request, 200,
                           report.summary_part(await self._summary(request), route, key))
 
     # --- tokens ------------------------------------------------------------------
@@ -422,7 +387,7 @@ class VmpoolerApi:
     async def tokens(self, request: IRequest) -> bytes:
         self._auth_configured()
         user = await self._basic_user(request)
-        return self._json(request, 200, {"ok": True, **await self._store.tokens_of(user)})
+        return json_answer(request, 200, {"ok": True, **await self._store.tokens_of(user)})
 
     @app.route("/token", methods=["POST"])
     async def create_token(self, request: IRequest) -> bytes:
@@ -431,7 +396,7 @@ class VmpoolerApi:
         token = new_token()
         await self._store.create_token(token, user, self._now())
         log.info("token created for {user}", user=user)
-        return self._json(request, 200, {"ok": True, "token": token})
+        return json_answer(request, 200, {"ok": True, "token": token})
 
     @app.route("/token/<string:token>", methods=["GET"])
     async def token(self, request: IRequest, token: str) -> bytes:
@@ -442,7 +407,7 @@ class VmpoolerApi:
             raise ApiError(404, "no such token")
         running = await self._store.token_vms(token, self._config.pool_names)
         info = {k: data[k] for k in ("user", "created", "last") if k in data}
-        return self._json(request, 200, {"ok": True, token: {**info, "vms": {"running": running}}})
+        return json_answer(request, 200, {"ok": True, token: {**info, "vms": {"running": running}}})
 
     @app.route("/token/<string:token>", methods=["DELETE"])
     async def delete_token(self, request: IRequest, token: str) -> bytes:
@@ -455,4 +420,4 @@ class VmpoolerApi:
         if deleted < 0:
             raise ApiError(401, "the token belongs to another user")
         log.info("token deleted by {user}", user=user)
-        return self._json(request, 200, {"ok": True})
+        return json_answer(request, 200, {"ok": True})

@@ -46,6 +46,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .config import LdapConfig
+from .errors import Unavailable
 
 if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
@@ -71,7 +72,7 @@ _UNAVAILABLE = (
 )
 
 
-class AuthUnavailable(Exception):
+class AuthUnavailable(Unavailable):
     """The directory could not be asked; the credentials are neither right nor wrong."""
 
 

@@ -44,12 +44,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
-from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from .config import Config
+from .errors import ApiError, json_answer, json_errors
 from .store import Scripts, StoreUnavailable
 
 HORIZON = 3600  # seconds of history shown and kept
@@ -155,12 +154,9 @@ def major(pool: str) -> str:
     return pool.split("-", 1)[0]
 
 
-class _Missing(Exception):
-    """A route or file the dashboard does not have."""
-
-
 class Dashboard:
     app = Klein()
+    json_errors(app)
     # The page is at /dashboard/ as well as /dashboard (where the inner path
     # is empty), and no path is redirected to another: what is not a route
     # is a 404.
@@ -177,33 +173,6 @@ class Dashboard:
     def resource(self) -> IResource:
         return self.app.resource()
 
-    @staticmethod
-    def _json(request: IRequest, code: int, body: Any) -> bytes:
-        request.setResponseCode(code)
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return json.dumps(body).encode()
-
-    # --- errors ------------------------------------------------------------------
-
-    @app.handle_errors(_Missing, NotFound)
-    def _not_found(self, request: IRequest, failure: Failure) -> bytes:
-        return self._json(request, 404, {"ok": False, "error": "no such dashboard file"})
-
-    @app.handle_errors(MethodNotAllowed)
-    def _not_allowed(self, request: IRequest, failure: Failure) -> bytes:
-        return self._json(request, 405, {"ok": False, "error": "method not allowed"})
-
-    @app.handle_errors(StoreUnavailable)
-    def _unavailable(self, request: IRequest, failure: Failure) -> bytes:
-        log.warn("answering 503: {error}", error=str(failure.value))
-        return self._json(request, 503, {"ok": False, "error": str(failure.value)})
-
-    @app.handle_errors(Exception)
-    def _internal(self, request: IRequest, failure: Failure) -> bytes:
-        log.failure("unexpected error answering {uri}", failure, uri=request.uri)
-        return self._json(request, 500, {"ok": False, "error": "internal error"})
-
     # --- files -------------------------------------------------------------------
 
     @app.route("/", methods=["GET"])
@@ -213,7 +182,7 @@ class Dashboard:
     @app.route("/<string:name>", methods=["GET"])
     def static(self, request: IRequest, name: str) -> bytes:
         if name not in self._files:
-            raise _Missing(name)
+            raise ApiError(404, "no such dashboard file")
         body, content_type = self._files[name]
         request.setHeader(b"Content-Type", content_type.encode())
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
@@ -234,7 +203,7 @@ class Dashboard:
             body[name] = {"size": size, "ready": sample.ready}
             if with_history:
                 body[name]["history"] = sample.history or []
-        return self._json(request, 200, body)
+        return json_answer(request, 200, body)
 
     @app.route("/stats/vmpooler/running", methods=["GET"])
     async def running_stats(self, request: IRequest) -> bytes:
@@ -244,4 +213,4 @@ class Dashboard:
             group = body.setdefault(major(name), {"running": 0, "pools": {}})
             group["running"] += sample.running
             group["pools"][name] = sample.running
-        return self._json(request, 200, body)
+        return json_answer(request, 200, body)

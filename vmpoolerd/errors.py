@@ -1,8 +1,69 @@
-"""The one error a request handler raises: rendered as ``{"ok": false, "error": ...}``."""
+"""
+The one JSON answer shape, and the one place errors become status codes:
+``{"ok": false, "error": "what was wrong"}``.  Every Klein app of the
+daemon calls :func:`json_errors`; tracebacks never reach a client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from klein import Klein
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
+
+log = Logger()
 
 
 class ApiError(Exception):
+    """A request the daemon refuses: rendered with ``status``."""
+
     def __init__(self, status: int, error: str) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
+
+
+class Unavailable(Exception):
+    """Base of what a dependency raises when it cannot answer in time (503)."""
+
+
+def json_answer(request: IRequest, code: int, body: Any) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Cache-Control", b"no-store")
+    return json.dumps(body).encode()
+
+
+def _error(request: IRequest, code: int, error: str) -> bytes:
+    return json_answer(request, code, {"ok": False, "error": error})
+
+
+def json_errors(app: Klein) -> None:
+    """Register the JSON error handlers on ``app`` (an app of a class)."""
+
+    @app.handle_errors(ApiError)
+    def refused(self: Any, request: IRequest, failure: Failure) -> bytes:
+        return _error(request, failure.value.status, failure.value.error)
+
+    @app.handle_errors(Unavailable)
+    def unavailable(self: Any, request: IRequest, failure: Failure) -> bytes:
+        log.warn("answering 503: {error}", error=str(failure.value))
+        return _error(request, 503, str(failure.value))
+
+    @app.handle_errors(NotFound, RequestRedirect)
+    def not_found(self: Any, request: IRequest, failure: Failure) -> bytes:
+        return _error(request, 404, "no such route")
+
+    @app.handle_errors(MethodNotAllowed)
+    def not_allowed(self: Any, request: IRequest, failure: Failure) -> bytes:
+        return _error(request, 405, "method not allowed")
+
+    @app.handle_errors(Exception)
+    def internal(self: Any, request: IRequest, failure: Failure) -> bytes:
+        log.failure("unexpected error answering {uri}", failure, uri=request.uri)
+        return _error(request, 500, "internal error")

@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.error import ConnectError, ConnectionLost
 
 from .coalesce import Coalescer
+from .errors import Unavailable
 from .config import RedisConfig
 from .metrics import Metrics
 
@@ -37,7 +38,7 @@ SCRIPTS = (
 )
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Unavailable):
     """Redis did not answer in time, or is not connected."""
 
 
