@@ -61,7 +61,9 @@ class RoutesTests(ApiCase):
 
     async def test_unknown_route_and_method_are_json(self) -> None:
         self.assert_error(await self.client.get("/api/v1/nothing"), 404)
-        self.assert_error(await self.client.request("PATCH", "/api/v1/vm"), 405)
+        answer = await self.client.request("PATCH", "/api/v1/vm")
+        self.assert_error(answer, 405)
+        self.assertEqual(answer.headers.getRawHeaders("allow"), ["GET, HEAD, POST"])
 
 
 class CheckoutTests(ApiCase):

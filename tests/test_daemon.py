@@ -107,6 +107,12 @@ class DaemonTests(TestCase):
         self.assertTrue(await redis.sismember("vmpooler__running__debian-7-i386",
                                               body["debian-7-i386"]["hostname"]))
 
+        # A malformed form body is the API's to judge (JSON 400), not Twisted's.
+        response = await treq.post(f"{base}/api/v1/vm", b"garbage", persistent=False,
+                                   headers={"Content-Type": "multipart/form-data; boundary=x"})
+        self.assertEqual(response.code, 400)
+        self.assertIs(json.loads(await response.content())["ok"], False)
+
         # Redis stalls for a while; a checkout waits on it; SIGTERM comes.
         # The checkout is answered in full before the daemon exits.
         redis_server().cli("CLIENT", "PAUSE", "1500", "ALL")

@@ -61,6 +61,8 @@ def json_errors(app: Klein) -> None:
 
     @app.handle_errors(MethodNotAllowed)
     def not_allowed(self: Any, request: IRequest, failure: Failure) -> bytes:
+        allowed = sorted(failure.value.valid_methods or ())
+        request.setHeader(b"Allow", ", ".join(allowed).encode())
         return _error(request, 405, "method not allowed")
 
     @app.handle_errors(Exception)

@@ -89,7 +89,9 @@ class WebService(Service):
                  clock: IReactorTime, grace: float = 10.0) -> None:
         self._endpoint = endpoint
         self._tracked = resource
-        self._site = QuietSite(resource)
+        # The API reads JSON bodies itself; Twisted's own form parsing would
+        # answer a malformed multipart body with a bare, non-JSON 400.
+        self._site = QuietSite(resource, parsePOSTFormSubmission=False)
         self._site.displayTracebacks = False
         self._clock = clock
         self._grace = grace
