@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Awaitable, Callable
 
 import yaml
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.api import VmpoolerApi
 from vmpoolerd.config import Config, parse_config
-from vmpoolerd.manager import Manager, next_delay
+from vmpoolerd.manager import Maintainer, Manager, next_delay
 from vmpoolerd.metrics import GraphiteSink, Metrics
+from vmpoolerd.plan import Clone, MarkEmpty
 from vmpoolerd.pool_store import PoolStore
 from vmpoolerd.provider import Provider
 from vmpoolerd.store import RedisStore
@@ -343,3 +346,66 @@ class LoopTests(TestCase):
         self.assertEqual(next_delay(60, False, 5, 60, 2.0), 5)
 
 
+
+
+class ScriptedProvider:
+    """A provider whose calls the test answers by hand."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[tuple[tuple[Any, ...], Deferred[Any]]]] = {}
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.calls.setdefault(method, []).append((args, d))
+        return d
+
+    def answer(self, method: str, result: Any) -> tuple[Any, ...]:
+        args, d = self.calls[method].pop(0)
+        d.callback(result)
+        return args
+
+
+class RaceTests(TestCase):
+    """Interleavings the simulator cannot time, driven by hand."""
+
+    async def setUp(self) -> None:
+        self.redis = await fresh_redis(self)
+        self.config = manager_config(1, 0, ready_check_port=0)
+        self.pool = dataclasses.replace(self.config.pools[0], size=1)
+
+    async def test_a_clone_ending_during_the_inventory_is_kept(self) -> None:
+        provider = ScriptedProvider()
+        maintainer = Maintainer(self.pool, self.config, PoolStore(self.redis, reactor),
+                                provider, reactor)
+        first = ensureDeferred(maintainer.cycle())
+        await deferLater(reactor, 0.05)
+        provider.answer("inventory", [])
+        self.assertEqual(await first, [Clone(1), MarkEmpty(True)])
+        (clone_args, clone) = provider.calls["clone"][0]
+        name = clone_args[3]
+        # The next inventory is read while the clone is still running...
+        second = ensureDeferred(maintainer.cycle())
+        await deferLater(reactor, 0.05)
+        # ...the clone ends, and is recorded, before the inventory answers.
+        provider.calls["clone"].pop(0)
+        clone.callback(2.0)
+        await deferLater(reactor, 0.05)
+        self.assertFalse(await self.redis.hexists("vmpooler__cloning", name))
+        provider.answer("inventory", [])
+        self.assertEqual(await second, [])
+        self.assertEqual(await self.redis.smembers(f"vmpooler__pending__{DEBIAN}"), {name})
+
+    async def test_two_daemons_fill_a_pool_once(self) -> None:
+        pool = dataclasses.replace(self.pool, size=5)
+        providers = [ScriptedProvider(), ScriptedProvider()]
+        maintainers = [Maintainer(pool, self.config, PoolStore(self.redis, reactor), p,
+                                  reactor) for p in providers]
+        cycles = [ensureDeferred(m.cycle()) for m in maintainers]
+        await deferLater(reactor, 0.05)
+        for provider in providers:
+            provider.answer("inventory", [])
+        await gatherResults(cycles)
+        started = sum(len(p.calls.get("clone", [])) for p in providers)
+        self.assertEqual(started, 5)
+        self.assertEqual(await self.redis.scard(f"vmpooler__pending__{DEBIAN}"), 5)
+        self.assertEqual(await self.redis.get("vmpooler__tasks__clone"), "5")

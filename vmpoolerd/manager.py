@@ -159,12 +159,19 @@ class Maintainer:
     async def cycle(self) -> list[planning.Action]:
         """Gather, plan, execute; the actions taken."""
         pool = self.pool
-        # vSphere first, Redis second: a clone recorded and made between
-        # the two looks would otherwise seem unknown to Redis (discovered).
+        # Note [Clones around the inventory]: vSphere is read first and Redis
+        # second, so that a clone recorded and made between the two looks is
+        # not taken for a stranger (discovered).  The clones in flight are
+        # read on both sides of the inventory, so that one that ends between
+        # the two looks, absent from the inventory but no longer in flight,
+        # is not taken for a lost clone.
+        busy_before = set(self._busy)
+        cloning_before = await self._store.cloning()
         self.failing = True
         try:
             vms = await self._provider.call("inventory", pool.folder)
         except Exception as e:
+            self.booting = False  # back off: the pending VMs cannot be seen
             log.warn("[!] [{pool}] inventory of {folder!r} failed: {error}",
                      pool=pool.name, folder=pool.folder, error=str(e) or type(e).__name__)
             return []
@@ -174,7 +181,7 @@ class Maintainer:
         now = self._clock.seconds()
         observation = Observation(
             pool=pool, service=self._service, now=now, tracked=tracked, inventory=inventory,
-            reachable=frozenset(), cloning=cloning | self._busy,
+            reachable=frozenset(), cloning=cloning | cloning_before | busy_before | self._busy,
             clone_slots=max(self._service.task_limit - len(cloning), 0), empty=empty)
         observation = dataclasses.replace(
             observation, reachable=await self._reachable(observation, inventory))
@@ -253,9 +260,9 @@ class Maintainer:
     async def _clone(self, count: int, now: float) -> None:
         pool, service = self.pool, self._service
         names = [new_hostname(service.prefix) for _ in range(count)]
-        timeout = 60 * (pool.timeout_minutes or service.timeout_minutes)
         reserved = await self._store.reserve_clones(
-            pool.name, names, service.task_limit, format_time(now), now, timeout)
+            pool.name, names, service.task_limit, pool.size, format_time(now), now,
+            planning.pool_timeout(pool, service))
         for name in reserved:
             self._background(name, self._clone_one(name))
 

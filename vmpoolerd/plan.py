@@ -203,8 +203,13 @@ Action = Ready | Check | Complete | Discover | Destroy | Forget | Clone | MarkEm
 # --- the pool's settings, in seconds ----------------------------------------
 
 
+def pool_timeout(pool: PoolConfig, service: ServiceConfig) -> float:
+    """Seconds a clone of ``pool`` may take to become ready."""
+    return 60.0 * (pool.timeout_minutes or service.timeout_minutes)
+
+
 def timeout_seconds(obs: Observation) -> float:
-    return 60.0 * (obs.pool.timeout_minutes or obs.service.timeout_minutes)
+    return pool_timeout(obs.pool, obs.service)
 
 
 def ready_ttl_seconds(obs: Observation) -> float | None:

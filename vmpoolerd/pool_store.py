@@ -32,12 +32,18 @@ class PoolStore(Scripts):
             for name, set_name, clone, checkout, lifetime, check, ready in state["vms"] or [])
         return tracked, frozenset(state["cloning"] or []), bool(state["empty"])
 
+    async def cloning(self) -> frozenset[str]:
+        """The names of the clones in flight, in every pool."""
+        names: list[str] = await self._call(self._redis.hkeys("vmpooler__cloning"))
+        return frozenset(names)
+
     async def reserve_clones(self, pool: str, names: Sequence[str], task_limit: int,
-                             now: str, epoch: float, stale_after: float) -> list[str]:
+                             size: int, now: str, epoch: float,
+                             timeout: float) -> list[str]:
         """The names now pending and counted as cloning (see clone_reserve.lua)."""
         return list(await self._script(
             "clone_reserve",
-            args=[pool, task_limit, now, int(stale_after), int(epoch), *names]))
+            args=[pool, task_limit, size, now, int(epoch), int(timeout), *names]))
 
     async def clone_ended(self, pool: str, host: str, ok: bool, seconds: float,
                           day: str) -> None:

@@ -1,35 +1,45 @@
--- Reserve names for new clones, within the global task limit.
+-- Reserve names for new clones, within the pool's size and the global
+-- task limit.
 --
 -- Note [Pending before cloning]: a clone's name is in the pool's pending
 -- set, with its hash, BEFORE its clone task starts, so that a crash at any
 -- moment leaves nothing in vSphere that Redis does not know of.  The names
--- of clones in flight are in the hash vmpooler__cloning (name -> start,
--- epoch seconds), and vmpooler__tasks__clone is kept equal to its size.
--- Entries older than ARGV[4] seconds are a crashed daemon's: they are
--- dropped here, so the limit cannot leak away.
+-- of clones in flight are in the hash vmpooler__cloning (name -> the epoch
+-- second by which its pool's timeout has passed), and
+-- vmpooler__tasks__clone is kept equal to its size.  An entry past its
+-- deadline is a crashed daemon's: it is dropped here, so the limit cannot
+-- leak away.
 --
--- ARGV[1]: pool, ARGV[2]: task_limit, ARGV[3]: now (timestamp text),
--- ARGV[4]: stale after (seconds), ARGV[5]: now (epoch seconds),
--- ARGV[6..]: candidate names.  A candidate already known to Redis is
--- skipped.  Returns the names reserved.
-local pool, limit, now, stale, epoch = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+-- Note [Daemons sharing a pool]: every daemon's maintainer may plan the
+-- same deficit at the same moment; the count is checked again here, where
+-- it is atomic, so that a pool is never filled past its size.
+--
+-- ARGV[1]: pool, ARGV[2]: task_limit, ARGV[3]: pool size, ARGV[4]: now
+-- (timestamp text), ARGV[5]: now (epoch seconds), ARGV[6]: the pool's
+-- timeout (seconds), ARGV[7..]: candidate names.  A candidate already known
+-- to Redis is skipped.  Returns the names reserved.
+local pool, limit, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, epoch, timeout = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local flat = redis.call('HGETALL', 'vmpooler__cloning')
 for i = 1, #flat, 2 do
-  if epoch - tonumber(flat[i + 1]) > stale then
+  if tonumber(flat[i + 1]) < epoch then
     redis.call('HDEL', 'vmpooler__cloning', flat[i])
   end
 end
+local have = redis.call('SCARD', 'vmpooler__ready__' .. pool)
+  + redis.call('SCARD', 'vmpooler__pending__' .. pool)
 local reserved = {}
-for i = 6, #ARGV do
-  if redis.call('HLEN', 'vmpooler__cloning') >= limit then
+for i = 7, #ARGV do
+  if have >= size or redis.call('HLEN', 'vmpooler__cloning') >= limit then
     break
   end
   local host = ARGV[i]
   if redis.call('EXISTS', 'vmpooler__vm__' .. host) == 0 then
     redis.call('HSET', 'vmpooler__vm__' .. host, 'template', pool, 'clone', now)
     redis.call('SADD', 'vmpooler__pending__' .. pool, host)
-    redis.call('HSET', 'vmpooler__cloning', host, epoch)
+    redis.call('HSET', 'vmpooler__cloning', host, epoch + timeout)
     reserved[#reserved + 1] = host
+    have = have + 1
   end
 end
 redis.call('SET', 'vmpooler__tasks__clone', redis.call('HLEN', 'vmpooler__cloning'))
