@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import subprocess
 from typing import Any
 
 from twisted.internet import reactor
@@ -143,7 +144,7 @@ class CheckoutTests(ApiCase):
             {D32: 0}, {D32: -1}, {D32: 1.5}, {D32: "1.5"}, {D32: "abc"}, {D32: True},
             {D32: None}, {D32: [1]}, {D32: {"n": 1}}, {D32: "-1"}, {D32: ""},
             {D32: "99999999999999999999"}, {D32: 10 ** 30}, {D32: 1, D64: "x"},
-            {"nosuch": "x"},
+            {"nosuch": "x"}, b"[" * 100_000, b'{"a": ' * 50_000,
         ]
         for body in bodies:
             self.assert_error(await self.client.post("/api/v1/vm", body), 400)
@@ -225,7 +226,8 @@ class VmTests(ApiCase):
                      {"tags": "user=jdoe"}, {"tags": {"user": 5}}, {"tags": {"user": None}},
                      {"tags": {"secret": "x"}}, {"tags": {"": "x"}},
                      {"tags": {"user": "jdoe"}, "colour": "red"},
-                     {"lifetime": 2, "tags": {"user": ["a"]}}):
+                     {"lifetime": 2, "tags": {"user": ["a"]}}, b"[" * 100_000,
+                     b'{"tags": {"user": "\\ud800"}}', b'{"tags": {"\\udfff": "x"}}'):
             self.assert_error(await self.client.put(f"/api/v1/vm/{host}", body), 400)
         self.assertEqual(await self.redis.hgetall(f"vmpooler__vm__{host}"), before)
         self.assertEqual(await self.redis.keys("vmpooler__tag__*"), [])
@@ -425,3 +427,27 @@ class RedisDownTests(TestCase):
             self.assertEqual(answer.code, 503)
             await deferLater(reactor, 0.05)
         self.assertEqual(answer.body[D32]["hostname"], "back00000")
+
+
+class RedisBusyTests(TestCase):
+    async def test_a_busy_redis_is_503(self) -> None:
+        server = RedisServer()
+        self.addCleanup(server.stop)
+        server.cli("CONFIG", "SET", "busy-reply-threshold", "100")
+        redis = connect(server.config, 3)
+        self.addCleanup(redis.disconnect)
+        api = VmpoolerApi(make_config(), RedisStore(redis, reactor, 3), Clock())
+        client = Client(api.resource())
+        await redis.ping()
+        # Another client's script keeps Redis busy for a second.
+        spin = subprocess.Popen(
+            ["redis-cli", "-p", str(server.port), "EVAL",
+             "local t = redis.call('TIME') "
+             "while tonumber(redis.call('TIME')[1]) * 1e6 + tonumber(redis.call('TIME')[2]) "
+             "< tonumber(t[1]) * 1e6 + tonumber(t[2]) + 1e6 do end return 1", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(spin.wait)
+        await deferLater(reactor, 0.4)
+        answer = await client.post(f"/api/v1/vm/{D32}")
+        self.assertEqual(answer.code, 503, answer.body)
+        self.assertIn("BUSY", answer.body["error"])

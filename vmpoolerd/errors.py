@@ -67,5 +67,7 @@ def json_errors(app: Klein) -> None:
 
     @app.handle_errors(Exception)
     def internal(self: Any, request: IRequest, failure: Failure) -> bytes:
-        log.failure("unexpected error answering {uri}", failure, uri=request.uri)
+        # The method only: a path may hold a token (/token/<token>).
+        log.failure("unexpected error answering a {method} request", failure,
+                    method=request.method.decode("ascii", "replace"))
         return _error(request, 500, "internal error")

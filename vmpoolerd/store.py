@@ -38,6 +38,10 @@ SCRIPTS = (
 )
 
 
+UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
+                                 "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
+
+
 class StoreUnavailable(Unavailable):
     """Redis did not answer in time, or is not connected."""
 
@@ -119,9 +123,18 @@ class Scripts:
             return await d
         except (TimeoutError, txredisapi.ConnectionError, ConnectError,
                 ConnectionLost) as e:
-            if self._metrics is not None:
-                self._metrics.redis_error()
-            raise StoreUnavailable(f"Redis did not answer: {e.__class__.__name__}") from None
+            raise self._unavailable(e.__class__.__name__) from None
+        except txredisapi.ResponseError as e:
+            # Redis busy with a script, loading its data, a read-only
+            # replica, out of memory...: not the request's fault.
+            if str(e).split(" ", 1)[0] in UNAVAILABLE_REPLIES:
+                raise self._unavailable(str(e).split(" ", 1)[0]) from None
+            raise
+
+    def _unavailable(self, why: str) -> StoreUnavailable:
+        if self._metrics is not None:
+            self._metrics.redis_error()
+        return StoreUnavailable(f"Redis did not answer: {why}")
 
     async def _script(self, name: str, keys: Sequence[str] = (),
                       args: Sequence[Any] = ()) -> Any:

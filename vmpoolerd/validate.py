@@ -30,7 +30,7 @@ def parse_json_object(body: bytes, what: str) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, f"{what} is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, f"{what} must be a JSON object")
@@ -123,15 +123,24 @@ def vm_changes(config: Config, body: bytes) -> tuple[int | None, dict[str, str]]
             raise ApiError(400, "tags must be an object of strings")
         allowed = config.service.allowed_tags
         for key, value in raw.items():
-            if not key or len(key) > MAX_TAG_KEY or "\0" in key:
-                raise ApiError(400, "a tag name must be 1 to 255 characters")
-            if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
-                raise ApiError(400, f"the value of tag {key!r} must be a string "
+            if not key or len(key) > MAX_TAG_KEY or "\0" in key or not _is_text(key):
+                raise ApiError(400, "a tag name must be 1 to 255 characters of text")
+            if not isinstance(value, str) or len(value) > MAX_TAG_VALUE or not _is_text(value):
+                raise ApiError(400, f"the value of tag {key!r} must be text "
                                f"of at most {MAX_TAG_VALUE} characters")
             if allowed is not None and key not in allowed:
                 raise ApiError(400, f"tag {key!r} is not allowed")
             tags[key] = filter_tag(config, key, value)
     return lifetime, tags
+
+
+def _is_text(value: str) -> bool:
+    """Not a lone surrogate (JSON can carry one; UTF-8 and Redis cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def filter_tag(config: Config, key: str, value: str) -> str:
