@@ -257,9 +257,13 @@ class ReadyTests(SynchronousTestCase):
         self.assertEqual(transitions(obs), [Check("r1")])
 
     def test_hostname_mismatch(self) -> None:
-        for hostname in ("localhost", None):
-            obs = observe(ready("r1", checked=None), inventory=[seen("r1", hostname=hostname)])
-            self.assertEqual(transitions(obs), [Complete("r1", "ready", "hostname mismatch")])
+        obs = observe(ready("r1", checked=None), inventory=[seen("r1", hostname="localhost")])
+        self.assertEqual(transitions(obs), [Complete("r1", "ready", "hostname mismatch")])
+
+    def test_no_hostname_is_checked_again_later(self) -> None:
+        obs = observe(ready("r1", checked=None), inventory=[seen("r1", hostname=None)])
+        self.assertEqual(transitions(obs), [])
+        self.assertEqual(to_probe(obs), frozenset())
 
     def test_unreachable(self) -> None:
         self.assertEqual(transitions(observe(ready("r1", checked=None), reachable=[])),

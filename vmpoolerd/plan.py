@@ -24,7 +24,8 @@ function for its state, against the inventory of the pool folder:
 - ready: gone from vSphere -> :class:`Forget`; powered off -> completed;
   past ``ready_ttl`` since it became ready -> completed ("ready_ttl");
   due its periodic check (never checked, or ``vm_checktime`` minutes
-  since the last) -> completed on a hostname mismatch or a failed probe,
+  since the last) -> completed on a hostname mismatch (another name: no
+  name at all is waited out) or a failed probe,
   else :class:`Check`.  Not due: nothing.
 - running: gone from vSphere -> :class:`Forget`; past its lifetime since
   checkout -> completed ("lifetime").
@@ -291,7 +292,10 @@ def _plan_ready(obs: Observation, vm: TrackedVm) -> Action | None:
         return Complete(vm.name, READY, "powered off")
     if _expired(obs.now, vm.ready_since, ready_ttl_seconds(obs)):
         return Complete(vm.name, READY, "ready_ttl")
-    if not _check_due(obs, vm):
+    if not _check_due(obs, vm) or state.hostname is None:
+        # No hostname: VMware Tools are restarting or busy.  vmpooler, too,
+        # completes a ready VM only for a hostname that is someone else's;
+        # the check is taken again next cycle.
         return None
     if state.hostname != vm.name:
         return Complete(vm.name, READY, "hostname mismatch")
