@@ -370,7 +370,7 @@ class RaceTests(TestCase):
 
     async def setUp(self) -> None:
         self.redis = await fresh_redis(self)
-        self.config = manager_config(1, 0, ready_check_port=0)
+        self.config = manager_config(1, 0, ready_check_port=0, check_loop_delay_min=0.1)
         self.pool = dataclasses.replace(self.config.pools[0], size=1)
 
     async def test_a_clone_ending_during_the_inventory_is_kept(self) -> None:
@@ -409,3 +409,20 @@ class RaceTests(TestCase):
         self.assertEqual(started, 5)
         self.assertEqual(await self.redis.scard(f"vmpooler__pending__{DEBIAN}"), 5)
         self.assertEqual(await self.redis.get("vmpooler__tasks__clone"), "5")
+
+    async def test_stop_is_bounded_with_vsphere_work_stuck(self) -> None:
+        host = "t-stuck000000000"
+        await self.redis.hset(f"vmpooler__vm__{host}", "template", DEBIAN)
+        await self.redis.sadd("vmpooler__tasks__disk", [f"{host}:8", f"{host}:9"])
+        provider = ScriptedProvider()  # answers nothing: a vCenter that hangs
+        manager = Manager(self.config, PoolStore(self.redis, reactor), provider, reactor,
+                          grace=0.5)
+        manager.startService()
+        await deferLater(reactor, 0.3)
+        self.assertEqual(len(provider.calls["add_disk"]), 1)  # one stuck, one queued
+        started = reactor.seconds()
+        await manager.stopService()
+        self.assertLess(reactor.seconds() - started, 2.0)
+        # The request not begun is still queued for the next start.
+        self.assertEqual(await self.redis.scard("vmpooler__tasks__disk"), 1)
+        self.flushLoggedErrors()

@@ -29,7 +29,7 @@ from typing import Any, Awaitable, Callable, Coroutine
 
 import txredisapi
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
+from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -61,8 +61,10 @@ class Maintainer:
 
     def __init__(self, pool: PoolConfig, config: Config, store: PoolStore, provider: Any,
                  clock: IReactorTime, probe: Probe | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None,
+                 slots: DeferredSemaphore | None = None) -> None:
         self.pool = pool
+        self._slots = slots or DeferredSemaphore(config.service.task_limit)
         self._metrics = metrics or Metrics()
         self._config = config
         self._service = config.service
@@ -238,7 +240,9 @@ class Maintainer:
                          pool=pool, vm=name)
         elif isinstance(action, planning.Destroy):
             if name not in self._busy:
-                self._background(name, self._destroy(name, action.state, expire))
+                state = action.state
+                self._background(name, self._slots.run(
+                    lambda: ensureDeferred(self._destroy(name, state, expire))))
         elif isinstance(action, planning.Clone):
             await self._clone(action.count, now)
         elif isinstance(action, planning.MarkEmpty):
@@ -246,7 +250,8 @@ class Maintainer:
 
     # --- work in the background ----------------------------------------------------
 
-    def _background(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+    def _background(self, name: str,
+                    work: Coroutine[Any, Any, None] | Deferred[None]) -> None:
         self._busy.add(name)
         d = ensureDeferred(work)
         self._work.add(d)
@@ -312,29 +317,30 @@ class TaskWorker:
     KINDS = ("disk", "snapshot", "snapshot-revert")
 
     def __init__(self, config: Config, store: PoolStore, provider: Any,
-                 clock: IReactorTime) -> None:
+                 clock: IReactorTime, slots: DeferredSemaphore) -> None:
         self._config = config
         self._store = store
         self._provider = provider
         self._clock = clock
+        self._slots = slots
+        self.stopping = False
 
     async def run_once(self) -> int:
-        """Take every queued request and do it; the number done."""
+        """Take the queued requests and do them, until none is left or we stop."""
         done = 0
         for kind in self.KINDS:
-            while (member := await self._store.pop_task(kind)) is not None:
+            while not self.stopping and (member := await self._store.pop_task(kind)):
                 host, _, argument = member.partition(":")
-                if await self._do(kind, host, argument):
+                if await self._slots.run(lambda: ensureDeferred(self._do(kind, host, argument))):
                     done += 1
         return done
 
     async def _do(self, kind: str, host: str, argument: str) -> bool:
         pool_name = await self._store.pool_of(host)
-        pools = {p.name: p for p in self._config.pools}
-        if pool_name not in pools:
+        if pool_name not in self._config.pool_names:
             log.warn("[!] {kind} request for unknown VM '{vm}' dropped", kind=kind, vm=host)
             return False
-        folder = pools[pool_name].folder
+        folder = self._config.pool(pool_name).folder
         try:
             if kind == "disk":
                 await self._provider.call("add_disk", folder, host, int(argument))
@@ -386,10 +392,15 @@ class Manager(Service):
         self._config = config
         self._clock = reactor
         self._grace = grace
+        # Destroys and disk/snapshot work share task_limit slots (clones
+        # have theirs, counted in Redis), so that the provider's threads
+        # (2 x task_limit + one per pool) always leave each pool's inventory
+        # read one.
+        slots = DeferredSemaphore(config.service.task_limit)
         self.maintainers = {p.name: Maintainer(p, config, store, provider, reactor, probe,
-                                               metrics)
+                                               metrics, slots)
                             for p in config.pools}
-        self.tasks = TaskWorker(config, store, provider, reactor)
+        self.tasks = TaskWorker(config, store, provider, reactor, slots)
         self._subscription: Any = None
         self._task_call: IDelayedCall | None = None
         self._task_run: Deferred[None] | None = None
@@ -422,14 +433,24 @@ class Manager(Service):
         self._task_run = ensureDeferred(run())
 
     async def _stop(self) -> None:
+        self.tasks.stopping = True
         if self._task_call is not None and self._task_call.active():
             self._task_call.cancel()
         if self._subscription is not None:
             await self._subscription.disconnect()
         waits = [ensureDeferred(m.stop(self._grace)) for m in self.maintainers.values()]
         if self._task_run is not None:
-            waits.append(self._task_run)
+            task_run = Deferred.fromCoroutine(self._bounded(self._task_run))
+            waits.append(task_run)
         await gatherResults(waits, consumeErrors=True)
+
+    async def _bounded(self, work: Deferred[None]) -> None:
+        """The disk and snapshot work in progress, given the same grace."""
+        work.addTimeout(self._grace, self._clock)
+        try:
+            await work
+        except Exception:
+            log.warn("[!] stopping with disk or snapshot work still running")
 
     def stopService(self) -> Deferred[None]:  # type: ignore[override]
         super().stopService()

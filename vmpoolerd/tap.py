@@ -119,10 +119,11 @@ def make_service(config: Config, reactor: Any = default_reactor,
     metrics = Metrics(graphite)
     redis = connect(config.redis, REDIS_TIMEOUT)
     RedisService(redis).setServiceParent(top)
-    # Clones may hold task_limit threads for minutes; each pool's inventory
+    # Clones may hold task_limit threads for minutes, destroys and disk or
+    # snapshot work another task_limit (see Manager): each pool's inventory
     # read still finds one free.
     provider = Provider(vsphere_client(config.vsphere), reactor, metrics=metrics,
-                        threads=config.service.task_limit + len(config.pools))
+                        threads=2 * config.service.task_limit + len(config.pools))
     provider.setServiceParent(top)
     metrics.watch_provider(lambda: provider.queued, lambda: provider.in_flight)
     Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics), provider, reactor,
