@@ -339,9 +339,8 @@ class VmpoolerApi:
     @app.route("/status", methods=["GET"])
     async def status(self, request: IRequest) -> bytes:
         cloning, counts = await self._store.pool_counts(self._config.pool_names)
-        (today,) = await self._store.history([self._today()])
-        return json_answer(request, 200,
-                          report.status(self._pools, cloning, counts, today.clone))
+        clones = await self._store.clones_of(self._today())
+        return json_answer(request, 200, report.status(self._pools, cloning, counts, clones))
 
     async def _summary(self, request: IRequest) -> dict[str, Any]:
         today = local_date(self._clock.seconds())

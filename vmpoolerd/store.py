@@ -38,6 +38,7 @@ SCRIPTS = (
 )
 
 
+HISTORY_CHUNK = 31  # days per summary script call
 UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
                                  "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
 
@@ -215,9 +216,19 @@ class RedisStore(Scripts):
             PoolCounts(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows]
 
     async def history(self, days: Sequence[str]) -> list[DayHistory]:
-        if not days:
-            return []
-        answer = json.loads(await self._script("summary", args=list(days)))
+        """Each day's boots, clones and tags, a month per script call."""
+        found: list[DayHistory] = []
+        for start in range(0, len(days), HISTORY_CHUNK):
+            found.extend(await self._history("all", days[start:start + HISTORY_CHUNK]))
+        return found
+
+    async def clones_of(self, day: str) -> Durations:
+        """The day's clone durations, for /status."""
+        (history,) = await self._history("clone", [day])
+        return history.clone
+
+    async def _history(self, what: str, days: Sequence[str]) -> list[DayHistory]:
+        answer = json.loads(await self._script("summary", args=[what, *days]))
         return [DayHistory(Durations(*boot), Durations(*clone), tags or {})
                 for boot, clone, tags in answer]
 

@@ -1,8 +1,9 @@
--- Daily history for /summary and /status.  ARGV: dates (YYYY-MM-DD).
+-- Daily history for /summary and /status.  ARGV[1]: "all", or "clone"
+-- for clone durations alone (/status); ARGV[2..]: dates (YYYY-MM-DD).
 -- Returns JSON, one entry per date: [boot, clone, tags] where boot and
 -- clone are [count, total, min, max] of the day's durations and tags is
--- {tag: {value: count}}.  Summing here keeps a long range to one round
--- trip and a small answer.
+-- {tag: {value: count}}.  Summing here keeps the answer small; the caller
+-- asks for a month at a time, so that no call holds Redis for long.
 local function durations(key)
   local n, total, lo, hi = 0, 0, 0, 0
   for _, v in ipairs(redis.call('HVALS', key)) do
@@ -16,8 +17,7 @@ local function durations(key)
   end
   return {n, total, lo, hi}
 end
-local days = {}
-for i, day in ipairs(ARGV) do
+local function tags_of(day)
   local tags = {}
   local flat = redis.call('HGETALL', 'vmpooler__tag__' .. day)
   for j = 1, #flat, 2 do
@@ -27,6 +27,17 @@ for i, day in ipairs(ARGV) do
       tags[tag][flat[j + 1]] = (tags[tag][flat[j + 1]] or 0) + 1
     end
   end
-  days[i] = {durations('vmpooler__boot__' .. day), durations('vmpooler__clone__' .. day), tags}
+  return tags
+end
+local days = {}
+local all = ARGV[1] == 'all'
+for i = 2, #ARGV do
+  local day = ARGV[i]
+  local clone = durations('vmpooler__clone__' .. day)
+  if all then
+    days[i - 1] = {durations('vmpooler__boot__' .. day), clone, tags_of(day)}
+  else
+    days[i - 1] = {{0, 0, 0, 0}, clone, {}}
+  end
 end
 return cjson.encode(days)
