@@ -71,6 +71,11 @@ PropertyCollector = vmodl.query.PropertyCollector
 #: (reset, broken pipe, TLS EOF on send, no status line): worth one resend.
 #: Timeouts are not in it.
 _STALE_CONNECTION = (ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError, http.client.BadStatusLine)
+# Calls that change nothing, so that a request whose connection broke may be
+# sent again: a broken connection cannot tell whether vCenter had read it.
+_READS = frozenset({"RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "RetrieveProperties",
+                    "RetrieveContent", "CurrentTime", "FindChild", "FindByInventoryPath",
+                    "FindByDnsName"})
 
 
 # -- errors -----------------------------------------------------------------
@@ -278,7 +283,8 @@ class _CountingStub(SoapStubAdapter):
         self._client = client
 
     def InvokeMethod(self, mo, info, args, outerStub=None):  # noqa: N802 (pyvmomi's name)
-        return self._client._invoke(lambda: SoapStubAdapter.InvokeMethod(self, mo, info, args, outerStub))
+        return self._client._invoke(lambda: SoapStubAdapter.InvokeMethod(self, mo, info, args, outerStub),
+                                    resendable=getattr(info, "wsdlName", "") in _READS)
 
 
 def _api(method: Callable[..., T]) -> Callable[..., T]:
@@ -454,8 +460,10 @@ class VsphereClient:
                 self._local.raw = False
             self._generation += 1
 
-    def _invoke(self, call: Callable[[], T]) -> T:
-        """Send one SOAP request: count it; log in again or resend once if needed."""
+    def _invoke(self, call: Callable[[], T], resendable: bool = False) -> T:
+        """Send one SOAP request: count it; log in again (the request was
+        refused, so it may go again), or resend a read once if its pooled
+        connection turned out broken."""
         if getattr(self._local, "raw", False):
             self._count()
             return call()
@@ -472,8 +480,9 @@ class VsphereClient:
                 self._relogin(generation)
             except _STALE_CONNECTION:
                 # A pooled keep-alive connection the server had closed, or a
-                # restarted server: the stub dropped its connections; resend.
-                if resent:
+                # restarted server: the stub dropped its connections; a read
+                # is sent again, a change is not (it may have been done).
+                if resent or not resendable:
                     raise
                 resent = True
 
