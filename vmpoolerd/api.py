@@ -33,7 +33,9 @@ from .web import InFlight
 
 MAX_BODY = 1024 * 1024
 MAX_DISK_GB = 63488  # vSphere's largest virtual disk, 62 TB
-STATES = {"running": "running", "ready": "ready", "pending": "pending"}
+# The sets a VM is reported in by name; any other (completed, discovered,
+# none: gone) is "destroyed".
+LIVE_STATES = frozenset({"running", "ready", "pending"})
 CHECKOUT_OUTCOMES = {400: "bad_request", 401: "unauthorized", 404: "unknown_pool",
                      413: "bad_request", 503: "not_enough_vms"}
 
@@ -47,7 +49,8 @@ class Authenticator(Protocol):
 HealthCheck = Callable[[], Awaitable[Any]]
 
 
-def _number(value: float) -> float | int:
+def _hours(value: float) -> float | int:
+    """Hours as vmpooler shows them: ``24``, not ``24.0``."""
     return int(value) if float(value).is_integer() else value
 
 
@@ -67,6 +70,7 @@ class VmpoolerApi:
         self._dashboard = dashboard
         self._metrics = metrics or Metrics()
         self._health = dict(health or {})
+        self._openapi = resources.files(__package__).joinpath("openapi.json").read_bytes()
         self._store = store
         self._clock = clock
         self._auth = authenticator
@@ -169,7 +173,7 @@ class VmpoolerApi:
     @app.route("/openapi.json", methods=["GET"])
     def openapi(self, request: IRequest) -> bytes:
         request.setHeader(b"Content-Type", b"application/json")
-        return resources.files(__package__).joinpath("openapi.json").read_bytes()
+        return self._openapi
 
     @app.route("/metrics", methods=["GET"])
     def metrics(self, request: IRequest) -> bytes:
@@ -234,7 +238,7 @@ class VmpoolerApi:
         fields = {}
         if caller is not None:
             fields = {"token:token": caller[0], "token:user": caller[1],
-                      "lifetime": str(_number(self._config.service.vm_lifetime_auth_hours))}
+                      "lifetime": str(_hours(self._config.service.vm_lifetime_auth_hours))}
         entries = tuple((name, count, self._shuffled(pools)) for name, count, pools in plan)
         vms = await self._store.checkout(Request(entries, self._now(), fields))
         if vms is None:
@@ -258,16 +262,16 @@ class VmpoolerApi:
 
     def _describe(self, vm: VmRecord) -> dict[str, Any]:
         f = vm.fields
-        state = STATES.get(vm.set_name, "destroyed")
+        state = vm.set_name if vm.set_name in LIVE_STATES else "destroyed"
         checkout = parse_time(f.get("checkout"))
         end = parse_time(f.get("destroy")) if state == "destroyed" else None
         running = 0.0
         if checkout is not None:
             running = round(max((end or self._clock.seconds()) - checkout, 0) / 3600, 2)
         try:
-            lifetime = _number(float(f["lifetime"]))
+            lifetime = _hours(float(f["lifetime"]))
         except (KeyError, ValueError):
-            lifetime = _number(self._config.service.vm_lifetime_hours)
+            lifetime = _hours(self._config.service.vm_lifetime_hours)
         info: dict[str, Any] = {"template": f.get("template", ""), "lifetime": lifetime,
                                 "running": running, "state": state}
         tags = {k[4:]: v for k, v in f.items() if k.startswith("tag:")}

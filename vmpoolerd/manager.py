@@ -25,7 +25,7 @@ destroyed twice, and a clone's end wakes the maintainer.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import Any, Awaitable, Callable, Coroutine, Protocol
 
 import txredisapi
 from twisted.application.service import Service
@@ -50,6 +50,12 @@ WAKE_SPACING = 0.5
 Probe = Callable[[str, int], Awaitable[bool]]
 
 
+class Calls(Protocol):
+    """What the manager needs of the provider: a vSphere call by name."""
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
+
+
 def next_delay(delay: float, quiet: bool, minimum: float, maximum: float,
                decay: float) -> float:
     """The maintainer's next delay: back to ``minimum`` when something happened."""
@@ -59,7 +65,7 @@ def next_delay(delay: float, quiet: bool, minimum: float, maximum: float,
 class Maintainer:
     """Keeps one pool full (see Note [Maintainer loop])."""
 
-    def __init__(self, pool: PoolConfig, config: Config, store: PoolStore, provider: Any,
+    def __init__(self, pool: PoolConfig, config: Config, store: PoolStore, provider: Calls,
                  clock: IReactorTime, probe: Probe | None = None,
                  metrics: Metrics | None = None,
                  slots: DeferredSemaphore | None = None) -> None:
@@ -316,7 +322,7 @@ class TaskWorker:
 
     KINDS = ("disk", "snapshot", "snapshot-revert")
 
-    def __init__(self, config: Config, store: PoolStore, provider: Any,
+    def __init__(self, config: Config, store: PoolStore, provider: Calls,
                  clock: IReactorTime, slots: DeferredSemaphore) -> None:
         self._config = config
         self._store = store
@@ -386,7 +392,7 @@ def subscribe_checkouts(config: RedisConfig, reactor: Any,
 class Manager(Service):
     """All the maintainers, the task worker, and the checkout wake-ups."""
 
-    def __init__(self, config: Config, store: PoolStore, provider: Any, reactor: Any,
+    def __init__(self, config: Config, store: PoolStore, provider: Calls, reactor: Any,
                  probe: Probe | None = None, grace: float = 30.0,
                  metrics: Metrics | None = None) -> None:
         self._config = config

@@ -14,7 +14,7 @@ from .store import Scripts
 from .timefmt import parse_time
 
 
-def _number(text: str) -> float | None:
+def _float_or_none(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:
@@ -27,7 +27,7 @@ class PoolStore(Scripts):
         state = json.loads(await self._script("pool_state", args=[pool]))
         tracked = tuple(
             TrackedVm(name=name, state=set_name, clone_time=parse_time(clone),
-                      checkout=parse_time(checkout), lifetime_hours=_number(lifetime),
+                      checkout=parse_time(checkout), lifetime_hours=_float_or_none(lifetime),
                       last_check=parse_time(check), ready_since=parse_time(ready))
             for name, set_name, clone, checkout, lifetime, check, ready in state["vms"] or [])
         return tracked, frozenset(state["cloning"] or []), bool(state["empty"])
