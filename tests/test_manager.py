@@ -426,3 +426,18 @@ class RaceTests(TestCase):
         # The request not begun is still queued for the next start.
         self.assertEqual(await self.redis.scard("vmpooler__tasks__disk"), 1)
         self.flushLoggedErrors()
+
+    async def test_a_wake_during_a_cycle_runs_another(self) -> None:
+        config = manager_config(1, 0, ready_check_port=0, check_loop_delay_min=30,
+                                check_loop_delay_max=60)
+        provider = ScriptedProvider()
+        maintainer = Maintainer(self.pool, config, PoolStore(self.redis, reactor), provider,
+                                reactor)
+        maintainer.start()
+        self.addCleanup(lambda: ensureDeferred(maintainer.stop(1)))
+        await deferLater(reactor, 0.1)
+        maintainer.wake()  # a checkout while the inventory is being read
+        provider.answer("inventory", [])
+        await deferLater(reactor, 0.8)  # WAKE_SPACING, not check_loop_delay_min
+        self.assertEqual(len(provider.calls["inventory"]), 1)
+        provider.answer("inventory", [])

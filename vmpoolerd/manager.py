@@ -175,16 +175,20 @@ class Maintainer:
         # is not taken for a lost clone.
         busy_before = set(self._busy)
         cloning_before = await self._store.cloning()
-        self.failing = True
         try:
             vms = await self._provider.call("inventory", pool.folder)
         except Exception as e:
+            self.failing = True
             self.booting = False  # back off: the pending VMs cannot be seen
             log.warn("[!] [{pool}] inventory of {folder!r} failed: {error}",
                      pool=pool.name, folder=pool.folder, error=str(e) or type(e).__name__)
             return []
         inventory = {vm.name: vm for vm in vms}
-        tracked, cloning, empty = await self._store.pool_state(pool.name)
+        try:
+            tracked, cloning, empty = await self._store.pool_state(pool.name)
+        except Exception:
+            self.failing = True
+            raise
         self.failing = False
         now = self._clock.seconds()
         observation = Observation(
