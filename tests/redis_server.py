@@ -88,3 +88,13 @@ async def fresh_redis(test: TestCase, timeout: float = 3.0) -> Any:
     await redis.ping()
     return redis
 
+
+async def private_redis(test: TestCase, timeout: float) -> tuple[RedisServer, Any]:
+    """A Redis server of the test's own (to stop, or to configure), and a
+    connection to it; both ended when ``test`` ends."""
+    server = RedisServer()
+    test.addCleanup(server.stop)
+    redis = connect(server.config, timeout)
+    test.addCleanup(redis.disconnect)
+    await redis._connected
+    return server, redis

@@ -11,12 +11,12 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.api import VmpoolerApi
-from vmpoolerd.store import RedisStore, connect
+from vmpoolerd.store import RedisStore
 from vmpoolerd.timefmt import format_time, local_date, parse_time
 
 from .fixtures import fill_ready, make_config, sets_of
 from .http import Client
-from .redis_server import RedisServer, fresh_redis
+from .redis_server import fresh_redis, private_redis
 
 T0 = 1_700_000_000.0  # 2023-11-14
 D32, D64, C7 = "debian-7-i386", "debian-7-x86_64", "centos-7-x86_64"
@@ -401,10 +401,7 @@ class SummaryTests(ApiCase):
 
 class RedisDownTests(TestCase):
     async def test_503_then_recovery(self) -> None:
-        server = RedisServer()
-        self.addCleanup(server.stop)
-        redis = connect(server.config, 0.5)
-        self.addCleanup(redis.disconnect)
+        server, redis = await private_redis(self, 0.5)
         config = make_config()
         api = VmpoolerApi(config, RedisStore(redis, reactor, timeout=0.5), Clock())
         client = Client(api.resource())
@@ -431,11 +428,8 @@ class RedisDownTests(TestCase):
 
 class RedisBusyTests(TestCase):
     async def test_a_busy_redis_is_503(self) -> None:
-        server = RedisServer()
-        self.addCleanup(server.stop)
+        server, redis = await private_redis(self, 3)
         server.cli("CONFIG", "SET", "busy-reply-threshold", "100")
-        redis = connect(server.config, 3)
-        self.addCleanup(redis.disconnect)
         api = VmpoolerApi(make_config(), RedisStore(redis, reactor, 3), Clock())
         client = Client(api.resource())
         await redis.ping()

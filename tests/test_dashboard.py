@@ -28,13 +28,13 @@ from vmpoolerd.dashboard import HORIZON, TTL, Dashboard, DashboardStore, Sampler
 from vmpoolerd.manager import Manager
 from vmpoolerd.pool_store import PoolStore
 from vmpoolerd.provider import Provider
-from vmpoolerd.store import RedisStore, StoreUnavailable, connect
+from vmpoolerd.store import RedisStore, StoreUnavailable
 from vmpoolerd.web import QuietSite
 
 from .browser import Cards, dump_dom, screenshot
 from .fixtures import fill_ready, make_config
 from .http import Client
-from .redis_server import RedisServer, fresh_redis, redis_server
+from .redis_server import fresh_redis, private_redis, redis_server
 from .vcsim_server import inventory, start_vcsim
 
 T0 = 1_700_000_000
@@ -297,11 +297,7 @@ class FileTests(DashboardCase):
 
 class RedisDownTests(TestCase):
     async def test_503_json(self) -> None:
-        server = RedisServer()
-        self.addCleanup(server.stop)
-        redis = connect(server.config, 0.5)
-        self.addCleanup(redis.disconnect)
-        await redis._connected
+        server, redis = await private_redis(self, 0.5)
         api, _ = dashboard_api(make_config(), redis, Clock(), timeout=0.5)
         client = Client(api.resource())
         self.assertEqual((await client.get("/dashboard/stats/vmpooler/running")).code, 200)

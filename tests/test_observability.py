@@ -18,12 +18,12 @@ from vmpoolerd.config import GraphiteConfig
 from vmpoolerd.graphite import GraphiteSender
 from vmpoolerd.logs import LogFile
 from vmpoolerd.metrics import Metrics
-from vmpoolerd.store import RedisStore, connect
+from vmpoolerd.store import RedisStore
 
 from .fixtures import fill_ready, make_config
 from .http import Client
 from .processes import free_port
-from .redis_server import RedisServer, fresh_redis
+from .redis_server import fresh_redis, private_redis
 from .test_manager import CENTOS, DEBIAN, FOLDERS, ManagerCase
 
 
@@ -58,10 +58,7 @@ class CheckoutMetricsTests(TestCase):
         self.assertEqual(found["vmpooler_checkouts_total", (("outcome", "bad_request"),)], 2)
 
     async def test_redis_errors(self) -> None:
-        server = RedisServer()
-        self.addCleanup(server.stop)
-        redis = connect(server.config, 0.3)
-        self.addCleanup(redis.disconnect)
+        server, redis = await private_redis(self, 0.3)
         metrics = Metrics()
         api = VmpoolerApi(make_config(), RedisStore(redis, reactor, 0.3, metrics), Clock(),
                           metrics=metrics)
@@ -129,10 +126,7 @@ class HealthTests(ManagerCase):
         self.assertEqual((await self.client.get("/healthcheck")).code, 200)
 
     async def test_redis_down(self) -> None:
-        server = RedisServer()
-        self.addCleanup(server.stop)
-        redis = connect(server.config, 0.5)
-        self.addCleanup(redis.disconnect)
+        server, redis = await private_redis(self, 0.5)
         store = RedisStore(redis, reactor, 0.5)
         api = VmpoolerApi(self.config, store, reactor, health={"redis": store.ping})
         client = Client(api.resource())
