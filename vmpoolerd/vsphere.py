@@ -71,11 +71,13 @@ PropertyCollector = vmodl.query.PropertyCollector
 #: (reset, broken pipe, TLS EOF on send, no status line): worth one resend.
 #: Timeouts are not in it.
 _STALE_CONNECTION = (ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError, http.client.BadStatusLine)
-# Calls that change nothing, so that a request whose connection broke may be
-# sent again: a broken connection cannot tell whether vCenter had read it.
+# Calls that may be sent again when their connection broke (a broken
+# connection cannot tell whether vCenter had read the request): reads, and
+# changes whose repetition does nothing more (a VM destroyed or powered off
+# twice is destroyed or off, the second call failing harmlessly).
 _READS = frozenset({"RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "RetrieveProperties",
                     "RetrieveContent", "CurrentTime", "FindChild", "FindByInventoryPath",
-                    "FindByDnsName"})
+                    "FindByDnsName", "Destroy_Task", "PowerOffVM_Task"})
 
 
 # -- errors -----------------------------------------------------------------
