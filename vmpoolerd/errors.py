@@ -35,7 +35,6 @@ class Unavailable(Exception):
 def json_answer(request: IRequest, code: int, body: Any) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
-    request.setHeader(b"Cache-Control", b"no-store")
     return json.dumps(body).encode()
 
 

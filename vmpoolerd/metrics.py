@@ -36,6 +36,7 @@ class Metrics:
                               ["pool", "state"], registry=r)
         self.checkouts = Counter("vmpooler_checkouts", "Checkout requests, by outcome",
                                  ["outcome"], registry=r)
+        self._checkouts_by_outcome: dict[str, Counter] = {}
         self.clones = Histogram("vmpooler_clone_seconds", "Clone durations",
                                 ["pool"], buckets=DURATIONS, registry=r)
         self.clone_failures = Counter("vmpooler_clone_failures", "Clones that failed",
@@ -66,7 +67,10 @@ class Metrics:
     # --- events --------------------------------------------------------------------
 
     def checkout(self, outcome: str) -> None:
-        self.checkouts.labels(outcome).inc()
+        counter = self._checkouts_by_outcome.get(outcome)
+        if counter is None:  # the children are kept: a checkout is a hot path
+            counter = self._checkouts_by_outcome[outcome] = self.checkouts.labels(outcome)
+        counter.inc()
 
     def cloned(self, pool: str, seconds: float) -> None:
         self.clones.labels(pool).observe(seconds)
