@@ -403,7 +403,9 @@ class RedisDownTests(TestCase):
     async def test_503_then_recovery(self) -> None:
         server, redis = await private_redis(self, 0.5)
         config = make_config()
-        api = VmpoolerApi(config, RedisStore(redis, reactor, timeout=0.5), Clock())
+        store = RedisStore(redis, reactor, timeout=0.5)
+        self.addCleanup(store.stop)  # give-backs of unanswered checkouts still retrying
+        api = VmpoolerApi(config, store, Clock())
         client = Client(api.resource())
         await fill_ready(redis, D32, 2)
         self.assertEqual((await client.post(f"/vm/{D32}")).code, 200)
@@ -430,7 +432,9 @@ class RedisBusyTests(TestCase):
     async def test_a_busy_redis_is_503(self) -> None:
         server, redis = await private_redis(self, 3)
         server.cli("CONFIG", "SET", "busy-reply-threshold", "100")
-        api = VmpoolerApi(make_config(), RedisStore(redis, reactor, 3), Clock())
+        store = RedisStore(redis, reactor, 3)
+        self.addCleanup(store.stop)
+        api = VmpoolerApi(make_config(), store, Clock())
         client = Client(api.resource())
         await redis.ping()
         # Another client's script keeps Redis busy for a second.
@@ -445,3 +449,31 @@ class RedisBusyTests(TestCase):
         answer = await client.post(f"/api/v1/vm/{D32}")
         self.assertEqual(answer.code, 503, answer.body)
         self.assertIn("BUSY", answer.body["error"])
+
+
+class UnansweredCheckoutTests(TestCase):
+    async def test_vms_of_an_unanswered_checkout_go_back(self) -> None:
+        server, redis = await private_redis(self, 3)
+        store = RedisStore(redis, reactor, 0.3)
+        self.addCleanup(store.stop)
+        client = Client(VmpoolerApi(make_config(), store, Clock()).resource())
+        hosts = await fill_ready(redis, D32, 4)
+        first = (await client.post("/api/v1/vm", {D32: 1})).body[D32]["hostname"]
+        # Redis takes its time: the checkout is answered 503, but Redis runs
+        # the script once it is back.
+        server.cli("CLIENT", "PAUSE", "800", "ALL")
+        answer = await client.post("/api/v1/vm", {D32: 2})
+        self.assertEqual(answer.code, 503)
+
+        async def given_back() -> bool:
+            return (await redis.smembers(f"vmpooler__ready__{D32}") == set(hosts) - {first}
+                    and await redis.smembers(f"vmpooler__running__{D32}") == {first})
+        for _ in range(100):
+            if await given_back():
+                break
+            await deferLater(reactor, 0.05)
+        self.assertTrue(await given_back())
+        self.assertEqual(set(await redis.hgetall(f"vmpooler__active__{D32}")), {first})
+        for host in set(hosts) - {first}:
+            self.assertNotIn("checkout", await redis.hgetall(f"vmpooler__vm__{host}"))
+        self.assertEqual((await client.post("/api/v1/vm", {D32: 3})).code, 200)

@@ -60,7 +60,9 @@ class CheckoutMetricsTests(TestCase):
     async def test_redis_errors(self) -> None:
         server, redis = await private_redis(self, 0.3)
         metrics = Metrics()
-        api = VmpoolerApi(make_config(), RedisStore(redis, reactor, 0.3, metrics), Clock(),
+        store = RedisStore(redis, reactor, 0.3, metrics)
+        self.addCleanup(store.stop)
+        api = VmpoolerApi(make_config(), store, Clock(),
                           metrics=metrics)
         client = Client(api.resource())
         await redis.ping()

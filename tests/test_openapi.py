@@ -246,7 +246,9 @@ class SchemathesisTests(TestCase):
         # where a 5xx is right).
         redis = connect(RedisConfig(server="127.0.0.1", port=free_port()), 0.1)
         self.addCleanup(redis.disconnect)
-        base = self.listen(RedisStore(redis, reactor, timeout=0.1), auth=True)
+        store = RedisStore(redis, reactor, timeout=0.1)
+        self.addCleanup(store.stop)
+        base = self.listen(store, auth=True)
         await self.schemathesis(base, "--auth", f"{USER}:{PASSWORD}",
                                 "--header", f"X-AUTH-TOKEN: {HEADER_TOKEN}",
                                 "--phases", "examples,fuzzing", checks=CHECKS[1:], max_examples=3)

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Mapping, Sequence
 
 import txredisapi
-from twisted.internet.defer import Deferred, TimeoutError
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred, TimeoutError, ensureDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.error import ConnectError, ConnectionLost
+
+from twisted.logger import Logger
 
 from .coalesce import Coalescer
 from .errors import Unavailable
@@ -30,7 +33,7 @@ from .config import RedisConfig
 from .metrics import Metrics
 
 SCRIPTS = (
-    "checkout", "clone_end", "clone_reserve", "dashboard_read", "dashboard_sample",
+    "checkout", "checkout_undo", "clone_end", "clone_reserve", "dashboard_read", "dashboard_sample",
     "move", "pool_state",
     "queue_task", "status", "summary", "token_delete", "token_scan",
     "token_touch", "token_vms", "vm_info", "vm_record", "vm_return",
@@ -38,7 +41,9 @@ SCRIPTS = (
 )
 
 
-HISTORY_CHUNK = 31  # days per summary script call
+log = Logger()
+HISTORY_CHUNK = 31
+UNDO_WINDOW = 30  # seconds a checkout batch can be given back  # days per summary script call
 UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
                                  "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
 
@@ -177,8 +182,17 @@ class RedisStore(Scripts):
         super().__init__(redis, reactor, timeout, metrics)
         self._checkouts: Coalescer[Request, dict[str, list[str]] | None] = \
             Coalescer(self._checkout_batch, reactor)
+        self._undos: set[IDelayedCall] = set()
+        self._undoing: set[Deferred[None]] = set()
 
-    # --- checkout ----------------------------------------------------------
+    def stop(self) -> None:
+        """Drop the give-backs still waiting for Redis (the daemon stops)."""
+        for call in list(self._undos):
+            if call.active():
+                call.cancel()
+        for running in list(self._undoing):
+            running.cancel()
+        self._undos.clear()
 
     def checkout(self, request: Request) -> Deferred[dict[str, list[str]] | None]:
         """
@@ -190,8 +204,43 @@ class RedisStore(Scripts):
     async def _checkout_batch(self, batch: list[Request]) -> list[dict[str, list[str]] | None]:
         payload = json.dumps({"requests": [
             {"entries": r.entries, "now": r.now, "fields": dict(r.fields)} for r in batch]})
-        answer = json.loads(await self._script("checkout", args=[payload]))
+        key = f"vmpooler__checkout_batch__{secrets.token_hex(8)}"
+        try:
+            answer = json.loads(await self._script("checkout", keys=[key],
+                                                   args=[payload, UNDO_WINDOW]))
+        except StoreUnavailable:
+            self._undo(key, self._reactor.seconds() + UNDO_WINDOW, 0.0)
+            raise
+        if answer == "cancelled":  # an undo got there first: nothing was handed out
+            raise StoreUnavailable("Redis did not answer in time")
         return [result or None for result in answer]
+
+    def _undo(self, key: str, deadline: float, delay: float) -> None:
+        """
+        Give back what an unanswered batch may have handed out (Note
+        [Unanswered batches] in checkout.lua), retrying while Redis does
+        not answer, within the batch key's life.
+        """
+        async def undo() -> None:
+            self._undos.discard(call)
+            try:
+                given = await self._script("checkout_undo", keys=[key], args=[UNDO_WINDOW])
+            except StoreUnavailable:
+                if self._reactor.seconds() < deadline:
+                    self._undo(key, deadline, min(max(2 * delay, 0.25), 5.0))
+                else:
+                    log.warn("a checkout answered 503 may hold VMs in running: {key}", key=key)
+                return
+            if given:
+                log.warn("gave back {n} VMs of a checkout answered 503 (Redis was late)",
+                         n=given)
+        def start() -> None:
+            running = ensureDeferred(undo())
+            self._undoing.add(running)
+            running.addErrback(lambda _: None)  # cancelled by stop()
+            running.addBoth(lambda _: self._undoing.discard(running))
+        call = self._reactor.callLater(delay, start)
+        self._undos.add(call)
 
     # --- VMs -----------------------------------------------------------------
 

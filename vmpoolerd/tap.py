@@ -90,9 +90,12 @@ class RedisService(Service):
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
+        self.stores: list[RedisStore] = []
 
     def stopService(self) -> Any:
         super().stopService()
+        for store in self.stores:
+            store.stop()
         return self.redis.disconnect()
 
 
@@ -118,7 +121,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
         graphite.setServiceParent(top)
     metrics = Metrics(graphite)
     redis = connect(config.redis, REDIS_TIMEOUT)
-    RedisService(redis).setServiceParent(top)
+    redis_service = RedisService(redis)
+    redis_service.setServiceParent(top)
     # Clones may hold task_limit threads for minutes, destroys and disk or
     # snapshot work another task_limit (see Manager): each pool's inventory
     # read still finds one free.
@@ -133,7 +137,9 @@ def make_service(config: Config, reactor: Any = default_reactor,
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
     health = {"redis": Scripts(redis, reactor, HEALTH_TIMEOUT).ping,
               "vsphere": lambda: provider.call("ping", timeout=HEALTH_TIMEOUT)}
-    api = VmpoolerApi(config, RedisStore(redis, reactor, REDIS_TIMEOUT, metrics), reactor, auth,
+    store = RedisStore(redis, reactor, REDIS_TIMEOUT, metrics)
+    redis_service.stores.append(store)
+    api = VmpoolerApi(config, store, reactor, auth,
                       metrics=metrics, health=health,
                       dashboard=Dashboard(config, dashboard_store, reactor).resource())
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \

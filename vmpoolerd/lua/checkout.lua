@@ -13,10 +13,22 @@
 -- is ever outside every set or in two, and no two callers can get the same
 -- VM, however many daemons share this Redis.
 --
--- Returns JSON: one entry per request, {name: [host, ...]} or false.
+-- Note [Unanswered batches]: each batch has a key of its own, KEYS[1],
+-- holding for UNDO_WINDOW seconds the pools and hosts it handed out.  A
+-- daemon that got no answer in time (and so answered its clients 503) runs
+-- checkout_undo.lua on that key: the VMs go back to ready.  If the undo
+-- comes first, it leaves "cancelled" there, and this script, arriving late,
+-- hands out nothing.
+--
+-- KEYS[1]: the batch's key, ARGV[2]: UNDO_WINDOW.  Returns JSON: one entry
+-- per request, {name: [host, ...]} or false; or "cancelled".
+if not redis.call('SET', KEYS[1], '[]', 'NX', 'EX', ARGV[2]) then
+  return cjson.encode('cancelled')
+end
 local batch = cjson.decode(ARGV[1])
 local results = {}
 local touched = {}
+local handed = {}
 for i, req in ipairs(batch.requests) do
   local taken, plan, ok = {}, {}, true
   for _, entry in ipairs(req.entries) do
@@ -50,6 +62,7 @@ for i, req in ipairs(batch.requests) do
           redis.call('HSET', vm, field, value)
         end
         table.insert(vms[name], host)
+        handed[#handed + 1] = {pool, host}
       end
       touched[pool] = true
     end
@@ -63,5 +76,8 @@ for pool in pairs(touched) do
     redis.call('SET', 'vmpooler__empty__' .. pool, 'true')
   end
   redis.call('PUBLISH', 'vmpooler__checkout', pool)
+end
+if #handed > 0 then
+  redis.call('SET', KEYS[1], cjson.encode(handed), 'EX', ARGV[2])
 end
 return cjson.encode(results)
