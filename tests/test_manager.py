@@ -248,8 +248,8 @@ class TimeoutTests(ManagerCase):
             day = local_date(reactor.seconds()).isoformat()
             clones = await self.redis.hkeys(f"vmpooler__clone__{day}")
             names = {c.split(":", 1)[1] for c in clones if c.startswith(DEBIAN)}
-            gone = names - self.names_in(DEBIAN) - await self.members("pending", DEBIAN)
-            return gone
+            held = {h for m in (await sets_of(self.redis, self.config)).values() for h in m}
+            return names - self.names_in(DEBIAN) - held
         gone = await self.until("a clone timed out and destroyed", timed_out)
         for name in gone:
             self.assertIn("destroy", await self.redis.hgetall(f"vmpooler__vm__{name}"))
