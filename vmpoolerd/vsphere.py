@@ -769,15 +769,19 @@ class VsphereClient:
         task = source.CloneVM_Task(folder=self._folder(folder), name=name, spec=spec)
         clone = self._wait(task, result=True)
         # A real vCenter honours powerOn; govmomi's simulator leaves the clone off.
-        if self._props(clone, "runtime.powerState")["runtime.powerState"] != "poweredOn":
+        if self._power_state(clone) != "poweredOn":
             self._wait(clone.PowerOnVM_Task())
         return time.monotonic() - started
+
+    def _power_state(self, vm: Any) -> str:
+        state: str = self._props(vm, "runtime.powerState")["runtime.powerState"]
+        return state
 
     @_api
     def power_on(self, folder: str, name: str) -> bool:
         """Power the VM on; False if it already was."""
         vm = self._vm(folder, name)
-        if self._props(vm, "runtime.powerState")["runtime.powerState"] == "poweredOn":
+        if self._power_state(vm) == "poweredOn":
             return False
         self._wait(vm.PowerOnVM_Task())
         return True
@@ -786,7 +790,7 @@ class VsphereClient:
     def power_off(self, folder: str, name: str) -> bool:
         """Power the VM off (hard); False if it already was off."""
         vm = self._vm(folder, name)
-        if self._props(vm, "runtime.powerState")["runtime.powerState"] == "poweredOff":
+        if self._power_state(vm) == "poweredOff":
             return False
         self._wait(vm.PowerOffVM_Task())
         return True
@@ -798,7 +802,7 @@ class VsphereClient:
             vm = self._vm(folder, name)
         except NotFound:
             return False
-        if self._props(vm, "runtime.powerState")["runtime.powerState"] != "poweredOff":
+        if self._power_state(vm) != "poweredOff":
             self._wait(vm.PowerOffVM_Task())
         self._wait(vm.Destroy_Task())
         return True

@@ -10,7 +10,6 @@ half-recorded whatever moment the process stops at.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from twisted.application.service import Service
@@ -19,6 +18,8 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamSer
 from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
+
+from .errors import json_answer
 
 log = Logger()
 PREFIX = [b"api", b"v1"]
@@ -51,9 +52,7 @@ class InFlight(Resource):
             for segment in path:
                 segment.decode("utf-8")
         except UnicodeDecodeError:
-            request.setResponseCode(400)
-            request.setHeader(b"Content-Type", b"application/json")
-            return json.dumps({"ok": False, "error": "the path is not UTF-8"}).encode()
+            return json_answer(request, 400, {"ok": False, "error": "the path is not UTF-8"})
         self.count += 1
         request.notifyFinish().addBoth(self._finished)
         return self._wrapped.render(request)
