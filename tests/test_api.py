@@ -9,6 +9,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
+import txredisapi
 
 from vmpoolerd.api import VmpoolerApi
 from vmpoolerd.store import RedisStore
@@ -65,6 +66,12 @@ class RoutesTests(ApiCase):
         answer = await self.client.request("PATCH", "/api/v1/vm")
         self.assert_error(answer, 405)
         self.assertEqual(answer.headers.getRawHeaders("allow"), ["GET, HEAD, POST"])
+
+    async def test_redis_replies_are_read_by_hiredis(self) -> None:
+        # A dependency (setup.cfg): txredisapi parses replies in C with it.
+        protocols = {type(c) for c in self.redis._factory.pool}
+        self.assertTrue(protocols)
+        self.assertTrue(all(issubclass(p, txredisapi.HiredisProtocol) for p in protocols))
 
 
 class CheckoutTests(ApiCase):

@@ -26,6 +26,17 @@ from .redis_server import fresh_redis, redis_server
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
+def raw_get(port: int, path: str) -> tuple[bytes, bytes]:
+    """The head and body of a GET, as they come on the wire."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
 class PluginTests(SynchronousTestCase):
     def test_twistd_finds_the_plugin(self) -> None:
         makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
@@ -104,6 +115,11 @@ class DaemonTests(TestCase):
         response = await treq.post(f"{base}/vm/debian-7-i386", persistent=False)
         body = json.loads(await response.content())
         self.assertEqual(response.code, 200)
+        # Answers carry their length, as vmpooler's did, rather than chunks.
+        head, raw = raw_get(port, "/api/v1/vm/nothing")
+        self.assertIn(b"\r\ncontent-length: %d\r\n" % len(raw), head.lower() + b"\r\n")
+        self.assertNotIn(b"chunked", head.lower())
+        self.assertIs(json.loads(raw)["ok"], False)
         self.assertTrue(await redis.sismember("vmpooler__running__debian-7-i386",
                                               body["debian-7-i386"]["hostname"]))
 

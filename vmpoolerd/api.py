@@ -24,7 +24,7 @@ from twisted.web.resource import IResource
 
 from . import report, validate
 from .config import Config
-from .errors import ApiError, json_answer, json_errors
+from .errors import ApiError, json_answer, json_bytes, json_errors
 from .metrics import Metrics
 from .names import new_token
 from .store import RedisStore, Request, StoreUnavailable, VmRecord
@@ -172,8 +172,7 @@ class VmpoolerApi:
 
     @app.route("/openapi.json", methods=["GET"])
     def openapi(self, request: IRequest) -> bytes:
-        request.setHeader(b"Content-Type", b"application/json")
-        return self._openapi
+        return json_bytes(request, 200, self._openapi)
 
     @app.route("/metrics", methods=["GET"])
     def metrics(self, request: IRequest) -> bytes:

@@ -33,9 +33,16 @@ class Unavailable(Exception):
 
 
 def json_answer(request: IRequest, code: int, body: Any) -> bytes:
+    return json_bytes(request, code, json.dumps(body).encode())
+
+
+def json_bytes(request: IRequest, code: int, data: bytes) -> bytes:
+    """``data``, a JSON document, as the answer."""
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
-    return json.dumps(body).encode()
+    # A length, not chunks: as vmpooler answered, in fewer bytes and writes.
+    request.setHeader(b"Content-Length", b"%d" % len(data))
+    return data
 
 
 def _error(request: IRequest, code: int, error: str) -> bytes:

@@ -14,6 +14,7 @@ The store does I/O only: timestamps and dates come in from the caller.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import secrets
 from dataclasses import dataclass
@@ -184,6 +185,10 @@ class RedisStore(Scripts):
             Coalescer(self._checkout_batch, reactor)
         self._undos: set[IDelayedCall] = set()
         self._undoing: set[Deferred[None]] = set()
+        # Batch keys: unique to this store among the daemons sharing the
+        # Redis, without a call for randomness per batch.
+        self._batch_prefix = f"vmpooler__checkout_batch__{secrets.token_hex(8)}_"
+        self._batches = itertools.count()
 
     def stop(self) -> None:
         """Drop the give-backs still waiting for Redis (the daemon stops)."""
@@ -204,7 +209,7 @@ class RedisStore(Scripts):
     async def _checkout_batch(self, batch: list[Request]) -> list[dict[str, list[str]] | None]:
         payload = json.dumps({"requests": [
             {"entries": r.entries, "now": r.now, "fields": dict(r.fields)} for r in batch]})
-        key = f"vmpooler__checkout_batch__{secrets.token_hex(8)}"
+        key = f"{self._batch_prefix}{next(self._batches)}"
         try:
             answer = json.loads(await self._script("checkout", keys=[key],
                                                    args=[payload, UNDO_WINDOW]))
