@@ -115,13 +115,14 @@ class DaemonTests(TestCase):
         response = await treq.post(f"{base}/vm/debian-7-i386", persistent=False)
         body = json.loads(await response.content())
         self.assertEqual(response.code, 200)
+        self.assertTrue(await redis.sismember("vmpooler__running__debian-7-i386",
+                                              body["debian-7-i386"]["hostname"]))
+
         # Answers carry their length, as vmpooler's did, rather than chunks.
         head, raw = raw_get(port, "/api/v1/vm/nothing")
         self.assertIn(b"\r\ncontent-length: %d\r\n" % len(raw), head.lower() + b"\r\n")
         self.assertNotIn(b"chunked", head.lower())
         self.assertIs(json.loads(raw)["ok"], False)
-        self.assertTrue(await redis.sismember("vmpooler__running__debian-7-i386",
-                                              body["debian-7-i386"]["hostname"]))
 
         # A malformed form body is the API's to judge (JSON 400), not Twisted's.
         response = await treq.post(f"{base}/api/v1/vm", b"garbage", persistent=False,

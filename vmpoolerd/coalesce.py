@@ -25,7 +25,7 @@ coalescer, no per-call timeout, no PUBLISH of the wake-up, no in-flight
 count, no metrics, the handler as chained Deferreds, larger collector
 thresholds.  The one larger share found is Twisted's HTTP idle timeout,
 re-armed as a DelayedCall for every request: a Site without it cost
-~8 us less per checkout (it costs the bare handler the same); replacing
+~8 us less per checkout (the bare handler pays it too); replacing
 it by a periodic sweep of idle connections is the next step there.
 """
 
