@@ -113,30 +113,69 @@ def wrk(port: int, pid: int) -> tuple[float, float, int, float]:
     return rate, p99, int(bad.group(1)) if bad else 0, 1e6 * cpu / max(requests, 1)
 
 
-def main() -> None:
+Processes = list[subprocess.Popen[bytes]]
+
+
+def check_tools() -> None:
     for tool in ("wrk", "redis-server", "redis-cli"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is missing: run `make install`")
+
+
+def start_redis(tmp: str, processes: Processes, ready: int) -> tuple[int, int]:
+    """A Redis server in ``tmp`` with ``ready`` VMs in POOL: its port, and the count."""
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", tmp],
+                             stdout=subprocess.DEVNULL)
+    processes.append(redis)
+    wait_port(port, redis)
+    return port, int(redis_cli(port, "EVAL", FILL, "0", POOL, str(ready)))
+
+
+def start_daemon(tmp: str, redis_port: int, processes: Processes, name: str = "daemon",
+                 tree: str | None = None) -> tuple[int, subprocess.Popen[bytes]]:
+    """The daemon on that Redis (from source ``tree`` if given), listening: its port."""
+    port = free_port()
+    config = os.path.join(tmp, f"{name}.yaml")
+    with open(config, "w") as f:
+        f.write(CONFIG.format(redis=redis_port, port=port, pool=POOL))
+    daemon = subprocess.Popen(
+        [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "--logfile",
+         os.path.join(tmp, f"{name}.log"), "vmpoolerd", "--config", config],
+        env=None if tree is None else dict(os.environ, PYTHONPATH=tree), cwd=tree)
+    processes.append(daemon)
+    wait_port(port, daemon)
+    return port, daemon
+
+
+def start_bare(processes: Processes) -> tuple[int, subprocess.Popen[bytes]]:
+    """The bare handler (bench/bare.py), listening: its port."""
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, "-m", "bench.bare", str(port)])
+    processes.append(bare)
+    wait_port(port, bare)
+    return port, bare
+
+
+def stop(processes: Processes) -> None:
+    for p in reversed(processes):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main() -> None:
+    check_tools()
     tmp = tempfile.mkdtemp(prefix="vmpoolerd-bench-")
-    processes: list[subprocess.Popen[bytes]] = []
+    processes: Processes = []
     try:
-        redis_port, daemon_port, bare_port = free_port(), free_port(), free_port()
-        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind",
-                                  "127.0.0.1", "--save", "", "--appendonly", "no",
-                                  "--dir", tmp], stdout=subprocess.DEVNULL)
-        processes.append(redis)
-        wait_port(redis_port, redis)
-        filled = redis_cli(redis_port, "EVAL", FILL, "0", POOL, str(READY))
-        config = os.path.join(tmp, "bench.yaml")
-        with open(config, "w") as f:
-            f.write(CONFIG.format(redis=redis_port, port=daemon_port, pool=POOL))
-        daemon = subprocess.Popen(
-            [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "--logfile",
-             os.path.join(tmp, "daemon.log"), "vmpoolerd", "--config", config])
-        bare = subprocess.Popen([sys.executable, "-m", "bench.bare", str(bare_port)])
-        processes += [daemon, bare]
-        wait_port(daemon_port, daemon)
-        wait_port(bare_port, bare)
+        redis_port, filled = start_redis(tmp, processes, READY)
+        daemon_port, daemon = start_daemon(tmp, redis_port, processes)
+        bare_port, bare = start_bare(processes)
 
         print(f"checkout benchmark: wrk -t1 -c{CONNECTIONS} -d{DURATION}s, "
               f"POST /api/v1/vm/{POOL}, {filled} ready VMs in Redis, {os.cpu_count()} cores")
@@ -162,13 +201,7 @@ def main() -> None:
               f"({'consistent' if handed == running else 'INCONSISTENT'})")
         print("for scale: vmpooler 2016 (Ruby, WEBrick) did 134 checkouts/s on this machine")
     finally:
-        for p in reversed(processes):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop(processes)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
