@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import time
 from typing import Any
 
 from twisted.internet import reactor
@@ -17,7 +18,7 @@ from vmpoolerd.timefmt import format_time, local_date, parse_time
 
 from .fixtures import fill_ready, make_config, sets_of
 from .http import Client
-from .redis_server import fresh_redis, private_redis
+from .redis_server import fresh_redis, private_redis, redis_server
 
 T0 = 1_700_000_000.0  # 2023-11-14
 D32, D64, C7 = "debian-7-i386", "debian-7-x86_64", "centos-7-x86_64"
@@ -72,6 +73,19 @@ class RoutesTests(ApiCase):
         protocols = {type(c) for c in self.redis._factory.pool}
         self.assertTrue(protocols)
         self.assertTrue(all(issubclass(p, txredisapi.HiredisProtocol) for p in protocols))
+
+    async def test_redis_commands_are_sent_before_the_reactor_turns(self) -> None:
+        # Twisted alone would hold the command in the transport's buffer
+        # until the reactor's next turn, which this test does not give it.
+        pending = self.redis.set("vmpooler__test__sent", "now")
+        seen = ""
+        for _ in range(100):
+            seen = redis_server().cli("GET", "vmpooler__test__sent").strip()
+            if seen:
+                break
+            time.sleep(0.01)
+        self.assertEqual(seen, "now")
+        await pending
 
 
 class CheckoutTests(ApiCase):

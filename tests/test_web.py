@@ -1,0 +1,166 @@
+"""
+The API's site closes idle keep-alive connections by a sweep (Note [Idle
+connections] in vmpoolerd/web.py): real sockets, and an injected clock for
+the sweep.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from vmpoolerd.web import ApiSite
+
+IDLE = 60.0
+BIG = 64 * 1024 * 1024  # more than the kernel's socket buffers hold
+
+
+class Answers(Resource):
+    """``/quick`` answers at once, ``/slow`` when the test says, ``/big``
+    at once with BIG bytes."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow: list[Any] = []
+        self.asked = 0
+
+    def render_GET(self, request: Any) -> Any:
+        self.asked += 1
+        if request.path == b"/slow":
+            self.slow.append(request)
+            return NOT_DONE_YET
+        if request.path == b"/big":
+            return b"x" * BIG
+        return b"ok"
+
+
+class Client(Protocol):
+    def __init__(self) -> None:
+        self.received = b""
+        self.lost: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Any) -> None:
+        self.lost.callback(None)
+
+    def get(self, path: str) -> None:
+        self.transport.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+
+    def answers(self) -> int:
+        return self.received.count(b"HTTP/1.1 200")
+
+
+class IdleSweepTests(TestCase):
+    async def setUp(self) -> None:
+        self.clock = Clock()
+        self.resource = Answers()
+        self.site = ApiSite(self.resource, self.clock, idle_timeout=IDLE)
+        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+
+    async def connect(self) -> Client:
+        client = await connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port), Client())
+
+        async def close() -> None:
+            if not client.lost.called:
+                client.transport.abortConnection()
+                await client.lost
+        self.addCleanup(lambda: Deferred.fromCoroutine(close()))
+        await self.until(lambda: len(self.site.channels) == 1)
+        return client
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Turns of the real reactor until ``condition`` holds (at most 5 s)."""
+        for _ in range(500):
+            if condition():
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail("condition not met in 5 s")
+
+    async def settle(self) -> None:
+        """A few turns of the real reactor, for what would happen to happen."""
+        for _ in range(5):
+            await deferLater(reactor, 0.01, lambda: None)
+
+    async def test_an_idle_connection_is_closed_after_the_timeout(self) -> None:
+        client = await self.connect()
+        client.get("/quick")
+        await self.until(lambda: client.answers() == 1)
+        self.clock.advance(IDLE - 1)
+        await self.settle()
+        self.assertFalse(client.lost.called)
+        self.clock.advance(IDLE / 4)  # the sweep after the timeout
+        await client.lost
+        self.assertEqual(self.site.channels, set())
+
+    async def test_a_connection_that_keeps_asking_stays_open(self) -> None:
+        client = await self.connect()
+        for n in range(1, 9):
+            self.clock.advance(IDLE / 2)
+            client.get("/quick")
+            await self.until(lambda: client.answers() == n)
+        self.assertFalse(client.lost.called)
+
+    async def test_a_connection_that_never_asks_is_closed(self) -> None:
+        client = await self.connect()
+        self.clock.advance(IDLE)
+        await client.lost
+
+    async def test_a_request_that_takes_longer_to_send_is_cut(self) -> None:
+        client = await self.connect()
+        client.transport.write(b"GET /quick HTTP/1.1\r\n")
+        for n in range(3):
+            self.clock.advance(IDLE / 4)
+            client.transport.write(f"X-Slow-{n}: 1\r\n".encode())
+            await self.settle()
+        self.clock.advance(IDLE / 4)
+        await client.lost
+        self.assertEqual(self.resource.asked, 0)
+
+    async def test_a_slow_answer_is_not_idleness(self) -> None:
+        client = await self.connect()
+        client.get("/slow")
+        await self.until(lambda: len(self.resource.slow) == 1)
+        self.clock.advance(5 * IDLE)
+        await self.settle()
+        self.assertFalse(client.lost.called)
+        self.resource.slow[0].write(b"late")
+        self.resource.slow[0].finish()
+        await self.until(lambda: client.answers() == 1)
+        self.clock.advance(IDLE - 1)
+        await self.settle()
+        self.assertFalse(client.lost.called)
+        self.clock.advance(IDLE / 4)
+        await client.lost
+
+    async def test_a_client_that_does_not_read_is_aborted_a_sweep_later(self) -> None:
+        client = await self.connect()
+        client.transport.pauseProducing()  # reads nothing more
+        client.get("/big")
+        await self.until(lambda: self.resource.asked == 1)  # and answered: it is sync
+        self.clock.advance(IDLE)
+        await self.settle()
+        self.assertEqual(len(self.site.closing), 1)  # closing, but the answer cannot go out
+        self.clock.advance(IDLE / 4)
+        await self.until(lambda: not self.site.closing)
+        client.transport.resumeProducing()
+        await client.lost
+        self.assertLess(len(client.received), BIG)
+
+    async def test_stopping_the_site_stops_its_sweep(self) -> None:
+        self.assertTrue(self.clock.getDelayedCalls())
+        await self.port.stopListening()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
