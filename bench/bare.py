@@ -1,10 +1,12 @@
 """
 The reference for the checkout benchmark: a bare Klein handler that parses
-nothing, touches nothing and answers a small JSON body, served the same way
-as the daemon (twisted.web Site, one process, no access log, start-up
-objects frozen out of the garbage collector).
+nothing, touches nothing and answers a small JSON body, served by
+twisted.web's Site as the daemon's is, in one process, with no access log
+and start-up objects frozen out of the garbage collector.  With
+``--api-site`` it is served by the daemon's own site instead (Note [Idle
+connections] in vmpoolerd/web.py), for a second reference.
 
-    python -m bench.bare PORT
+    python -m bench.bare PORT [--api-site]
 """
 
 import gc
@@ -14,7 +16,7 @@ import sys
 from klein import Klein
 from twisted.internet import endpoints, reactor
 
-from vmpoolerd.web import QuietSite
+from vmpoolerd.web import ApiSite, QuietSite
 
 app = Klein()
 
@@ -27,7 +29,8 @@ async def checkout(request, pool):  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__main__":
-    site = QuietSite(app.resource())  # as the daemon: no access log
+    resource = app.resource()
+    site = ApiSite(resource, reactor) if "--api-site" in sys.argv[2:] else QuietSite(resource)
     gc.freeze()  # as the daemon: start-up objects out of the collector's sight
     endpoints.TCP4ServerEndpoint(reactor, int(sys.argv[1]), interface="127.0.0.1").listen(site)
     reactor.run()
