@@ -104,7 +104,7 @@ class _NoDelay(txredisapi.RedisProtocol):
     answer is acknowledged.  And each command is sent as it is made, where
     Twisted would buffer it until the reactor's next turn: that turn, and
     the wait for it while Redis could already be running the script, cost
-    ~4 us of a checkout's ~180, and the checkout rate 5-10% (``python -m
+    ~4 us of a checkout's ~180 and 7-11% of the checkout rate (``python -m
     bench.ab``).
     """
 

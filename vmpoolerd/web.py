@@ -129,7 +129,7 @@ class ApiSite(QuietSite):
     that has still not gone a sweep later (a client that does not read) is
     aborted.  Twisted's own idle timeout is a timer per connection that it
     cancels and arms again for every request: at ``make bench``'s rate that
-    cost ~8 us of a checkout's ~185 (the bare handler keeps it).  Here a
+    cost 4-8 us of a checkout's ~180 (the bare handler keeps it).  Here a
     connection only notes when it was answered, and a sweep every quarter
     of ``idle_timeout`` looks at them all: an idle connection goes after 1
     to 1.25 times ``idle_timeout``.
