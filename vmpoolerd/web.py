@@ -1,5 +1,6 @@
 """
-Serving the API: a listening port that drains on stop.
+Serving the API: a site that closes idle connections, on a listening port
+that drains on stop.
 
 Note [Clean stop]: on SIGTERM twistd stops the services.  The web service
 first stops listening, then waits (at most ``grace`` seconds) for the
@@ -155,7 +156,8 @@ class ApiSite(QuietSite):
         self._sweeper.start(self.idle_timeout / 4, now=False)
 
     def stopFactory(self) -> None:
-        self._sweeper.stop()
+        if self._sweeper.running:
+            self._sweeper.stop()
         super().stopFactory()
 
     def sweep(self) -> None:
