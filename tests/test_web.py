@@ -1,7 +1,7 @@
 """
 The API's site closes idle keep-alive connections by a sweep (Note [Idle
-connections] in vmpoolerd/web.py): real sockets, and an injected clock for
-the sweep.
+connections] in vmpoolerd/web.py) and refuses large bodies as they arrive
+(Note [Large bodies]): real sockets, and an injected clock for the sweep.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from vmpoolerd.web import ApiSite
+from vmpoolerd.web import MAX_BODY, ApiSite
 
 IDLE = 60.0
 BIG = 64 * 1024 * 1024  # more than the kernel's socket buffers hold
@@ -33,6 +33,10 @@ class Answers(Resource):
         super().__init__()
         self.slow: list[Any] = []
         self.asked = 0
+
+    def render_POST(self, request: Any) -> bytes:
+        self.asked += 1
+        return b"%d" % len(request.content.read())
 
     def render_GET(self, request: Any) -> Any:
         self.asked += 1
@@ -62,7 +66,7 @@ class Client(Protocol):
         return self.received.count(b"HTTP/1.1 200")
 
 
-class IdleSweepTests(TestCase):
+class SiteCase(TestCase):
     async def setUp(self) -> None:
         self.clock = Clock()
         self.resource = Answers()
@@ -95,6 +99,9 @@ class IdleSweepTests(TestCase):
         for _ in range(5):
             await deferLater(reactor, 0.01, lambda: None)
 
+
+
+class IdleSweepTests(SiteCase):
     async def test_an_idle_connection_is_closed_after_the_timeout(self) -> None:
         client = await self.connect()
         client.get("/quick")
@@ -164,3 +171,46 @@ class IdleSweepTests(TestCase):
         self.assertTrue(self.clock.getDelayedCalls())
         await self.port.stopListening()
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class LargeBodyTests(SiteCase):
+    REFUSED = b'{"ok": false, "error": "the request body is larger than 1 MiB"}'
+
+    def post(self, client: Client, headers: str) -> None:
+        client.transport.write(f"POST /body HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+
+    async def assert_refused(self, client: Client) -> None:
+        await self.until(lambda: client.lost.called)
+        head, _, body = client.received.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 413 "), head)
+        self.assertIn(b"Content-Type: application/json", head)
+        self.assertEqual(body, self.REFUSED)
+        self.assertEqual(self.resource.asked, 0)
+
+    async def test_a_declared_length_over_the_limit_is_refused_before_the_body(self) -> None:
+        client = await self.connect()
+        self.post(client, f"Content-Length: {MAX_BODY + 1}\r\nExpect: 100-continue\r\n")
+        client.transport.write(b"x" * 65536)  # an impatient client: dropped unread
+        await self.assert_refused(client)
+        self.assertNotIn(b"100 Continue", client.received)
+
+    async def test_a_chunked_body_is_refused_once_it_passes_the_limit(self) -> None:
+        client = await self.connect()
+        self.post(client, "Transfer-Encoding: chunked\r\n")
+        client.transport.write(b"%x\r\n%s\r\n" % (MAX_BODY, b"x" * MAX_BODY))
+        await self.settle()
+        # Bytes too many and the body's end, read at once: one answer.
+        client.transport.write(b"1\r\nx\r\n1\r\ny\r\n0\r\n\r\n")
+        await self.assert_refused(client)
+
+    async def test_a_body_at_the_limit_is_read_whole(self) -> None:
+        client = await self.connect()
+        self.post(client, f"Content-Length: {MAX_BODY}\r\n")
+        client.transport.write(b"x" * MAX_BODY)
+        await self.until(lambda: client.received.endswith(b"%d" % MAX_BODY))
+        self.post(client, "Transfer-Encoding: chunked\r\n")
+        client.transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (MAX_BODY, b"x" * MAX_BODY))
+        await self.until(lambda: client.answers() == 2)
+        self.assertTrue(client.received.endswith(b"%d" % MAX_BODY))
+        self.assertEqual(self.resource.asked, 2)
+        self.assertFalse(client.lost.called)

@@ -29,9 +29,8 @@ from .metrics import Metrics
 from .names import new_token
 from .store import RedisStore, Request, StoreUnavailable, VmRecord
 from .timefmt import format_time, local_date, parse_time
-from .web import InFlight
+from .web import BODY_TOO_LARGE, MAX_BODY, InFlight
 
-MAX_BODY = 1024 * 1024
 MAX_DISK_GB = 63488  # vSphere's largest virtual disk, 62 TB
 # The sets a VM is reported in by name; any other (completed, discovered,
 # none: gone) is "destroyed".
@@ -101,7 +100,7 @@ class VmpoolerApi:
     def _body(request: IRequest) -> bytes:
         body = request.content.read(MAX_BODY + 1)
         if len(body) > MAX_BODY:
-            raise ApiError(413, "the request body is larger than 1 MiB")
+            raise ApiError(413, BODY_TOO_LARGE)
         return body
 
     def _hostname(self, value: str) -> str:

@@ -11,6 +11,7 @@ half-recorded whatever moment the process stops at.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from twisted.application.service import Service
@@ -28,6 +29,8 @@ from .errors import json_answer
 log = Logger()
 PREFIX = [b"api", b"v1"]
 IDLE_TIMEOUT = 60.0  # seconds a keep-alive connection may sit idle
+MAX_BODY = 1024 * 1024
+BODY_TOO_LARGE = "the request body is larger than 1 MiB"
 
 
 class InFlight(Resource):
@@ -88,17 +91,39 @@ class QuietSite(Site):
         pass
 
 
+class ApiRequest(Request):
+    """A request whose body is refused as soon as it passes MAX_BODY."""
+
+    channel: ApiChannel
+    received = 0
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.received > MAX_BODY:
+            self.channel.refuse_body()
+        else:
+            super().handleContentChunk(data)
+
+
 class ApiChannel(HTTPChannel):
     """
     An HTTP/1.1 connection that notes when it was last active (opened, or
     answered), for :class:`ApiSite`'s sweep.  It is busy from the moment
     its request is read whole until the answer is written: a slow answer
     is not idleness.
+
+    Note [Large bodies]: a body larger than MAX_BODY is answered 413 as
+    soon as that is known, from its Content-Length or as its chunks arrive,
+    and the connection closed (it reads no further): the body is never
+    stored whole, where Twisted would spool it to a temporary file, however
+    large.  The API checks the size again (api.py), for a site other than
+    this one.
     """
 
     site: ApiSite
     last_active = 0.0
     busy = False
+    refused = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -110,9 +135,28 @@ class ApiChannel(HTTPChannel):
         self.site.closing.discard(self)
         super().connectionLost(reason)
 
+    def allHeadersReceived(self) -> None:
+        if self.length is not None and self.length > MAX_BODY:
+            self.refuse_body()
+        else:
+            super().allHeadersReceived()
+
     def allContentReceived(self) -> None:
+        if self.refused:  # the end of a refused body, in the same read
+            return
         self.busy = True
         super().allContentReceived()
+
+    def refuse_body(self) -> None:
+        if self.refused:
+            return
+        self.refused = True
+        body = json.dumps({"ok": False, "error": BODY_TOO_LARGE}).encode()
+        transport: Any = self.transport
+        transport.write(
+            b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        self.loseConnection()
 
     def requestDone(self, request: Request) -> None:  # type: ignore[override]
         # Before Twisted's: it may start the next pipelined request at once.
@@ -142,7 +186,7 @@ class ApiSite(QuietSite):
                  idle_timeout: float = IDLE_TIMEOUT) -> None:
         # The API reads JSON bodies itself; Twisted's own form parsing would
         # answer a malformed multipart body with a bare, non-JSON 400.
-        super().__init__(resource, timeout=None, reactor=clock,
+        super().__init__(resource, requestFactory=ApiRequest, timeout=None, reactor=clock,
                          parsePOSTFormSubmission=False)
         self.displayTracebacks = False
         self.idle_timeout = idle_timeout
