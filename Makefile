@@ -58,7 +58,7 @@ run: redis vcsim
 	$(BIN)/twistd -n --pidfile= vmpoolerd --config etc/vmpooler.yaml
 
 test: install
-	$(BIN)/mypy vmpoolerd
+	$(BIN)/mypy vmpoolerd bench
 	PYTHONPATH=$(CURDIR) $(BIN)/trial --temp-directory=$(RUN)/trial tests
 
 bench: install

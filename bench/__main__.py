@@ -78,7 +78,7 @@ def free_port() -> int:
 def wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
     for _ in range(200):
         if process.poll() is not None:
-            raise SystemExit(f"server exited: {process.args}")
+            raise SystemExit(f"server exited: {process.args!r}")
         try:
             socket.create_connection(("127.0.0.1", port), 0.1).close()
             return
