@@ -26,18 +26,19 @@ from .processes import free_port, stop_process
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
         if shutil.which("redis-server") is None:
             raise unittest.SkipTest("redis-server is not installed (apt-get install redis-server)")
         self.dir = tempfile.mkdtemp(prefix="vmpoolerd-redis-")
         self.port = free_port()
+        self.options = options  # more redis-server arguments
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir],
+             "--save", "", "--appendonly", "no", "--dir", self.dir, *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -9,16 +9,18 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 import txredisapi
 
 from vmpoolerd.api import VmpoolerApi
-from vmpoolerd.store import RedisStore
+from vmpoolerd.config import RedisConfig
+from vmpoolerd.store import RedisStore, connect
 from vmpoolerd.timefmt import format_time, local_date, parse_time
 
 from .fixtures import fill_ready, make_config, sets_of
 from .http import Client
-from .redis_server import fresh_redis, private_redis, redis_server
+from .redis_server import RedisServer, fresh_redis, private_redis, redis_server
 
 T0 = 1_700_000_000.0  # 2023-11-14
 D32, D64, C7 = "debian-7-i386", "debian-7-x86_64", "centos-7-x86_64"
@@ -447,6 +449,65 @@ class RedisDownTests(TestCase):
             self.assertEqual(answer.code, 503)
             await deferLater(reactor, 0.05)
         self.assertEqual(answer.body[D32]["hostname"], "back00000")
+
+
+    async def test_recovery_from_a_stall_that_outlasts_a_reconnection(self) -> None:
+        # Database 1: each new connection must SELECT it, and while Redis is
+        # stalled that times out too.
+        server = RedisServer()
+        self.addCleanup(server.stop)
+        redis = connect(RedisConfig(server="127.0.0.1", port=server.port, db=1), 0.5)
+        self.addCleanup(redis.disconnect)
+        await redis._connected
+        store = RedisStore(redis, reactor, timeout=0.5)
+        self.addCleanup(store.stop)
+        client = Client(VmpoolerApi(make_config(), store, Clock()).resource())
+        server.cli("-n", "1", "SADD", f"vmpooler__ready__{D32}", "db100000a", "db100000b")
+        self.assertEqual((await client.post(f"/vm/{D32}")).code, 200)
+        server.cli("CLIENT", "PAUSE", "4000", "ALL")
+        self.assertEqual((await client.post(f"/vm/{D32}")).code, 503)
+        answer = None
+        for _ in range(300):  # the back-off between attempts grows to 10 s
+            await deferLater(reactor, 0.05)
+            answer = await client.post(f"/vm/{D32}")
+            if answer.code == 200:
+                break
+        assert answer is not None
+        self.assertEqual(answer.code, 200, answer.body)
+        self.assertEqual(server.cli("-n", "1", "SCARD", f"vmpooler__ready__{D32}").strip(), "0")
+
+
+class RedisLoginTests(TestCase):
+    async def test_password_and_database(self) -> None:
+        server = RedisServer("--requirepass", "s3cret-pw")
+        self.addCleanup(server.stop)
+        redis = connect(RedisConfig(server="127.0.0.1", port=server.port,
+                                    password="s3cret-pw", db=2), 1)
+        self.addCleanup(redis.disconnect)
+        await redis._connected
+        await redis.set("vmpooler__test__db", "two")
+        self.assertEqual(server.cli("-a", "s3cret-pw", "--no-auth-warning", "-n", "2",
+                                    "GET", "vmpooler__test__db").strip(), "two")
+
+    async def test_a_refused_password_is_logged_without_it_and_tried_again(self) -> None:
+        server = RedisServer("--requirepass", "s3cret-pw")
+        self.addCleanup(server.stop)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        redis = connect(RedisConfig(server="127.0.0.1", port=server.port,
+                                    password="wrong-pw"), 1)
+        self.addCleanup(redis.disconnect)
+        # One failure per connection of the pool (two), then, after a
+        # second's back-off, attempts again.
+        for _ in range(100):
+            if sum("logging in" in formatEvent(e) for e in events) > 2:
+                break
+            await deferLater(reactor, 0.05)
+        failures = [formatEvent(e) for e in events if "logging in" in formatEvent(e)]
+        self.assertGreater(len(failures), 2)
+        self.assertIn("WRONGPASS", failures[0])
+        self.assertFalse(any("wrong-pw" in formatEvent(e) for e in events))
 
 
 class RedisBusyTests(TestCase):

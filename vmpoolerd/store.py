@@ -97,8 +97,17 @@ class DayHistory:
     tags: Mapping[str, Mapping[str, int]]
 
 
-class _NoDelay(txredisapi.RedisProtocol):
+class _Connection(txredisapi.RedisProtocol):
     """
+    One connection of the pool.
+
+    Note [Reconnecting]: it logs in (AUTH, SELECT) itself.  txredisapi's
+    own login stops the whole pool from ever reconnecting when AUTH or
+    SELECT fails or times out, as they do while Redis is stalled (a long
+    script, a fork, a pause): the daemon would answer 503 until restarted.
+    Here a failed login drops that connection only, and txredisapi tries
+    again after its back-off (1 s, growing to 10 s).
+
     Commands go out at once.  TCP_NODELAY: with two checkout batches in
     flight, Nagle's algorithm would hold the second until the first's
     answer is acknowledged.  And each command is sent as it is made, where
@@ -108,9 +117,24 @@ class _NoDelay(txredisapi.RedisProtocol):
     bench.ab``).
     """
 
-    def connectionMade(self) -> Any:
+    def connectionMade(self) -> Deferred[None]:
         self.transport.setTcpNoDelay(True)
-        return super().connectionMade()
+        return Deferred.fromCoroutine(self._log_in(self.factory.login))
+
+    async def _log_in(self, login: RedisConfig) -> None:
+        try:
+            if login.password is not None:
+                await self.auth(login.password)
+            if login.db:
+                await self.select(login.db)
+        except Exception as e:  # the reply, a timeout, a lost connection
+            log.warn("Redis: logging in on a new connection failed ({error}); trying again",
+                     error=str(e) or type(e).__name__)
+            self.transport.loseConnection()
+            return
+        # Without a password or a database of its own, txredisapi's login
+        # only marks the connection ready.
+        await super().connectionMade()
 
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         answer = super().execute_command(*args, **kwargs)
@@ -126,11 +150,11 @@ class _NoDelay(txredisapi.RedisProtocol):
 def connect(config: RedisConfig, timeout: float) -> Any:
     """A lazy, self-reconnecting txredisapi connection pool."""
     redis = txredisapi.lazyConnectionPool(
-        host=config.server, port=config.port, dbid=config.db,
-        password=config.password, poolsize=2, convertNumbers=False,
+        host=config.server, port=config.port, poolsize=2, convertNumbers=False,
         connectTimeout=timeout, replyTimeout=timeout)
     # Before any connection is made: they are made by the reactor, later.
-    redis._factory.protocol = _NoDelay
+    redis._factory.protocol = _Connection
+    redis._factory.login = config
     return redis
 
 
