@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any, Awaitable, Callable
 
 import yaml
@@ -289,6 +290,46 @@ class TaskLimitTests(ManagerCase):
         self.assertEqual(max(seen), 2)
         self.assertLessEqual(max(int(n) for n in [await self.redis.get(
             "vmpooler__tasks__clone")]), 2)
+
+
+class StaleLeaseTests(ManagerCase):
+    service = {"task_limit": 3}
+
+    async def test_a_crashed_daemons_clones_do_not_stop_the_filling(self) -> None:
+        # As many clone entries as task_limit, long past their deadline.
+        stale = [f"t-crashed{i:07d}" for i in range(3)]
+        for name in stale:
+            await self.redis.hset("vmpooler__cloning", name, str(int(reactor.seconds() - 3600)))
+        self.start()
+        await self.until("full pools", self.full)
+        self.assertFalse(set(stale) & set(await self.redis.hkeys("vmpooler__cloning")))
+
+
+class SlowCloneTests(ManagerCase):
+    vcsim = {"boot_delay_ms": 100, "clone_delay_ms": 4000}
+    # Clones take 4 s; the pool's timeout is 1.2 s, and so is the lease
+    # (two cycles of at most 0.5 s are less): the maintainers renew it.
+    service = {"task_limit": 2, "timeout": 0.02}
+
+    async def test_clones_outlasting_the_timeout_keep_their_slots(self) -> None:
+        lock = threading.Lock()
+        running, most = [0], [0]
+        clone = self.daemon_vsphere.clone
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            try:
+                return clone(*args, **kwargs)
+            finally:
+                with lock:
+                    running[0] -= 1
+        self.daemon_vsphere.clone = counted  # type: ignore[method-assign]
+        self.start()
+        await deferLater(reactor, 9)  # two rounds of clones, and a lease's life after
+        self.assertEqual(most[0], 2)
+        self.assertLessEqual(len(await self.redis.hkeys("vmpooler__cloning")), 2)
 
 
 class OutageTests(ManagerCase):

@@ -174,7 +174,9 @@ class Maintainer:
         # the two looks, absent from the inventory but no longer in flight,
         # is not taken for a lost clone.
         busy_before = set(self._busy)
-        cloning_before = await self._store.cloning()
+        cloning_before = await self._store.cloning(
+            sorted(busy_before),
+            self._clock.seconds() + planning.clone_lease(pool, self._service))
         try:
             vms = await self._provider.call("inventory", pool.folder)
         except Exception as e:
@@ -185,7 +187,8 @@ class Maintainer:
             return []
         inventory = {vm.name: vm for vm in vms}
         try:
-            tracked, cloning, empty = await self._store.pool_state(pool.name)
+            tracked, cloning, empty = await self._store.pool_state(pool.name,
+                                                                   self._clock.seconds())
         except Exception:
             self.failing = True
             raise
@@ -277,7 +280,7 @@ class Maintainer:
         names = [new_hostname(service.prefix) for _ in range(count)]
         reserved = await self._store.reserve_clones(
             pool.name, names, service.task_limit, pool.size, format_time(now), now,
-            planning.pool_timeout(pool, service))
+            planning.clone_lease(pool, service))
         for name in reserved:
             self._background(name, self._clone_one(name))
 

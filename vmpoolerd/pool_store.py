@@ -22,9 +22,11 @@ def _float_or_none(text: str) -> float | None:
 
 
 class PoolStore(Scripts):
-    async def pool_state(self, pool: str) -> tuple[tuple[TrackedVm, ...], frozenset[str], bool]:
-        """The pool's VMs as Redis knows them, the clones in flight, the empty flag."""
-        state = json.loads(await self._script("pool_state", args=[pool]))
+    async def pool_state(self, pool: str, epoch: float
+                         ) -> tuple[tuple[TrackedVm, ...], frozenset[str], bool]:
+        """The pool's VMs as Redis knows them, the clones in flight (leases
+        not run out at ``epoch``), the empty flag."""
+        state = json.loads(await self._script("pool_state", args=[pool, int(epoch)]))
         tracked = tuple(
             TrackedVm(name=name, state=set_name, clone_time=parse_time(clone),
                       checkout=parse_time(checkout), lifetime_hours=_float_or_none(lifetime),
@@ -32,18 +34,19 @@ class PoolStore(Scripts):
             for name, set_name, clone, checkout, lifetime, check, ready in state["vms"] or [])
         return tracked, frozenset(state["cloning"] or []), bool(state["empty"])
 
-    async def cloning(self) -> frozenset[str]:
-        """The names of the clones in flight, in every pool."""
-        names: list[str] = await self._call(self._redis.hkeys("vmpooler__cloning"))
-        return frozenset(names)
+    async def cloning(self, mine: Sequence[str], deadline: float) -> frozenset[str]:
+        """The names of the clones in flight, in every pool, after renewing
+        the leases of ``mine`` to ``deadline`` (see clones.lua)."""
+        names = await self._script("clones", args=[int(deadline), *mine])
+        return frozenset(names or [])
 
     async def reserve_clones(self, pool: str, names: Sequence[str], task_limit: int,
                              size: int, now: str, epoch: float,
-                             timeout: float) -> list[str]:
+                             lease: float) -> list[str]:
         """The names now pending and counted as cloning (see clone_reserve.lua)."""
         return list(await self._script(
             "clone_reserve",
-            args=[pool, task_limit, size, now, int(epoch), int(timeout), *names]))
+            args=[pool, task_limit, size, now, int(epoch), int(lease), *names]))
 
     async def clone_ended(self, pool: str, host: str, ok: bool, seconds: float,
                           day: str) -> None:

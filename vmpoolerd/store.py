@@ -34,7 +34,7 @@ from .config import RedisConfig
 from .metrics import Metrics
 
 SCRIPTS = (
-    "checkout", "checkout_undo", "clone_end", "clone_reserve", "dashboard_read", "dashboard_sample",
+    "checkout", "checkout_undo", "clone_end", "clone_reserve", "clones", "dashboard_read", "dashboard_sample",
     "move", "pool_state",
     "queue_task", "status", "summary", "token_delete", "token_scan",
     "token_touch", "token_vms", "vm_info", "vm_record", "vm_return",

@@ -5,7 +5,7 @@
 -- set, with its hash, BEFORE its clone task starts, so that a crash at any
 -- moment leaves nothing in vSphere that Redis does not know of.  The names
 -- of clones in flight are in the hash vmpooler__cloning (name -> the epoch
--- second by which its pool's timeout has passed), and
+-- second its lease runs out: Note [Clone leases] in clones.lua), and
 -- vmpooler__tasks__clone is kept equal to its size.  An entry past its
 -- deadline is a crashed daemon's: it is dropped here, so the limit cannot
 -- leak away.
@@ -15,11 +15,11 @@
 -- it is atomic, so that a pool is never filled past its size.
 --
 -- ARGV[1]: pool, ARGV[2]: task_limit, ARGV[3]: pool size, ARGV[4]: now
--- (timestamp text), ARGV[5]: now (epoch seconds), ARGV[6]: the pool's
--- timeout (seconds), ARGV[7..]: candidate names.  A candidate already known
+-- (timestamp text), ARGV[5]: now (epoch seconds), ARGV[6]: the lease
+-- (seconds), ARGV[7..]: candidate names.  A candidate already known
 -- to Redis is skipped.  Returns the names reserved.
 local pool, limit, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local now, epoch, timeout = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local now, epoch, lease = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local flat = redis.call('HGETALL', 'vmpooler__cloning')
 for i = 1, #flat, 2 do
   if tonumber(flat[i + 1]) < epoch then
@@ -37,7 +37,7 @@ for i = 7, #ARGV do
   if redis.call('EXISTS', 'vmpooler__vm__' .. host) == 0 then
     redis.call('HSET', 'vmpooler__vm__' .. host, 'template', pool, 'clone', now)
     redis.call('SADD', 'vmpooler__pending__' .. pool, host)
-    redis.call('HSET', 'vmpooler__cloning', host, epoch + timeout)
+    redis.call('HSET', 'vmpooler__cloning', host, epoch + lease)
     reserved[#reserved + 1] = host
     have = have + 1
   end

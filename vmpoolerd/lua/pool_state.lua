@@ -1,7 +1,11 @@
 -- Everything the pool manager needs to know of one pool, in one call.
--- ARGV[1]: pool name.  Returns JSON {"vms": [[name, set, clone, checkout,
--- lifetime, check, ready], ...], "cloning": [name, ...], "empty": bool}.
-local pool = ARGV[1]
+-- ARGV[1]: pool name, ARGV[2]: now (epoch seconds).  Returns JSON {"vms":
+-- [[name, set, clone, checkout, lifetime, check, ready], ...], "cloning":
+-- [name, ...], "empty": bool}.  "cloning" leaves out the entries past their
+-- deadline (a crashed daemon's: Note [Clone leases] in clones.lua), so that
+-- they do not take the slots the manager plans with; clone_reserve.lua
+-- drops them.
+local pool, epoch = ARGV[1], tonumber(ARGV[2])
 local vms = {}
 for _, set in ipairs({'pending', 'ready', 'running', 'completed', 'discovered'}) do
   for _, host in ipairs(redis.call('SMEMBERS', 'vmpooler__' .. set .. '__' .. pool)) do
@@ -13,7 +17,9 @@ end
 local cloning = {}
 local flat = redis.call('HGETALL', 'vmpooler__cloning')
 for i = 1, #flat, 2 do
-  cloning[#cloning + 1] = flat[i]
+  if tonumber(flat[i + 1]) >= epoch then
+    cloning[#cloning + 1] = flat[i]
+  end
 end
 local empty = redis.call('EXISTS', 'vmpooler__empty__' .. pool) == 1
 return cjson.encode({vms = vms, cloning = cloning, empty = empty})
