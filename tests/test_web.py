@@ -75,6 +75,7 @@ class SiteCase(TestCase):
         self.addCleanup(self.port.stopListening)
 
     async def connect(self) -> Client:
+        before = len(self.site.channels)
         client = await connectProtocol(
             TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port), Client())
 
@@ -83,7 +84,7 @@ class SiteCase(TestCase):
                 client.transport.abortConnection()
                 await client.lost
         self.addCleanup(lambda: Deferred.fromCoroutine(close()))
-        await self.until(lambda: len(self.site.channels) == 1)
+        await self.until(lambda: len(self.site.channels) == before + 1)
         return client
 
     async def until(self, condition: Callable[[], bool]) -> None:
@@ -214,3 +215,23 @@ class LargeBodyTests(SiteCase):
         self.assertTrue(client.received.endswith(b"%d" % MAX_BODY))
         self.assertEqual(self.resource.asked, 2)
         self.assertFalse(client.lost.called)
+
+
+class DrainTests(SiteCase):
+    async def test_drain_closes_idle_connections_and_busy_ones_once_answered(self) -> None:
+        idle, busy, half = await self.connect(), await self.connect(), await self.connect()
+        idle.get("/quick")
+        busy.get("/slow")
+        half.transport.write(b"GET /quick HTTP/1.1\r\n")
+        await self.until(lambda: idle.answers() == 1 and len(self.resource.slow) == 1)
+        self.site.drain()
+        await self.until(lambda: idle.lost.called and half.lost.called)
+        await self.settle()
+        self.assertFalse(busy.lost.called)
+        self.resource.slow[0].write(b"late")
+        self.resource.slow[0].finish()
+        await self.until(lambda: busy.lost.called)
+        head, _, body = busy.received.partition(b"\r\n\r\n")
+        self.assertIn(b"\r\nConnection: close", head)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"))
+        self.assertEqual(self.resource.asked, 2)

@@ -3,8 +3,10 @@ Serving the API: a site that closes idle connections, on a listening port
 that drains on stop.
 
 Note [Clean stop]: on SIGTERM twistd stops the services.  The web service
-first stops listening, then waits (at most ``grace`` seconds) for the
-requests already in progress to finish, so that no answer is cut halfway.
+first stops listening and closes its idle keep-alive connections (a busy
+one closes once answered), so that no new request comes in; then it waits
+(at most ``grace`` seconds) for the requests already in progress to
+finish, so that no answer is cut halfway.
 Every Redis change a request makes is one Lua script, so nothing is left
 half-recorded whatever moment the process stops at.
 """
@@ -204,6 +206,21 @@ class ApiSite(QuietSite):
             self._sweeper.stop()
         super().stopFactory()
 
+    def drain(self) -> None:
+        """
+        Take no request beyond those in progress (Note [Clean stop]): idle
+        connections close now, busy ones once their answer is written.
+        """
+        for channel in list(self.channels):
+            if channel.busy:
+                channel.persistent = False
+                for request in channel.requests:
+                    if not request.startedWriting:
+                        request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            else:
+                self.channels.discard(channel)
+                channel.loseConnection()
+
     def sweep(self) -> None:
         for channel in list(self.closing):
             transport: Any = channel.transport
@@ -238,6 +255,7 @@ class WebService(Service):
     async def _stop(self) -> None:
         if self._port is not None:
             await maybeDeferred(self._port.stopListening)
+        self._site.drain()
         if self._tracked.count:
             log.info("waiting for {n} requests to finish", n=self._tracked.count)
             idle = self._tracked.idle()
