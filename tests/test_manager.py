@@ -204,6 +204,22 @@ class HealingTests(ManagerCase):
             return victim not in self.names_in(DEBIAN) and await self.full()
         await self.until("the powered-off VM replaced", replaced)
 
+    async def test_a_checked_out_vm_also_discovered_is_kept(self) -> None:
+        # vmpooler's inventory check could leave a VM in two sets.
+        self.start()
+        await self.until("full pools", self.full)
+        host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
+        await self.redis.sadd(f"vmpooler__discovered__{DEBIAN}", [host])
+        self.manager.wake(DEBIAN)
+
+        async def undiscovered() -> bool:
+            return not await self.redis.sismember(f"vmpooler__discovered__{DEBIAN}", host)
+        await self.until("the VM out of discovered", undiscovered)
+        await self.until("the pool refilled", self.full)
+        self.assertIn(host, self.names_in(DEBIAN))
+        self.assertIn(host, await self.members("running", DEBIAN))
+        await self.assert_one_set_each()
+
     async def test_unknown_vm_in_folder_is_destroyed(self) -> None:
         self.start()
         await self.until("full pools", self.full)

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from vmpoolerd.config import PoolConfig, ServiceConfig
 from vmpoolerd.plan import (
     Action, Check, Clone, Complete, Destroy, Discover, Forget, MarkEmpty,
-    Observation, Ready, TrackedVm, is_quiet, plan, states_after, to_probe,
+    Observation, Ready, TrackedVm, Undiscover, is_quiet, plan, states_after, to_probe,
 )
 from vmpoolerd.vsphere import VmState
 
@@ -353,6 +353,30 @@ class DoomedTests(SynchronousTestCase):
         for state in ("completed", "discovered"):
             self.assertEqual(transitions(observe(tracked("v1", state), inventory=[])),
                              [Forget("v1", state)])
+
+
+class DuplicateTests(SynchronousTestCase):
+    """A VM in discovered and another set, as vmpooler could leave it."""
+
+    def test_a_discovered_vm_also_running_leaves_discovered_only(self) -> None:
+        obs = observe(running("x1"), tracked("x1", "discovered"), inventory=[seen("x1")])
+        self.assertEqual(transitions(obs), [Undiscover("x1")])
+
+    def test_also_pending_or_ready(self) -> None:
+        obs = observe(pending("p1"), tracked("p1", "discovered"),
+                      ready("r1"), tracked("r1", "discovered"), inventory=[seen("r1")])
+        self.assertEqual([a for a in transitions(obs) if isinstance(a, Undiscover)],
+                         [Undiscover("p1"), Undiscover("r1")])
+
+    def test_counted_in_its_live_set(self) -> None:
+        obs = observe(tracked("r1", "discovered"), ready("r1"), ready("r2"), slots=5)
+        self.assertEqual(tail(obs), [Clone(1)])
+        self.assertEqual(states_after(obs.tracked, plan(obs))["ready"], 2)
+
+    def test_also_completed_is_destroyed_as_usual(self) -> None:
+        obs = observe(tracked("c1", "completed"), tracked("c1", "discovered"))
+        self.assertEqual(transitions(obs), [Destroy("c1", "completed"),
+                                            Destroy("c1", "discovered")])
 
 
 class UnknownStateTests(SynchronousTestCase):

@@ -246,6 +246,10 @@ class Maintainer:
             await store.move(name, pool, "", "discovered", fields={"template": pool})
             log.info("[?] [{pool}] '{vm}' found in the folder, unknown to Redis: discovered",
                      pool=pool, vm=name)
+        elif isinstance(action, planning.Undiscover):
+            if await store.move(name, pool, "discovered", ""):
+                log.info("[?] [{pool}] '{vm}' was in 'discovered' and another set: "
+                         "left 'discovered'", pool=pool, vm=name)
         elif isinstance(action, planning.Forget):
             if await store.move(name, pool, action.state, "", fields={"destroy": stamp},
                                 expire=expire):

@@ -30,7 +30,11 @@ function for its state, against the inventory of the pool folder:
 - running: gone from vSphere -> :class:`Forget`; past its lifetime since
   checkout -> completed ("lifetime").
 - completed, discovered: still in vSphere -> :class:`Destroy`, else
-  :class:`Forget` (someone else destroyed it; it is only recorded).
+  :class:`Forget` (someone else destroyed it; it is only recorded).  But
+  a discovered VM that is also pending, ready or running (vmpooler's
+  inventory check could leave such a pair in a Redis it hands over) ->
+  :class:`Undiscover`: it leaves discovered only, and is judged by its
+  other set; counts take it there.
 - A VM in the folder that no set names, is not a template and has no
   clone task in flight -> :class:`Discover`; it is destroyed on a later
   cycle, as any discovered VM.
@@ -177,6 +181,13 @@ class Destroy:
 
 
 @dataclass(frozen=True)
+class Undiscover:
+    """A discovered VM also in a live set: it leaves discovered, nothing else."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Forget:
     """A tracked VM gone from vSphere: drop it from its set, record it destroyed."""
 
@@ -198,7 +209,8 @@ class MarkEmpty:
     empty: bool
 
 
-Action = Ready | Check | Complete | Discover | Destroy | Forget | Clone | MarkEmpty
+Action = (Ready | Check | Complete | Discover | Undiscover | Destroy | Forget | Clone
+          | MarkEmpty)
 
 
 # --- the pool's settings, in seconds ----------------------------------------
@@ -352,7 +364,12 @@ def states_after(tracked: Sequence[TrackedVm], actions: Sequence[Action]) -> Cou
     How many VMs each set holds once ``actions`` are carried out: a VM
     being destroyed stays in its set until it is gone; clones are pending.
     """
-    state = {vm.name: vm.state for vm in tracked}
+    state: dict[str, str] = {}
+    for vm in tracked:  # a VM in a live set too is counted there
+        if vm.state == DISCOVERED:
+            state.setdefault(vm.name, DISCOVERED)
+        else:
+            state[vm.name] = vm.state
     for action in actions:
         if isinstance(action, Ready):
             state[action.name] = READY
@@ -385,10 +402,12 @@ def plan(obs: Observation) -> list[Action]:
     if obs.inventory is None:
         return []
     actions: list[Action] = []
+    live = {vm.name for vm in obs.tracked if vm.state in (PENDING, READY, RUNNING)}
     for state in STATES:
         for vm in sorted((v for v in obs.tracked if v.state == state),
                          key=lambda v: v.name):
-            action = _BY_STATE[state](obs, vm)
+            action = (Undiscover(vm.name) if state == DISCOVERED and vm.name in live
+                      else _BY_STATE[state](obs, vm))
             if action is not None:
                 actions.append(action)
     actions.extend(_discoveries(obs, obs.inventory))
@@ -412,6 +431,6 @@ def is_quiet(actions: Sequence[Action]) -> bool:
 
 __all__: Sequence[str] = (
     "Action", "Check", "Clone", "Complete", "Destroy", "Discover", "Forget",
-    "MarkEmpty", "Observation", "Ready", "TrackedVm", "is_quiet", "plan",
+    "MarkEmpty", "Observation", "Ready", "TrackedVm", "Undiscover", "is_quiet", "plan",
     "to_probe",
 )
