@@ -8,6 +8,9 @@ import time
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.defer import CancelledError
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
@@ -15,8 +18,9 @@ import txredisapi
 
 from vmpoolerd.api import VmpoolerApi
 from vmpoolerd.config import RedisConfig
-from vmpoolerd.store import RedisStore, connect
+from vmpoolerd.store import RedisStore, Request, connect
 from vmpoolerd.timefmt import format_time, local_date, parse_time
+from vmpoolerd.web import ApiSite
 
 from .fixtures import fill_ready, make_config, sets_of
 from .http import Client
@@ -559,3 +563,45 @@ class UnansweredCheckoutTests(TestCase):
         for host in set(hosts) - {first}:
             self.assertNotIn("checkout", await redis.hgetall(f"vmpooler__vm__{host}"))
         self.assertEqual((await client.post("/api/v1/vm", {D32: 3})).code, 200)
+
+
+class ClientGoneTests(TestCase):
+    """Note [Clients that went away] in vmpoolerd/store.py."""
+
+    async def setUp(self) -> None:
+        self.server, self.redis = await private_redis(self, 3)
+        self.store = RedisStore(self.redis, reactor, 3)
+        self.addCleanup(self.store.stop)
+        self.hosts = set(await fill_ready(self.redis, D32, 3))
+
+    async def all_back(self) -> bool:
+        """The checkout ran (its batch key is there), and gave all back."""
+        for _ in range(100):
+            if (await self.redis.keys("vmpooler__checkout_batch__*")
+                    and await self.redis.smembers(f"vmpooler__ready__{D32}") == self.hosts
+                    and not await self.redis.smembers(f"vmpooler__running__{D32}")
+                    and not await self.redis.hgetall(f"vmpooler__active__{D32}")):
+                return True
+            await deferLater(reactor, 0.05)
+        return False
+
+    async def test_a_cancelled_checkout_gives_its_vms_back(self) -> None:
+        answer = self.store.checkout(Request(((D32, 2, (D32,)),), format_time(T0), {}))
+        answer.cancel()  # before its batch has even gone out
+        self.assertFailure(answer, CancelledError)
+        self.assertTrue(await self.all_back())
+        for host in self.hosts:
+            self.assertNotIn("checkout", await self.redis.hgetall(f"vmpooler__vm__{host}"))
+
+    async def test_a_client_that_hangs_up_while_redis_is_slow(self) -> None:
+        site = ApiSite(VmpoolerApi(make_config(), self.store, Clock()).resource(), reactor)
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.server.cli("CLIENT", "PAUSE", "800", "ALL")
+        client = await connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), Protocol())
+        client.transport.write(f"POST /api/v1/vm/{D32} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await deferLater(reactor, 0.2)
+        client.transport.abortConnection()  # gone before Redis answers
+        await deferLater(reactor, 1.0)  # Redis runs the checkout after all
+        self.assertTrue(await self.all_back())

@@ -43,8 +43,8 @@ SCRIPTS = (
 
 
 log = Logger()
-HISTORY_CHUNK = 31
-UNDO_WINDOW = 30  # seconds a checkout batch can be given back  # days per summary script call
+HISTORY_CHUNK = 31  # days per summary script call
+UNDO_WINDOW = 30  # seconds a checkout batch can be given back
 UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
                                  "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
 
@@ -241,8 +241,28 @@ class RedisStore(Scripts):
         """
         The hostnames handed out, by name asked for; or ``None`` when the
         ready pools cannot meet the whole request (then nothing moved).
+
+        Note [Clients that went away]: when the caller cancels (Klein does
+        when the client's connection is lost), its request is already in a
+        batch, or about to be: the VMs the script hands out for it go back
+        to ready as soon as the answer comes, as for an unanswered batch.
         """
-        return self._checkouts.submit(request)
+        result = self._checkouts.submit(request)
+        answer: Deferred[dict[str, list[str]] | None] = Deferred()
+
+        def deliver(vms: dict[str, list[str]] | None) -> None:
+            if not answer.called:
+                answer.callback(vms)
+            elif vms:
+                hosts = [host for names in vms.values() for host in names]
+                self._undo([], [UNDO_WINDOW, json.dumps(hosts)],
+                           self._reactor.seconds() + UNDO_WINDOW, 0.0)
+
+        def fail(failure: Any) -> None:
+            if not answer.called:  # else the batch's own undo, if any, is at work
+                answer.errback(failure)
+        result.addCallbacks(deliver, fail)
+        return answer
 
     async def _checkout_batch(self, batch: list[Request]) -> list[dict[str, list[str]] | None]:
         payload = json.dumps({"requests": [
@@ -252,31 +272,33 @@ class RedisStore(Scripts):
             answer = json.loads(await self._script("checkout", keys=[key],
                                                    args=[payload, UNDO_WINDOW]))
         except StoreUnavailable:
-            self._undo(key, self._reactor.seconds() + UNDO_WINDOW, 0.0)
+            self._undo([key], [UNDO_WINDOW], self._reactor.seconds() + UNDO_WINDOW, 0.0)
             raise
         if answer == "cancelled":  # an undo got there first: nothing was handed out
             raise StoreUnavailable("Redis did not answer in time")
         return [result or None for result in answer]
 
-    def _undo(self, key: str, deadline: float, delay: float) -> None:
+    def _undo(self, keys: list[str], args: list[Any], deadline: float, delay: float) -> None:
         """
-        Give back what an unanswered batch may have handed out (Note
-        [Unanswered batches] in checkout.lua), retrying while Redis does
-        not answer, within the batch key's life.
+        Give back what a checkout handed out with nobody to answer
+        (checkout_undo.lua: a batch by its key, or one request's hosts),
+        retrying while Redis does not answer, within the batch key's life.
         """
+        what = keys[0] if keys else args[1]
+
         async def undo() -> None:
             self._undos.discard(call)
             try:
-                given = await self._script("checkout_undo", keys=[key], args=[UNDO_WINDOW])
+                given = await self._script("checkout_undo", keys=keys, args=args)
             except StoreUnavailable:
                 if self._reactor.seconds() < deadline:
-                    self._undo(key, deadline, min(max(2 * delay, 0.25), 5.0))
+                    self._undo(keys, args, deadline, min(max(2 * delay, 0.25), 5.0))
                 else:
-                    log.warn("a checkout answered 503 may hold VMs in running: {key}", key=key)
+                    log.warn("a checkout nobody got may hold VMs in running: {what}", what=what)
                 return
             if given:
-                log.warn("gave back {n} VMs of a checkout answered 503 (Redis was late)",
-                         n=given)
+                log.warn("gave back {n} VMs of a checkout nobody got (answered 503, or "
+                         "its client went away)", n=given)
         def start() -> None:
             running = ensureDeferred(undo())
             self._undoing.add(running)

@@ -1,15 +1,30 @@
--- Give back what a checkout batch handed out, when its daemon got no answer
--- in time (see Note [Unanswered batches] in checkout.lua).
--- KEYS[1]: the batch's key, ARGV[1]: how long the "cancelled" mark stays.
+-- Give back what a checkout handed out with nobody to answer.
+--
+-- A batch whose daemon got no answer in time (see Note [Unanswered
+-- batches] in checkout.lua): KEYS[1] is the batch's key, ARGV[1] how long
+-- the "cancelled" mark stays.  Or, with no key, one request whose client
+-- went away before its answer (Note [Clients that went away] in store.py):
+-- ARGV[2] is the JSON list of its hosts, their pools read from their hashes.
 -- A VM goes back to ready only if it is still running (nobody has handed
 -- it back meanwhile).  Returns the number of VMs given back.
-local handed = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], 'cancelled', 'EX', ARGV[1])
-if not handed or handed == 'cancelled' then
-  return 0
+local handed = {}
+if #KEYS == 1 then
+  local batch = redis.call('GET', KEYS[1])
+  redis.call('SET', KEYS[1], 'cancelled', 'EX', ARGV[1])
+  if not batch or batch == 'cancelled' then
+    return 0
+  end
+  handed = cjson.decode(batch)
+else
+  for _, host in ipairs(cjson.decode(ARGV[2])) do
+    local pool = redis.call('HGET', 'vmpooler__vm__' .. host, 'template')
+    if pool then
+      handed[#handed + 1] = {pool, host}
+    end
+  end
 end
 local n = 0
-for _, vm in ipairs(cjson.decode(handed)) do
+for _, vm in ipairs(handed) do
   local pool, host = vm[1], vm[2]
   if redis.call('SMOVE', 'vmpooler__running__' .. pool, 'vmpooler__ready__' .. pool, host) == 1 then
     redis.call('HDEL', 'vmpooler__active__' .. pool, host)
