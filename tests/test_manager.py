@@ -11,6 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.api import VmpoolerApi
@@ -483,6 +484,24 @@ class RaceTests(TestCase):
         # The request not begun is still queued for the next start.
         self.assertEqual(await self.redis.scard("vmpooler__tasks__disk"), 1)
         self.flushLoggedErrors()
+
+    async def test_task_requests_are_taken_with_their_pool(self) -> None:
+        host = "t-known000000000"
+        await self.redis.hset(f"vmpooler__vm__{host}", "template", DEBIAN)
+        await self.redis.sadd("vmpooler__tasks__disk", [f"{host}:8", "t-unknown0000000:8"])
+        provider = ScriptedProvider()
+        worker = Manager(self.config, PoolStore(self.redis, reactor), provider, reactor).tasks
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        run = ensureDeferred(worker.run_once())
+        await deferLater(reactor, 0.1)
+        self.assertEqual(provider.answer("add_disk", None), (FOLDERS[DEBIAN], host, 8))
+        self.assertEqual(await run, 1)
+        self.assertEqual(await self.redis.hget(f"vmpooler__vm__{host}", "disk"), "+8gb")
+        self.assertEqual(await self.redis.scard("vmpooler__tasks__disk"), 0)
+        self.assertTrue(any("request for unknown VM 't-unknown0000000' dropped"
+                            in formatEvent(e) for e in events))
 
     async def test_a_wake_during_a_cycle_runs_another(self) -> None:
         config = manager_config(1, 0, ready_check_port=0, check_loop_delay_min=30,

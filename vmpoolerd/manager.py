@@ -29,10 +29,13 @@ from typing import Any, Awaitable, Callable, Coroutine, Protocol
 
 import txredisapi
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
+from twisted.internet.defer import (
+    CancelledError, Deferred, DeferredSemaphore, ensureDeferred, gatherResults,
+)
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from . import plan as planning
 from .config import Config, PoolConfig, RedisConfig
@@ -273,9 +276,12 @@ class Maintainer:
         d = ensureDeferred(work)
         self._work.add(d)
 
-        def done(_: object) -> None:
+        def done(result: object) -> None:
             self._busy.discard(name)
             self._work.discard(d)
+            if isinstance(result, Failure) and not result.check(CancelledError):
+                log.failure("[!] [{pool}] '{vm}' work failed", result,
+                            pool=self.pool.name, vm=name)
             self.wake()
         d.addBoth(done)
 
@@ -346,31 +352,35 @@ class TaskWorker:
         """Take the queued requests and do them, until none is left or we stop."""
         done = 0
         for kind in self.KINDS:
-            while not self.stopping and (member := await self._store.pop_task(kind)):
-                host, _, argument = member.partition(":")
-                if await self._slots.run(lambda: ensureDeferred(self._do(kind, host, argument))):
+            while not self.stopping and (taken := await self._store.pop_task(kind)):
+                (host, _, argument), pool_name = taken[0].partition(":"), taken[1]
+                if await self._slots.run(
+                        lambda: ensureDeferred(self._do(kind, host, argument, pool_name))):
                     done += 1
         return done
 
-    async def _do(self, kind: str, host: str, argument: str) -> bool:
-        pool_name = await self._store.pool_of(host)
+    async def _do(self, kind: str, host: str, argument: str, pool_name: str) -> bool:
         if pool_name not in self._config.pool_names:
             log.warn("[!] {kind} request for unknown VM '{vm}' dropped", kind=kind, vm=host)
             return False
         folder = self._config.pool(pool_name).folder
+        where = "vSphere"
         try:
             if kind == "disk":
                 await self._provider.call("add_disk", folder, host, int(argument))
+                where = "Redis, vSphere having done it"
                 await self._store.record_disk(host, f"+{int(argument)}gb")
             elif kind == "snapshot":
                 await self._provider.call("create_snapshot", folder, host, argument)
+                where = "Redis, vSphere having done it"
                 await self._store.record_snapshot(
                     host, argument, format_time(self._clock.seconds()))
             else:
                 await self._provider.call("revert_snapshot", folder, host, argument)
         except Exception as e:
-            log.warn("[!] [{pool}] '{vm}' {kind} {argument} failed: {error}", pool=pool_name,
-                     vm=host, kind=kind, argument=argument, error=str(e) or type(e).__name__)
+            log.warn("[!] [{pool}] '{vm}' {kind} {argument} failed in {where}: {error}",
+                     pool=pool_name, vm=host, kind=kind, argument=argument, where=where,
+                     error=str(e) or type(e).__name__)
             return False
         log.info("[+] [{pool}] '{vm}' {kind} {argument} done", pool=pool_name, vm=host,
                  kind=kind, argument=argument)

@@ -72,14 +72,11 @@ class PoolStore(Scripts):
         key = f"vmpooler__empty__{pool}"
         await self._call(self._redis.set(key, "true") if empty else self._redis.delete(key))
 
-    async def pop_task(self, kind: str) -> str | None:
-        """One queued ``host:argument`` of ``vmpooler__tasks__<kind>``, or None."""
-        member: str | None = await self._call(self._redis.spop(f"vmpooler__tasks__{kind}"))
-        return member
-
-    async def pool_of(self, host: str) -> str | None:
-        pool: str | None = await self._call(self._redis.hget(f"vmpooler__vm__{host}", "template"))
-        return pool
+    async def pop_task(self, kind: str) -> tuple[str, str] | None:
+        """One queued ``host:argument`` of ``vmpooler__tasks__<kind>`` and
+        its VM's pool ("" if unknown), or None (see task_pop.lua)."""
+        taken = await self._script("task_pop", keys=[f"vmpooler__tasks__{kind}"])
+        return (taken[0], taken[1]) if taken else None
 
     async def record_disk(self, host: str, disk: str) -> None:
         """``disk`` (``+8gb``) joins the VM's ``disk`` field."""

@@ -37,7 +37,7 @@ SCRIPTS = (
     "checkout", "checkout_undo", "clone_end", "clone_reserve", "clones", "dashboard_read", "dashboard_sample",
     "move", "pool_state",
     "queue_task", "status", "summary", "token_delete", "token_scan",
-    "token_touch", "token_vms", "vm_info", "vm_record", "vm_return",
+    "task_pop", "token_touch", "token_vms", "vm_info", "vm_record", "vm_return",
     "vm_update",
 )
 
