@@ -180,6 +180,35 @@ class TokenVmTests(AuthCase):
         self.assertEqual((await self.client.delete(f"/vm/{host}", headers=jdoe)).code, 200)
 
 
+    async def test_a_vm_checked_out_between_check_and_change_is_not_changed(self) -> None:
+        # Note [Owner checks]: the API checks a ready VM (no owner), then Ann
+        # checks it out, then the change's script runs.
+        host = sorted(self.ready[D32])[0]
+        vm_key = f"vmpooler__vm__{host}"
+        look = self.store.vm
+
+        async def look_then_ann_checks_out(hostname: str) -> Any:
+            record = await look(hostname)
+            await self.redis.smove(f"vmpooler__ready__{D32}", f"vmpooler__running__{D32}", host)
+            await self.redis.hset(vm_key, "token:user", ANN[0])
+            return record
+        jdoe = {"X-AUTH-TOKEN": await self.token()}
+        self.store.vm = look_then_ann_checks_out  # type: ignore[method-assign]
+        for request in (self.client.delete(f"/vm/{host}"),
+                        self.client.put(f"/vm/{host}", {"tags": {"a": "b"}}),
+                        self.client.put(f"/vm/{host}", {"lifetime": 1}, headers=jdoe),
+                        self.client.post(f"/vm/{host}/disk/4", headers=jdoe),
+                        self.client.post(f"/vm/{host}/snapshot", headers=jdoe)):
+            await self.redis.hdel(vm_key, "token:user")
+            await self.redis.smove(f"vmpooler__running__{D32}", f"vmpooler__ready__{D32}", host)
+            self.assert_error(await request, 401)
+        self.assertTrue(await self.redis.sismember(f"vmpooler__running__{D32}", host))
+        fields = await self.redis.hgetall(vm_key)
+        self.assertFalse({"tag:a", "lifetime"} & set(fields))
+        self.assertEqual(await self.redis.scard("vmpooler__tasks__disk"), 0)
+        self.assertEqual(await self.redis.scard("vmpooler__tasks__snapshot"), 0)
+
+
 class DirectoryDownTests(AuthCase):
     async def setUp(self) -> None:
         await super().setUp()

@@ -27,7 +27,7 @@ from .config import Config
 from .errors import ApiError, json_answer, json_bytes, json_errors
 from .metrics import Metrics
 from .names import new_token
-from .store import RedisStore, Request, StoreUnavailable, VmRecord
+from .store import ANY_OWNER, OWNER_CHANGED, RedisStore, Request, StoreUnavailable, VmRecord
 from .timefmt import format_time, local_date, parse_time
 from .web import BODY_TOO_LARGE, MAX_BODY, InFlight
 
@@ -35,6 +35,7 @@ MAX_DISK_GB = 63488  # vSphere's largest virtual disk, 62 TB
 # The sets a VM is reported in by name; any other (completed, discovered,
 # none: gone) is "destroyed".
 LIVE_STATES = frozenset({"running", "ready", "pending"})
+OTHER_OWNER = "the VM was checked out with another user's token"
 CHECKOUT_OUTCOMES = {400: "bad_request", 401: "unauthorized", 404: "unknown_pool",
                      413: "bad_request", 503: "not_enough_vms"}
 
@@ -129,15 +130,31 @@ class VmpoolerApi:
             raise ApiError(401, "an X-AUTH-TOKEN is required")
         return caller
 
-    async def _owned_vm(self, hostname: str, caller: tuple[str, str] | None) -> VmRecord:
-        """The VM (404 if unknown), if the caller may change it (401)."""
+    async def _owner(self, hostname: str, caller: tuple[str, str] | None) -> str:
+        """
+        The VM's owner ("" for none; ANY_OWNER without auth), if the caller
+        may change the VM (401); 404 if there is no such VM.
+
+        Note [Owner checks]: the owner is checked here, and again by the
+        script that makes the change (it gets the owner seen here), so that
+        a VM checked out by someone else in between is not changed: its
+        change answers 401 as if the check had seen that owner.
+        """
         vm = await self._store.vm(hostname)
         if vm is None:
             raise ApiError(404, "no such VM")
-        owner = vm.fields.get("token:user")
-        if self._auth is not None and owner and (caller is None or caller[1] != owner):
-            raise ApiError(401, "the VM was checked out with another user's token")
-        return vm
+        if self._auth is None:
+            return ANY_OWNER
+        owner = vm.fields.get("token:user", "")
+        if owner and (caller is None or caller[1] != owner):
+            raise ApiError(401, OTHER_OWNER)
+        return owner
+
+    @staticmethod
+    def _unless_owner_changed(result: int) -> int:
+        if result == OWNER_CHANGED:
+            raise ApiError(401, OTHER_OWNER)
+        return result
 
     async def _basic_user(self, request: IRequest) -> str:
         """The user of valid HTTP Basic credentials; 401 otherwise."""
@@ -290,9 +307,9 @@ class VmpoolerApi:
         lifetime, tags = validate.vm_changes(self._config, self._body(request))
         caller = await (self._required_caller(request) if lifetime is not None
                         else self._caller(request))
-        await self._owned_vm(hostname, caller)
-        changed = await self._store.update_vm(
-            hostname, self._today(), None if lifetime is None else str(lifetime), tags)
+        owner = await self._owner(hostname, caller)
+        changed = self._unless_owner_changed(await self._store.update_vm(
+            hostname, self._today(), None if lifetime is None else str(lifetime), tags, owner))
         if not changed:
             raise ApiError(404, "no such VM")
         return json_answer(request, 200, {"ok": True})
@@ -300,8 +317,8 @@ class VmpoolerApi:
     @app.route("/vm/<string:host>", methods=["DELETE"])
     async def return_vm(self, request: IRequest, host: str) -> bytes:
         hostname = self._hostname(host)
-        await self._owned_vm(hostname, await self._caller(request))
-        if not await self._store.return_vm(hostname):
+        owner = await self._owner(hostname, await self._caller(request))
+        if not self._unless_owner_changed(await self._store.return_vm(hostname, owner)):
             raise ApiError(404, "the VM is not running")
         return json_answer(request, 200, {"ok": True})
 
@@ -311,17 +328,20 @@ class VmpoolerApi:
         gb = validate.positive_integer(size, "the disk size")
         if gb > MAX_DISK_GB:
             raise ApiError(400, f"the disk size must be at most {MAX_DISK_GB} GB")
-        await self._owned_vm(hostname, await self._required_caller(request))
-        if await self._store.queue_task(hostname, "disk", f"{hostname}:{gb}") != 1:
+        owner = await self._owner(hostname, await self._required_caller(request))
+        queued = await self._store.queue_task(hostname, "disk", f"{hostname}:{gb}", owner=owner)
+        if self._unless_owner_changed(queued) != 1:
             raise ApiError(404, "no such VM")
         return json_answer(request, 202, {"ok": True, hostname: {"disk": f"+{gb}gb"}})
 
     @app.route("/vm/<string:host>/snapshot", methods=["POST"])
     async def snapshot(self, request: IRequest, host: str) -> bytes:
         hostname = self._hostname(host)
-        await self._owned_vm(hostname, await self._required_caller(request))
+        owner = await self._owner(hostname, await self._required_caller(request))
         name = new_token()
-        if await self._store.queue_task(hostname, "snapshot", f"{hostname}:{name}") != 1:
+        queued = await self._store.queue_task(hostname, "snapshot", f"{hostname}:{name}",
+                                              owner=owner)
+        if self._unless_owner_changed(queued) != 1:
             raise ApiError(404, "no such VM")
         return json_answer(request, 202, {"ok": True, hostname: {"snapshot": name}})
 
@@ -329,9 +349,10 @@ class VmpoolerApi:
     async def revert(self, request: IRequest, host: str, name: str) -> bytes:
         hostname = self._hostname(host)
         snapshot = validate.snapshot_name(name)
-        await self._owned_vm(hostname, await self._required_caller(request))
-        queued = await self._store.queue_task(
-            hostname, "snapshot-revert", f"{hostname}:{snapshot}", f"snapshot:{snapshot}")
+        owner = await self._owner(hostname, await self._required_caller(request))
+        queued = self._unless_owner_changed(await self._store.queue_task(
+            hostname, "snapshot-revert", f"{hostname}:{snapshot}", f"snapshot:{snapshot}",
+            owner))
         if queued != 1:
             raise ApiError(404, "no such snapshot" if queued == -1 else "no such VM")
         return json_answer(request, 202, {"ok": True})

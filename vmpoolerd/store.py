@@ -45,6 +45,8 @@ SCRIPTS = (
 log = Logger()
 HISTORY_CHUNK = 31  # days per summary script call
 UNDO_WINDOW = 30  # seconds a checkout batch can be given back
+ANY_OWNER = "*"  # a VM change that checks no owner
+OWNER_CHANGED = -2  # the VM's owner is no longer the one checked
 UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
                                  "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
 
@@ -316,25 +318,31 @@ class RedisStore(Scripts):
         set_name, flat = answer
         return VmRecord(hostname, set_name, dict(zip(flat[::2], flat[1::2])))
 
+    # ``owner``: the VM's owner as the caller checked it ("" none, "*" any);
+    # if it is no longer that, nothing changes and OWNER_CHANGED is returned.
+
     async def update_vm(self, hostname: str, tag_day: str, lifetime: str | None,
-                        tags: Mapping[str, str]) -> bool:
+                        tags: Mapping[str, str], owner: str = ANY_OWNER) -> int:
+        """1 changed, 0 no such VM, or OWNER_CHANGED."""
         change: dict[str, Any] = {}
         if lifetime is not None:
             change["lifetime"] = lifetime
         if tags:
             change["tags"] = dict(tags)
-        return bool(await self._script(
-            "vm_update", args=[hostname, f"vmpooler__tag__{tag_day}", json.dumps(change)]))
+        return int(await self._script(
+            "vm_update",
+            args=[hostname, f"vmpooler__tag__{tag_day}", json.dumps(change), owner]))
 
-    async def return_vm(self, hostname: str) -> bool:
-        return bool(await self._script("vm_return", args=[hostname]))
+    async def return_vm(self, hostname: str, owner: str = ANY_OWNER) -> int:
+        """1 handed back, 0 not running, or OWNER_CHANGED."""
+        return int(await self._script("vm_return", args=[hostname, owner]))
 
     async def queue_task(self, hostname: str, task: str, member: str,
-                         needs_field: str = "") -> int:
-        """1 queued, 0 no such VM, -1 the VM lacks ``needs_field``."""
+                         needs_field: str = "", owner: str = ANY_OWNER) -> int:
+        """1 queued, 0 no such VM, -1 the VM lacks ``needs_field``, or OWNER_CHANGED."""
         return int(await self._script(
             "queue_task", keys=[f"vmpooler__vm__{hostname}", f"vmpooler__tasks__{task}"],
-            args=[member, needs_field]))
+            args=[member, needs_field, owner]))
 
     # --- status and history ----------------------------------------------------
 

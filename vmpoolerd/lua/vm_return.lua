@@ -1,9 +1,14 @@
 -- Hand a running VM back: running -> completed (queued for destruction).
--- ARGV[1]: hostname.  Returns 1, or 0 when the VM is not running.
+-- ARGV[1]: hostname, ARGV[2]: its owner as the API checked it ('*': any;
+-- see Note [Owner checks] in api.py).  Returns 1, 0 when the VM is not
+-- running, or -2 when its owner is no longer the one checked.
 local host = ARGV[1]
 local pool = redis.call('HGET', 'vmpooler__vm__' .. host, 'template')
 if not pool then
   return 0
+end
+if ARGV[2] ~= '*' and (redis.call('HGET', 'vmpooler__vm__' .. host, 'token:user') or '') ~= ARGV[2] then
+  return -2
 end
 if redis.call('SREM', 'vmpooler__running__' .. pool, host) == 0 then
   return 0

@@ -1,11 +1,16 @@
 -- Change a VM's lifetime and tags, and record the tags in the day's history.
 -- ARGV[1]: hostname, ARGV[2]: the day's tag history key,
--- ARGV[3]: JSON {"lifetime": "<hours>"?, "tags": {name: value}?}.
--- Returns 1, or 0 (nothing written) when the VM is unknown.
+-- ARGV[3]: JSON {"lifetime": "<hours>"?, "tags": {name: value}?}, ARGV[4]:
+-- the VM's owner as the API checked it ('*': any; see Note [Owner checks]
+-- in api.py).  Returns 1, or (nothing written) 0 when the VM is unknown,
+-- -2 when its owner is no longer the one checked.
 local host = ARGV[1]
 local vm = 'vmpooler__vm__' .. host
 if redis.call('EXISTS', vm) == 0 then
   return 0
+end
+if ARGV[4] ~= '*' and (redis.call('HGET', vm, 'token:user') or '') ~= ARGV[4] then
+  return -2
 end
 local change = cjson.decode(ARGV[3])
 if change.lifetime then
