@@ -16,6 +16,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 import txredisapi
 
+from vmpoolerd import report
 from vmpoolerd.api import VmpoolerApi
 from vmpoolerd.config import RedisConfig
 from vmpoolerd.store import RedisStore, Request, connect
@@ -419,11 +420,14 @@ class SummaryTests(ApiCase):
             self.assert_error(await self.client.get(f"/api/v1/summary?{query}"), 400)
 
     async def test_long_range(self) -> None:
-        start = local_date(T0 - 3000 * 86400).isoformat()
+        # Twenty years (MAX_DAYS days, today included) and not a day more.
+        start = local_date(T0 - (report.MAX_DAYS - 1) * 86400).isoformat()
         answer = await self.client.get(f"/api/v1/summary?from={start}")
         self.assertEqual(answer.code, 200)
-        self.assertEqual(len(answer.body["daily"]), 3001)
+        self.assertEqual(len(answer.body["daily"]), report.MAX_DAYS)
         self.assertEqual(answer.body["boot"]["count"]["total"], 2)
+        start = local_date(T0 - report.MAX_DAYS * 86400).isoformat()
+        self.assert_error(await self.client.get(f"/api/v1/summary?from={start}"), 400)
 
 
 class RedisDownTests(TestCase):
