@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from .store import DayHistory, Durations, PoolCounts
 
 # Twenty years, a day's history each: from vmpooler's first days (2013) on.
-# A range's days are looked up and summed on the reactor: 0.15 s at most
+# A range's days are looked up and summed on the reactor: ~0.2 s at most
 # here, where a century would hold every other request up for a second.
 MAX_DAYS = 7305
 
