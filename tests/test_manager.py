@@ -15,8 +15,8 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.api import VmpoolerApi
-from vmpoolerd.config import Config, parse_config
-from vmpoolerd.manager import Maintainer, Manager, next_delay
+from vmpoolerd.config import Config, RedisConfig, parse_config
+from vmpoolerd.manager import Maintainer, Manager, next_delay, subscribe_checkouts
 from vmpoolerd.metrics import GraphiteSink, Metrics
 from vmpoolerd.plan import Clone, MarkEmpty
 from vmpoolerd.pool_store import PoolStore
@@ -26,7 +26,7 @@ from vmpoolerd.timefmt import format_time, local_date
 
 from .fixtures import sets_of
 from .http import Client
-from .redis_server import fresh_redis, redis_server
+from .redis_server import RedisServer, fresh_redis, redis_server
 from .vcsim_server import VcsimServer, start_vcsim
 
 DEBIAN, CENTOS = "debian-7", "centos-7"
@@ -517,3 +517,23 @@ class RaceTests(TestCase):
         await deferLater(reactor, 0.8)  # WAKE_SPACING, not check_loop_delay_min
         self.assertEqual(len(provider.calls["inventory"]), 1)
         provider.answer("inventory", [])
+
+
+class WakeupTests(TestCase):
+    async def test_the_subscription_logs_in_again_until_redis_accepts(self) -> None:
+        server = RedisServer("--requirepass", "old-pw")
+        self.addCleanup(server.stop)
+        woken: list[str] = []
+        subscription = subscribe_checkouts(
+            RedisConfig(server="127.0.0.1", port=server.port, password="new-pw"), reactor,
+            woken.append)
+        self.addCleanup(subscription.disconnect)
+        await deferLater(reactor, 0.3)  # refused: wrong password
+        server.cli("-a", "old-pw", "--no-auth-warning", "CONFIG", "SET", "requirepass", "new-pw")
+        for _ in range(400):  # the back-off between attempts grows
+            server.cli("-a", "new-pw", "--no-auth-warning", "PUBLISH", "vmpooler__checkout",
+                       DEBIAN)
+            if woken:
+                break
+            await deferLater(reactor, 0.05)
+        self.assertEqual(woken[:1], [DEBIAN])

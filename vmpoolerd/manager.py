@@ -44,6 +44,7 @@ from .names import new_hostname
 from .plan import Observation
 from .pool_store import PoolStore
 from .probe import probe_address, tcp_probe
+from .store import LogsIn
 from .timefmt import format_time, local_date
 
 log = Logger()
@@ -387,13 +388,12 @@ class TaskWorker:
         return True
 
 
-class _Wakeups(txredisapi.SubscriberProtocol):
+class _Wakeups(LogsIn, txredisapi.SubscriberProtocol):
     """Listens on ``vmpooler__checkout`` and wakes the pool named."""
 
     def connectionMade(self) -> Any:
-        d = super().connectionMade()
-        d.addCallback(lambda _: self.subscribe(CHECKOUT_CHANNEL))
-        return d
+        self.whenConnected().addCallback(lambda _: self.subscribe(CHECKOUT_CHANNEL))
+        return super().connectionMade()
 
     def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
         self.factory.on_checkout(message)
@@ -404,7 +404,7 @@ def subscribe_checkouts(config: RedisConfig, reactor: Any,
     """A self-reconnecting subscription; call ``.disconnect()`` on the result to end it."""
     factory = txredisapi.SubscriberFactory()
     factory.protocol = _Wakeups
-    factory.password = config.password
+    factory.login = config  # see LogsIn
     factory.on_checkout = on_checkout
     factory.startConnecting(HostnameEndpoint(reactor, config.server, config.port))
     return factory

@@ -99,28 +99,20 @@ class DayHistory:
     tags: Mapping[str, Mapping[str, int]]
 
 
-class _Connection(txredisapi.RedisProtocol):
+class LogsIn(txredisapi.RedisProtocol):
     """
-    One connection of the pool.
+    A connection that logs in (AUTH, SELECT) as its factory's ``login``
+    (a RedisConfig) says.
 
-    Note [Reconnecting]: it logs in (AUTH, SELECT) itself.  txredisapi's
-    own login stops the whole pool from ever reconnecting when AUTH or
-    SELECT fails or times out, as they do while Redis is stalled (a long
-    script, a fork, a pause): the daemon would answer 503 until restarted.
-    Here a failed login drops that connection only, and txredisapi tries
-    again after its back-off (1 s, growing to 10 s).
-
-    Commands go out at once.  TCP_NODELAY: with two checkout batches in
-    flight, Nagle's algorithm would hold the second until the first's
-    answer is acknowledged.  And each command is sent as it is made, where
-    Twisted would buffer it until the reactor's next turn: that turn, and
-    the wait for it while Redis could already be running the script, cost
-    ~4 us of a checkout's ~180 and 7-11% of the checkout rate (``python -m
-    bench.ab``).
+    Note [Reconnecting]: txredisapi's own login stops its factory from ever
+    reconnecting when AUTH or SELECT fails or times out, as they do while
+    Redis is stalled (a long script, a fork, a pause) or loading its data:
+    the daemon would answer 503 until restarted.  Here a failed login drops
+    that connection only, and txredisapi tries again after its back-off
+    (1 s, growing to 10 s).
     """
 
     def connectionMade(self) -> Deferred[None]:
-        self.transport.setTcpNoDelay(True)
         return Deferred.fromCoroutine(self._log_in(self.factory.login))
 
     async def _log_in(self, login: RedisConfig) -> None:
@@ -134,9 +126,25 @@ class _Connection(txredisapi.RedisProtocol):
                      error=str(e) or type(e).__name__)
             self.transport.loseConnection()
             return
-        # Without a password or a database of its own, txredisapi's login
-        # only marks the connection ready.
+        # Without a password or a database of its factory's, txredisapi's
+        # login only marks the connection ready (whenConnected fires).
         await super().connectionMade()
+
+
+class _Connection(LogsIn):
+    """
+    One connection of the pool.  Commands go out at once.  TCP_NODELAY: with two checkout batches in
+    flight, Nagle's algorithm would hold the second until the first's
+    answer is acknowledged.  And each command is sent as it is made, where
+    Twisted would buffer it until the reactor's next turn: that turn, and
+    the wait for it while Redis could already be running the script, cost
+    ~4 us of a checkout's ~180 and 7-11% of the checkout rate (``python -m
+    bench.ab``).
+    """
+
+    def connectionMade(self) -> Deferred[None]:
+        self.transport.setTcpNoDelay(True)
+        return super().connectionMade()
 
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         answer = super().execute_command(*args, **kwargs)
