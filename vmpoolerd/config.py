@@ -394,6 +394,14 @@ def _pools(path: str, data: Any) -> tuple[PoolConfig, ...]:
         for a in p.alias:
             if a in names:
                 raise ConfigError(f"{path}[{i}].alias: {a!r} is already a pool's name")
+    # Each maintainer takes a VM of its folder that its pool does not know
+    # for a stranger, and destroys it: a shared folder would lose VMs.
+    folders: dict[str, str] = {}
+    for i, p in enumerate(pools):
+        if p.folder in folders:
+            raise ConfigError(f"{path}[{i}].folder: {p.folder!r} is already the folder "
+                              f"of pool {folders[p.folder]!r}")
+        folders[p.folder] = p.name
     return pools
 
 
