@@ -101,31 +101,37 @@ class ApiRequest(Request):
 
     def handleContentChunk(self, data: bytes) -> None:
         self.received += len(data)
-        if self.received > MAX_BODY:
-            self.channel.refuse_body()
-        else:
+        if self.received <= MAX_BODY:
             super().handleContentChunk(data)
+        else:
+            self.channel.refuse_body()
+            self.channel.drop(len(data))
 
 
 class ApiChannel(HTTPChannel):
     """
-    An HTTP/1.1 connection that notes when it was last active (opened, or
-    answered), for :class:`ApiSite`'s sweep.  It is busy from the moment
-    its request is read whole until the answer is written: a slow answer
-    is not idleness.
+    An HTTP/1.1 connection that notes when it was last active (opened, data
+    read, or answered), for :class:`ApiSite`'s sweep.  It is busy from the
+    moment its request is read whole until the answer is written: a slow
+    answer is not idleness.
 
     Note [Large bodies]: a body larger than MAX_BODY is answered 413 as
-    soon as that is known, from its Content-Length or as its chunks arrive,
-    and the connection closed (it reads no further): the body is never
-    stored whole, where Twisted would spool it to a temporary file, however
-    large.  The API checks the size again (api.py), for a site other than
-    this one.
+    soon as that is known, from its Content-Length or as its chunks arrive:
+    it is never stored, where Twisted would spool it whole to a temporary
+    file, however large.  The rest of the body is read and dropped (up to
+    ``linger`` bytes), and the connection closed at its end: closed with a
+    body still coming in, it would be reset, and a client still sending
+    would not read the answer.  The API checks the size again (api.py), for
+    a site other than this one.
     """
 
     site: ApiSite
+    linger = 64 * 1024 * 1024
     last_active = 0.0
     busy = False
     refused = False
+    _dropped = 0
+    _declared_left: int | None = None  # of a refused body of a declared length
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -137,14 +143,29 @@ class ApiChannel(HTTPChannel):
         self.site.closing.discard(self)
         super().connectionLost(reason)
 
+    def dataReceived(self, data: bytes) -> None:
+        self.last_active = self.site.reactor.seconds()
+        super().dataReceived(data)
+
     def allHeadersReceived(self) -> None:
         if self.length is not None and self.length > MAX_BODY:
+            self._declared_left = self.length
             self.refuse_body()
         else:
             super().allHeadersReceived()
 
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._declared_left is None:
+            super().rawDataReceived(data)  # a chunked body is decoded to its end
+            return
+        self._declared_left -= len(data)
+        self.drop(len(data))
+        if self._declared_left <= 0:
+            self._close()
+
     def allContentReceived(self) -> None:
-        if self.refused:  # the end of a refused body, in the same read
+        if self.refused:  # the end of a refused chunked body
+            self._close()
             return
         self.busy = True
         super().allContentReceived()
@@ -158,7 +179,16 @@ class ApiChannel(HTTPChannel):
         transport.write(
             b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
-        self.loseConnection()
+
+    def drop(self, size: int) -> None:
+        """``size`` bytes of a refused body read and dropped."""
+        self._dropped += size
+        if self._dropped > self.linger:
+            self._close()
+
+    def _close(self) -> None:
+        if not self.transport.disconnecting:  # type: ignore[union-attr]
+            self.loseConnection()
 
     def requestDone(self, request: Request) -> None:  # type: ignore[override]
         # Before Twisted's: it may start the next pipelined request at once.
@@ -170,14 +200,14 @@ class ApiChannel(HTTPChannel):
 class ApiSite(QuietSite):
     """
     Note [Idle connections]: a connection with no request in progress that
-    has not been answered (or opened) for ``idle_timeout`` seconds is
-    closed: the daemon does not hold file descriptors for clients that went
-    away, nor for clients that take that long to send one request.  One
+    has sent nothing, and been answered nothing, for ``idle_timeout``
+    seconds is closed: the daemon does not hold file descriptors for
+    clients that went away, or that stall in the middle of a request.  One
     that has still not gone a sweep later (a client that does not read) is
     aborted.  Twisted's own idle timeout is a timer per connection that it
     cancels and arms again for every request: at ``make bench``'s rate that
     cost 4-8 us of a checkout's ~180 (the bare handler keeps it).  Here a
-    connection only notes when it was answered, and a sweep every quarter
+    connection only notes when it was last active, and a sweep every quarter
     of ``idle_timeout`` looks at them all: an idle connection goes after 1
     to 1.25 times ``idle_timeout``.
     """
