@@ -458,7 +458,7 @@ class ManyPoolsTests(TestCase):
                                   f"{['x86_64', 'i386', 'aarch64'][i % 3]}",
                           "template": f"T/{i}", "folder": f"F/{i}", "datastore": "DS",
                           "size": rng.choice([2, 3, 5, 8, 10, 20])})
-        pools.append({**pools[-1], "name": "zz-last"})
+        pools.append({**pools[-1], "name": "zz-last", "folder": "F/last"})
         config = parse_config(yaml.safe_dump({
             ":vsphere": {"server": "127.0.0.1", "username": "u", "password": "p"},
             ":pools": pools}), {})
