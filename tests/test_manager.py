@@ -453,6 +453,25 @@ class RaceTests(TestCase):
         self.assertEqual(await second, [])
         self.assertEqual(await self.redis.smembers(f"vmpooler__pending__{DEBIAN}"), {name})
 
+    async def test_a_slow_inventory_does_not_let_a_clones_lease_run_out(self) -> None:
+        # A lease of 1 s (the pool's timeout is shorter, two cycles of at
+        # most 0.5 s are not); the inventory takes 1.5 s.
+        pool = dataclasses.replace(self.pool, timeout_minutes=0.01)
+        provider = ScriptedProvider()
+        maintainer = Maintainer(pool, self.config, PoolStore(self.redis, reactor),
+                                provider, reactor)
+        first = ensureDeferred(maintainer.cycle())
+        await deferLater(reactor, 0.05)
+        provider.answer("inventory", [])
+        await first
+        (name,) = await self.redis.hkeys("vmpooler__cloning")  # its clone runs on
+        second = ensureDeferred(maintainer.cycle())
+        await deferLater(reactor, 1.5)
+        provider.answer("inventory", [])
+        await second
+        deadline = int(await self.redis.hget("vmpooler__cloning", name))
+        self.assertGreaterEqual(deadline, int(reactor.seconds()))
+
     async def test_two_daemons_fill_a_pool_once(self) -> None:
         pool = dataclasses.replace(self.pool, size=5)
         providers = [ScriptedProvider(), ScriptedProvider()]

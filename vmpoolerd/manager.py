@@ -178,9 +178,9 @@ class Maintainer:
         # the two looks, absent from the inventory but no longer in flight,
         # is not taken for a lost clone.
         busy_before = set(self._busy)
-        cloning_before = await self._store.cloning(
-            sorted(busy_before),
-            self._clock.seconds() + planning.clone_lease(pool, self._service))
+        lease = planning.clone_lease(pool, self._service)
+        cloning_before = await self._store.cloning(sorted(busy_before),
+                                                   self._clock.seconds() + lease)
         try:
             vms = await self._provider.call("inventory", pool.folder)
         except Exception as e:
@@ -191,13 +191,13 @@ class Maintainer:
             return []
         inventory = {vm.name: vm for vm in vms}
         try:
-            tracked, cloning, empty = await self._store.pool_state(pool.name,
-                                                                   self._clock.seconds())
+            now = self._clock.seconds()
+            tracked, cloning, empty = await self._store.pool_state(
+                pool.name, now, sorted(self._busy), now + lease)
         except Exception:
             self.failing = True
             raise
         self.failing = False
-        now = self._clock.seconds()
         observation = Observation(
             pool=pool, service=self._service, now=now, tracked=tracked, inventory=inventory,
             reachable=frozenset(), cloning=cloning | cloning_before | busy_before | self._busy,

@@ -22,11 +22,13 @@ def _float_or_none(text: str) -> float | None:
 
 
 class PoolStore(Scripts):
-    async def pool_state(self, pool: str, epoch: float
+    async def pool_state(self, pool: str, epoch: float, mine: Sequence[str], deadline: float
                          ) -> tuple[tuple[TrackedVm, ...], frozenset[str], bool]:
         """The pool's VMs as Redis knows them, the clones in flight (leases
-        not run out at ``epoch``), the empty flag."""
-        state = json.loads(await self._script("pool_state", args=[pool, int(epoch)]))
+        not run out at ``epoch``, after renewing those of ``mine`` to
+        ``deadline``), the empty flag."""
+        state = json.loads(await self._script(
+            "pool_state", args=[pool, int(epoch), int(deadline), *mine]))
         tracked = tuple(
             TrackedVm(name=name, state=set_name, clone_time=parse_time(clone),
                       checkout=parse_time(checkout), lifetime_hours=_float_or_none(lifetime),
