@@ -601,11 +601,11 @@ class ClientGoneTests(TestCase):
         site = ApiSite(VmpoolerApi(make_config(), self.store, Clock()).resource(), reactor)
         port = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
-        self.server.cli("CLIENT", "PAUSE", "800", "ALL")
+        self.server.cli("CLIENT", "PAUSE", "2500", "ALL")
         client = await connectProtocol(
             TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), Protocol())
         client.transport.write(f"POST /api/v1/vm/{D32} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         await deferLater(reactor, 0.2)
         client.transport.abortConnection()  # gone before Redis answers
-        await deferLater(reactor, 1.0)  # Redis runs the checkout after all
+        await deferLater(reactor, 2.5)  # Redis runs the checkout after all
         self.assertTrue(await self.all_back())

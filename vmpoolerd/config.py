@@ -396,12 +396,14 @@ def _pools(path: str, data: Any) -> tuple[PoolConfig, ...]:
                 raise ConfigError(f"{path}[{i}].alias: {a!r} is already a pool's name")
     # Each maintainer takes a VM of its folder that its pool does not know
     # for a stranger, and destroys it: a shared folder would lose VMs.
+    # vSphere paths are read without their outer slashes (vsphere.split_path).
     folders: dict[str, str] = {}
     for i, p in enumerate(pools):
-        if p.folder in folders:
+        folder = p.folder.strip("/")
+        if folder in folders:
             raise ConfigError(f"{path}[{i}].folder: {p.folder!r} is already the folder "
-                              f"of pool {folders[p.folder]!r}")
-        folders[p.folder] = p.name
+                              f"of pool {folders[folder]!r}")
+        folders[folder] = p.name
     return pools
 
 

@@ -389,7 +389,12 @@ class TaskWorker:
 
 
 class _Wakeups(LogsIn, txredisapi.SubscriberProtocol):
-    """Listens on ``vmpooler__checkout`` and wakes the pool named."""
+    """
+    Listens on ``vmpooler__checkout`` and wakes the pool named.  A refused
+    login is tried again (LogsIn); txredisapi's subscriber has no reply
+    timeout, so a login that never gets an answer waits.  Wake-ups only
+    hurry the maintainers: their own loops refill the pools meanwhile.
+    """
 
     def connectionMade(self) -> Any:
         self.whenConnected().addCallback(lambda _: self.subscribe(CHECKOUT_CHANNEL))
