@@ -146,7 +146,8 @@ class ErrorTests(SynchronousTestCase):
                          ":pools:[1].name: 'debian-7-i386' is used twice")
         self.assertError(self.pool("    size: 1\n    alias: debian-7-i386\n"),
                          ":pools:[1].alias: 'debian-7-i386' is already a pool's name")
-        self.assertError(self.pool("    size: 1\n").replace("folder: f", "folder: /Pooled VMs/debian-7-i386/"),
+        same_folder = "folder: /Pooled VMs/debian-7-i386/"
+        self.assertError(self.pool("    size: 1\n").replace("folder: f", same_folder),
                          ":pools:[1].folder: '/Pooled VMs/debian-7-i386/' is already the folder "
                          "of pool 'debian-7-i386'")
 

@@ -7,7 +7,8 @@ local pool = redis.call('HGET', 'vmpooler__vm__' .. host, 'template')
 if not pool then
   return 0
 end
-if ARGV[2] ~= '*' and (redis.call('HGET', 'vmpooler__vm__' .. host, 'token:user') or '') ~= ARGV[2] then
+local owner = redis.call('HGET', 'vmpooler__vm__' .. host, 'token:user') or ''
+if ARGV[2] ~= '*' and owner ~= ARGV[2] then
   return -2
 end
 if redis.call('SREM', 'vmpooler__running__' .. pool, host) == 0 then
