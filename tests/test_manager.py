@@ -455,22 +455,33 @@ class RaceTests(TestCase):
 
     async def test_a_slow_inventory_does_not_let_a_clones_lease_run_out(self) -> None:
         # A lease of 1 s (the pool's timeout is shorter, two cycles of at
-        # most 0.5 s are not); the inventory takes 1.5 s.
+        # most 0.5 s are not); the inventory takes 2.5 s (deadlines are
+        # whole seconds).
         pool = dataclasses.replace(self.pool, timeout_minutes=0.01)
         provider = ScriptedProvider()
         maintainer = Maintainer(pool, self.config, PoolStore(self.redis, reactor),
                                 provider, reactor)
         first = ensureDeferred(maintainer.cycle())
-        await deferLater(reactor, 0.05)
+        await self.asked(provider, "inventory")
         provider.answer("inventory", [])
         await first
         (name,) = await self.redis.hkeys("vmpooler__cloning")  # its clone runs on
         second = ensureDeferred(maintainer.cycle())
-        await deferLater(reactor, 1.5)
+        await self.asked(provider, "inventory")
+        await deferLater(reactor, 2.5)
         provider.answer("inventory", [])
         await second
-        deadline = int(await self.redis.hget("vmpooler__cloning", name))
-        self.assertGreaterEqual(deadline, int(reactor.seconds()))
+        deadline = await self.redis.hget("vmpooler__cloning", name)
+        self.assertIsNotNone(deadline, "the lease ran out and was dropped")
+        self.assertGreaterEqual(int(deadline), int(reactor.seconds()))
+
+    async def asked(self, provider: ScriptedProvider, method: str) -> None:
+        """Until ``method`` has been called and not answered (at most 5 s)."""
+        for _ in range(500):
+            if provider.calls.get(method):
+                return
+            await deferLater(reactor, 0.01)
+        self.fail(f"{method} was not called")
 
     async def test_two_daemons_fill_a_pool_once(self) -> None:
         pool = dataclasses.replace(self.pool, size=5)
