@@ -24,10 +24,10 @@ from twisted.web.resource import IResource
 
 from . import report, validate
 from .config import Config
-from .errors import ApiError, json_answer, json_bytes, json_errors
+from .errors import ApiError, OtherOwner, json_answer, json_bytes, json_errors
 from .metrics import Metrics
 from .names import new_token
-from .store import ANY_OWNER, OWNER_CHANGED, RedisStore, Request, StoreUnavailable, VmRecord
+from .store import ANY_OWNER, RedisStore, Request, StoreUnavailable, VmRecord
 from .timefmt import format_time, local_date, parse_time
 from .web import BODY_TOO_LARGE, MAX_BODY, InFlight
 
@@ -35,7 +35,6 @@ MAX_DISK_GB = 63488  # vSphere's largest virtual disk, 62 TB
 # The sets a VM is reported in by name; any other (completed, discovered,
 # none: gone) is "destroyed".
 LIVE_STATES = frozenset({"running", "ready", "pending"})
-OTHER_OWNER = "the VM was checked out with another user's token"
 CHECKOUT_OUTCOMES = {400: "bad_request", 401: "unauthorized", 404: "unknown_pool",
                      413: "bad_request", 503: "not_enough_vms"}
 
@@ -137,8 +136,8 @@ class VmpoolerApi:
 
         Note [Owner checks]: the owner is checked here, and again by the
         script that makes the change (it gets the owner seen here), so that
-        a VM checked out by someone else in between is not changed: its
-        change answers 401 as if the check had seen that owner.
+        a VM checked out by someone else in between is not changed: the
+        store raises OtherOwner, 401 as if the check had seen that owner.
         """
         vm = await self._store.vm(hostname)
         if vm is None:
@@ -147,14 +146,8 @@ class VmpoolerApi:
             return ANY_OWNER
         owner = vm.fields.get("token:user", "")
         if owner and (caller is None or caller[1] != owner):
-            raise ApiError(401, OTHER_OWNER)
+            raise OtherOwner()
         return owner
-
-    @staticmethod
-    def _unless_owner_changed(result: int) -> int:
-        if result == OWNER_CHANGED:
-            raise ApiError(401, OTHER_OWNER)
-        return result
 
     async def _basic_user(self, request: IRequest) -> str:
         """The user of valid HTTP Basic credentials; 401 otherwise."""
@@ -308,8 +301,8 @@ class VmpoolerApi:
         caller = await (self._required_caller(request) if lifetime is not None
                         else self._caller(request))
         owner = await self._owner(hostname, caller)
-        changed = self._unless_owner_changed(await self._store.update_vm(
-            hostname, self._today(), None if lifetime is None else str(lifetime), tags, owner))
+        changed = await self._store.update_vm(
+            hostname, self._today(), None if lifetime is None else str(lifetime), tags, owner)
         if not changed:
             raise ApiError(404, "no such VM")
         return json_answer(request, 200, {"ok": True})
@@ -318,7 +311,7 @@ class VmpoolerApi:
     async def return_vm(self, request: IRequest, host: str) -> bytes:
         hostname = self._hostname(host)
         owner = await self._owner(hostname, await self._caller(request))
-        if not self._unless_owner_changed(await self._store.return_vm(hostname, owner)):
+        if not await self._store.return_vm(hostname, owner):
             raise ApiError(404, "the VM is not running")
         return json_answer(request, 200, {"ok": True})
 
@@ -329,8 +322,8 @@ class VmpoolerApi:
         if gb > MAX_DISK_GB:
             raise ApiError(400, f"the disk size must be at most {MAX_DISK_GB} GB")
         owner = await self._owner(hostname, await self._required_caller(request))
-        queued = await self._store.queue_task(hostname, "disk", f"{hostname}:{gb}", owner=owner)
-        if self._unless_owner_changed(queued) != 1:
+        if await self._store.queue_task(hostname, "disk", f"{hostname}:{gb}",
+                                        owner=owner) != 1:
             raise ApiError(404, "no such VM")
         return json_answer(request, 202, {"ok": True, hostname: {"disk": f"+{gb}gb"}})
 
@@ -339,9 +332,8 @@ class VmpoolerApi:
         hostname = self._hostname(host)
         owner = await self._owner(hostname, await self._required_caller(request))
         name = new_token()
-        queued = await self._store.queue_task(hostname, "snapshot", f"{hostname}:{name}",
-                                              owner=owner)
-        if self._unless_owner_changed(queued) != 1:
+        if await self._store.queue_task(hostname, "snapshot", f"{hostname}:{name}",
+                                        owner=owner) != 1:
             raise ApiError(404, "no such VM")
         return json_answer(request, 202, {"ok": True, hostname: {"snapshot": name}})
 
@@ -350,9 +342,9 @@ class VmpoolerApi:
         hostname = self._hostname(host)
         snapshot = validate.snapshot_name(name)
         owner = await self._owner(hostname, await self._required_caller(request))
-        queued = self._unless_owner_changed(await self._store.queue_task(
+        queued = await self._store.queue_task(
             hostname, "snapshot-revert", f"{hostname}:{snapshot}", f"snapshot:{snapshot}",
-            owner))
+            owner)
         if queued != 1:
             raise ApiError(404, "no such snapshot" if queued == -1 else "no such VM")
         return json_answer(request, 202, {"ok": True})

@@ -28,6 +28,13 @@ class ApiError(Exception):
         self.error = error
 
 
+class OtherOwner(ApiError):
+    """The VM was checked out by another user (see Note [Owner checks] in api.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "the VM was checked out with another user's token")
+
+
 class Unavailable(Exception):
     """Base of what a dependency raises when it cannot answer in time (503)."""
 

@@ -29,7 +29,7 @@ from twisted.internet.error import ConnectError, ConnectionLost
 from twisted.logger import Logger
 
 from .coalesce import Coalescer
-from .errors import Unavailable
+from .errors import OtherOwner, Unavailable
 from .config import RedisConfig
 from .metrics import Metrics
 
@@ -45,7 +45,7 @@ log = Logger()
 HISTORY_CHUNK = 31  # days per summary script call
 UNDO_WINDOW = 30  # seconds a checkout batch can be given back
 ANY_OWNER = "*"  # a VM change that checks no owner
-OWNER_CHANGED = -2  # the VM's owner is no longer the one checked
+OWNER_CHANGED = -2  # a script's answer: the VM's owner is no longer the one checked
 UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
                                  "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
 
@@ -326,30 +326,37 @@ class RedisStore(Scripts):
         return VmRecord(hostname, set_name, dict(zip(flat[::2], flat[1::2])))
 
     # ``owner``: the VM's owner as the caller checked it ("" none, "*" any);
-    # if it is no longer that, nothing changes and OWNER_CHANGED is returned.
+    # if it is no longer that, nothing changes and OtherOwner is raised.
+
+    async def _owned_change(self, name: str, keys: Sequence[str] = (),
+                            args: Sequence[Any] = ()) -> int:
+        answer = int(await self._script(name, keys=keys, args=args))
+        if answer == OWNER_CHANGED:
+            raise OtherOwner()
+        return answer
 
     async def update_vm(self, hostname: str, tag_day: str, lifetime: str | None,
-                        tags: Mapping[str, str], owner: str = ANY_OWNER) -> int:
-        """1 changed, 0 no such VM, or OWNER_CHANGED."""
+                        tags: Mapping[str, str], owner: str = ANY_OWNER) -> bool:
+        """False when there is no such VM."""
         change: dict[str, Any] = {}
         if lifetime is not None:
             change["lifetime"] = lifetime
         if tags:
             change["tags"] = dict(tags)
-        return int(await self._script(
+        return bool(await self._owned_change(
             "vm_update",
             args=[hostname, f"vmpooler__tag__{tag_day}", json.dumps(change), owner]))
 
-    async def return_vm(self, hostname: str, owner: str = ANY_OWNER) -> int:
-        """1 handed back, 0 not running, or OWNER_CHANGED."""
-        return int(await self._script("vm_return", args=[hostname, owner]))
+    async def return_vm(self, hostname: str, owner: str = ANY_OWNER) -> bool:
+        """False when the VM is not running."""
+        return bool(await self._owned_change("vm_return", args=[hostname, owner]))
 
     async def queue_task(self, hostname: str, task: str, member: str,
                          needs_field: str = "", owner: str = ANY_OWNER) -> int:
-        """1 queued, 0 no such VM, -1 the VM lacks ``needs_field``, or OWNER_CHANGED."""
-        return int(await self._script(
+        """1 queued, 0 no such VM, -1 the VM lacks ``needs_field``."""
+        return await self._owned_change(
             "queue_task", keys=[f"vmpooler__vm__{hostname}", f"vmpooler__tasks__{task}"],
-            args=[member, needs_field, owner]))
+            args=[member, needs_field, owner])
 
     # --- status and history ----------------------------------------------------
 
