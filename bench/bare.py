@@ -16,7 +16,7 @@ import sys
 from klein import Klein
 from twisted.internet import endpoints, reactor
 
-from vmpoolerd.web import ApiSite, QuietSite
+from vmpoolerd.api.site import ApiSite, QuietSite
 
 app = Klein()
 

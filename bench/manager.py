@@ -26,10 +26,11 @@ from twisted.internet.protocol import Factory, Protocol
 from tests.processes import free_port, stop_process
 from tests.vcsim_server import inventory, start_vcsim
 from vmpoolerd.config import Config, parse_config
-from vmpoolerd.manager import Manager
-from vmpoolerd.pool_store import PoolStore
-from vmpoolerd.provider import Provider
-from vmpoolerd.store import RedisStore, Request, connect
+from vmpoolerd.manager.service import Manager
+from vmpoolerd.store.pools import PoolStore
+from vmpoolerd.vsphere.provider import Provider
+from vmpoolerd.store.api_store import ApiStore, Request
+from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time
 
 POOLS = 10
@@ -93,7 +94,7 @@ async def replacement_latency(reactor: Any, redis_port: int) -> list[float]:
     provider = Provider(server.client(), reactor)
     provider.startService()
     manager = Manager(cfg, PoolStore(redis, reactor), provider, reactor)
-    store = RedisStore(redis, reactor)
+    store = ApiStore(redis, reactor)
     try:
         await redis.flushall()
         manager.startService()

@@ -20,7 +20,7 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.config import RedisConfig
-from vmpoolerd.store import connect
+from vmpoolerd.store.connection import connect
 
 from .processes import free_port, stop_process
 

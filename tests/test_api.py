@@ -16,12 +16,13 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 import txredisapi
 
-from vmpoolerd import report
-from vmpoolerd.api import VmpoolerApi
+from vmpoolerd.api import report
+from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import RedisConfig
-from vmpoolerd.store import RedisStore, Request, connect
+from vmpoolerd.store.api_store import ApiStore, Request
+from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time, local_date, parse_time
-from vmpoolerd.web import ApiSite
+from vmpoolerd.api.site import ApiSite
 
 from .fixtures import fill_ready, make_config, sets_of
 from .http import Client
@@ -41,7 +42,7 @@ class ApiCase(TestCase):
         self.config = make_config(**self.service)
         self.clock = Clock()
         self.clock.advance(T0)
-        self.store = RedisStore(self.redis, reactor)
+        self.store = ApiStore(self.redis, reactor)
         self.api = VmpoolerApi(self.config, self.store, self.clock, rng=random.Random(7))
         self.client = Client(self.api.resource())
         self.ready = {D32: await fill_ready(self.redis, D32, 5),
@@ -434,7 +435,7 @@ class RedisDownTests(TestCase):
     async def test_503_then_recovery(self) -> None:
         server, redis = await private_redis(self, 0.5)
         config = make_config()
-        store = RedisStore(redis, reactor, timeout=0.5)
+        store = ApiStore(redis, reactor, timeout=0.5)
         self.addCleanup(store.stop)  # give-backs of unanswered checkouts still retrying
         api = VmpoolerApi(config, store, Clock())
         client = Client(api.resource())
@@ -467,7 +468,7 @@ class RedisDownTests(TestCase):
         redis = connect(RedisConfig(server="127.0.0.1", port=server.port, db=1), 0.5)
         self.addCleanup(redis.disconnect)
         await redis._connected
-        store = RedisStore(redis, reactor, timeout=0.5)
+        store = ApiStore(redis, reactor, timeout=0.5)
         self.addCleanup(store.stop)
         client = Client(VmpoolerApi(make_config(), store, Clock()).resource())
         server.cli("-n", "1", "SADD", f"vmpooler__ready__{D32}", "db100000a", "db100000b")
@@ -522,7 +523,7 @@ class RedisBusyTests(TestCase):
     async def test_a_busy_redis_is_503(self) -> None:
         server, redis = await private_redis(self, 3)
         server.cli("CONFIG", "SET", "busy-reply-threshold", "100")
-        store = RedisStore(redis, reactor, 3)
+        store = ApiStore(redis, reactor, 3)
         self.addCleanup(store.stop)
         api = VmpoolerApi(make_config(), store, Clock())
         client = Client(api.resource())
@@ -544,7 +545,7 @@ class RedisBusyTests(TestCase):
 class UnansweredCheckoutTests(TestCase):
     async def test_vms_of_an_unanswered_checkout_go_back(self) -> None:
         server, redis = await private_redis(self, 3)
-        store = RedisStore(redis, reactor, 0.3)
+        store = ApiStore(redis, reactor, 0.3)
         self.addCleanup(store.stop)
         client = Client(VmpoolerApi(make_config(), store, Clock()).resource())
         hosts = await fill_ready(redis, D32, 4)
@@ -574,7 +575,7 @@ class ClientGoneTests(TestCase):
 
     async def setUp(self) -> None:
         self.server, self.redis = await private_redis(self, 3)
-        self.store = RedisStore(self.redis, reactor, 3)
+        self.store = ApiStore(self.redis, reactor, 3)
         self.addCleanup(self.store.stop)
         self.hosts = set(await fill_ready(self.redis, D32, 3))
 

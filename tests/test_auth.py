@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from .ldap_server import PEOPLE, STAFF, SUFFIX, USERS, LdapServer, ldap_server
 from .processes import free_port
-from vmpoolerd.auth import AuthUnavailable, LdapAuthenticator, bind_dns, escape_dn_value
+from vmpoolerd.api.auth import AuthUnavailable, LdapAuthenticator, bind_dns, escape_dn_value
 from vmpoolerd.config import LdapConfig
 
 JDOE, ANN, OBRIEN, ODD = USERS["jdoe"], USERS["ann"], USERS["obrien"], USERS["odd"]

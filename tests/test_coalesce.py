@@ -6,7 +6,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from vmpoolerd.coalesce import Coalescer
+from vmpoolerd.store.coalesce import Coalescer
 
 
 class CoalescerTests(SynchronousTestCase):

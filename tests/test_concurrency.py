@@ -14,8 +14,9 @@ from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from vmpoolerd.api import VmpoolerApi
-from vmpoolerd.store import RedisStore, connect
+from vmpoolerd.api.app import VmpoolerApi
+from vmpoolerd.store.api_store import ApiStore
+from vmpoolerd.store.connection import connect
 
 from .fixtures import fill_ready, make_config, sets_of
 from .http import Client
@@ -37,7 +38,7 @@ class ConcurrentCheckoutTests(TestCase):
         for _ in range(DAEMONS):
             connection = connect(redis_server().config, 5)
             self.addCleanup(connection.disconnect)
-            api = VmpoolerApi(config, RedisStore(connection, reactor, 5), Clock())
+            api = VmpoolerApi(config, ApiStore(connection, reactor, 5), Clock())
             clients.append(Client(api.resource()))
 
         rng = random.Random(42)

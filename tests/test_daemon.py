@@ -159,7 +159,7 @@ class DaemonTests(TestCase):
         with open(logfile) as f:
             events = [json.loads(line.strip("\x1e")) for line in f if line.strip("\x1e\n")]
         namespaces = {e["log_namespace"] for e in events}
-        self.assertIn("vmpoolerd.web", namespaces)
+        self.assertIn("vmpoolerd.api.site", namespaces)
         self.assertTrue(all(n.startswith("vmpoolerd") for n in namespaces), namespaces)
         with open(logfile) as f:
             self.assertNotIn("secret", f.read())

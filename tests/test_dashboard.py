@@ -22,14 +22,15 @@ from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import IResource
 
-from vmpoolerd.api import VmpoolerApi
+from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import Config, parse_config
-from vmpoolerd.dashboard import HORIZON, TTL, Dashboard, DashboardStore, Sampler
-from vmpoolerd.manager import Manager
-from vmpoolerd.pool_store import PoolStore
-from vmpoolerd.provider import Provider
-from vmpoolerd.store import RedisStore, StoreUnavailable
-from vmpoolerd.web import QuietSite
+from vmpoolerd.api.dashboard import HORIZON, TTL, Dashboard, DashboardStore, Sampler
+from vmpoolerd.manager.service import Manager
+from vmpoolerd.store.pools import PoolStore
+from vmpoolerd.vsphere.provider import Provider
+from vmpoolerd.store.api_store import ApiStore
+from vmpoolerd.store.errors import StoreUnavailable
+from vmpoolerd.api.site import QuietSite
 
 from .browser import Cards, dump_dom, screenshot
 from .fixtures import fill_ready, make_config
@@ -62,7 +63,7 @@ def dashboard_api(config: Config, redis: Any, clock: Any,
     """The API with the dashboard mounted, as the daemon serves it."""
     store = DashboardStore(redis, reactor, timeout)
     dashboard = Dashboard(config, store, clock)
-    return VmpoolerApi(config, RedisStore(redis, reactor, timeout), clock,
+    return VmpoolerApi(config, ApiStore(redis, reactor, timeout), clock,
                        dashboard=dashboard.resource()), store
 
 

@@ -14,14 +14,15 @@ from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from vmpoolerd.api import VmpoolerApi
+from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import Config, RedisConfig, parse_config
-from vmpoolerd.manager import Maintainer, Manager, next_delay, subscribe_checkouts
-from vmpoolerd.metrics import GraphiteSink, Metrics
-from vmpoolerd.plan import Clone, MarkEmpty
-from vmpoolerd.pool_store import PoolStore
-from vmpoolerd.provider import Provider
-from vmpoolerd.store import RedisStore
+from vmpoolerd.manager.service import Maintainer, Manager, next_delay
+from vmpoolerd.store.connection import subscribe_checkouts
+from vmpoolerd.telemetry.metrics import GraphiteSink, Metrics
+from vmpoolerd.manager.plan import Clone, MarkEmpty
+from vmpoolerd.store.pools import PoolStore
+from vmpoolerd.vsphere.provider import Provider
+from vmpoolerd.store.api_store import ApiStore
 from vmpoolerd.timefmt import format_time, local_date
 
 from .fixtures import sets_of
@@ -74,7 +75,7 @@ class ManagerCase(TestCase):
         self.store = PoolStore(self.redis, reactor, metrics=self.metrics)
         self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10,
                                metrics=self.metrics)
-        api = VmpoolerApi(self.config, RedisStore(self.redis, reactor), reactor,
+        api = VmpoolerApi(self.config, ApiStore(self.redis, reactor), reactor,
                           metrics=self.metrics, health={
                               "redis": self.store.ping,
                               "vsphere": lambda: self.provider.call("ping", timeout=1)})

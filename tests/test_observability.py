@@ -13,12 +13,12 @@ from twisted.logger import Logger, LogPublisher
 from twisted.protocols.basic import LineReceiver
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from vmpoolerd.api import VmpoolerApi
+from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import GraphiteConfig
-from vmpoolerd.graphite import GraphiteSender
-from vmpoolerd.logs import LogFile
-from vmpoolerd.metrics import Metrics
-from vmpoolerd.store import RedisStore
+from vmpoolerd.telemetry.graphite import GraphiteSender
+from vmpoolerd.telemetry.logs import LogFile
+from vmpoolerd.telemetry.metrics import Metrics
+from vmpoolerd.store.api_store import ApiStore
 
 from .fixtures import fill_ready, make_config
 from .http import Client
@@ -40,7 +40,7 @@ class CheckoutMetricsTests(TestCase):
     async def test_checkouts_by_outcome(self) -> None:
         redis = await fresh_redis(self)
         metrics = Metrics()
-        api = VmpoolerApi(make_config(), RedisStore(redis, reactor, metrics=metrics), Clock(),
+        api = VmpoolerApi(make_config(), ApiStore(redis, reactor, metrics=metrics), Clock(),
                           metrics=metrics)
         client = Client(api.resource())
         await fill_ready(redis, "debian-7-i386", 2)
@@ -60,7 +60,7 @@ class CheckoutMetricsTests(TestCase):
     async def test_redis_errors(self) -> None:
         server, redis = await private_redis(self, 0.3)
         metrics = Metrics()
-        store = RedisStore(redis, reactor, 0.3, metrics)
+        store = ApiStore(redis, reactor, 0.3, metrics)
         self.addCleanup(store.stop)
         api = VmpoolerApi(make_config(), store, Clock(),
                           metrics=metrics)
@@ -129,7 +129,7 @@ class HealthTests(ManagerCase):
 
     async def test_redis_down(self) -> None:
         server, redis = await private_redis(self, 0.5)
-        store = RedisStore(redis, reactor, 0.5)
+        store = ApiStore(redis, reactor, 0.5)
         api = VmpoolerApi(self.config, store, reactor, health={"redis": store.ping})
         client = Client(api.resource())
         self.assertEqual((await client.get("/api/v1/healthcheck")).code, 200)
@@ -194,7 +194,7 @@ class GraphiteDownTests(SynchronousTestCase):
 
     def test_drops_while_paused(self) -> None:
         from twisted.internet.testing import StringTransport
-        from vmpoolerd.graphite import _Line
+        from vmpoolerd.telemetry.graphite import _Line
         sender = GraphiteSender(GraphiteConfig("127.0.0.1", 2003, "site"), Clock())
         line = _Line(sender)
         transport = StringTransport()

@@ -18,11 +18,12 @@ from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from vmpoolerd.api import VmpoolerApi
+from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import RedisConfig
-from vmpoolerd.store import RedisStore, connect
+from vmpoolerd.store.api_store import ApiStore
+from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time, local_date
-from vmpoolerd.web import QuietSite
+from vmpoolerd.api.site import QuietSite
 
 from .fixtures import make_config
 from .processes import free_port
@@ -61,7 +62,7 @@ def missing(what: str) -> Exception:
 
 
 def document() -> dict[str, Any]:
-    return json.loads(resources.files("vmpoolerd").joinpath("openapi.json").read_text())
+    return json.loads(resources.files("vmpoolerd.api").joinpath("openapi.json").read_text())
 
 
 def documented_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
@@ -144,7 +145,7 @@ class SchemathesisTests(TestCase):
             raise missing("schemathesis")
         self.config = make_config(max_request_vms=MAX_REQUEST_VMS)
 
-    def listen(self, store: RedisStore, auth: bool) -> str:
+    def listen(self, store: ApiStore, auth: bool) -> str:
         """The API, as the daemon serves it, on a free port of 127.0.0.1."""
         api = VmpoolerApi(self.config, store, reactor, StubDirectory() if auth else None,
                           health={"redis": store.ping})
@@ -157,7 +158,7 @@ class SchemathesisTests(TestCase):
     async def serve(self, auth: bool) -> str:
         """The API on a Redis with full pools and the document's examples."""
         redis = await fresh_redis(self)
-        base = self.listen(RedisStore(redis, reactor), auth)
+        base = self.listen(ApiStore(redis, reactor), auth)
         for i, pool in enumerate(self.config.pool_names):
             self.assertEqual(await redis.eval(FILL, [], [pool, f"ready{i}x", str(READY)]), READY)
         await self.seed_examples(redis, self.config.pool_names[0])
@@ -205,7 +206,7 @@ class SchemathesisTests(TestCase):
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
         env.update(NO_PROXY="*", no_proxy="*", SCHEMATHESIS_TELEMETRY="false",
                    NO_COLOR="1", COLUMNS="120")
-        schema = str(resources.files("vmpoolerd").joinpath("openapi.json"))
+        schema = str(resources.files("vmpoolerd.api").joinpath("openapi.json"))
         argv = ["--config-file", config, "run", schema,
                 "--url", f"{base}/api/v1", "--checks", ",".join(checks),
                 "--max-examples", str(max_examples), "--seed", SEED,
@@ -246,7 +247,7 @@ class SchemathesisTests(TestCase):
         # where a 5xx is right).
         redis = connect(RedisConfig(server="127.0.0.1", port=free_port()), 0.1)
         self.addCleanup(redis.disconnect)
-        store = RedisStore(redis, reactor, timeout=0.1)
+        store = ApiStore(redis, reactor, timeout=0.1)
         self.addCleanup(store.stop)
         base = self.listen(store, auth=True)
         await self.schemathesis(base, "--auth", f"{USER}:{PASSWORD}",

@@ -12,11 +12,11 @@ from typing import Iterable, Sequence
 from twisted.trial.unittest import SynchronousTestCase
 
 from vmpoolerd.config import PoolConfig, ServiceConfig
-from vmpoolerd.plan import (
+from vmpoolerd.manager.plan import (
     Action, Check, Clone, Complete, Destroy, Discover, Forget, MarkEmpty,
     Observation, Ready, TrackedVm, Undiscover, is_quiet, plan, states_after, to_probe,
 )
-from vmpoolerd.vsphere import VmState
+from vmpoolerd.vsphere.client import VmState
 
 NOW = 1_700_000_000.0
 MINUTE = 60.0

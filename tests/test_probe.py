@@ -29,7 +29,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from .processes import free_port
-from vmpoolerd.probe import probe_address, tcp_probe
+from vmpoolerd.manager.probe import probe_address, tcp_probe
 
 
 @implementer(IHostResolution)

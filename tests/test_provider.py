@@ -19,8 +19,8 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from .vcsim_server import inventory, start_vcsim
-from vmpoolerd.provider import Provider, ProviderStopped, ProviderTimeout
-from vmpoolerd.vsphere import NotFound, VsphereTimeout
+from vmpoolerd.vsphere.provider import Provider, ProviderStopped, ProviderTimeout
+from vmpoolerd.vsphere.client import NotFound, VsphereTimeout
 
 FOLDER = "Pools/debian-7"
 

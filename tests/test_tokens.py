@@ -8,8 +8,8 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 
-from vmpoolerd.api import VmpoolerApi
-from vmpoolerd.auth import LdapAuthenticator
+from vmpoolerd.api.app import VmpoolerApi
+from vmpoolerd.api.auth import LdapAuthenticator
 
 from vmpoolerd.timefmt import format_time
 

@@ -19,8 +19,8 @@ from pyVmomi import vim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from .vcsim_server import inventory, start_vcsim
-from vmpoolerd import vsphere
-from vmpoolerd.vsphere import (
+from vmpoolerd.vsphere import client as vsphere
+from vmpoolerd.vsphere.client import (
     HostState,
     LoginFailed,
     NoHostAvailable,

@@ -19,7 +19,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from vmpoolerd.web import MAX_BODY, ApiChannel, ApiSite
+from vmpoolerd.api.site import MAX_BODY, ApiChannel, ApiSite
 
 IDLE = 60.0
 BIG = 64 * 1024 * 1024  # more than the kernel's socket buffers hold

@@ -104,7 +104,7 @@ class VcsimServer:
 
     def client(self, **kwargs: Any):
         """A :class:`vmpoolerd.vsphere.VsphereClient` for this simulator."""
-        from vmpoolerd.vsphere import VsphereClient
+        from vmpoolerd.vsphere.client import VsphereClient
 
         kwargs.setdefault("insecure", True)
         kwargs.setdefault("timeout", 10)

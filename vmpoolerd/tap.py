@@ -20,19 +20,21 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
 
-from .api import VmpoolerApi
-from .auth import LdapAuthenticator
+from .api.app import VmpoolerApi
+from .api.auth import LdapAuthenticator
 from .config import Config, ConfigError, VsphereConfig, config_path, read_config
-from .dashboard import Dashboard, DashboardStore, Sampler
-from .graphite import GraphiteSender
-from .logs import FORMATS, LogFile
-from .manager import Manager
-from .metrics import Metrics
-from .pool_store import PoolStore
-from .provider import Provider
-from .store import RedisStore, Scripts, connect
-from .vsphere import VsphereClient
-from .web import WebService
+from .api.dashboard import Dashboard, DashboardStore, Sampler
+from .telemetry.graphite import GraphiteSender
+from .telemetry.logs import FORMATS, LogFile
+from .manager.service import Manager
+from .telemetry.metrics import Metrics
+from .store.pools import PoolStore
+from .vsphere.provider import Provider
+from .store.api_store import ApiStore
+from .store.connection import RedisService, connect
+from .store.scripts import Scripts
+from .vsphere.client import VsphereClient
+from .api.site import WebService
 
 REDIS_TIMEOUT = 3.0
 HEALTH_TIMEOUT = 2.0
@@ -85,20 +87,6 @@ class OrderedService(MultiService):
         return Deferred.fromCoroutine(self._stop())
 
 
-class RedisService(Service):
-    """Owns the Redis connection: closes it once the API has drained."""
-
-    def __init__(self, redis: Any) -> None:
-        self.redis = redis
-        self.stores: list[RedisStore] = []
-
-    def stopService(self) -> Any:
-        super().stopService()
-        for store in self.stores:
-            store.stop()
-        return self.redis.disconnect()
-
-
 def vsphere_client(config: VsphereConfig) -> VsphereClient:
     return VsphereClient(config.server, config.username, config.password, port=config.port,
                          insecure=config.insecure, datacenter=config.datacenter)
@@ -137,7 +125,7 @@ def make_service(config: Config, reactor: Any = default_reactor,
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
     health = {"redis": Scripts(redis, reactor, HEALTH_TIMEOUT).ping,
               "vsphere": lambda: provider.call("ping", timeout=HEALTH_TIMEOUT)}
-    store = RedisStore(redis, reactor, REDIS_TIMEOUT, metrics)
+    store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics)
     redis_service.stores.append(store)
     api = VmpoolerApi(config, store, reactor, auth,
                       metrics=metrics, health=health,

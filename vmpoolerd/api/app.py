@@ -22,14 +22,16 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
-from . import report, validate
-from .config import Config
-from .errors import ApiError, OtherOwner, json_answer, json_bytes, json_errors
-from .metrics import Metrics
-from .names import new_token
-from .store import ANY_OWNER, RedisStore, Request, StoreUnavailable, VmRecord
-from .timefmt import format_time, local_date, parse_time
-from .web import BODY_TOO_LARGE, MAX_BODY, InFlight
+from . import report
+from . import validate
+from ..config import Config
+from .errors import ApiError, json_answer, json_bytes, json_errors
+from ..telemetry.metrics import Metrics
+from ..names import new_token
+from ..store.api_store import ANY_OWNER, ApiStore, Request, VmRecord
+from ..store.errors import OtherOwner, StoreUnavailable
+from ..timefmt import format_time, local_date, parse_time
+from .site import BODY_TOO_LARGE, MAX_BODY, InFlight
 
 MAX_DISK_GB = 63488  # vSphere's largest virtual disk, 62 TB
 # The sets a VM is reported in by name; any other (completed, discovered,
@@ -59,7 +61,7 @@ class VmpoolerApi:
     # "//" in a path is no route (werkzeug would merge it and redirect).
     app.url_map.merge_slashes = False
 
-    def __init__(self, config: Config, store: RedisStore, clock: IReactorTime,
+    def __init__(self, config: Config, store: ApiStore, clock: IReactorTime,
                  authenticator: Authenticator | None = None,
                  rng: random.Random | None = None,
                  dashboard: IResource | None = None,

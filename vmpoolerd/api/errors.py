@@ -16,6 +16,9 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
+from ..store.errors import OtherOwner, StoreUnavailable
+from .auth import AuthUnavailable
+
 log = Logger()
 
 
@@ -26,17 +29,6 @@ class ApiError(Exception):
         super().__init__(error)
         self.status = status
         self.error = error
-
-
-class OtherOwner(ApiError):
-    """The VM was checked out by another user (see Note [Owner checks] in api.py)."""
-
-    def __init__(self) -> None:
-        super().__init__(401, "the VM was checked out with another user's token")
-
-
-class Unavailable(Exception):
-    """Base of what a dependency raises when it cannot answer in time (503)."""
 
 
 def json_answer(request: IRequest, code: int, body: Any) -> bytes:
@@ -63,7 +55,11 @@ def json_errors(app: Klein) -> None:
     def refused(self: Any, request: IRequest, failure: Failure) -> bytes:
         return _error(request, failure.value.status, failure.value.error)
 
-    @app.handle_errors(Unavailable)
+    @app.handle_errors(OtherOwner)
+    def other_owner(self: Any, request: IRequest, failure: Failure) -> bytes:
+        return _error(request, 401, "the VM was checked out with another user's token")
+
+    @app.handle_errors(StoreUnavailable, AuthUnavailable)
     def unavailable(self: Any, request: IRequest, failure: Failure) -> bytes:
         log.warn("answering 503: {error}", error=str(failure.value))
         return _error(request, 503, str(failure.value))

@@ -88,8 +88,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from .config import PoolConfig, ServiceConfig
-from .vsphere import VmState
+from ..config import PoolConfig, ServiceConfig
+from ..vsphere.client import VmState
 
 PENDING = "pending"
 READY = "ready"

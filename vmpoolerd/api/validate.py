@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Any, Mapping
 
-from .config import Config
+from ..config import Config
 from .errors import ApiError
 
 HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")

@@ -47,9 +47,10 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
-from .config import Config
+from ..config import Config
 from .errors import ApiError, json_answer, json_errors
-from .store import Scripts, StoreUnavailable
+from ..store.errors import StoreUnavailable
+from ..store.scripts import Scripts
 
 HORIZON = 3600  # seconds of history shown and kept
 TTL = 2 * HORIZON  # a pool's history expires this long after its last sample

@@ -1,57 +1,34 @@
 """
-vmpooler's Redis state, through txredisapi.
+What the API reads and changes in Redis: checkouts (coalesced into
+batches, see coalesce.py), VMs, status and history, tokens.
 
-Keys are vmpooler's own (CONTRACT §3), so a vmpooler and a vmpoolerd can
-share one Redis.  Every change that touches more than one key is one of
-the Lua scripts in ``lua/``, so it is atomic whatever else talks to Redis.
-Every call is bounded by a timeout; a call that cannot be answered in time
-raises :class:`StoreUnavailable` (the API answers 503), and txredisapi
-reconnects by itself.
-
-The store does I/O only: timestamps and dates come in from the caller.
+The store does I/O only: timestamps and dates come in from the caller.  It
+raises the domain's errors (errors.py), never an HTTP one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import secrets
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Mapping, Sequence
 
-import txredisapi
-from twisted.internet.defer import Deferred, TimeoutError, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.error import ConnectError, ConnectionLost
-
 from twisted.logger import Logger
 
+from ..telemetry.metrics import Metrics
+from . import keys
 from .coalesce import Coalescer
-from .errors import OtherOwner, Unavailable
-from .config import RedisConfig
-from .metrics import Metrics
-
-SCRIPTS = (
-    "checkout", "checkout_undo", "clone_end", "clone_reserve", "clones", "dashboard_read",
-    "dashboard_sample", "move", "pool_state", "queue_task", "status", "summary", "task_pop",
-    "token_delete", "token_scan", "token_touch", "token_vms", "vm_info", "vm_record",
-    "vm_return", "vm_update",
-)
-
+from .errors import OtherOwner, StoreUnavailable
+from .scripts import RedisClient, Scripts
 
 log = Logger()
 HISTORY_CHUNK = 31  # days per summary script call
 UNDO_WINDOW = 30  # seconds a checkout batch can be given back
 ANY_OWNER = "*"  # a VM change that checks no owner
 OWNER_CHANGED = -2  # a script's answer: the VM's owner is no longer the one checked
-UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
-                                 "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
-
-
-class StoreUnavailable(Unavailable):
-    """Redis did not answer in time, or is not connected."""
 
 
 @dataclass(frozen=True)
@@ -98,134 +75,10 @@ class DayHistory:
     tags: Mapping[str, Mapping[str, int]]
 
 
-class LogsIn(txredisapi.RedisProtocol):
-    """
-    A connection that logs in (AUTH, SELECT) as its factory's ``login``
-    (a RedisConfig) says.
-
-    Note [Reconnecting]: txredisapi's own login stops its factory from ever
-    reconnecting when AUTH or SELECT fails or times out, as they do while
-    Redis is stalled (a long script, a fork, a pause) or loading its data:
-    the daemon would answer 503 until restarted.  Here a failed login drops
-    that connection only, and txredisapi tries again after its back-off
-    (1 s, growing to 10 s).
-    """
-
-    def connectionMade(self) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._log_in(self.factory.login))
-
-    async def _log_in(self, login: RedisConfig) -> None:
-        try:
-            if login.password is not None:
-                await self.auth(login.password)
-            if login.db:
-                await self.select(login.db)
-        except Exception as e:  # the reply, a timeout, a lost connection
-            log.warn("Redis: logging in on a new connection failed ({error}); trying again",
-                     error=str(e) or type(e).__name__)
-            self.transport.loseConnection()
-            return
-        # Without a password or a database of its factory's, txredisapi's
-        # login only marks the connection ready (whenConnected fires).
-        await super().connectionMade()
-
-
-class _Connection(LogsIn):
-    """
-    One connection of the pool.  Commands go out at once.  TCP_NODELAY:
-    with two checkout batches in flight, Nagle's algorithm would hold the
-    second until the first's answer is acknowledged.  And each command is sent as it is made, where
-    Twisted would buffer it until the reactor's next turn: that turn, and
-    the wait for it while Redis could already be running the script, cost
-    ~4 us of a checkout's ~180 and 7-11% of the checkout rate (``python -m
-    bench.ab``).
-    """
-
-    def connectionMade(self) -> Deferred[None]:
-        self.transport.setTcpNoDelay(True)
-        return super().connectionMade()
-
-    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        answer = super().execute_command(*args, **kwargs)
-        transport = self.transport
-        # What doWrite cannot send now stays buffered for the reactor, and
-        # a send that fails is found again there: its return is the
-        # reactor's business.  A closing transport is left to the reactor.
-        if not self.pipelining and not transport.disconnecting:
-            transport.doWrite()
-        return answer
-
-
-def connect(config: RedisConfig, timeout: float) -> Any:
-    """A lazy, self-reconnecting txredisapi connection pool."""
-    redis = txredisapi.lazyConnectionPool(
-        host=config.server, port=config.port, poolsize=2, convertNumbers=False,
-        connectTimeout=timeout, replyTimeout=timeout)
-    # Before any connection is made: they are made by the reactor, later.
-    redis._factory.protocol = _Connection
-    redis._factory.login = config
-    return redis
-
-
-def _load_scripts() -> dict[str, tuple[str, str]]:
-    """Each script's source and SHA1, by name."""
-    folder = resources.files(__package__).joinpath("lua")
-    sources = {name: folder.joinpath(f"{name}.lua").read_text() for name in SCRIPTS}
-    return {name: (source, hashlib.sha1(source.encode()).hexdigest())
-            for name, source in sources.items()}
-
-
-class Scripts:
-    """Bounded Redis calls, and the Lua scripts by name."""
-
-    def __init__(self, redis: Any, reactor: IReactorTime, timeout: float = 3.0,
-                 metrics: Metrics | None = None) -> None:
-        self._redis = redis
-        self._reactor = reactor
-        self._timeout = timeout
-        self._metrics = metrics
-        self._scripts = _load_scripts()
-
-    async def _call(self, d: Deferred[Any]) -> Any:
-        d.addTimeout(self._timeout, self._reactor)
-        try:
-            return await d
-        except (TimeoutError, txredisapi.ConnectionError, ConnectError,
-                ConnectionLost) as e:
-            raise self._unavailable(e.__class__.__name__) from None
-        except txredisapi.ResponseError as e:
-            # Redis busy with a script, loading its data, a read-only
-            # replica, out of memory...: not the request's fault.
-            if str(e).split(" ", 1)[0] in UNAVAILABLE_REPLIES:
-                raise self._unavailable(str(e).split(" ", 1)[0]) from None
-            raise
-
-    def _unavailable(self, why: str) -> StoreUnavailable:
-        if self._metrics is not None:
-            self._metrics.redis_error()
-        return StoreUnavailable(f"Redis did not answer: {why}")
-
-    async def _script(self, name: str, keys: Sequence[str] = (),
-                      args: Sequence[Any] = ()) -> Any:
-        """Run a script by its hash, loading it first if Redis lacks it."""
-        source, sha = self._scripts[name]
-        try:
-            return await self._call(self._redis.execute_command(
-                "EVALSHA", sha, len(keys), *keys, *args))
-        except txredisapi.ResponseError as e:
-            if not str(e).startswith("NOSCRIPT"):
-                raise
-        return await self._call(self._redis.execute_command(
-            "EVAL", source, len(keys), *keys, *args))
-
-    async def ping(self) -> None:
-        await self._call(self._redis.ping())
-
-
-class RedisStore(Scripts):
+class ApiStore(Scripts):
     """What the API reads and changes."""
 
-    def __init__(self, redis: Any, reactor: IReactorTime, timeout: float = 3.0,
+    def __init__(self, redis: RedisClient, reactor: IReactorTime, timeout: float = 3.0,
                  metrics: Metrics | None = None) -> None:
         super().__init__(redis, reactor, timeout, metrics)
         self._checkouts: Coalescer[Request, dict[str, list[str]] | None] = \
@@ -234,7 +87,7 @@ class RedisStore(Scripts):
         self._undoing: set[Deferred[None]] = set()
         # Batch keys: unique to this store among the daemons sharing the
         # Redis, without a call for randomness per batch.
-        self._batch_prefix = f"vmpooler__checkout_batch__{secrets.token_hex(8)}_"
+        self._batch_prefix = keys.checkout_batch_prefix(secrets.token_hex(8))
         self._batches = itertools.count()
 
     def stop(self) -> None:
@@ -287,21 +140,21 @@ class RedisStore(Scripts):
             raise StoreUnavailable("Redis did not answer in time")
         return [result or None for result in answer]
 
-    def _undo(self, keys: list[str], args: list[Any], deadline: float, delay: float) -> None:
+    def _undo(self, batch: list[str], args: list[Any], deadline: float, delay: float) -> None:
         """
         Give back what a checkout handed out with nobody to answer
         (checkout_undo.lua: a batch by its key, or one request's hosts),
         retrying while Redis does not answer, within the batch key's life.
         """
-        what = keys[0] if keys else args[1]
+        what = batch[0] if batch else args[1]
 
         async def undo() -> None:
             self._undos.discard(call)
             try:
-                given = await self._script("checkout_undo", keys=keys, args=args)
+                given = await self._script("checkout_undo", keys=batch, args=args)
             except StoreUnavailable:
                 if self._reactor.seconds() < deadline:
-                    self._undo(keys, args, deadline, min(max(2 * delay, 0.25), 5.0))
+                    self._undo(batch, args, deadline, min(max(2 * delay, 0.25), 5.0))
                 else:
                     log.warn("a checkout nobody got may hold VMs in running: {what}", what=what)
                 return
@@ -328,9 +181,9 @@ class RedisStore(Scripts):
     # ``owner``: the VM's owner as the caller checked it ("" none, "*" any);
     # if it is no longer that, nothing changes and OtherOwner is raised.
 
-    async def _owned_change(self, name: str, keys: Sequence[str] = (),
+    async def _owned_change(self, name: str, touched: Sequence[str] = (),
                             args: Sequence[Any] = ()) -> int:
-        answer = int(await self._script(name, keys=keys, args=args))
+        answer = int(await self._script(name, keys=touched, args=args))
         if answer == OWNER_CHANGED:
             raise OtherOwner()
         return answer
@@ -345,7 +198,7 @@ class RedisStore(Scripts):
             change["tags"] = dict(tags)
         return bool(await self._owned_change(
             "vm_update",
-            args=[hostname, f"vmpooler__tag__{tag_day}", json.dumps(change), owner]))
+            args=[hostname, keys.tag(tag_day), json.dumps(change), owner]))
 
     async def return_vm(self, hostname: str, owner: str = ANY_OWNER) -> bool:
         """False when the VM is not running."""
@@ -355,7 +208,7 @@ class RedisStore(Scripts):
                          needs_field: str = "", owner: str = ANY_OWNER) -> int:
         """1 queued, 0 no such VM, -1 the VM lacks ``needs_field``."""
         return await self._owned_change(
-            "queue_task", keys=[f"vmpooler__vm__{hostname}", f"vmpooler__tasks__{task}"],
+            "queue_task", touched=[keys.vm(hostname), keys.tasks(task)],
             args=[member, needs_field, owner])
 
     # --- status and history ----------------------------------------------------
@@ -387,20 +240,20 @@ class RedisStore(Scripts):
 
     async def create_token(self, token: str, user: str, now: str) -> None:
         await self._call(self._redis.hmset(
-            f"vmpooler__token__{token}", {"user": user, "created": now}))
+            keys.token(token), {"user": user, "created": now}))
 
     async def token(self, token: str) -> dict[str, str]:
-        return dict(await self._call(self._redis.hgetall(f"vmpooler__token__{token}")))
+        return dict(await self._call(self._redis.hgetall(keys.token(token))))
 
     async def touch_token(self, token: str, now: str) -> str | None:
         """The token's user, having recorded its use; ``None`` if unknown."""
-        return await self._script("token_touch", keys=[f"vmpooler__token__{token}"],
+        return await self._script("token_touch", keys=[keys.token(token)],
                                   args=[now]) or None
 
     async def delete_token(self, token: str, user: str) -> int:
         """1 deleted, 0 unknown, -1 another user's."""
         return int(await self._script(
-            "token_delete", keys=[f"vmpooler__token__{token}"], args=[user]))
+            "token_delete", keys=[keys.token(token)], args=[user]))
 
     async def tokens_of(self, user: str) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}

@@ -22,7 +22,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .config import GraphiteConfig
+from ..config import GraphiteConfig
 
 
 @implementer(IPushProducer)

@@ -8,7 +8,7 @@ a cycle in which something happened it runs again after
 ``check_loop_delay_min`` seconds; after a quiet one the delay grows by
 ``check_loop_delay_decay`` up to ``check_loop_delay_max``.  A checkout
 anywhere (any daemon sharing the Redis) publishes the pool's name on
-``vmpooler__checkout``; the maintainer then runs at once, so that the
+the checkout channel; the maintainer then runs at once, so that the
 replacement clone starts within a round trip or two; but a pool's cycles
 start at least ``WAKE_SPACING`` seconds apart, so that a storm of
 checkouts costs each pool two cycles a second, not one per checkout (make
@@ -27,28 +27,25 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Awaitable, Callable, Coroutine, Protocol
 
-import txredisapi
 from twisted.application.service import Service
 from twisted.internet.defer import (
     CancelledError, Deferred, DeferredSemaphore, ensureDeferred, gatherResults,
 )
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import plan as planning
-from .config import Config, PoolConfig, RedisConfig
-from .metrics import Metrics
-from .names import new_hostname
+from ..config import Config, PoolConfig
+from ..telemetry.metrics import Metrics
+from ..names import new_hostname
 from .plan import Observation
-from .pool_store import PoolStore
+from ..store.pools import PoolStore
 from .probe import probe_address, tcp_probe
-from .store import LogsIn
-from .timefmt import format_time, local_date
+from ..store.connection import subscribe_checkouts
+from ..timefmt import format_time, local_date
 
 log = Logger()
-CHECKOUT_CHANNEL = "vmpooler__checkout"
 WAKE_SPACING = 0.5
 
 Probe = Callable[[str, int], Awaitable[bool]]
@@ -386,33 +383,6 @@ class TaskWorker:
         log.info("[+] [{pool}] '{vm}' {kind} {argument} done", pool=pool_name, vm=host,
                  kind=kind, argument=argument)
         return True
-
-
-class _Wakeups(LogsIn, txredisapi.SubscriberProtocol):
-    """
-    Listens on ``vmpooler__checkout`` and wakes the pool named.  A refused
-    login is tried again (LogsIn); txredisapi's subscriber has no reply
-    timeout, so a login that never gets an answer waits.  Wake-ups only
-    hurry the maintainers: their own loops refill the pools meanwhile.
-    """
-
-    def connectionMade(self) -> Any:
-        self.whenConnected().addCallback(lambda _: self.subscribe(CHECKOUT_CHANNEL))
-        return super().connectionMade()
-
-    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
-        self.factory.on_checkout(message)
-
-
-def subscribe_checkouts(config: RedisConfig, reactor: Any,
-                        on_checkout: Callable[[str], None]) -> Any:
-    """A self-reconnecting subscription; call ``.disconnect()`` on the result to end it."""
-    factory = txredisapi.SubscriberFactory()
-    factory.protocol = _Wakeups
-    factory.login = config  # see LogsIn
-    factory.on_checkout = on_checkout
-    factory.startConnecting(HostnameEndpoint(reactor, config.server, config.port))
-    return factory
 
 
 class Manager(Service):

@@ -46,8 +46,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from .metrics import Metrics
-from .vsphere import VsphereError, VsphereTimeout
+from ..telemetry.metrics import Metrics
+from .client import VsphereError, VsphereTimeout
 
 __all__ = ["Provider", "ProviderStopped", "ProviderTimeout"]
 

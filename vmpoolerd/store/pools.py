@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-from .plan import TrackedVm
-from .store import Scripts
-from .timefmt import parse_time
+from ..manager.plan import TrackedVm
+from . import keys
+from .scripts import Scripts
+from ..timefmt import parse_time
 
 
 def _float_or_none(text: str) -> float | None:
@@ -71,20 +72,20 @@ class PoolStore(Scripts):
         return bool(await self._script("move", args=[json.dumps(change)]))
 
     async def set_empty(self, pool: str, empty: bool) -> None:
-        key = f"vmpooler__empty__{pool}"
+        key = keys.empty(pool)
         await self._call(self._redis.set(key, "true") if empty else self._redis.delete(key))
 
     async def pop_task(self, kind: str) -> tuple[str, str] | None:
-        """One queued ``host:argument`` of ``vmpooler__tasks__<kind>`` and
+        """One queued ``host:argument`` of ``kind``'s task set and
         its VM's pool ("" if unknown), or None (see task_pop.lua)."""
-        taken = await self._script("task_pop", keys=[f"vmpooler__tasks__{kind}"])
+        taken = await self._script("task_pop", keys=[keys.tasks(kind)])
         return (taken[0], taken[1]) if taken else None
 
     async def record_disk(self, host: str, disk: str) -> None:
         """``disk`` (``+8gb``) joins the VM's ``disk`` field."""
-        await self._script("vm_record", keys=[f"vmpooler__vm__{host}"],
+        await self._script("vm_record", keys=[keys.vm(host)],
                            args=["disk", disk, "append"])
 
     async def record_snapshot(self, host: str, name: str, now: str) -> None:
-        await self._script("vm_record", keys=[f"vmpooler__vm__{host}"],
+        await self._script("vm_record", keys=[keys.vm(host)],
                            args=[f"snapshot:{name}", now, "set"])

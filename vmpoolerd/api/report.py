@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any, Sequence
 
-from .store import DayHistory, Durations, PoolCounts
+from ..store.api_store import DayHistory, Durations, PoolCounts
 
 # Twenty years, a day's history each: from vmpooler's first days (2013) on.
 # A range's days are looked up and summed on the reactor: ~0.2 s at most

@@ -45,8 +45,7 @@ from twisted.internet.ssl import (
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .config import LdapConfig
-from .errors import Unavailable
+from ..config import LdapConfig
 
 if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
@@ -72,7 +71,7 @@ _UNAVAILABLE = (
 )
 
 
-class AuthUnavailable(Unavailable):
+class AuthUnavailable(Exception):
     """The directory could not be asked; the credentials are neither right nor wrong."""
 
 

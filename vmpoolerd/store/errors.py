@@ -1,0 +1,39 @@
+"""
+What the store raises, in the domain's words.  The API maps each to an
+HTTP status in one place (``vmpoolerd.api.errors``); the store knows
+nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+
+class StoreUnavailable(Exception):
+    """Redis did not answer in time, is not connected, or is busy."""
+
+
+class StoreRefusal(Exception):
+    """A change the store refused because of the data it found."""
+
+
+class NoSuchVm(StoreRefusal):
+    """Redis knows no such VM (or not in the state the change needs)."""
+
+
+class NotRunning(NoSuchVm):
+    """The VM is not checked out, so it cannot be handed back."""
+
+
+class NoSuchSnapshot(StoreRefusal):
+    """The VM has no snapshot of that name."""
+
+
+class OtherOwner(StoreRefusal):
+    """The VM was checked out with another user's token (Note [Owner checks])."""
+
+
+class NoSuchToken(StoreRefusal):
+    """Redis knows no such token."""
+
+
+class OtherUsersToken(StoreRefusal):
+    """The token belongs to another user."""

@@ -1,0 +1,55 @@
+"""
+Every Redis key and channel the daemon uses, by what it holds.
+
+The names are vmpooler's own (docs/compatibility.rst, "Redis"), so that a
+vmpooler and a vmpoolerd can share one Redis.  No module outside
+``vmpoolerd.store`` names a key; the Lua scripts build the per-pool and
+per-VM keys from the same prefix.
+"""
+
+from __future__ import annotations
+
+PREFIX = "vmpooler__"
+# A checkout anywhere publishes its pool's name here (wakes the maintainers).
+CHECKOUT_CHANNEL = f"{PREFIX}checkout"
+# The sets a pool's VMs are in, as the planner names them.
+POOL_SETS = ("pending", "ready", "running", "completed", "discovered")
+
+
+def vm(host: str) -> str:
+    """The VM's hash (template, times, tags, token, snapshots, disks)."""
+    return f"{PREFIX}vm__{host}"
+
+
+def pool_set(state: str, pool: str) -> str:
+    """The set of ``pool``'s VMs in ``state`` (one of POOL_SETS)."""
+    return f"{PREFIX}{state}__{pool}"
+
+
+def empty(pool: str) -> str:
+    """Set while the pool has no ready VM (vmpooler's flag)."""
+    return f"{PREFIX}empty__{pool}"
+
+
+def tasks(kind: str) -> str:
+    """The queued disk, snapshot or snapshot-revert requests."""
+    return f"{PREFIX}tasks__{kind}"
+
+
+def token(value: str) -> str:
+    return f"{PREFIX}token__{value}"
+
+
+def tag(day: str) -> str:
+    """The day's tag counts (``YYYY-MM-DD``)."""
+    return f"{PREFIX}tag__{day}"
+
+
+def boot(day: str) -> str:
+    """The day's boot times, ``<pool>:<host>`` to seconds."""
+    return f"{PREFIX}boot__{day}"
+
+
+def checkout_batch_prefix(unique: str) -> str:
+    """Where a store's checkout batches are marked (see checkout.lua)."""
+    return f"{PREFIX}checkout_batch__{unique}_"

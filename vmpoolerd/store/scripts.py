@@ -1,0 +1,95 @@
+"""
+Bounded Redis calls, and the Lua scripts by name.
+
+Every change that touches more than one key is one of the scripts in
+``lua/`` (found there by file name), so that it is atomic whatever else
+talks to Redis.  Every call is bounded by a timeout; a call that cannot be
+answered in time raises :class:`StoreUnavailable`, and txredisapi
+reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from typing import Any, Protocol, Sequence
+
+import txredisapi
+from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.error import ConnectError, ConnectionLost
+from twisted.internet.interfaces import IReactorTime
+
+from ..telemetry.metrics import Metrics
+from .errors import StoreUnavailable
+
+UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
+                                 "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
+
+
+class RedisClient(Protocol):
+    """What the stores use of a txredisapi connection pool."""
+
+    def execute_command(self, *args: Any) -> Deferred[Any]: ...
+    def ping(self) -> Deferred[Any]: ...
+    def hgetall(self, key: str) -> Deferred[Any]: ...
+    def hmset(self, key: str, mapping: dict[str, str]) -> Deferred[Any]: ...
+    def set(self, key: str, value: str) -> Deferred[Any]: ...
+    def delete(self, *keys: str) -> Deferred[Any]: ...
+    def disconnect(self) -> Deferred[Any]: ...
+
+
+def load_scripts() -> dict[str, tuple[str, str]]:
+    """Each script of ``lua/`` (source and SHA1), by its file's name."""
+    found = {}
+    for entry in resources.files(__package__).joinpath("lua").iterdir():
+        if entry.name.endswith(".lua"):
+            source = entry.read_text()
+            found[entry.name[:-4]] = (source, hashlib.sha1(source.encode()).hexdigest())
+    return found
+
+
+class Scripts:
+    """Bounded Redis calls, and the Lua scripts by name."""
+
+    def __init__(self, redis: RedisClient, reactor: IReactorTime, timeout: float = 3.0,
+                 metrics: Metrics | None = None) -> None:
+        self._redis = redis
+        self._reactor = reactor
+        self._timeout = timeout
+        self._metrics = metrics
+        self._scripts = load_scripts()
+
+    async def _call(self, d: Deferred[Any]) -> Any:
+        d.addTimeout(self._timeout, self._reactor)
+        try:
+            return await d
+        except (TimeoutError, txredisapi.ConnectionError, ConnectError,
+                ConnectionLost) as e:
+            raise self._unavailable(e.__class__.__name__) from None
+        except txredisapi.ResponseError as e:
+            # Redis busy with a script, loading its data, a read-only
+            # replica, out of memory...: not the request's fault.
+            if str(e).split(" ", 1)[0] in UNAVAILABLE_REPLIES:
+                raise self._unavailable(str(e).split(" ", 1)[0]) from None
+            raise
+
+    def _unavailable(self, why: str) -> StoreUnavailable:
+        if self._metrics is not None:
+            self._metrics.redis_error()
+        return StoreUnavailable(f"Redis did not answer: {why}")
+
+    async def _script(self, name: str, keys: Sequence[str] = (),
+                      args: Sequence[Any] = ()) -> Any:
+        """Run a script by its hash, loading it first if Redis lacks it."""
+        source, sha = self._scripts[name]
+        try:
+            return await self._call(self._redis.execute_command(
+                "EVALSHA", sha, len(keys), *keys, *args))
+        except txredisapi.ResponseError as e:
+            if not str(e).startswith("NOSCRIPT"):
+                raise
+        return await self._call(self._redis.execute_command(
+            "EVAL", source, len(keys), *keys, *args))
+
+    async def ping(self) -> None:
+        await self._call(self._redis.ping())
