@@ -41,6 +41,22 @@ class DefaultsTests(SynchronousTestCase):
         self.assertIsNone(c.graphite)
         self.assertEqual(c.pools[0].alias, ())
 
+    def test_auth_lifetime_follows_the_lifetime(self) -> None:
+        c = parse_config(MINIMAL + ":config:\n  vm_lifetime: 12\n")
+        self.assertEqual((c.service.vm_lifetime_hours, c.service.vm_lifetime_auth_hours),
+                         (12.0, 12.0))
+        c = parse_config(MINIMAL + ":config:\n  vm_lifetime: 12\n  vm_lifetime_auth: 2\n")
+        self.assertEqual((c.service.vm_lifetime_hours, c.service.vm_lifetime_auth_hours),
+                         (12.0, 2.0))
+
+    def test_every_service_key_is_read(self) -> None:
+        """Each :config: key reaches its field (the defaults are the classes' own)."""
+        c = parse_config(MINIMAL + ":config:\n  task_limit: 3\n  timeout: 7\n"
+                         "  ready_check_port: 0\n  max_request_vms: 9\n  prefix: ci\n")
+        s = c.service
+        self.assertEqual((s.task_limit, s.timeout_minutes, s.ready_check_port,
+                          s.max_request_vms, s.prefix), (3, 7.0, 0, 9, "ci"))
+
     def test_plain_section_names(self) -> None:
         c = parse_config(MINIMAL.replace(":vsphere:", "vsphere:").replace(":pools:", "pools:"))
         self.assertEqual(c.pool_names, ("debian-7-i386",))

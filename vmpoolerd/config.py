@@ -22,9 +22,12 @@ import yaml
 
 DEFAULT_CONFIG_PATH = "etc/vmpooler.yaml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# Checkout answers put pools beside these keys (CONTRACT §4).
+# Checkout answers put pools beside these keys (docs/compatibility.rst, "API v1").
 RESERVED_NAMES = ("ok", "domain")
 ENCRYPTIONS = ("start_tls", "simple_tls", "none")
+
+
+Check = Callable[[str, Any], Any]
 
 
 class ConfigError(ValueError):
@@ -93,7 +96,7 @@ class ServiceConfig:
     timeout_minutes: float = 15.0
     vm_checktime_minutes: float = 15.0
     vm_lifetime_hours: float = 24.0
-    vm_lifetime_auth_hours: float = 24.0
+    vm_lifetime_auth_hours: float = vm_lifetime_hours  # unless set: vm_lifetime's
     allowed_tags: tuple[str, ...] | None = None
     domain: str | None = None
     prefix: str = ""
@@ -164,14 +167,24 @@ class _Section:
     def has(self, key: str) -> bool:
         return self.data.get(key) is not None
 
-    def get(self, key: str, check: Callable[[str, Any], Any], default: Any = None,
-            required: bool = False) -> Any:
-        value = self.data.get(key)
-        if value is None:
-            if required:
+    def require(self, *keys: str) -> None:
+        for key in keys:
+            if not self.has(key):
                 raise ConfigError(f"{self.where(key)}: is required")
-            return default
-        return check(self.where(key), value)
+
+    def read(self, check: Check, key: str) -> Any:
+        """The value of ``key`` (set), checked."""
+        return check(self.where(key), self.data[key])
+
+    def fields(self, readers: Mapping[str, tuple[str, Check]]) -> dict[str, Any]:
+        """
+        The fields of a config class whose keys are set here, read and
+        checked (``readers``: field name -> YAML key and check).  Absent
+        keys are left out, so that the class's own defaults apply: each
+        default is written once, on its class.
+        """
+        return {name: self.read(check, key) for name, (key, check) in readers.items()
+                if self.has(key)}
 
 
 def _string(where: str, value: Any) -> str:
@@ -271,52 +284,48 @@ def _section(raw: Mapping[Any, Any], name: str) -> Any:
 
 
 def _vsphere(s: _Section, environ: Mapping[str, str]) -> VsphereConfig:
-    password = environ.get("VSPHERE_PASSWORD") or s.get("password", _string, required=True)
-    return VsphereConfig(
-        server=s.get("server", _string, required=True),
-        username=s.get("username", _string, required=True),
-        password=password,
-        port=s.get("port", _port, 443),
-        insecure=s.get("insecure", _boolean, False),
-        datacenter=s.get("datacenter", _string),
-    )
+    s.require("server", "username")
+    if not environ.get("VSPHERE_PASSWORD"):
+        s.require("password")
+    fields = s.fields({"server": ("server", _string), "username": ("username", _string),
+                       "password": ("password", _string), "port": ("port", _port),
+                       "insecure": ("insecure", _boolean),
+                       "datacenter": ("datacenter", _string)})
+    if environ.get("VSPHERE_PASSWORD"):
+        fields["password"] = environ["VSPHERE_PASSWORD"]
+    return VsphereConfig(**fields)
 
 
 def _redis(s: _Section, environ: Mapping[str, str]) -> RedisConfig:
-    server = environ.get("REDIS_SERVER") or s.get("server", _string, "localhost")
+    fields = s.fields({"server": ("server", _string), "port": ("port", _port),
+                       "password": ("password", _string), "db": ("db", _port_or_zero),
+                       "data_ttl_hours": ("data_ttl", _positive_number)})
+    if environ.get("REDIS_SERVER"):
+        fields["server"] = environ["REDIS_SERVER"]
     if environ.get("REDIS_PORT"):
-        port = _port("$REDIS_PORT", environ["REDIS_PORT"])
-    else:
-        port = s.get("port", _port, 6379)
-    password = environ.get("REDIS_PASSWORD") or s.get("password", _string)
-    return RedisConfig(
-        server=server,
-        port=port,
-        password=password,
-        db=s.get("db", _port_or_zero, 0),
-        data_ttl_hours=s.get("data_ttl", _positive_number, 168.0),
-    )
+        fields["port"] = _port("$REDIS_PORT", environ["REDIS_PORT"])
+    if environ.get("REDIS_PASSWORD"):
+        fields["password"] = environ["REDIS_PASSWORD"]
+    return RedisConfig(**fields)
 
 
 def _auth(s: _Section) -> LdapConfig:
-    s.get("provider", _one_of("ldap"), required=True)
+    s.require("provider")
+    s.read(_one_of("ldap"), "provider")
     ldap = _Section(s.where(":ldap:"), _section(s.data, "ldap"))
-    return LdapConfig(
-        host=ldap.get("host", _string, required=True),
-        port=ldap.get("port", _port, 389),
-        base=ldap.get("base", _string_list(_string), required=True),
-        user_object=ldap.get("user_object", _string_list(_string), ("uid",)),
-        encryption=ldap.get("encryption", _one_of(*ENCRYPTIONS), "start_tls"),
-        ca_file=ldap.get("ca_file", _string),
-    )
+    ldap.require("host", "base")
+    return LdapConfig(**ldap.fields({
+        "host": ("host", _string), "port": ("port", _port),
+        "base": ("base", _string_list(_string)),
+        "user_object": ("user_object", _string_list(_string)),
+        "encryption": ("encryption", _one_of(*ENCRYPTIONS)),
+        "ca_file": ("ca_file", _string)}))
 
 
 def _graphite(s: _Section) -> GraphiteConfig:
-    return GraphiteConfig(
-        server=s.get("server", _string, required=True),
-        port=s.get("port", _port, 2003),
-        prefix=s.get("prefix", _string, "vmpooler"),
-    )
+    s.require("server")
+    return GraphiteConfig(**s.fields({"server": ("server", _string), "port": ("port", _port),
+                                      "prefix": ("prefix", _string)}))
 
 
 def _tagfilter(path: str, data: Any) -> tuple[tuple[str, re.Pattern[str]], ...]:
@@ -331,54 +340,57 @@ def _tagfilter(path: str, data: Any) -> tuple[tuple[str, re.Pattern[str]], ...]:
     return tuple(filters)
 
 
+def _prefix(where: str, value: Any) -> str:
+    return "" if value == "" else _name(where, value)
+
+
+SERVICE_KEYS: Mapping[str, tuple[str, Check]] = {
+    "site_name": ("site_name", _string), "logfile": ("logfile", _string),
+    "port": ("port", _port), "host": ("host", _string),
+    "task_limit": ("task_limit", _positive_int),
+    "timeout_minutes": ("timeout", _positive_number),
+    "vm_checktime_minutes": ("vm_checktime", _positive_number),
+    "vm_lifetime_hours": ("vm_lifetime", _positive_number),
+    "vm_lifetime_auth_hours": ("vm_lifetime_auth", _positive_number),
+    "allowed_tags": ("allowed_tags", _string_list(_string)),
+    "domain": ("domain", _string), "prefix": ("prefix", _prefix),
+    "clone_target": ("clone_target", _string),
+    "ready_ttl_minutes": ("ready_ttl", _positive_number),
+    "check_loop_delay_min": ("check_loop_delay_min", _positive_number),
+    "check_loop_delay_max": ("check_loop_delay_max", _positive_number),
+    "check_loop_delay_decay": ("check_loop_delay_decay", _positive_number),
+    "ready_check_port": ("ready_check_port", _port_or_zero),
+    "ready_check_address": ("ready_check_address", _one_of("hostname", "ip")),
+    "max_request_vms": ("max_request_vms", _positive_int),
+}
+
+
 def _service(s: _Section) -> ServiceConfig:
-    lifetime = s.get("vm_lifetime", _positive_number, 24.0)
-    delay_min = s.get("check_loop_delay_min", _positive_number, 5.0)
-    delay_max = s.get("check_loop_delay_max", _positive_number, 60.0)
-    if delay_max < delay_min:
+    fields = s.fields(SERVICE_KEYS)
+    if "vm_lifetime_hours" in fields:
+        fields.setdefault("vm_lifetime_auth_hours", fields["vm_lifetime_hours"])
+    service = ServiceConfig(**fields)
+    if service.check_loop_delay_max < service.check_loop_delay_min:
         raise ConfigError(
             f"{s.where('check_loop_delay_max')}: must not be less than check_loop_delay_min")
-    decay = s.get("check_loop_delay_decay", _positive_number, 2.0)
-    if decay < 1:
+    if service.check_loop_delay_decay < 1:
         raise ConfigError(f"{s.where('check_loop_delay_decay')}: must be at least 1")
-    return ServiceConfig(
-        site_name=s.get("site_name", _string, "vmpooler"),
-        logfile=s.get("logfile", _string),
-        port=s.get("port", _port, 4567),
-        host=s.get("host", _string, "0.0.0.0"),
-        task_limit=s.get("task_limit", _positive_int, 10),
-        timeout_minutes=s.get("timeout", _positive_number, 15.0),
-        vm_checktime_minutes=s.get("vm_checktime", _positive_number, 15.0),
-        vm_lifetime_hours=lifetime,
-        vm_lifetime_auth_hours=s.get("vm_lifetime_auth", _positive_number, lifetime),
-        allowed_tags=s.get("allowed_tags", _string_list(_string)),
-        domain=s.get("domain", _string),
-        prefix=s.get("prefix", lambda w, v: "" if v == "" else _name(w, v), ""),
-        clone_target=s.get("clone_target", _string),
-        ready_ttl_minutes=s.get("ready_ttl", _positive_number),
-        check_loop_delay_min=delay_min,
-        check_loop_delay_max=delay_max,
-        check_loop_delay_decay=decay,
-        ready_check_port=s.get("ready_check_port", _port_or_zero, 22),
-        ready_check_address=s.get("ready_check_address", _one_of("hostname", "ip"),
-                                  "hostname"),
-        max_request_vms=s.get("max_request_vms", _positive_int, 100),
-    )
+    return service
+
+
+POOL_KEYS: Mapping[str, tuple[str, Check]] = {
+    "name": ("name", _pool_name), "template": ("template", _string),
+    "folder": ("folder", _string), "datastore": ("datastore", _string),
+    "size": ("size", _positive_int), "alias": ("alias", _string_list(_pool_name)),
+    "resource_pool": ("pool", _string), "clone_target": ("clone_target", _string),
+    "timeout_minutes": ("timeout", _positive_number),
+    "ready_ttl_minutes": ("ready_ttl", _positive_number),
+}
 
 
 def _pool(s: _Section) -> PoolConfig:
-    return PoolConfig(
-        name=s.get("name", _pool_name, required=True),
-        template=s.get("template", _string, required=True),
-        folder=s.get("folder", _string, required=True),
-        datastore=s.get("datastore", _string, required=True),
-        size=s.get("size", _positive_int, required=True),
-        alias=s.get("alias", _string_list(_pool_name), ()),
-        resource_pool=s.get("pool", _string),
-        clone_target=s.get("clone_target", _string),
-        timeout_minutes=s.get("timeout", _positive_number),
-        ready_ttl_minutes=s.get("ready_ttl", _positive_number),
-    )
+    s.require("name", "template", "folder", "datastore", "size")
+    return PoolConfig(**s.fields(POOL_KEYS))
 
 
 def _pools(path: str, data: Any) -> tuple[PoolConfig, ...]:
