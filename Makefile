@@ -58,7 +58,8 @@ run: redis vcsim
 	$(BIN)/twistd -n --pidfile= vmpoolerd --config etc/vmpooler.yaml
 
 test: install
-	$(BIN)/mypy vmpoolerd bench
+	$(BIN)/ruff check vmpoolerd tests bench twisted
+	$(BIN)/mypy vmpoolerd tests bench
 	PYTHONPATH=$(CURDIR) $(BIN)/trial --temp-directory=$(RUN)/trial tests
 
 bench: install

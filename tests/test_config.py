@@ -142,10 +142,9 @@ class ErrorTests(SynchronousTestCase):
             "    datastore: d\n" + extra
 
     def test_pool_keys(self) -> None:
-        self.assertError(self.pool("    size: 0\n"), ":pools:[1].size: must be a positive integer")
-        self.assertError(self.pool("    size: -2\n"), ":pools:[1].size: must be a positive integer")
-        self.assertError(self.pool("    size: 1.5\n"), ":pools:[1].size: must be a positive integer")
-        self.assertError(self.pool("    size: lots\n"), ":pools:[1].size: must be a positive integer")
+        for size in ("0", "-2", "1.5", "lots"):
+            self.assertError(self.pool(f"    size: {size}\n"),
+                             ":pools:[1].size: must be a positive integer")
         self.assertError(self.pool(""), ":pools:[1].size: is required")
         self.assertError(MINIMAL.replace("    folder: Pooled VMs/debian-7-i386\n", ""),
                          ":pools:[0].folder: is required")
@@ -172,7 +171,8 @@ class ErrorTests(SynchronousTestCase):
         self.assertError(":pools: [\n", self.yaml_error(":pools: [\n"))
         self.assertError(MINIMAL.replace("  password: swordfish\n", ""),
                          ":vsphere:.password: is required")
-        self.assertError(MINIMAL.split(":pools:")[0], ":pools:: must be a list of at least one pool")
+        self.assertError(MINIMAL.split(":pools:")[0],
+                         ":pools:: must be a list of at least one pool")
         self.assertError(MINIMAL + ":redis: []\n", ":redis:: must be a mapping")
         self.assertError(MINIMAL + ":config:\n  port: 70000\n",
                          ":config:.port: must be a port number (1-65535)")

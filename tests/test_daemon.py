@@ -16,12 +16,14 @@ from twisted.internet.task import deferLater
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.http_headers import Headers
 
 from vmpoolerd.tap import Options
 
 from .fixtures import config_text, fill_ready
-from .processes import free_port
+from .processes import free_port, stop_process
 from .redis_server import fresh_redis, redis_server
+from .waiting import until
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
@@ -82,25 +84,22 @@ class DaemonTests(TestCase):
              *options],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, "VSPHERE_PASSWORD": "vsphere-secret"})
-        self.addCleanup(lambda: process.poll() is None and process.kill())
+        self.addCleanup(stop_process, process, 0)
         return process
 
     async def wait_listening(self, process: subprocess.Popen[bytes], port: int) -> None:
-        for _ in range(200):
+        def listening() -> bool:
             self.assertIsNone(process.poll(), "the daemon exited")
             try:
                 socket.create_connection(("127.0.0.1", port), 0.1).close()
-                return
             except OSError:
-                await deferLater(reactor, 0.05)
-        self.fail("the daemon did not listen")
+                return False
+            return True
+        await until("the daemon to listen", listening, seconds=10)
 
     async def wait_exit(self, process: subprocess.Popen[bytes]) -> int:
-        for _ in range(200):
-            if process.poll() is not None:
-                return process.returncode
-            await deferLater(reactor, 0.05)
-        self.fail("the daemon did not stop")
+        await until("the daemon to stop", lambda: process.poll() is not None, seconds=10)
+        return process.returncode
 
     async def test_serves_and_stops_on_sigterm(self) -> None:
         redis = await fresh_redis(self)
@@ -125,8 +124,9 @@ class DaemonTests(TestCase):
         self.assertIs(json.loads(raw)["ok"], False)
 
         # A malformed form body is the API's to judge (JSON 400), not Twisted's.
+        form = Headers({"Content-Type": ["multipart/form-data; boundary=x"]})
         response = await treq.post(f"{base}/api/v1/vm", b"garbage", persistent=False,
-                                   headers={"Content-Type": "multipart/form-data; boundary=x"})
+                                   headers=form)
         self.assertEqual(response.code, 400)
         self.assertIs(json.loads(await response.content())["ok"], False)
 
