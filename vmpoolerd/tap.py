@@ -143,7 +143,7 @@ def makeService(options: Options) -> IService:
     service = make_service(options["parsed"], log_format=options["log-format"])
     # Note [Frozen start-up objects]: what start-up made lives as long as the
     # process.  Moving it out of the garbage collector's sight keeps full
-    # collections short: without this, they put ~20 ms into the checkout
-    # p99 under load (make bench).
+    # collections short, so that they do not show in the checkout latency
+    # (README, "Performance").
     gc.freeze()
     return service

@@ -59,13 +59,12 @@ class LogsIn(txredisapi.RedisProtocol):
 
 class _Connection(LogsIn):
     """
-    One connection of the pool.  Commands go out at once.  TCP_NODELAY:
-    with two checkout batches in flight, Nagle's algorithm would hold the
-    second until the first's answer is acknowledged.  And each command is sent as it is made, where
-    Twisted would buffer it until the reactor's next turn: that turn, and
-    the wait for it while Redis could already be running the script, cost
-    ~4 us of a checkout's ~180 and 7-11% of the checkout rate (``python -m
-    bench.ab``).
+    One connection of the pool.  Commands go out at once: TCP_NODELAY, as
+    with two checkout batches in flight Nagle's algorithm would hold the
+    second until the first's answer is acknowledged; and each command is
+    written as it is made, where Twisted would buffer it until the
+    reactor's next turn, while Redis could already be running the script
+    (README, "Performance": ``python -m bench.ab`` compares such changes).
     """
 
     def connectionMade(self) -> Deferred[None]:
