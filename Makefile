@@ -35,13 +35,14 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 tests/vcsim/vcsim: tests/vcsim/main.go tests/vcsim/build.sh
 	sh tests/vcsim/build.sh
 
-# A Redis for the demo on $(REDIS_PORT), unless one answers there already.
+# A Redis for the demo on $(REDIS_PORT), unless one answers there already;
+# run as the README's "Running Redis" says (every checkout on disk).
 redis: install
 	@mkdir -p $(RUN)
 	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || \
 	  redis-server --port $(REDIS_PORT) --bind 127.0.0.1 --daemonize yes \
 	    --dir $(CURDIR)/$(RUN) --pidfile $(CURDIR)/$(RUN)/redis.pid \
-	    --logfile $(CURDIR)/$(RUN)/redis.log --save '' --appendonly no
+	    --logfile $(CURDIR)/$(RUN)/redis.log --appendonly yes --appendfsync always
 	@redis-cli -p $(REDIS_PORT) ping
 
 # The demo's vCenter: the simulator on 127.0.0.1:8989, unless one answers there.
