@@ -12,6 +12,10 @@ from __future__ import annotations
 PREFIX = "vmpooler__"
 # A checkout anywhere publishes its pool's name here (wakes the maintainers).
 CHECKOUT_CHANNEL = f"{PREFIX}checkout"
+# The marker of the Redis the daemons write to, and why its state is in
+# doubt (Note [Redis generations] in generation.py).
+GENERATION = f"{PREFIX}generation"
+DOUBTFUL = f"{PREFIX}doubtful"
 # The sets a pool's VMs are in, as the planner names them.
 POOL_SETS = ("pending", "ready", "running", "completed", "discovered")
 

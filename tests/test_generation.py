@@ -1,0 +1,142 @@
+"""
+Noticing a Redis that lost data or went back in time (Note [Redis
+generations] in vmpoolerd/store/generation.py), against real Redis servers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from vmpoolerd.store.generation import GenerationStore, GenerationWatch
+
+from .fixtures import fill_ready
+from .redis_server import fresh_redis, private_redis
+from .waiting import until
+
+POOLS = ("debian-7-i386", "centos-7-x86_64")
+D32 = POOLS[0]
+
+
+class GenerationTests(TestCase):
+    async def setUp(self) -> None:  # type: ignore[override]
+        self.redis = await fresh_redis(self)
+        self.store = GenerationStore(self.redis, reactor)
+
+    def watch(self) -> GenerationWatch:
+        return GenerationWatch(self.store, POOLS)
+
+    async def members(self, state: str, pool: str = D32) -> set[str]:
+        return set(await self.redis.smembers(f"vmpooler__{state}__{pool}"))
+
+    async def test_a_redis_with_pools_and_no_marker_is_trusted(self) -> None:
+        """As a vmpooler leaves it: the daemon marks it and carries on."""
+        await fill_ready(self.redis, D32, 2)
+        found = await self.watch().check()
+        self.assertIsNone(found.doubt)
+        self.assertEqual(found.count, 1)
+        self.assertEqual(len(await self.members("ready")), 2)
+
+    async def test_an_empty_redis_is_in_doubt(self) -> None:
+        watch = self.watch()
+        self.assertIn("no pool state", (await watch.check()).doubt or "")
+        # The doubt stays, for every daemon, until an operator acts.
+        self.assertIn("no pool state", (await self.watch().check()).doubt or "")
+        self.assertEqual(await self.store.doubt(), watch.doubt)
+
+    async def test_counts_grow_and_raise_no_doubt(self) -> None:
+        await fill_ready(self.redis, D32, 1)
+        first, second = self.watch(), self.watch()
+        counts = []
+        for _ in range(3):
+            counts += [(await first.check()).count, (await second.check()).count]
+        self.assertEqual(counts, [1, 2, 3, 4, 5, 6])
+        self.assertIsNone(first.doubt)
+
+    async def test_lost_data(self) -> None:
+        await fill_ready(self.redis, D32, 1)
+        watch = self.watch()
+        await watch.check()
+        await self.redis.flushall()
+        self.assertIn("lost its data", (await watch.check()).doubt or "")
+
+    async def test_another_redis(self) -> None:
+        await fill_ready(self.redis, D32, 1)
+        watch = self.watch()
+        await watch.check()
+        await self.redis.hset("vmpooler__generation", "id", "another")
+        self.assertIn("not the one", (await watch.check()).doubt or "")
+
+    async def test_a_rollback_holds_ready_and_pending_vms(self) -> None:
+        ready = await fill_ready(self.redis, D32, 3)
+        await self.redis.sadd(f"vmpooler__pending__{D32}", "pending1")
+        await self.redis.sadd(f"vmpooler__running__{D32}", "running1")
+        watch = self.watch()
+        for _ in range(5):
+            await watch.check()
+        await self.redis.hset("vmpooler__generation", "n", 2)  # an older state
+        self.assertIn("back in time", (await watch.check()).doubt or "")
+        self.assertEqual(await self.members("ready"), set())
+        self.assertEqual(await self.members("pending"), set())
+        self.assertEqual(await self.members("discovered"), {*ready, "pending1"})
+        self.assertEqual(await self.members("running"), {"running1"})
+        self.assertEqual(await self.redis.get(f"vmpooler__empty__{D32}"), "true")
+        # Acted on once: VMs made ready afterwards are not held in turn.
+        await self.redis.sadd(f"vmpooler__ready__{D32}", "fresh1")
+        await watch.check()
+        self.assertEqual(await self.members("ready"), {"fresh1"})
+
+    async def test_adopt_makes_held_vms_running(self) -> None:
+        await self.watch().check()  # an empty Redis: in doubt; then a VM is discovered
+        self.assertIsNotNone(await self.store.doubt())
+        await self.redis.sadd(f"vmpooler__discovered__{D32}", "held1")
+        await self.redis.hset("vmpooler__vm__held1", "token:user", "someone")
+        await self.redis.expire("vmpooler__vm__held1", 100)
+        self.assertEqual(await self.store.adopt(POOLS, "2026-11-28 06:00:00 +0000"), 1)
+        self.assertIsNone(await self.store.doubt())
+        self.assertEqual(await self.members("running"), {"held1"})
+        self.assertEqual(await self.members("discovered"), set())
+        vm: dict[str, Any] = await self.redis.hgetall("vmpooler__vm__held1")
+        self.assertEqual(vm, {"template": D32, "checkout": "2026-11-28 06:00:00 +0000"})
+        self.assertEqual(await self.redis.ttl("vmpooler__vm__held1"), -1)
+        self.assertEqual(await self.redis.hget(f"vmpooler__active__{D32}", "held1"),
+                         "2026-11-28 06:00:00 +0000")
+
+    async def test_release_ends_the_doubt_only(self) -> None:
+        await self.watch().check()
+        await self.redis.sadd(f"vmpooler__discovered__{D32}", "held1")
+        await self.store.release()
+        self.assertIsNone(await self.store.doubt())
+        self.assertEqual(await self.members("discovered"), {"held1"})
+
+
+class RestoredRedisTests(TestCase):
+    async def test_a_redis_restarted_from_an_older_dump(self) -> None:
+        """SAVE, a checkout, kill -9, a restart from the dump: the VM checked
+        out since the dump is not handed out again."""
+        server, redis = await private_redis(self, 1.0)
+        watch = GenerationWatch(GenerationStore(redis, reactor, timeout=1.0), POOLS)
+        await fill_ready(redis, D32, 2)
+        await watch.check()
+        server.cli("SAVE")
+        taken = await redis.spop(f"vmpooler__ready__{D32}")  # checked out after the dump
+        await redis.sadd(f"vmpooler__running__{D32}", taken)
+        await watch.check()
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        server.process = None
+        server.start()
+
+        async def checked() -> Any:
+            try:
+                return await watch.check()
+            except Exception:
+                return None
+        found = await until("Redis to answer again", checked, seconds=30, interval=0.2)
+        self.assertIn("back in time", found.doubt or "")
+        self.assertNotIn(taken, set(await redis.smembers(f"vmpooler__ready__{D32}")))
+        self.assertIn(taken, set(await redis.smembers(f"vmpooler__discovered__{D32}")))
+

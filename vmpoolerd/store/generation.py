@@ -1,0 +1,97 @@
+"""
+Whether Redis is the one the daemon wrote to, and what to do when not.
+
+Note [Redis generations]: a Redis that restarts without its data, is
+flushed, is restored from an older snapshot, or is replaced by a replica
+that missed writes, no longer says where the VMs are.  A pool manager that
+trusted it would take every VM of its folders for a stranger and destroy
+it, checked-out ones included; a checkout would hand out again a VM that
+was handed out since the snapshot.  So Redis holds a marker,
+``vmpooler__generation`` (a random id and a count), and every daemon
+remembers the id and the count it last saw.  Each check (lua/generation.lua,
+at the start of every maintenance cycle and every few seconds besides)
+raises the count.  Redis is in doubt when:
+
+- the marker is gone although the daemon saw it (lost data);
+- the marker's id is another (another Redis);
+- the count is not above the one the daemon saw (rolled back);
+- at the daemon's first check, there is no marker and no pool state at
+  all (new, or emptied while no daemon ran).  A Redis with pools and no
+  marker, as vmpooler leaves it, is trusted and marked.
+
+The doubt is kept in Redis (``vmpooler__doubtful``, the reason), so that
+every daemon and every restart sees it, until an operator acts.  While it
+lasts, no maintainer destroys a discovered VM; on a rollback, the ready and
+pending VMs, which may have been handed out since, are moved to discovered
+at once, so that no checkout hands them out.  ``python -m vmpoolerd.adopt``
+ends the doubt: the VMs held in discovered become running (checked out to
+nobody, reclaimed after their lifetime), or, with ``--release``, are left
+to be destroyed (README, "When Redis loses data").
+
+A daemon that restarts together with a rolled-back Redis has no memory to
+compare with: only Redis's own persistence guards that case (Note [Durable
+checkouts] in durability.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Sequence
+
+from . import keys
+from .scripts import Scripts
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The marker as this daemon last saw it, and the doubt then."""
+
+    id: str = ""
+    count: int = 0
+    doubt: str | None = None
+
+
+class GenerationStore(Scripts):
+    async def check(self, seen: Generation, pools: Sequence[str]) -> Generation:
+        """Check Redis against what the daemon saw (lua/generation.lua); the
+        marker as it is now, and the doubt, if any."""
+        marker, count, doubt = await self._script(
+            "generation", args=[seen.id, seen.count, secrets.token_hex(8), *pools])
+        return Generation(str(marker), int(count), str(doubt) or None)
+
+    async def doubt(self) -> str | None:
+        """Why Redis's state is in doubt, if it is."""
+        reason = await self._call(self._redis.execute_command("GET", keys.DOUBTFUL))
+        return str(reason) if reason else None
+
+    async def adopt(self, pools: Sequence[str], now: str) -> int:
+        """End the doubt; the VMs held in discovered become running (lua/adopt.lua)."""
+        return int(await self._script("adopt", args=[now, *pools]))
+
+    async def release(self) -> None:
+        """End the doubt; the VMs held in discovered are destroyed, a few per cycle."""
+        await self._call(self._redis.execute_command("DEL", keys.DOUBTFUL))
+
+
+class GenerationWatch:
+    """
+    One daemon's memory of the marker, shared by its maintainers and its
+    API: ``check()`` compares Redis with it and remembers the answer.
+    """
+
+    def __init__(self, store: GenerationStore, pools: Sequence[str]) -> None:
+        self._store = store
+        self._pools = tuple(pools)
+        self.seen = Generation()
+
+    async def check(self) -> Generation:
+        # Always what Redis answered last, even below what was seen before:
+        # a rollback is acted on once (its doubt stays in Redis), and counts
+        # only grow, so an overlapping check's older answer raises no doubt.
+        self.seen = await self._store.check(self.seen, self._pools)
+        return self.seen
+
+    @property
+    def doubt(self) -> str | None:
+        return self.seen.doubt

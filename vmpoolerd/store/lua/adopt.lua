@@ -1,0 +1,23 @@
+-- An operator adopts what vSphere holds after a doubt (Note [Redis
+-- generations] in generation.py): every VM held in a pool's discovered set
+-- becomes running, checked out now to nobody, so that whoever may be using
+-- it keeps it for its lifetime; then it is reclaimed as any running VM.
+-- The doubt ends.
+--
+-- ARGV[1]: now (timestamp), ARGV[2..]: the configured pools.
+-- Returns the number of VMs adopted.
+local adopted = 0
+for i = 2, #ARGV do
+  local pool = ARGV[i]
+  local held = 'vmpooler__discovered__' .. pool
+  for _, host in ipairs(redis.call('SMEMBERS', held)) do
+    redis.call('SMOVE', held, 'vmpooler__running__' .. pool, host)
+    redis.call('HSET', 'vmpooler__active__' .. pool, host, ARGV[1])
+    redis.call('HSET', 'vmpooler__vm__' .. host, 'template', pool, 'checkout', ARGV[1])
+    redis.call('HDEL', 'vmpooler__vm__' .. host, 'token:token', 'token:user', 'lifetime')
+    redis.call('PERSIST', 'vmpooler__vm__' .. host)
+    adopted = adopted + 1
+  end
+end
+redis.call('DEL', 'vmpooler__doubtful')
+return adopted

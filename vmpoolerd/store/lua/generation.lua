@@ -1,0 +1,62 @@
+-- Is this the Redis the daemon wrote to?  Note [Redis generations] in
+-- generation.py.
+--
+-- ARGV[1]: the marker's id as this daemon last saw it ('' if never),
+-- ARGV[2]: the count it last saw (0 if never), ARGV[3]: an id for a new
+-- marker, ARGV[4..]: the configured pools.
+-- Returns {id, count, doubt ('' if none)}.
+local marker, doubt = 'vmpooler__generation', 'vmpooler__doubtful'
+local known_id, known_n = ARGV[1], tonumber(ARGV[2])
+local pools = {}
+for i = 4, #ARGV do pools[#pools + 1] = ARGV[i] end
+
+local function has_pool_state()
+  for _, pool in ipairs(pools) do
+    for _, set in ipairs({'pending', 'ready', 'running', 'completed', 'discovered'}) do
+      if redis.call('EXISTS', 'vmpooler__' .. set .. '__' .. pool) == 1 then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+local reason = nil
+local rollback = false
+local id = redis.call('HGET', marker, 'id')
+if not id then
+  if known_id ~= '' then
+    reason = 'Redis lost its data (its generation marker is gone)'
+  elseif not has_pool_state() then
+    reason = 'Redis holds no pool state (new, emptied, or restored from before it had any)'
+  end
+  -- else: a Redis with pools but no marker, as vmpooler leaves it: trusted
+  id = ARGV[3]
+  redis.call('HSET', marker, 'id', id, 'n', 0)
+elseif known_id ~= '' and id ~= known_id then
+  reason = 'Redis is not the one this daemon wrote to (another generation marker)'
+  rollback = true
+end
+local n = redis.call('HINCRBY', marker, 'n', 1)
+if not reason and known_id ~= '' and n <= known_n then
+  reason = 'Redis went back in time (restored from an older snapshot, or a stale replica)'
+  rollback = true
+end
+if reason and redis.call('EXISTS', doubt) == 0 then
+  redis.call('SET', doubt, reason)
+end
+if rollback then
+  -- VMs ready or pending in an older state may have been handed out since:
+  -- none of them is handed out again.  They are held in discovered (where
+  -- they are not destroyed while the doubt lasts) for an operator to adopt.
+  for _, pool in ipairs(pools) do
+    for _, set in ipairs({'ready', 'pending'}) do
+      local key = 'vmpooler__' .. set .. '__' .. pool
+      for _, host in ipairs(redis.call('SMEMBERS', key)) do
+        redis.call('SMOVE', key, 'vmpooler__discovered__' .. pool, host)
+      end
+    end
+    redis.call('SET', 'vmpooler__empty__' .. pool, 'true')
+  end
+end
+return {id, n, redis.call('GET', doubt) or ''}
