@@ -1,0 +1,76 @@
+"""
+``python -m vmpoolerd.adopt --config PATH [--release]``: end a doubt about
+Redis's state (Note [Redis generations] in vmpoolerd/store/generation.py).
+
+Without ``--release``, every VM held in a pool's discovered set becomes
+running, checked out now to nobody: whoever may be using it keeps it for
+its lifetime, and the pool manager reclaims it then.  With ``--release``,
+the held VMs are left to the pool manager, which destroys them a few per
+cycle.  Prints what it did; exits 0, or 1 with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+
+from .config import Config, ConfigError, config_path, read_config
+from .store.connection import connect
+from .store.generation import GenerationStore
+from .timefmt import format_time
+
+TIMEOUT = 10.0  # seconds for each Redis call
+
+
+async def run(reactor: IReactorTime, config: Config, release: bool) -> str:
+    redis = connect(config.redis, TIMEOUT)
+    try:
+        store = GenerationStore(redis, reactor, timeout=TIMEOUT)
+        doubt = await store.doubt()
+        before = f"doubt ended ({doubt or 'there was none'})"
+        if release:
+            await store.release()
+            return f"{before}; held VMs are left to be destroyed"
+        adopted = await store.adopt(config.pool_names, format_time(reactor.seconds()))
+        return f"{before}; {adopted} held VMs adopted as running"
+    finally:
+        await redis.disconnect()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vmpoolerd.adopt", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="default: $VMPOOLER_CONFIG, else etc/vmpooler.yaml")
+    parser.add_argument("--release", action="store_true",
+                        help="leave the held VMs to be destroyed instead of adopting them")
+    args = parser.parse_args(argv)
+    path = config_path(args.config, os.environ)
+    try:
+        config = read_config(path, os.environ)
+    except ConfigError as e:
+        print(f"{path}: {e}", file=sys.stderr)
+        return 1
+    said: list[tuple[bool, str]] = []
+
+    async def go(reactor: IReactorTime) -> None:
+        try:
+            said.append((True, await run(reactor, config, args.release)))
+        except Exception as e:
+            said.append((False, f"nothing done: {e}"))
+
+    try:
+        task.react(lambda reactor: defer.ensureDeferred(go(reactor)))
+    except SystemExit:  # react always exits; what was said decides
+        pass
+    ok, message = said[0] if said else (False, "nothing done")
+    print(message, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
