@@ -18,8 +18,7 @@ import tempfile
 from html.parser import HTMLParser
 from unittest import SkipTest
 
-from twisted.internet import reactor
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.threads import deferToThread
 
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -60,8 +59,7 @@ def _run(args: list[str], timeout: float) -> str:
 
 async def _in_thread(args: list[str], timeout: float) -> str:
     chromium()  # SkipTest here, not in the thread
-    return await deferToThreadPool(reactor, reactor.getThreadPool(),  # type: ignore[attr-defined]
-                                   _run, args, timeout)
+    return await deferToThread(_run, args, timeout)
 
 
 async def dump_dom(url: str, budget_ms: int = 3000, timeout: float = 60) -> str:

@@ -31,7 +31,7 @@ class Answer:
 
 class Client:
     def __init__(self, resource: IResource) -> None:
-        self.stub = StubTreq(resource)
+        self.stub: Any = StubTreq(resource)  # its verbs are looked up at run time
 
     async def request(self, method: str, path: str, body: Any = None,
                       headers: dict[str, str] | None = None,

@@ -98,7 +98,9 @@ def ldap_server() -> LdapServer:
 def _start() -> LdapServer:
     for tool in (SLAPD, SLAPADD, SLAPPASSWD):
         if not os.access(tool, os.X_OK):
-            raise SkipTest(f"{tool} not found: install Debian's slapd package to run the LDAP tests")
+            raise SkipTest(
+                f"{tool} not found: install Debian's slapd package to run the LDAP tests"
+            )
     directory = tempfile.mkdtemp(prefix="vmpoolerd-slapd-")
     try:
         return _start_in(directory)
@@ -117,38 +119,47 @@ def _start_in(directory: str) -> LdapServer:
     server_key, server_cert = _make_server_cert(ca_key, ca_cert)
     _write_pem(path("server.pem"), server_cert)
     with open(path("server.key"), "wb") as f:
-        f.write(server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ))
+        f.write(
+            server_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
 
     os.mkdir(path("db"))
-    with open(path("slapd.conf"), "w") as f:
-        f.write(_slapd_conf(directory))
-    with open(path("data.ldif"), "w") as f:
-        f.write(_ldif())
+    with open(path("slapd.conf"), "w") as conf:
+        conf.write(_slapd_conf(directory))
+    with open(path("data.ldif"), "w") as ldif:
+        ldif.write(_ldif())
     subprocess.run(
         [SLAPADD, "-f", path("slapd.conf"), "-l", path("data.ldif")],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
 
     host, mismatched_host = "127.0.0.1", "127.0.0.2"
     port, tls_port = free_port(host), free_port(host)
     addresses = [(h, p) for h in (host, mismatched_host) for p in (port, tls_port)]
     urls = " ".join(
-        f"{scheme}://{h}:{p}/"
-        for (h, p), scheme in zip(addresses, ["ldap", "ldaps"] * 2)
+        f"{scheme}://{h}:{p}/" for (h, p), scheme in zip(addresses, ["ldap", "ldaps"] * 2)
     )
     with open(path("slapd.log"), "wb") as log:
         process = subprocess.Popen(
             [SLAPD, "-f", path("slapd.conf"), "-h", urls, "-d", "0"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = LdapServer(
-        host=host, port=port, tls_port=tls_port, mismatched_host=mismatched_host,
-        ca_file=path("ca.pem"), other_ca_file=path("other-ca.pem"),
-        directory=directory, process=process,
+        host=host,
+        port=port,
+        tls_port=tls_port,
+        mismatched_host=mismatched_host,
+        ca_file=path("ca.pem"),
+        other_ca_file=path("other-ca.pem"),
+        directory=directory,
+        process=process,
     )
     try:
         _wait_listening(server, addresses)
@@ -176,8 +187,7 @@ def _wait_listening(server: LdapServer, addresses: list[tuple[str, int]]) -> Non
 
 def _slapd_conf(directory: str) -> str:
     schemas = "".join(
-        f"include {SCHEMA_DIR}/{name}.schema\n"
-        for name in ("core", "cosine", "inetorgperson")
+        f"include {SCHEMA_DIR}/{name}.schema\n" for name in ("core", "cosine", "inetorgperson")
     )
     return f"""\
 {schemas}
@@ -224,7 +234,9 @@ def _ldif() -> str:
 def _ssha(password: str) -> str:
     result = subprocess.run(
         [SLAPPASSWD, "-h", "{SSHA}", "-s", password],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return result.stdout.strip()
 
@@ -235,11 +247,20 @@ def _make_ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     cert = (
         _builder(subject, subject, key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True,
-            crl_sign=True, encipher_only=False, decipher_only=False,
-        ), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -253,21 +274,28 @@ def _make_server_cert(
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     cert = (
         _builder(subject, ca_cert.subject, key.public_key())
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     return key, cert
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
-             ) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.timezone.utc)
     return (
         x509.CertificateBuilder()

@@ -12,9 +12,13 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock, deferLater
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 from twisted.trial.unittest import TestCase
 import txredisapi
+
+from tests.net import listen, port_of, tcp
+
+from tests.logs import captured_events
 
 from vmpoolerd.api import report
 from vmpoolerd.api.app import VmpoolerApi
@@ -37,7 +41,7 @@ class ApiCase(TestCase):
 
     service: dict[str, Any] = {}
 
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.redis = await fresh_redis(self)
         self.config = make_config(**self.service)
         self.clock = Clock()
@@ -363,7 +367,7 @@ class StatusTests(ApiCase):
 
 
 class SummaryTests(ApiCase):
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         await super().setUp()
         self.today = local_date(T0)
         self.yesterday = local_date(T0 - 86400)
@@ -501,9 +505,7 @@ class RedisLoginTests(TestCase):
     async def test_a_refused_password_is_logged_without_it_and_tried_again(self) -> None:
         server = RedisServer("--requirepass", "s3cret-pw")
         self.addCleanup(server.stop)
-        events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        events = captured_events(self)
         redis = connect(RedisConfig(server="127.0.0.1", port=server.port,
                                     password="wrong-pw"), 1)
         self.addCleanup(redis.disconnect)
@@ -573,7 +575,7 @@ class UnansweredCheckoutTests(TestCase):
 class ClientGoneTests(TestCase):
     """Note [Clients that went away] in vmpoolerd/store.py."""
 
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.server, self.redis = await private_redis(self, 3)
         self.store = ApiStore(self.redis, reactor, 3)
         self.addCleanup(self.store.stop)
@@ -600,13 +602,13 @@ class ClientGoneTests(TestCase):
 
     async def test_a_client_that_hangs_up_while_redis_is_slow(self) -> None:
         site = ApiSite(VmpoolerApi(make_config(), self.store, Clock()).resource(), reactor)
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        port = listen(site)
         self.addCleanup(port.stopListening)
         self.server.cli("CLIENT", "PAUSE", "2500", "ALL")
         client = await connectProtocol(
-            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), Protocol())
-        client.transport.write(f"POST /api/v1/vm/{D32} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(port)), Protocol())
+        tcp(client).write(f"POST /api/v1/vm/{D32} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         await deferLater(reactor, 0.2)
-        client.transport.abortConnection()  # gone before Redis answers
+        tcp(client).abortConnection()  # gone before Redis answers
         await deferLater(reactor, 2.5)  # Redis runs the checkout after all
         self.assertTrue(await self.all_back())

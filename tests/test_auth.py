@@ -17,11 +17,13 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from .ldap_server import PEOPLE, STAFF, SUFFIX, USERS, LdapServer, ldap_server
 from .processes import free_port
+from tests.logs import captured_events
+
 from vmpoolerd.api.auth import AuthUnavailable, LdapAuthenticator, bind_dns, escape_dn_value
 from vmpoolerd.config import LdapConfig
 
@@ -95,9 +97,7 @@ class LdapBindTests(TestCase):
 
     def setUp(self) -> None:
         self.server = ldap_server()
-        self.events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        self.events = captured_events(self)
 
     def authenticator(self, encryption: str = "none", **changes: Any) -> LdapAuthenticator:
         s = self.server
@@ -111,7 +111,9 @@ class LdapBindTests(TestCase):
         timeout = changes.pop("timeout", 10.0)
         return LdapAuthenticator(dataclasses.replace(config, **changes), reactor, timeout=timeout)
 
-    async def unavailable(self, auth: LdapAuthenticator, user: str, password: str) -> AuthUnavailable:
+    async def unavailable(
+        self, auth: LdapAuthenticator, user: str, password: str
+    ) -> AuthUnavailable:
         try:
             result = await auth.authenticate(user, password)
         except AuthUnavailable as e:
@@ -124,10 +126,14 @@ class LdapBindTests(TestCase):
         self.assertIs(await self.authenticator("none").authenticate(JDOE.name, JDOE.password), True)
 
     async def test_start_tls_right_password(self) -> None:
-        self.assertIs(await self.authenticator("start_tls").authenticate(JDOE.name, JDOE.password), True)
+        self.assertIs(
+            await self.authenticator("start_tls").authenticate(JDOE.name, JDOE.password), True
+        )
 
     async def test_simple_tls_right_password(self) -> None:
-        self.assertIs(await self.authenticator("simple_tls").authenticate(JDOE.name, JDOE.password), True)
+        self.assertIs(
+            await self.authenticator("simple_tls").authenticate(JDOE.name, JDOE.password), True
+        )
 
     async def test_tls_to_dns_name(self) -> None:
         """The certificate's DNS name is checked as well as its IP address."""
@@ -167,12 +173,14 @@ class LdapBindTests(TestCase):
     async def test_only_configured_bases_and_user_objects(self) -> None:
         self.assertIs(
             await self.authenticator(base=(STAFF,), user_object=("uid", "cn")).authenticate(
-                JDOE.name, JDOE.password),
+                JDOE.name, JDOE.password
+            ),
             False,
         )
         self.assertIs(
             await self.authenticator(base=(PEOPLE, STAFF), user_object=("uid",)).authenticate(
-                ANN.name, ANN.password),
+                ANN.name, ANN.password
+            ),
             False,
         )
 
@@ -190,7 +198,8 @@ class LdapBindTests(TestCase):
         self.assertIs(await auth.authenticate("Ann Smith,ou=staff", ANN.password), False)
         self.assertIs(
             await self.authenticator(base=(STAFF,), user_object=("cn",)).authenticate(
-                ANN.name, ANN.password),
+                ANN.name, ANN.password
+            ),
             True,
         )
         people = self.authenticator()

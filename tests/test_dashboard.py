@@ -22,6 +22,8 @@ from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import IResource
 
+from tests.net import listen, port_of, stop_listening, tcp
+
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import Config, parse_config
 from vmpoolerd.api.dashboard import HORIZON, TTL, Dashboard, DashboardStore, Sampler
@@ -55,7 +57,8 @@ async def connected_redis(test: TestCase) -> Any:
 
 async def fill_running(redis: Any, pool: str, count: int) -> None:
     if count:
-        await redis.sadd(f"vmpooler__running__{pool}", [f"{pool[:6]}run{i:04d}" for i in range(count)])
+        names = [f"{pool[:6]}run{i:04d}" for i in range(count)]
+        await redis.sadd(f"vmpooler__running__{pool}", names)
 
 
 def dashboard_api(config: Config, redis: Any, clock: Any,
@@ -70,7 +73,7 @@ def dashboard_api(config: Config, redis: Any, clock: Any,
 async def raw_get(resource: IResource, path: str, method: str = "GET"
                   ) -> tuple[int, str, bytes, Any]:
     """Code, content type and body of any answer (not only JSON ones)."""
-    stub = StubTreq(resource)
+    stub: Any = StubTreq(resource)  # its verbs are looked up at run time
     pump = LoopingCall(stub.flush)
     pump.clock = reactor
     pump.start(0.002)
@@ -87,7 +90,7 @@ async def raw_get(resource: IResource, path: str, method: str = "GET"
 class DashboardCase(TestCase):
     """The dashboard on an empty Redis, at T0 on a fake clock."""
 
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.redis = await connected_redis(self)
         self.config = make_config()
         self.clock = Clock()
@@ -320,16 +323,16 @@ def serve(test: TestCase, resource: IResource) -> str:
     site = QuietSite(resource)
     site.displayTracebacks = False
     factory = WrappingFactory(site)
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    port = listen(factory)
 
     async def stop() -> None:
-        await port.stopListening()
+        await stop_listening(port)
         for protocol in list(factory.protocols):
-            protocol.transport.loseConnection()
+            tcp(protocol).loseConnection()
         while factory.protocols:
             await deferLater(reactor, 0.01)
     test.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-    return f"http://127.0.0.1:{port.getHost().port}"
+    return f"http://127.0.0.1:{port_of(port)}"
 
 
 async def until(test: TestCase, what: str, check: Callable[[], Awaitable[Any]],
@@ -355,9 +358,9 @@ class BrowserTests(TestCase):
 
     timeout = 180
 
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.redis = await connected_redis(self)
-        ssh = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        ssh = listen(Factory.forProtocol(Protocol))
         self.addCleanup(ssh.stopListening)
         templates = {pool: f"Templates/{pool}" for pool in BROWSER_POOLS}
         folders = {pool: f"Pooled VMs/{pool}" for pool in BROWSER_POOLS}
@@ -369,7 +372,7 @@ class BrowserTests(TestCase):
             ":redis": {"server": "127.0.0.1", "port": redis_server().port},
             ":config": {"site_name": "browser test", "check_loop_delay_min": 0.1,
                         "check_loop_delay_max": 1, "vm_checktime": 0.05, "task_limit": 4,
-                        "ready_check_port": ssh.getHost().port, "ready_check_address": "ip",
+                        "ready_check_port": port_of(ssh), "ready_check_address": "ip",
                         "prefix": "t-", "domain": "example.com"},
             ":pools": [{"name": pool, "template": templates[pool], "folder": folders[pool],
                         "datastore": "LocalDS_0", "size": size}
@@ -468,7 +471,7 @@ class ManyPoolsTests(TestCase):
         config = dataclasses.replace(config, pools=config.pools[:-1] + (
             dataclasses.replace(config.pools[-1], name=evil),))
         now = int(reactor.seconds())
-        expected = {}
+        expected: dict[str, Any] = {}
         for pool in config.pools:
             ready = rng.choice([0, pool.size // 2, pool.size, pool.size, pool.size])
             running = rng.randrange(6)

@@ -11,8 +11,12 @@ from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 from twisted.trial.unittest import TestCase
+
+from tests.net import listen, port_of
+
+from tests.logs import captured_events
 
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import Config, RedisConfig, parse_config
@@ -59,12 +63,12 @@ class ManagerCase(TestCase):
     vcsim: dict[str, Any] = {"boot_delay_ms": 200}
     client_timeout = 10.0
 
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.redis = await fresh_redis(self)
-        listener = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        listener = listen(Factory.forProtocol(Protocol))
         self.addCleanup(listener.stopListening)
         self.server: VcsimServer = start_vcsim(None, self, **self.vcsim)
-        self.config = manager_config(self.server.port, listener.getHost().port, **self.service)
+        self.config = manager_config(self.server.port, port_of(listener), **self.service)
         self.vsphere = self.server.client()
         self.metrics = Metrics(await self.graphite())
         self.daemon_vsphere = self.server.client(timeout=self.client_timeout)
@@ -263,7 +267,7 @@ class TimeoutTests(ManagerCase):
     async def test_pending_past_timeout_is_destroyed(self) -> None:
         self.start()
 
-        async def timed_out() -> bool:
+        async def timed_out() -> set[str]:
             day = local_date(reactor.seconds()).isoformat()
             clones = await self.redis.hkeys(f"vmpooler__clone__{day}")
             names = {c.split(":", 1)[1] for c in clones if c.startswith(DEBIAN)}
@@ -427,7 +431,7 @@ class ScriptedProvider:
 class RaceTests(TestCase):
     """Interleavings the simulator cannot time, driven by hand."""
 
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.redis = await fresh_redis(self)
         self.config = manager_config(1, 0, ready_check_port=0, check_loop_delay_min=0.1)
         self.pool = dataclasses.replace(self.config.pools[0], size=1)
@@ -522,9 +526,7 @@ class RaceTests(TestCase):
         await self.redis.sadd("vmpooler__tasks__disk", [f"{host}:8", "t-unknown0000000:8"])
         provider = ScriptedProvider()
         worker = Manager(self.config, PoolStore(self.redis, reactor), provider, reactor).tasks
-        events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        events = captured_events(self)
         run = ensureDeferred(worker.run_once())
         await deferLater(reactor, 0.1)
         self.assertEqual(provider.answer("add_disk", None), (FOLDERS[DEBIAN], host, 8))

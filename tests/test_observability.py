@@ -13,6 +13,8 @@ from twisted.logger import Logger, LogPublisher
 from twisted.protocols.basic import LineReceiver
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.net import listen, port_of
+
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import GraphiteConfig
 from vmpoolerd.telemetry.graphite import GraphiteSender
@@ -141,17 +143,20 @@ class HealthTests(ManagerCase):
 class Receiver(LineReceiver):
     delimiter = b"\n"
 
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
     def lineReceived(self, line: bytes) -> None:
-        self.factory.lines.append(line.decode())  # type: ignore[attr-defined]
+        self.lines.append(line.decode())
 
 
 class GraphiteTests(ManagerCase):
     async def graphite(self) -> GraphiteSender:
-        factory = Factory.forProtocol(Receiver)
-        factory.lines = self.lines = []  # type: ignore[attr-defined]
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.lines: list[str] = []
+        factory = Factory.forProtocol(lambda: Receiver(self.lines))
+        port = listen(factory)
         self.addCleanup(port.stopListening)
-        sender = GraphiteSender(GraphiteConfig("127.0.0.1", port.getHost().port, "vmpooler"),
+        sender = GraphiteSender(GraphiteConfig("127.0.0.1", port_of(port), "vmpooler"),
                                 reactor)
         sender.startService()
         self.addCleanup(sender.stopService)

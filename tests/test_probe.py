@@ -22,7 +22,11 @@ from typing import Any, Sequence
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IReactorPluggableNameResolver
+from twisted.internet.interfaces import (
+    IHostnameResolver,
+    IHostResolution,
+    IReactorPluggableNameResolver,
+)
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -50,8 +54,14 @@ class FakeNames:
         self.hang = hang
         self.asked: list[str] = []
 
-    def resolveHostName(self, receiver: Any, hostName: str, portNumber: int = 0,
-                        addressTypes: Any = None, transportSemantics: str = "TCP") -> IHostResolution:
+    def resolveHostName(
+        self,
+        receiver: Any,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Any = None,
+        transportSemantics: str = "TCP",
+    ) -> IHostResolution:
         self.asked.append(hostName)
         resolution = _Resolution(hostName)
         receiver.resolutionBegan(resolution)
@@ -114,18 +124,24 @@ class TcpProbeTests(TestCase):
 
     async def test_hostname_is_resolved(self) -> None:
         names = FakeNames({"vm1.example.test": "127.0.0.1"})
-        self.assertTrue(await tcp_probe(NamedReactor(names), "vm1.example.test", self.port, timeout=2))
+        self.assertTrue(
+            await tcp_probe(NamedReactor(names), "vm1.example.test", self.port, timeout=2)
+        )
         self.assertEqual(names.asked, ["vm1.example.test"])
 
     async def test_unknown_hostname(self) -> None:
         names = FakeNames({})
-        self.assertFalse(await tcp_probe(NamedReactor(names), "nonexistent.invalid", self.port, timeout=2))
+        self.assertFalse(
+            await tcp_probe(NamedReactor(names), "nonexistent.invalid", self.port, timeout=2)
+        )
         self.assertEqual(names.asked, ["nonexistent.invalid"])
 
     async def test_dns_never_answers(self) -> None:
         names = FakeNames({}, hang=["slow.example.test"])
         started = time.monotonic()
-        self.assertFalse(await tcp_probe(NamedReactor(names), "slow.example.test", self.port, timeout=0.3))
+        self.assertFalse(
+            await tcp_probe(NamedReactor(names), "slow.example.test", self.port, timeout=0.3)
+        )
         self.assertLess(time.monotonic() - started, 2)
 
     async def test_no_answer(self) -> None:
@@ -152,7 +168,9 @@ class TcpProbeTests(TestCase):
 
 class ProbeAddressTests(SynchronousTestCase):
     def test_hostname(self) -> None:
-        self.assertEqual(probe_address("abc123", "example.com", "10.0.0.5", "hostname"), "abc123.example.com")
+        self.assertEqual(
+            probe_address("abc123", "example.com", "10.0.0.5", "hostname"), "abc123.example.com"
+        )
 
     def test_hostname_without_domain(self) -> None:
         self.assertEqual(probe_address("abc123", None, "10.0.0.5", "hostname"), "abc123")

@@ -68,7 +68,9 @@ class ThreadedClock(Clock):
         reactor.callFromThread(f, *args, **kwargs)  # type: ignore[attr-defined]
 
 
-async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
+async def eventually(
+    predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -279,9 +281,13 @@ class ProviderTests(TestCase):
 
 class SimulatorTests(TestCase):
     async def test_inventory_timeout_and_recovery(self) -> None:
-        server = start_vcsim(inventory(vms=[{"folder": FOLDER, "names": ["vm1", "vm2"], "power_on": True}]), self)
+        server = start_vcsim(
+            inventory(vms=[{"folder": FOLDER, "names": ["vm1", "vm2"], "power_on": True}]), self
+        )
         # A 1 s socket timeout frees the thread of a call the provider gave up on.
-        provider = Provider(server.client(timeout=1), reactor, threads=2, call_timeout=10, stop_grace=5)
+        provider = Provider(
+            server.client(timeout=1), reactor, threads=2, call_timeout=10, stop_grace=5
+        )
         provider.startService()
         self.addCleanup(provider.stopService)
 

@@ -40,7 +40,7 @@ class NoAuthTests(ApiCase):
 
 
 class AuthCase(ApiCase):
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         await super().setUp()
         self.config = make_config(auth=auth_section(ldap_server().port),
                                   vm_lifetime=12, vm_lifetime_auth=48)
@@ -210,7 +210,7 @@ class TokenVmTests(AuthCase):
 
 
 class DirectoryDownTests(AuthCase):
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         await super().setUp()
         config = make_config(auth=auth_section(free_port()))
         assert config.auth is not None

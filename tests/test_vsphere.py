@@ -51,7 +51,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "co
         time.sleep(0.02)
 
 
-def host(name: str, cpu: int | None = 1000, mem: int | None = 1000, vms: int = 0, **kw: Any) -> HostState:
+def host(
+    name: str, cpu: int | None = 1000, mem: int | None = 1000, vms: int = 0, **kw: Any
+) -> HostState:
     return HostState(
         name=name,
         connected=kw.get("connected", True),
@@ -73,7 +75,11 @@ class PureHelperTests(SynchronousTestCase):
         self.assertRaises(ValueError, split_path, "Pools//a")
 
     def test_pick_host_least_utilised(self) -> None:
-        hosts = [host("a", 5000, 1000, vms=1), host("b", 1000, 2000, vms=9), host("c", 2000, 2000, vms=0)]
+        hosts = [
+            host("a", 5000, 1000, vms=1),
+            host("b", 1000, 2000, vms=9),
+            host("c", 2000, 2000, vms=0),
+        ]
         self.assertEqual(pick_host(hosts).name, "b")
 
     def test_pick_host_skips_unhealthy(self) -> None:
@@ -85,7 +91,9 @@ class PureHelperTests(SynchronousTestCase):
         self.assertEqual(pick_host(hosts).name, "c")
 
     def test_pick_host_ties_broken_by_vm_count_then_name(self) -> None:
-        self.assertEqual(pick_host([host("a", vms=3), host("b", vms=1), host("c", vms=1)]).name, "b")
+        self.assertEqual(
+            pick_host([host("a", vms=3), host("b", vms=1), host("c", vms=1)]).name, "b"
+        )
 
     def test_pick_host_falls_back_to_vm_count(self) -> None:
         hosts = [host("a", None, None, vms=4), host("b", 9000, 9000, vms=2), host("c", 0, 0, vms=3)]
@@ -101,7 +109,9 @@ class PureHelperTests(SynchronousTestCase):
         self.assertIsNone(HostState("x", True, False, 1, 0, 1, 0).utilisation)
 
     def test_build_annotation(self) -> None:
-        when = datetime.datetime(2024, 3, 1, 13, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+        when = datetime.datetime(
+            2024, 3, 1, 13, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+        )
         self.assertEqual(
             json.loads(build_annotation("abcdefghijklmno", "vmpooler", "Templates/debian-7", when)),
             {
@@ -151,7 +161,9 @@ class InventoryTests(SimulatorTestCase):
     )
 
     def test_fields(self) -> None:
-        on = wait_for(lambda: self.state("on-vm").hostname and self.state("on-vm"), what="guest hostname")
+        on = wait_for(
+            lambda: self.state("on-vm").hostname and self.state("on-vm"), what="guest hostname"
+        )
         self.assertEqual(on.power_state, "poweredOn")
         self.assertTrue(on.powered_on)
         self.assertEqual(on.hostname, "on-vm")
@@ -190,7 +202,9 @@ class InventoryTests(SimulatorTestCase):
 
     def test_unknown_folder(self) -> None:
         self.assertRaises(NotFound, self.client.inventory, "Pools/nope")
-        self.assertRaises(NotFound, self.client.inventory, "Pools/debian-7/on-vm")  # a VM, not a folder
+        self.assertRaises(
+            NotFound, self.client.inventory, "Pools/debian-7/on-vm"
+        )  # a VM, not a folder
 
     def test_folder_made_again(self) -> None:
         self.client.inventory("Pools/small")  # its reference is cached
@@ -215,12 +229,18 @@ class InventoryTests(SimulatorTestCase):
 
 class CloneTests(SimulatorTestCase):
     inventory = inventory(
-        host_usage=[{"cpu": 4000, "memory": 3000}, {"cpu": 100, "memory": 300}, {"cpu": 2000, "memory": 500}],
+        host_usage=[
+            {"cpu": 4000, "memory": 3000},
+            {"cpu": 100, "memory": 300},
+            {"cpu": 2000, "memory": 500},
+        ],
         boot_delay_ms=600,
     )
 
     def test_clone_template_into_nested_folder_with_pool(self) -> None:
-        seconds = self.client.clone(TEMPLATE, NESTED, DS, "abcdefghijklmno", resource_pool="cluster1/pooler")
+        seconds = self.client.clone(
+            TEMPLATE, NESTED, DS, "abcdefghijklmno", resource_pool="cluster1/pooler"
+        )
         self.assertGreater(seconds, 0)
         vm = self.state("abcdefghijklmno", NESTED)
         self.assertEqual(vm.power_state, "poweredOn")
@@ -293,15 +313,21 @@ class CloneTests(SimulatorTestCase):
         self.assertRaises(NotFound, self.client.clone, "Templates/nope", FOLDER, DS, "x")
         self.assertRaises(NotFound, self.client.clone, TEMPLATE, "Pools/nope", DS, "x")
         self.assertRaises(NotFound, self.client.clone, TEMPLATE, FOLDER, "nope", "x")
-        self.assertRaises(NotFound, self.client.clone, TEMPLATE, FOLDER, DS, "x", resource_pool="cluster1/no")
-        self.assertRaises(NotFound, self.client.clone, TEMPLATE, FOLDER, DS, "x", clone_target="nope")
+        self.assertRaises(
+            NotFound, self.client.clone, TEMPLATE, FOLDER, DS, "x", resource_pool="cluster1/no"
+        )
+        self.assertRaises(
+            NotFound, self.client.clone, TEMPLATE, FOLDER, DS, "x", clone_target="nope"
+        )
         self.assertEqual(self.names(), [])
 
     def test_clone_delay(self) -> None:
         sim = start_vcsim(self.inventory, self, clone_delay_ms=400)
         client = sim.client()
         self.addCleanup(client.close)
-        self.assertGreaterEqual(client.clone(TEMPLATE, FOLDER, DS, "slow", resource_pool="cluster1"), 0.4)
+        self.assertGreaterEqual(
+            client.clone(TEMPLATE, FOLDER, DS, "slow", resource_pool="cluster1"), 0.4
+        )
 
     def test_concurrent_clones(self) -> None:
         names = [f"par{i}" for i in range(8)]

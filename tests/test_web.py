@@ -7,17 +7,21 @@ connections] in vmpoolerd/web.py) and refuses large bodies as they arrive
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
+
+from tests.net import listen, port_of, stop_listening, tcp
 
 from vmpoolerd.api.site import MAX_BODY, ApiChannel, ApiSite
 
@@ -58,32 +62,32 @@ class Client(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.received += data
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.lost.callback(None)
 
     def get(self, path: str) -> None:
-        self.transport.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        tcp(self).write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
 
     def answers(self) -> int:
         return self.received.count(b"HTTP/1.1 200")
 
 
 class SiteCase(TestCase):
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.clock = Clock()
         self.resource = Answers()
         self.site = ApiSite(self.resource, self.clock, idle_timeout=IDLE)
-        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
+        self.port = listen(self.site)
         self.addCleanup(self.port.stopListening)
 
     async def connect(self) -> Client:
         before = len(self.site.channels)
         client = await connectProtocol(
-            TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port), Client())
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(self.port)), Client())
 
         async def close() -> None:
             if not client.lost.called:
-                client.transport.abortConnection()
+                tcp(client).abortConnection()
                 await client.lost
         self.addCleanup(lambda: Deferred.fromCoroutine(close()))
         await self.until(lambda: len(self.site.channels) == before + 1)
@@ -131,7 +135,7 @@ class IdleSweepTests(SiteCase):
 
     async def test_a_request_that_stalls_is_cut(self) -> None:
         client = await self.connect()
-        client.transport.write(b"GET /quick HTTP/1.1\r\n")
+        tcp(client).write(b"GET /quick HTTP/1.1\r\n")
         await self.settle()
         self.clock.advance(IDLE)
         await client.lost
@@ -142,12 +146,12 @@ class IdleSweepTests(SiteCase):
         client.get("/quick")
         await self.until(lambda: client.answers() == 1)
         self.clock.advance(IDLE - 1)
-        client.transport.write(b"GET /quick HTTP/1.1\r\n")
+        tcp(client).write(b"GET /quick HTTP/1.1\r\n")
         await self.settle()
         self.clock.advance(IDLE / 4)  # a sweep comes while the request arrives
         await self.settle()
         self.assertFalse(client.lost.called)
-        client.transport.write(b"Host: x\r\n\r\n")
+        tcp(client).write(b"Host: x\r\n\r\n")
         await self.until(lambda: client.answers() == 2)
 
     async def test_a_slow_answer_is_not_idleness(self) -> None:
@@ -168,7 +172,7 @@ class IdleSweepTests(SiteCase):
 
     async def test_a_client_that_does_not_read_is_aborted_a_sweep_later(self) -> None:
         client = await self.connect()
-        client.transport.pauseProducing()  # reads nothing more
+        cast(IPushProducer, tcp(client)).pauseProducing()  # reads nothing more
         client.get("/big")
         await self.until(lambda: self.resource.asked == 1)  # and answered: it is sync
         self.clock.advance(IDLE)
@@ -176,13 +180,13 @@ class IdleSweepTests(SiteCase):
         self.assertEqual(len(self.site.closing), 1)  # closing, but the answer cannot go out
         self.clock.advance(IDLE / 4)
         await self.until(lambda: not self.site.closing)
-        client.transport.resumeProducing()
+        cast(IPushProducer, tcp(client)).resumeProducing()
         await client.lost
         self.assertLess(len(client.received), BIG)
 
     async def test_stopping_the_site_stops_its_sweep(self) -> None:
         self.assertTrue(self.clock.getDelayedCalls())
-        await self.port.stopListening()
+        await stop_listening(self.port)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
@@ -190,7 +194,7 @@ class LargeBodyTests(SiteCase):
     REFUSED = b'{"ok": false, "error": "the request body is larger than 1 MiB"}'
 
     def post(self, client: Client, headers: str) -> None:
-        client.transport.write(f"POST /body HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        tcp(client).write(f"POST /body HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
 
     def assert_answer(self, client: Client) -> None:
         head, _, body = client.received.partition(b"\r\n\r\n")
@@ -215,7 +219,7 @@ class LargeBodyTests(SiteCase):
         # As http.client does: the whole body sent, then the answer read.
         # Closed while the body still came in, the connection would be
         # reset, and the client's send would fail before it read the 413.
-        port = self.port.getHost().port
+        port = port_of(self.port)
         size = 8 * MAX_BODY
 
         def post() -> bytes:
@@ -238,26 +242,26 @@ class LargeBodyTests(SiteCase):
         self.patch(ApiChannel, "linger", MAX_BODY)
         client = await self.connect()
         self.post(client, f"Content-Length: {8 * MAX_BODY}\r\n")
-        client.transport.write(b"x" * (2 * MAX_BODY))
+        tcp(client).write(b"x" * (2 * MAX_BODY))
         await self.until(lambda: client.lost.called)
         self.assertEqual(self.resource.asked, 0)
 
     async def test_a_chunked_body_is_refused_once_it_passes_the_limit(self) -> None:
         client = await self.connect()
         self.post(client, "Transfer-Encoding: chunked\r\n")
-        client.transport.write(b"%x\r\n%s\r\n" % (MAX_BODY, b"x" * MAX_BODY))
+        tcp(client).write(b"%x\r\n%s\r\n" % (MAX_BODY, b"x" * MAX_BODY))
         await self.settle()
         # Bytes too many and the body's end, read at once: one answer.
-        client.transport.write(b"1\r\nx\r\n1\r\ny\r\n0\r\n\r\n")
+        tcp(client).write(b"1\r\nx\r\n1\r\ny\r\n0\r\n\r\n")
         await self.assert_refused(client)
 
     async def test_a_body_at_the_limit_is_read_whole(self) -> None:
         client = await self.connect()
         self.post(client, f"Content-Length: {MAX_BODY}\r\n")
-        client.transport.write(b"x" * MAX_BODY)
+        tcp(client).write(b"x" * MAX_BODY)
         await self.until(lambda: client.received.endswith(b"%d" % MAX_BODY))
         self.post(client, "Transfer-Encoding: chunked\r\n")
-        client.transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (MAX_BODY, b"x" * MAX_BODY))
+        tcp(client).write(b"%x\r\n%s\r\n0\r\n\r\n" % (MAX_BODY, b"x" * MAX_BODY))
         await self.until(lambda: client.answers() == 2)
         self.assertTrue(client.received.endswith(b"%d" % MAX_BODY))
         self.assertEqual(self.resource.asked, 2)
@@ -269,7 +273,7 @@ class DrainTests(SiteCase):
         idle, busy, half = await self.connect(), await self.connect(), await self.connect()
         idle.get("/quick")
         busy.get("/slow")
-        half.transport.write(b"GET /quick HTTP/1.1\r\n")
+        tcp(half).write(b"GET /quick HTTP/1.1\r\n")
         await self.until(lambda: idle.answers() == 1 and len(self.resource.slow) == 1)
         self.site.drain()
         await self.until(lambda: idle.lost.called and half.lost.called)

@@ -82,7 +82,9 @@ def build_vcsim() -> str:
         )
     result = subprocess.run(["sh", BUILD], capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
-        raise RuntimeError(f"building the vSphere simulator failed:\n{result.stdout}{result.stderr}")
+        raise RuntimeError(
+            f"building the vSphere simulator failed:\n{result.stdout}{result.stderr}"
+        )
     return BINARY
 
 
@@ -183,12 +185,16 @@ def start_vcsim(
                     if line.startswith("VCSIM_URL=") and line.endswith("\n"):
                         url = line.strip().split("=", 1)[1]
                         parts = urlsplit(url)
-                        server = VcsimServer(url, parts.hostname or "", parts.port or 443, directory, process)
+                        server = VcsimServer(
+                            url, parts.hostname or "", parts.port or 443, directory, process
+                        )
             if server is None:
                 if process.poll() is not None:
                     with open(stderr, errors="replace") as f:
                         log = f.read()
-                    raise RuntimeError(f"the vSphere simulator exited ({process.returncode}):\n{log}")
+                    raise RuntimeError(
+                        f"the vSphere simulator exited ({process.returncode}):\n{log}"
+                    )
                 if time.monotonic() > deadline:
                     raise RuntimeError("the vSphere simulator did not start in time")
                 time.sleep(0.01)

@@ -95,7 +95,8 @@ def escape_dn_value(value: str) -> str:
 def bind_dns(user: str, config: LdapConfig) -> list[str]:
     """The DNs to try for *user*, in order: each base, each user object within it."""
     value = escape_dn_value(user)
-    return [f"{attribute}={value},{base}" for base in config.base for attribute in config.user_object]
+    return [f"{attribute}={value},{base}"
+            for base in config.base for attribute in config.user_object]
 
 
 def _trust_root(ca_file: str | None) -> IOpenSSLTrustRoot:
@@ -146,7 +147,8 @@ class LdapAuthenticator:
             log.info("LDAP: no bind for {user!r}: empty user name or password", user=user)
             return False
         client = _Client()
-        attempt = Deferred.fromCoroutine(self._bind_first(client, bind_dns(user, self._config), password))
+        dns = bind_dns(user, self._config)
+        attempt = Deferred.fromCoroutine(self._bind_first(client, dns, password))
         attempt.addTimeout(self._timeout, self._reactor)
         answered = False
         try:
@@ -157,7 +159,8 @@ class LdapAuthenticator:
                 "LDAP: cannot authenticate {user!r}: {host}:{port} unavailable: {error!r}",
                 user=user, host=self._config.host, port=self._config.port, error=e,
             )
-            raise AuthUnavailable(f"LDAP server {self._config.host}:{self._config.port}: {e!r}") from e
+            where = f"{self._config.host}:{self._config.port}"
+            raise AuthUnavailable(f"LDAP server {where}: {e!r}") from e
         finally:
             await self._close(client, graceful=answered)
         if dn is None:

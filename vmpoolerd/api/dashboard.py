@@ -40,7 +40,7 @@ from typing import Any, Sequence
 
 from klein import Klein
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -120,12 +120,12 @@ class Sampler(Service):
         super().startService()
         self._done = self._loop.start(self._interval, now=True)
 
-    def stopService(self) -> Deferred[None] | None:  # type: ignore[override]
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
         """Stops the loop; the run in progress, if any, finishes first."""
         super().stopService()
         if self._loop.running:
             self._loop.stop()
-        return None if self._done is None else self._done.addCallback(lambda _: None)
+        return succeed(None) if self._done is None else self._done.addCallback(lambda _: None)
 
     async def sample(self) -> None:
         try:

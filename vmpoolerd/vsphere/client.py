@@ -70,14 +70,30 @@ PropertyCollector = vmodl.query.PropertyCollector
 #: What a request on a connection the server has closed meanwhile raises
 #: (reset, broken pipe, TLS EOF on send, no status line): worth one resend.
 #: Timeouts are not in it.
-_STALE_CONNECTION = (ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError, http.client.BadStatusLine)
+_STALE_CONNECTION = (
+    ConnectionError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+    http.client.BadStatusLine,
+)
 # Calls that may be sent again when their connection broke (a broken
 # connection cannot tell whether vCenter had read the request): reads, and
 # changes whose repetition does nothing more (a VM destroyed or powered off
 # twice is destroyed or off, the second call failing harmlessly).
-_READS = frozenset({"RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "RetrieveProperties",
-                    "RetrieveContent", "CurrentTime", "FindChild", "FindByInventoryPath",
-                    "FindByDnsName", "Destroy_Task", "PowerOffVM_Task"})
+_READS = frozenset(
+    {
+        "RetrievePropertiesEx",
+        "ContinueRetrievePropertiesEx",
+        "RetrieveProperties",
+        "RetrieveContent",
+        "CurrentTime",
+        "FindChild",
+        "FindByInventoryPath",
+        "FindByDnsName",
+        "Destroy_Task",
+        "PowerOffVM_Task",
+    }
+)
 
 
 # -- errors -----------------------------------------------------------------
@@ -156,7 +172,12 @@ class HostState:
     @property
     def utilisation(self) -> float | None:
         """CPU plus memory use, in percent of capacity (0-200); None if unknown."""
-        cpu, cpus, memory, memories = self.cpu_usage, self.cpu_capacity, self.memory_usage, self.memory_capacity
+        cpu, cpus, memory, memories = (
+            self.cpu_usage,
+            self.cpu_capacity,
+            self.memory_usage,
+            self.memory_capacity,
+        )
         if cpu is None or memory is None or not cpus or not memories:
             return None
         return 100.0 * cpu / cpus + 100.0 * memory / memories
@@ -284,9 +305,13 @@ class _CountingStub(SoapStubAdapter):
         super().__init__(**kwargs)
         self._client = client
 
-    def InvokeMethod(self, mo, info, args, outerStub=None):  # noqa: N802 (pyvmomi's name)
-        return self._client._invoke(lambda: SoapStubAdapter.InvokeMethod(self, mo, info, args, outerStub),
-                                    resendable=getattr(info, "wsdlName", "") in _READS)
+    def InvokeMethod(  # noqa: N802 (pyvmomi's name)
+        self, mo: Any, info: Any, args: Any, outerStub: Any = None
+    ) -> Any:
+        return self._client._invoke(
+            lambda: SoapStubAdapter.InvokeMethod(self, mo, info, args, outerStub),
+            resendable=getattr(info, "wsdlName", "") in _READS,
+        )
 
 
 def _api(method: Callable[..., T]) -> Callable[..., T]:
@@ -306,7 +331,9 @@ def _api(method: Callable[..., T]) -> Callable[..., T]:
         except VsphereError:
             raise
         except TimeoutError as e:
-            raise VsphereTimeout(f"vCenter {self.server} did not answer within {self.timeout} s") from e
+            raise VsphereTimeout(
+                f"vCenter {self.server} did not answer within {self.timeout} s"
+            ) from e
         except vim.fault.InvalidLogin as e:
             raise LoginFailed(_fault_message(e), e) from e
         except vmodl.fault.ManagedObjectNotFound as e:
@@ -381,7 +408,7 @@ class VsphereClient:
             self._local.raw = True  # a lost session needs no new login to be closed
             try:
                 content.sessionManager.Logout()
-            except Exception:  # noqa: BLE001: the session may be gone already
+            except Exception:  # noqa: BLE001 (the session may be gone already)
                 pass
             finally:
                 self._local.raw = False
@@ -403,7 +430,9 @@ class VsphereClient:
 
     def _api_version(self, context: ssl.SSLContext) -> str:
         """The newest API version both pyvmomi and the server speak (not a SOAP call)."""
-        conn = http.client.HTTPSConnection(self.server, self.port, timeout=self.timeout, context=context)
+        conn = http.client.HTTPSConnection(
+            self.server, self.port, timeout=self.timeout, context=context
+        )
         try:
             conn.request("GET", "/sdk/vimServiceVersions.xml")
             response = conn.getresponse()
@@ -411,7 +440,9 @@ class VsphereClient:
         finally:
             conn.close()
         if response.status != 200:
-            raise VsphereUnavailable(f"{self.server}:{self.port} is not a vCenter (HTTP {response.status})")
+            raise VsphereUnavailable(
+                f"{self.server}:{self.port} is not a vCenter (HTTP {response.status})"
+            )
         try:
             root = ElementTree.fromstring(body)
         except ElementTree.ParseError as e:
@@ -504,7 +535,9 @@ class VsphereClient:
         for attempt in (1, 2):
             generation = self._generation
             collector = self._content.propertyCollector
-            options = PropertyCollector.RetrieveOptions()  # no maxObjects: as many as vCenter allows
+            options = (
+                PropertyCollector.RetrieveOptions()
+            )  # no maxObjects: as many as vCenter allows
             result = collector.RetrievePropertiesEx(specSet=[spec], options=options)
             objects: list[Any] = []
             while result is not None:
@@ -540,10 +573,14 @@ class VsphereClient:
         select = []
         if hop is not None:
             again = [PropertyCollector.SelectionSpec(name="hop")] if recurse else []
-            traversal = PropertyCollector.TraversalSpec(name="hop", type=hop[0], path=hop[1], selectSet=again)
+            traversal = PropertyCollector.TraversalSpec(
+                name="hop", type=hop[0], path=hop[1], selectSet=again
+            )
             select = [traversal]
         spec = PropertyCollector.FilterSpec(
-            objectSet=[PropertyCollector.ObjectSpec(obj=obj, skip=hop is not None, selectSet=select)],
+            objectSet=[
+                PropertyCollector.ObjectSpec(obj=obj, skip=hop is not None, selectSet=select)
+            ],
             propSet=[PropertyCollector.PropertySpec(type=kind, pathSet=list(paths))],
         )
         return [(o.obj, {p.name: p.val for p in o.propSet or []}) for o in self._retrieve(spec)]
@@ -708,7 +745,10 @@ class VsphereClient:
 
     @_api
     def hosts(self, cluster: str) -> list[HostState]:
-        """The hosts of a cluster with their load, by name, in one round trip (once the cluster is known)."""
+        """The hosts of a cluster with their load, by name.
+
+        One round trip once the cluster is known.
+        """
         ref, _ = self._cluster(cluster)
         found = self._collect(ref, vim.HostSystem, _HOST_PATHS, hop=(vim.ComputeResource, "host"))
         return sorted((_host_state(ref, props) for ref, props in found), key=lambda h: h.name)
@@ -835,7 +875,9 @@ class VsphereClient:
         if not controllers:
             raise VsphereError(f"VM {name!r} has no SCSI controller")
         controller = controllers[0]
-        used = {d.unitNumber for d in devices if d.controllerKey == controller.key} | {7}  # 7: the controller
+        used = {d.unitNumber for d in devices if d.controllerKey == controller.key} | {
+            7
+        }  # 7: the controller
         free = [u for u in range(16) if u not in used]
         if not free:
             raise VsphereError(f"VM {name!r}: no free unit on its first SCSI controller")
@@ -855,7 +897,9 @@ class VsphereClient:
                 diskMode="persistent", thinProvisioned=True, fileName=f"[{datastore}]", datastore=ds
             ),
         )
-        change = vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)
+        change = vim.vm.device.VirtualDeviceSpec(
+            operation="add", fileOperation="create", device=disk
+        )
         self._wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[change])))
 
     def _snapshot_tree(self, vm: Any) -> list[Any]:
@@ -878,7 +922,9 @@ class VsphereClient:
     def create_snapshot(self, folder: str, name: str, snapshot: str, description: str = "") -> None:
         """Snapshot the VM (without memory, not quiesced)."""
         vm = self._vm(folder, name)
-        task = vm.CreateSnapshot_Task(name=snapshot, description=description, memory=False, quiesce=False)
+        task = vm.CreateSnapshot_Task(
+            name=snapshot, description=description, memory=False, quiesce=False
+        )
         self._wait(task)
 
     @_api

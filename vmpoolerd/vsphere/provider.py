@@ -126,22 +126,38 @@ class Provider(Service):
         self._pool.threadFactory = _DaemonThread
         self._pool.start()
         super().startService()
-        self.log.info("vSphere provider {name} started: {threads} threads", name=self.name, threads=self._threads)
+        self.log.info(
+            "vSphere provider {name} started: {threads} threads",
+            name=self.name,
+            threads=self._threads,
+        )
 
-    async def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    async def call(
+        self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
         """``client.<method>(*args, **kwargs)`` in a pool thread, within ``timeout``
         seconds (default ``call_timeout``); raises what the method raises,
         :class:`ProviderTimeout`, or :class:`ProviderStopped`."""
         if not self.running or self._pool is None:
-            raise ProviderStopped(f"vSphere provider {self.name} is not running; {method} not called")
+            raise ProviderStopped(
+                f"vSphere provider {self.name} is not running; {method} not called"
+            )
         function = getattr(self._client, method)
         limit = self._call_timeout if timeout is None else timeout
         call = _Call(method)
 
         def timed_out(result: Any, after: float) -> None:
-            what = "was still waiting for a thread (not started)" if self._drop(call) else "was still running"
-            self.log.warn("vSphere call {method} timed out after {timeout}s: it {what}",
-                          method=method, timeout=after, what=what)
+            what = (
+                "was still waiting for a thread (not started)"
+                if self._drop(call)
+                else "was still running"
+            )
+            self.log.warn(
+                "vSphere call {method} timed out after {timeout}s: it {what}",
+                method=method,
+                timeout=after,
+                what=what,
+            )
             raise ProviderTimeout(f"vSphere call {method} timed out after {after} s: it {what}")
 
         with self._lock:
@@ -160,7 +176,9 @@ class Provider(Service):
             raise
         except CancelledError:
             if call.stopped:
-                raise ProviderStopped(f"vSphere provider {self.name} stopped before {method} finished") from None
+                raise ProviderStopped(
+                    f"vSphere provider {self.name} stopped before {method} finished"
+                ) from None
             raise
         finally:
             self._calls.discard(call)
@@ -168,7 +186,13 @@ class Provider(Service):
             if self._metrics is not None:
                 self._metrics.vsphere_call(method, outcome, self._reactor.seconds() - started)
 
-    def _run(self, call: _Call, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _run(
+        self,
+        call: _Call,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
         """In a pool thread: run the call unless it was given up while it waited."""
         with self._lock:
             if call.state != _QUEUED:
@@ -207,7 +231,9 @@ class Provider(Service):
             return
         waiter: Deferred[None] = Deferred()
         self._idle_waiters.append(waiter)
-        waiter.addTimeout(max(timeout, 0), self._reactor, onTimeoutCancel=lambda result, after: None)
+        waiter.addTimeout(
+            max(timeout, 0), self._reactor, onTimeoutCancel=lambda result, after: None
+        )
         try:
             await waiter
         finally:
@@ -236,16 +262,23 @@ class Provider(Service):
         self._fail_calls(running=False)
         if self.in_flight:
             self.log.info(
-                "vSphere provider {name} stopping: waiting up to {grace}s for {count} running calls",
-                name=self.name, grace=self._stop_grace, count=self.in_flight,
+                "vSphere provider {name} stopping: "
+                "waiting up to {grace}s for {count} running calls",
+                name=self.name,
+                grace=self._stop_grace,
+                count=self.in_flight,
             )
             await self._wait_idle(deadline - self._reactor.seconds())
         with self._lock:
             stuck = sorted(call.method for call in self._running)
         if stuck:
             self.log.warn(
-                "vSphere provider {name}: abandoning {count} calls still running after {grace}s: {methods}",
-                name=self.name, count=len(stuck), grace=self._stop_grace, methods=", ".join(stuck),
+                "vSphere provider {name}: abandoning {count} calls "
+                "still running after {grace}s: {methods}",
+                name=self.name,
+                count=len(stuck),
+                grace=self._stop_grace,
+                methods=", ".join(stuck),
             )
         self._fail_calls(running=True)
         await self._shut_down(pool, deadline - self._reactor.seconds())
@@ -262,7 +295,10 @@ class Provider(Service):
                     close()
             except Exception:
                 self._reactor.callFromThread(
-                    self.log.failure, "vSphere provider {name}: closing the client failed", Failure(), name=self.name
+                    self.log.failure,
+                    "vSphere provider {name}: closing the client failed",
+                    Failure(),
+                    name=self.name,
                 )
             pool.stop()
             self._reactor.callFromThread(finished.callback, True)
@@ -272,4 +308,7 @@ class Provider(Service):
             finished.addTimeout(timeout, self._reactor, onTimeoutCancel=lambda result, after: False)
             if await finished:
                 return
-        self.log.info("vSphere provider {name}: grace over, not waiting for the client to close", name=self.name)
+        self.log.info(
+            "vSphere provider {name}: grace over, not waiting for the client to close",
+            name=self.name,
+        )
