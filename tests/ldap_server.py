@@ -59,7 +59,12 @@ USERS = {
     "ann": User("Ann Smith", "cn=Ann Smith," + STAFF, "staff-pw"),
     "obrien": User("o'brien, jr", "uid=o'brien\\, jr," + PEOPLE, "irish"),
     "odd": User('#a+b=c;<d>"e"\\f', 'uid=\\#a\\+b\\=c\\;\\<d\\>\\"e\\"\\\\f,' + PEOPLE, "odd-pw"),
+    # Another person with jdoe's short name, in the other branch.
+    "staff-jdoe": User("jdoe", "uid=jdoe," + STAFF, "other-pw"),
 }
+
+#: An account that may search the directory (``service_account_hash``).
+SERVICE = User("svc", "cn=svc," + SUFFIX, "svc-pw")
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,7 @@ def _ldif() -> str:
         f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n",
         f"dn: {STAFF}\nobjectClass: organizationalUnit\nou: staff\n",
     ]
-    for user in USERS.values():
+    for user in (*USERS.values(), SERVICE):
         rdn_type = user.dn.split("=", 1)[0]
         lines = [f"dn: {user.dn}", "objectClass: inetOrgPerson", f"{rdn_type}: {user.name}"]
         if rdn_type != "cn":

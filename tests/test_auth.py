@@ -15,19 +15,27 @@ import time
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from .ldap_server import PEOPLE, STAFF, SUFFIX, USERS, LdapServer, ldap_server
+from .ldap_server import PEOPLE, SERVICE, STAFF, SUFFIX, USERS, LdapServer, User, ldap_server
 from .processes import free_port
 from tests.logs import captured_events
 
-from vmpoolerd.api.auth import AuthUnavailable, LdapAuthenticator, bind_dns, escape_dn_value
-from vmpoolerd.config import LdapConfig
+from vmpoolerd.api.auth import (
+    AuthUnavailable, Identity, LdapAuthenticator, bind_dns, escape_dn_value,
+)
+from vmpoolerd.config import LdapConfig, ServiceAccount
 
 JDOE, ANN, OBRIEN, ODD = USERS["jdoe"], USERS["ann"], USERS["obrien"], USERS["odd"]
+STAFF_JDOE = USERS["staff-jdoe"]
+
+
+def identity(user: User) -> Identity:
+    """*user* as the directory names them: the entry's DN, its RDN's value."""
+    return Identity(user.dn, user.name)
 
 
 class EscapeDnValueTests(SynchronousTestCase):
@@ -78,7 +86,7 @@ class EmptyCredentialsTests(SynchronousTestCase):
         fake = MemoryReactorClock()
         config = LdapConfig(host="127.0.0.1", base=(PEOPLE,), encryption="none")
         d = Deferred.fromCoroutine(LdapAuthenticator(config, fake).authenticate(user, password))
-        self.assertIs(self.successResultOf(d), False)
+        self.assertIsNone(self.successResultOf(d))
         self.assertEqual(fake.tcpClients, [])
         self.assertEqual(fake.getDelayedCalls(), [])
 
@@ -123,23 +131,22 @@ class LdapBindTests(TestCase):
     # Right and wrong passwords, over each transport
 
     async def test_plain_right_password(self) -> None:
-        self.assertIs(await self.authenticator("none").authenticate(JDOE.name, JDOE.password), True)
+        auth = self.authenticator("none")
+        self.assertEqual(await auth.authenticate(JDOE.name, JDOE.password), identity(JDOE))
 
     async def test_start_tls_right_password(self) -> None:
-        self.assertIs(
-            await self.authenticator("start_tls").authenticate(JDOE.name, JDOE.password), True
-        )
+        auth = self.authenticator("start_tls")
+        self.assertEqual(await auth.authenticate(JDOE.name, JDOE.password), identity(JDOE))
 
     async def test_simple_tls_right_password(self) -> None:
-        self.assertIs(
-            await self.authenticator("simple_tls").authenticate(JDOE.name, JDOE.password), True
-        )
+        auth = self.authenticator("simple_tls")
+        self.assertEqual(await auth.authenticate(JDOE.name, JDOE.password), identity(JDOE))
 
     async def test_tls_to_dns_name(self) -> None:
         """The certificate's DNS name is checked as well as its IP address."""
         for encryption in ("start_tls", "simple_tls"):
             auth = self.authenticator(encryption, host="localhost")
-            self.assertIs(await auth.authenticate(JDOE.name, JDOE.password), True, encryption)
+            self.assertIsNotNone(await auth.authenticate(JDOE.name, JDOE.password), encryption)
 
     async def test_ca_file_with_several_certificates(self) -> None:
         bundle = self.mktemp()
@@ -148,40 +155,39 @@ class LdapBindTests(TestCase):
                 with open(path) as f:
                     out.write(f.read())
         auth = self.authenticator("simple_tls", ca_file=bundle)
-        self.assertIs(await auth.authenticate(JDOE.name, JDOE.password), True)
+        self.assertEqual(await auth.authenticate(JDOE.name, JDOE.password), identity(JDOE))
 
     async def test_wrong_password(self) -> None:
         for encryption in ("none", "start_tls", "simple_tls"):
             auth = self.authenticator(encryption)
-            self.assertIs(await auth.authenticate(JDOE.name, "S3cret"), False, encryption)
+            self.assertIsNone(await auth.authenticate(JDOE.name, "S3cret"), encryption)
 
     async def test_unknown_user(self) -> None:
-        self.assertIs(await self.authenticator().authenticate("nobody", "s3cret"), False)
+        self.assertIsNone(await self.authenticator().authenticate("nobody", "s3cret"))
 
     async def test_empty_password_against_real_server(self) -> None:
-        self.assertIs(await self.authenticator().authenticate(JDOE.name, ""), False)
+        self.assertIsNone(await self.authenticator().authenticate(JDOE.name, ""))
 
     # Bases and user objects
 
     async def test_each_base_and_user_object_in_turn(self) -> None:
         auth = self.authenticator(base=(PEOPLE, STAFF), user_object=("uid", "cn"))
-        self.assertIs(await auth.authenticate(JDOE.name, JDOE.password), True)  # first DN
-        self.assertIs(await auth.authenticate(ANN.name, ANN.password), True)  # last DN
-        self.assertIs(await auth.authenticate(ANN.name, JDOE.password), False)
-        self.assertIs(await auth.authenticate(JDOE.name, ANN.password), False)
+        # The first DN tried, then the last.
+        self.assertEqual(await auth.authenticate(JDOE.name, JDOE.password), identity(JDOE))
+        self.assertEqual(await auth.authenticate(ANN.name, ANN.password), identity(ANN))
+        self.assertIsNone(await auth.authenticate(ANN.name, JDOE.password))
+        self.assertIsNone(await auth.authenticate(JDOE.name, ANN.password))
 
     async def test_only_configured_bases_and_user_objects(self) -> None:
-        self.assertIs(
+        self.assertIsNone(
             await self.authenticator(base=(STAFF,), user_object=("uid", "cn")).authenticate(
                 JDOE.name, JDOE.password
             ),
-            False,
         )
-        self.assertIs(
+        self.assertIsNone(
             await self.authenticator(base=(PEOPLE, STAFF), user_object=("uid",)).authenticate(
                 ANN.name, ANN.password
             ),
-            False,
         )
 
     # Escaping
@@ -189,22 +195,94 @@ class LdapBindTests(TestCase):
     async def test_user_names_needing_escapes(self) -> None:
         auth = self.authenticator()
         for user in (OBRIEN, ODD):
-            self.assertIs(await auth.authenticate(user.name, user.password), True, user.name)
-            self.assertIs(await auth.authenticate(user.name, JDOE.password), False, user.name)
+            self.assertIsNotNone(await auth.authenticate(user.name, user.password), user.name)
+            self.assertIsNone(await auth.authenticate(user.name, JDOE.password), user.name)
 
     async def test_injected_dn_components_do_not_bind(self) -> None:
         # Unescaped, "cn=Ann Smith,ou=staff" + "," + SUFFIX would be Ann's DN.
         auth = self.authenticator(base=(SUFFIX,), user_object=("cn",))
-        self.assertIs(await auth.authenticate("Ann Smith,ou=staff", ANN.password), False)
-        self.assertIs(
+        self.assertIsNone(await auth.authenticate("Ann Smith,ou=staff", ANN.password))
+        self.assertIsNotNone(
             await self.authenticator(base=(STAFF,), user_object=("cn",)).authenticate(
                 ANN.name, ANN.password
             ),
-            True,
         )
         people = self.authenticator()
-        self.assertIs(await people.authenticate("jdoe,ou=staff", JDOE.password), False)
-        self.assertIs(await people.authenticate("jdoe+cn=jdoe", JDOE.password), False)
+        self.assertIsNone(await people.authenticate("jdoe,ou=staff", JDOE.password))
+        self.assertIsNone(await people.authenticate("jdoe+cn=jdoe", JDOE.password))
+
+    # Identities (Note [Identities])
+
+    async def test_a_name_the_directory_matches_is_the_entry_it_matched(self) -> None:
+        auth = self.authenticator()
+        for typed in ("JDOE", " jdoe", "jdoe ", "\uff4adoe", "JDoe"):
+            self.assertEqual(await auth.authenticate(typed, JDOE.password), identity(JDOE),
+                             typed)
+        ann = self.authenticator(base=(STAFF,), user_object=("cn",))
+        self.assertEqual(await ann.authenticate("ann SMITH", ANN.password), identity(ANN))
+
+    async def test_one_short_name_in_two_branches_is_two_people(self) -> None:
+        auth = self.authenticator(base=(PEOPLE, STAFF))
+        people = await auth.authenticate("jdoe", JDOE.password)
+        staff = await auth.authenticate("jdoe", STAFF_JDOE.password)
+        self.assertEqual((people, staff), (identity(JDOE), identity(STAFF_JDOE)))
+        assert people is not None and staff is not None
+        self.assertEqual(people.name, staff.name)  # shown alike, compared by DN
+        self.assertNotEqual(people.dn, staff.dn)
+
+    # A service account that searches
+
+    def searching(self, **changes: Any) -> LdapAuthenticator:
+        account = ServiceAccount(SERVICE.dn, SERVICE.password)
+        return self.authenticator(service_account=account, **changes)
+
+    async def test_the_service_account_finds_the_entry_then_binds_as_it(self) -> None:
+        auth = self.searching(base=(SUFFIX,), user_object=("uid", "cn"))
+        self.assertEqual(await auth.authenticate("JDOE", JDOE.password), None)  # two jdoes
+        auth = self.searching()  # people only
+        self.assertEqual(await auth.authenticate("JDOE", JDOE.password), identity(JDOE))
+        self.assertIsNone(await auth.authenticate("jdoe", STAFF_JDOE.password))
+        self.assertIsNone(await auth.authenticate("nobody", JDOE.password))
+        for user in (OBRIEN, ODD):  # filter specials are values, not syntax
+            self.assertEqual(await auth.authenticate(user.name, user.password), identity(user))
+        for injected in ("*", "j*", "jdoe)(uid=*", "*)(|(cn=*"):
+            self.assertIsNone(await auth.authenticate(injected, JDOE.password), injected)
+        staff = self.searching(base=(STAFF,), user_object=("cn",))
+        self.assertEqual(await staff.authenticate("Ann Smith", ANN.password), identity(ANN))
+
+    async def test_a_refused_service_account_is_unavailable_not_a_wrong_password(self) -> None:
+        account = ServiceAccount(SERVICE.dn, "not-the-svc-pw")
+        auth = self.authenticator(service_account=account)
+        error = await self.unavailable(auth, JDOE.name, JDOE.password)
+        self.assertIn("service account", str(error))
+        text = "\n".join(repr(event) + formatEvent(event) for event in self.events)
+        self.assertNotIn("not-the-svc-pw", text)
+
+    # Binds in flight
+
+    async def test_attempts_beyond_max_binds_wait_and_do_not_connect(self) -> None:
+        with socket.socket() as listener:  # accepts, never answers: holds its attempt
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(5)
+            port = listener.getsockname()[1]
+            auth = self.authenticator(port=port, timeout=0.5, max_binds=1)
+            stuck = [Deferred.fromCoroutine(self.unavailable(auth, JDOE.name, JDOE.password))
+                     for _ in range(3)]
+            await gatherResults(stuck)
+            accepted = 0
+            listener.setblocking(False)
+            while True:
+                try:
+                    listener.accept()[0].close()
+                except BlockingIOError:
+                    break
+                accepted += 1
+        self.assertEqual(accepted, 1)  # the other two timed out waiting their turn
+        auth = self.authenticator(max_binds=1)
+        answers = await gatherResults([
+            Deferred.fromCoroutine(auth.authenticate(u.name, u.password))
+            for u in (JDOE, OBRIEN, ODD, JDOE)])
+        self.assertEqual(answers, [identity(u) for u in (JDOE, OBRIEN, ODD, JDOE)])
 
     # No answer from the directory
 

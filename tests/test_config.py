@@ -166,6 +166,20 @@ class ErrorTests(SynchronousTestCase):
                          ":pools:[1].folder: '/Pooled VMs/debian-7-i386/' is already the folder "
                          "of pool 'debian-7-i386'")
 
+    def test_ldap_service_account(self) -> None:
+        ldap = MINIMAL + ":auth:\n  provider: ldap\n  :ldap:\n    host: h\n    base: b\n"
+        for spelling in (":user_dn", "user_dn"):
+            config = parse_config(ldap + f"    service_account_hash:\n      {spelling}: cn=svc\n"
+                                  "      :password: svc-secret\n")
+            assert config.auth is not None and config.auth.service_account is not None
+            self.assertEqual(config.auth.service_account.user_dn, "cn=svc")
+            self.assertEqual(config.auth.service_account.password, "svc-secret")
+            self.assertNotIn("svc-secret", repr(config))
+        self.assertError(ldap + "    service_account_hash:\n      user_dn: cn=svc\n",
+                         ":auth:.:ldap:.service_account_hash.password: is required")
+        self.assertError(ldap + "    service_account_hash: cn=svc\n",
+                         ":auth:.:ldap:.service_account_hash: must be a mapping")
+
     def test_sections(self) -> None:
         self.assertError("just text", "the configuration must be a YAML mapping of sections")
         self.assertError(":pools: [\n", self.yaml_error(":pools: [\n"))

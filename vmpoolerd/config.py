@@ -54,6 +54,14 @@ class RedisConfig:
 
 
 @dataclass(frozen=True)
+class ServiceAccount:
+    """The directory account that looks users up before their own bind."""
+
+    user_dn: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class LdapConfig:
     host: str
     base: tuple[str, ...]
@@ -61,6 +69,9 @@ class LdapConfig:
     user_object: tuple[str, ...] = ("uid",)
     encryption: str = "start_tls"
     ca_file: str | None = None
+    service_account: ServiceAccount | None = None
+    # Binds in flight at once; more attempts wait their turn (within their timeout).
+    max_binds: int = 4
 
 
 @dataclass(frozen=True)
@@ -319,7 +330,18 @@ def _auth(s: _Section) -> LdapConfig:
         "base": ("base", _string_list(_string)),
         "user_object": ("user_object", _string_list(_string)),
         "encryption": ("encryption", _one_of(*ENCRYPTIONS)),
-        "ca_file": ("ca_file", _string)}))
+        "ca_file": ("ca_file", _string),
+        "service_account": ("service_account_hash", _service_account),
+        "max_binds": ("max_binds", _positive_int)}))
+
+
+def _service_account(where: str, value: Any) -> ServiceAccount:
+    """``service_account_hash`` with ``user_dn`` and ``password`` (either spelling)."""
+    account = _Section(where, {str(k).strip(":"): v for k, v in (value or {}).items()}
+                       if isinstance(value, Mapping) else value)
+    account.require("user_dn", "password")
+    return ServiceAccount(**account.fields({"user_dn": ("user_dn", _string),
+                                            "password": ("password", _string)}))
 
 
 def _graphite(s: _Section) -> GraphiteConfig:
@@ -462,7 +484,7 @@ def read_config(path: str, environ: Mapping[str, str]) -> Config:
 
 
 __all__: Sequence[str] = (
-    "Config", "ConfigError", "GraphiteConfig", "LdapConfig", "PoolConfig",
+    "Config", "ConfigError", "GraphiteConfig", "LdapConfig", "PoolConfig", "ServiceAccount",
     "RedisConfig", "ServiceConfig", "VsphereConfig", "config_path",
     "parse_config", "read_config",
 )

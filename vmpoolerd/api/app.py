@@ -25,6 +25,7 @@ from twisted.web.resource import IResource
 from . import report
 from . import validate
 from ..config import Config
+from .auth import Identity
 from .errors import ApiError, json_answer, json_bytes, json_errors
 from ..telemetry.metrics import Metrics
 from ..names import new_token
@@ -44,7 +45,7 @@ log = Logger()
 
 
 class Authenticator(Protocol):
-    async def authenticate(self, user: str, password: str) -> bool: ...
+    async def authenticate(self, user: str, password: str) -> Identity | None: ...
 
 
 HealthCheck = Callable[[], Awaitable[Any]]
