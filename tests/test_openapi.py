@@ -18,6 +18,7 @@ from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
+from vmpoolerd.api.auth import Identity
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import RedisConfig
 from vmpoolerd.store.api_store import ApiStore
@@ -127,8 +128,8 @@ class DocumentTests(SynchronousTestCase):
 class StubDirectory:
     """An LDAP stand-in: one user, one password."""
 
-    async def authenticate(self, user: str, password: str) -> bool:
-        return (user, password) == (USER, PASSWORD)
+    async def authenticate(self, user: str, password: str) -> Identity | None:
+        return Identity(f"uid={USER}", USER) if (user, password) == (USER, PASSWORD) else None
 
 
 class SchemathesisTests(TestCase):
