@@ -6,6 +6,7 @@ connections] in vmpoolerd/web.py) and refuses large bodies as they arrive
 
 from __future__ import annotations
 
+import json
 import socket
 from typing import Any, Callable, cast
 
@@ -23,7 +24,9 @@ from twisted.web.server import NOT_DONE_YET
 
 from tests.net import listen, port_of, stop_listening, tcp
 
-from vmpoolerd.api.site import MAX_BODY, ApiChannel, ApiSite
+from vmpoolerd.api.site import (
+    BODY_TIMEOUT, HEAD_TIMEOUT, MAX_BODY, MAX_HEAD, MAX_LINE, ApiChannel, ApiSite, connection_cap,
+)
 
 IDLE = 60.0
 BIG = 64 * 1024 * 1024  # more than the kernel's socket buffers hold
@@ -148,7 +151,7 @@ class IdleSweepTests(SiteCase):
         self.clock.advance(IDLE - 1)
         tcp(client).write(b"GET /quick HTTP/1.1\r\n")
         await self.settle()
-        self.clock.advance(IDLE / 4)  # a sweep comes while the request arrives
+        self.clock.advance(HEAD_TIMEOUT / 2)  # sweeps come while the request arrives
         await self.settle()
         self.assertFalse(client.lost.called)
         tcp(client).write(b"Host: x\r\n\r\n")
@@ -266,6 +269,97 @@ class LargeBodyTests(SiteCase):
         self.assertTrue(client.received.endswith(b"%d" % MAX_BODY))
         self.assertEqual(self.resource.asked, 2)
         self.assertFalse(client.lost.called)
+
+
+class SlowClientTests(SiteCase):
+    """Note [Slow clients] and Note [Connection cap]."""
+
+    async def refused_with(self, client: Client, code: int) -> dict[str, Any]:
+        """The JSON of the refusal *client* received before its connection closed."""
+        await self.until(lambda: client.lost.called)
+        head, _, body = client.received.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 %d " % code), head)
+        self.assertIn(b"Content-Type: application/json", head)
+        answer: dict[str, Any] = json.loads(body)
+        self.assertIs(answer["ok"], False)
+        self.assertEqual(self.resource.asked, 0)
+        return answer
+
+    async def test_a_head_sent_a_line_at_a_time_is_cut_at_its_deadline(self) -> None:
+        client = await self.connect()
+        tcp(client).write(b"GET /quick HTTP/1.1\r\n")
+        for n in range(int(HEAD_TIMEOUT) - 1):  # a header line a second: always active
+            self.clock.advance(1)
+            tcp(client).write(b"X-Drip-%d: x\r\n" % n)
+            await self.settle()
+        self.assertFalse(client.lost.called)
+        self.clock.advance(HEAD_TIMEOUT / 2)
+        tcp(client).write(b"X-Late: x\r\n")
+        answer = await self.refused_with(client, 408)
+        self.assertEqual(answer["error"], "the request arrived too slowly")
+
+    async def test_a_body_slower_than_its_deadline_is_cut(self) -> None:
+        client = await self.connect()
+        tcp(client).write(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        for _ in range(int(BODY_TIMEOUT) - 1):
+            self.clock.advance(1)
+            tcp(client).write(b"x")
+            await self.settle()
+        self.assertFalse(client.lost.called)
+        self.clock.advance(BODY_TIMEOUT / 2)
+        await self.refused_with(client, 408)
+
+    async def test_a_request_in_time_is_answered_after_a_slow_one_was_cut(self) -> None:
+        slow, quick = await self.connect(), await self.connect()
+        tcp(slow).write(b"GET /quick HTTP/1.1\r\n")
+        await self.settle()
+        self.clock.advance(HEAD_TIMEOUT * 2)
+        await self.refused_with(slow, 408)
+        quick.get("/quick")
+        await self.until(lambda: quick.answers() == 1)
+
+    async def test_a_long_request_line_is_414_and_long_headers_431(self) -> None:
+        client = await self.connect()
+        tcp(client).write(b"GET /" + b"a" * (MAX_LINE + 4096) + b" HTTP/1.1\r\n\r\n")
+        await self.refused_with(client, 414)
+        client = await self.connect()
+        tcp(client).write(b"GET / HTTP/1.1\r\nX-Big: " + b"b" * (MAX_LINE + 10) + b"\r\n\r\n")
+        await self.refused_with(client, 431)
+        client = await self.connect()
+        lines = b"".join(b"X-%d: %s\r\n" % (n, b"c" * 900) for n in range(MAX_HEAD // 900 + 2))
+        tcp(client).write(b"GET / HTTP/1.1\r\n" + lines + b"\r\n")
+        await self.refused_with(client, 431)
+        client = await self.connect()
+        many = b"".join(b"X-%d: c\r\n" % n for n in range(ApiChannel.maxHeaders + 1))
+        tcp(client).write(b"GET / HTTP/1.1\r\n" + many + b"\r\n")
+        await self.refused_with(client, 431)
+        client = await self.connect()
+        tcp(client).write(b"GET\r\n\r\n")
+        await self.refused_with(client, 400)
+
+    async def test_connections_beyond_the_cap_are_refused_politely(self) -> None:
+        self.site.max_connections = 2
+        first, second = await self.connect(), await self.connect()
+        third = await connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(self.port)), Client())
+        answer = await self.refused_with(third, 503)
+        self.assertIn("too many connections", answer["error"])
+        for n, client in enumerate((first, second)):
+            client.get("/quick")
+            await self.until(lambda: client.answers() == 1)
+        first.lost.addErrback(lambda _: None)
+        tcp(first).loseConnection()
+        await first.lost
+        await self.until(lambda: len(self.site.channels) == 1)
+        fourth = await self.connect()
+        fourth.get("/quick")
+        await self.until(lambda: fourth.answers() == 1)
+
+    def test_the_cap_leaves_descriptors_for_everything_else(self) -> None:
+        self.assertEqual(connection_cap(1024), 768)
+        self.assertEqual(connection_cap(65536), 65536 - 256)
+        self.assertEqual(connection_cap(100), 75)
+        self.assertEqual(connection_cap(1), 1)
 
 
 class DrainTests(SiteCase):

@@ -14,11 +14,15 @@ half-recorded whatever moment the process stops at.
 from __future__ import annotations
 
 import json
+import resource as resource_module
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
-from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IAddress, IListeningPort, IReactorTime, IStreamServerEndpoint,
+)
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -31,8 +35,28 @@ from .errors import json_answer
 log = Logger()
 PREFIX = [b"api", b"v1"]
 IDLE_TIMEOUT = 60.0  # seconds a keep-alive connection may sit idle
+HEAD_TIMEOUT = 10.0  # seconds from a request's first byte to the end of its head
+BODY_TIMEOUT = 30.0  # seconds from the end of the head to the end of the body
 MAX_BODY = 1024 * 1024
 BODY_TOO_LARGE = "the request body is larger than 1 MiB"
+# Twisted's limits on a request's head: each line, and the head in all.
+MAX_LINE = 16 * 1024
+MAX_HEAD = 16 * 1024
+# Descriptors kept for everything but clients: Redis, vCenter, LDAP, logs.
+RESERVED_DESCRIPTORS = 256
+
+
+def connection_cap(descriptors: int) -> int:
+    """How many clients may be connected at once, with *descriptors* available."""
+    return max(1, descriptors - min(RESERVED_DESCRIPTORS, descriptors // 4))
+
+
+def _refusal(code: int, phrase: bytes, error: str) -> bytes:
+    """A whole answer that refuses a request and closes its connection."""
+    body = json.dumps({"ok": False, "error": error}).encode()
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (code, phrase, len(body), body))
 
 
 class InFlight(Resource):
@@ -123,13 +147,27 @@ class ApiChannel(HTTPChannel):
     body still coming in, it would be reset, and a client still sending
     would not read the answer.  The API checks the size again (api.py), for
     a site other than this one.
+
+    Note [Slow clients]: a request must arrive at a pace: its head within
+    ``HEAD_TIMEOUT`` of its first byte and its body within ``BODY_TIMEOUT``
+    of its head, or :class:`ApiSite`'s sweep answers 408 and closes the
+    connection (a client that sends a header line now and then would
+    otherwise count as active forever).  A request line longer than
+    ``MAX_LINE`` is answered 414, a head larger than ``MAX_HEAD`` (or with
+    too many headers) 431, and any other malformed head 400, all as JSON,
+    where Twisted would answer a bare 400 or close without a word.
     """
 
     site: ApiSite
     linger = 64 * 1024 * 1024
+    MAX_LENGTH = MAX_LINE
+    totalHeadersSize = MAX_HEAD
     last_active = 0.0
     busy = False
     refused = False
+    head_started: float | None = None  # the first byte of the request being read
+    head_ended: float | None = None  # the end of its head, while its body is read
+    _lines = 0  # of the head being read
     _dropped = 0
     _declared_left: int | None = None  # of a refused body of a declared length
 
@@ -145,9 +183,44 @@ class ApiChannel(HTTPChannel):
 
     def dataReceived(self, data: bytes) -> None:
         self.last_active = self.site.reactor.seconds()
+        if not self.busy and self.head_started is None:
+            self.head_started = self.last_active
         super().dataReceived(data)
 
+    def lineReceived(self, line: bytes) -> None:
+        if self.head_started is None:  # a pipelined request, played back
+            self.head_started = self.site.reactor.seconds()
+        self._lines += 1
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if self._lines == 0:
+            self.refuse(414, b"URI Too Long", f"the request line is longer than {MAX_LINE} bytes")
+        else:
+            self.refuse(431, b"Request Header Fields Too Large",
+                        f"a header line is longer than {MAX_LINE} bytes")
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        # Twisted's answer to a head it will not take: the head too large,
+        # too many headers, or a line it cannot parse.
+        if self._receivedHeaderSize > self.totalHeadersSize:
+            self.refuse(431, b"Request Header Fields Too Large",
+                        f"the request head is larger than {MAX_HEAD} bytes")
+        elif self._receivedHeaderCount > self.maxHeaders:
+            self.refuse(431, b"Request Header Fields Too Large",
+                        f"the request has more than {self.maxHeaders} headers")
+        else:
+            self.refuse(400, b"Bad Request", "the request is not valid HTTP/1.1")
+
+    def refuse(self, code: int, phrase: bytes, error: str) -> None:
+        """Answer *error* and close: the request cannot be read further."""
+        if not self.refused:
+            self.refused = True
+            self.transport.write(_refusal(code, phrase, error))  # type: ignore[union-attr]
+        self._close()
+
     def allHeadersReceived(self) -> None:
+        self.head_ended = self.site.reactor.seconds()
         if self.length is not None and self.length > MAX_BODY:
             self._declared_left = self.length
             self.refuse_body()
@@ -168,17 +241,25 @@ class ApiChannel(HTTPChannel):
             self._close()
             return
         self.busy = True
+        self.head_started = self.head_ended = None
+        self._lines = 0
         super().allContentReceived()
 
     def refuse_body(self) -> None:
+        """Answer 413 at once; the body is read and dropped to its end."""
         if self.refused:
             return
         self.refused = True
-        body = json.dumps({"ok": False, "error": BODY_TOO_LARGE}).encode()
-        transport: Any = self.transport
-        transport.write(
-            b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        self.transport.write(  # type: ignore[union-attr]
+            _refusal(413, b"Request Entity Too Large", BODY_TOO_LARGE))
+
+    def overdue(self, now: float) -> bool:
+        """Whether the request being read missed its deadline (Note [Slow clients])."""
+        if self.busy:
+            return False
+        if self.head_ended is not None:
+            return now - self.head_ended > self.site.body_timeout
+        return self.head_started is not None and now - self.head_started > self.site.head_timeout
 
     def drop(self, size: int) -> None:
         """``size`` bytes of a refused body read and dropped."""
@@ -215,13 +296,21 @@ class ApiSite(QuietSite):
     protocol = ApiChannel  # type: ignore[assignment]
 
     def __init__(self, resource: IResource, clock: IReactorTime,
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT, head_timeout: float = HEAD_TIMEOUT,
+                 body_timeout: float = BODY_TIMEOUT, max_connections: int | None = None
+                 ) -> None:
         # The API reads JSON bodies itself; Twisted's own form parsing would
         # answer a malformed multipart body with a bare, non-JSON 400.
         super().__init__(resource, requestFactory=ApiRequest, timeout=None, reactor=clock,
                          parsePOSTFormSubmission=False)
         self.displayTracebacks = False
         self.idle_timeout = idle_timeout
+        self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
+        if max_connections is None:
+            max_connections = connection_cap(resource_module.getrlimit(
+                resource_module.RLIMIT_NOFILE)[0])
+        self.max_connections = max_connections
         self.channels: set[ApiChannel] = set()
         self.closing: set[ApiChannel] = set()
         self._sweeper = LoopingCall(self.sweep)
@@ -229,7 +318,22 @@ class ApiSite(QuietSite):
 
     def startFactory(self) -> None:
         super().startFactory()
-        self._sweeper.start(self.idle_timeout / 4, now=False)
+        self._sweeper.start(min(self.idle_timeout, self.head_timeout, self.body_timeout) / 4,
+                            now=False)
+
+    def buildProtocol(  # type: ignore[override]  # a refusal is no HTTP channel
+        self, addr: IAddress | None
+    ) -> Protocol | None:
+        """
+        Note [Connection cap]: beyond ``max_connections`` open connections
+        (by default, what the descriptor limit leaves after
+        RESERVED_DESCRIPTORS) a new client is answered 503 and closed, so
+        the daemon never runs out of descriptors for Redis, vCenter and
+        the clients it already serves.
+        """
+        if len(self.channels) + len(self.closing) >= self.max_connections:
+            return _Busy()
+        return super().buildProtocol(addr)
 
     def stopFactory(self) -> None:
         if self._sweeper.running:
@@ -255,11 +359,26 @@ class ApiSite(QuietSite):
         for channel in list(self.closing):
             transport: Any = channel.transport
             transport.abortConnection()
-        cutoff = self.reactor.seconds() - self.idle_timeout
+        now = self.reactor.seconds()
+        cutoff = now - self.idle_timeout
         self.closing = {c for c in self.channels if not c.busy and c.last_active <= cutoff}
+        for channel in self.channels - self.closing:
+            if channel.overdue(now):
+                self.closing.add(channel)
+                channel.refuse(408, b"Request Timeout", "the request arrived too slowly")
         self.channels -= self.closing
         for channel in self.closing:
             channel.loseConnection()
+
+
+class _Busy(Protocol):
+    """A client beyond the connection cap: told so, and closed."""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(_refusal(503, b"Service Unavailable",
+                                      "too many connections; try again shortly"))
+        self.transport.loseConnection()
 
 
 class WebService(Service):
