@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import yaml
 
 DEFAULT_CONFIG_PATH = "etc/vmpooler.yaml"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a whole name: fullmatch
 # Checkout answers put pools beside these keys (docs/compatibility.rst, "API v1").
 RESERVED_NAMES = ("ok", "domain")
 ENCRYPTIONS = ("start_tls", "simple_tls", "none")
@@ -118,6 +118,8 @@ class ServiceConfig:
     check_loop_delay_decay: float = 2.0
     ready_check_port: int = 22
     ready_check_address: str = "hostname"
+    # The longest lifetime a PUT may give a VM, in hours: two weeks.
+    max_lifetime_upper_limit_hours: int = 336
     max_request_vms: int = 100
 
 
@@ -209,7 +211,7 @@ def _string(where: str, value: Any) -> str:
 
 def _name(where: str, value: Any) -> str:
     text = _string(where, value)
-    if not NAME_PATTERN.match(text) or len(text) > 200:
+    if not NAME_PATTERN.fullmatch(text) or len(text) > 200:
         raise ConfigError(
             f"{where}: must be letters, digits, '.', '_' or '-' "
             f"(at most 200), not {text!r}")
@@ -384,6 +386,7 @@ SERVICE_KEYS: Mapping[str, tuple[str, Check]] = {
     "ready_check_port": ("ready_check_port", _port_or_zero),
     "ready_check_address": ("ready_check_address", _one_of("hostname", "ip")),
     "max_request_vms": ("max_request_vms", _positive_int),
+    "max_lifetime_upper_limit_hours": ("max_lifetime_upper_limit", _positive_int),
 }
 
 

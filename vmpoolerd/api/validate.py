@@ -14,14 +14,17 @@ from typing import Any, Mapping
 from ..config import Config
 from .errors import ApiError
 
-HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-TOKEN = re.compile(r"^[A-Za-z0-9]{1,128}$")
-SNAPSHOT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-DIGITS = re.compile(r"^[0-9]{1,9}$")
-DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+# Each pattern must match a whole value (fullmatch: "$" would let a final
+# newline through).
+HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+TOKEN = re.compile(r"[A-Za-z0-9]{1,128}")
+SNAPSHOT = re.compile(r"[A-Za-z0-9._-]{1,128}")
+DIGITS = re.compile(r"[0-9]{1,9}")
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_NAME = 200
 MAX_TAG_KEY = 255
 MAX_TAG_VALUE = 4096
+MAX_TAGS = 64  # in one request, and on one VM
 
 
 def parse_json_object(body: bytes, what: str) -> dict[str, Any] | None:
@@ -39,7 +42,7 @@ def parse_json_object(body: bytes, what: str) -> dict[str, Any] | None:
 
 def positive_integer(value: Any, what: str) -> int:
     """A positive integer given as a JSON number or a string of digits."""
-    if isinstance(value, str) and DIGITS.match(value.strip()):
+    if isinstance(value, str) and DIGITS.fullmatch(value.strip()):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 \
             or value > 999_999_999:
@@ -86,19 +89,19 @@ def hostname(config: Config, value: str) -> str:
     domain = config.service.domain
     if domain and value.endswith("." + domain):
         value = value[: -len(domain) - 1]
-    if not HOSTNAME.match(value):
+    if not HOSTNAME.fullmatch(value):
         raise ApiError(400, "malformed hostname")
     return value
 
 
 def token(value: str) -> str:
-    if not TOKEN.match(value):
+    if not TOKEN.fullmatch(value):
         raise ApiError(400, "malformed token")
     return value
 
 
 def snapshot_name(value: str) -> str:
-    if not SNAPSHOT.match(value):
+    if not SNAPSHOT.fullmatch(value):
         raise ApiError(400, "malformed snapshot name")
     return value
 
@@ -116,11 +119,16 @@ def vm_changes(config: Config, body: bytes) -> tuple[int | None, dict[str, str]]
     if extra:
         raise ApiError(400, f"unknown parameter: {', '.join(k[:MAX_NAME] for k in extra)}")
     lifetime = positive_integer(data["lifetime"], "lifetime") if "lifetime" in data else None
+    limit = config.service.max_lifetime_upper_limit_hours
+    if lifetime is not None and lifetime > limit:
+        raise ApiError(400, f"lifetime must be at most {limit} hours")
     tags: dict[str, str] = {}
     if "tags" in data:
         raw = data["tags"]
         if not isinstance(raw, dict):
             raise ApiError(400, "tags must be an object of strings")
+        if len(raw) > MAX_TAGS:
+            raise ApiError(400, f"at most {MAX_TAGS} tags may be given at once")
         allowed = config.service.allowed_tags
         for key, value in raw.items():
             if not key or len(key) > MAX_TAG_KEY or "\0" in key or not _is_text(key):
@@ -154,7 +162,7 @@ def filter_tag(config: Config, key: str, value: str) -> str:
 
 
 def day(value: str, what: str) -> date:
-    if not DAY.match(value):
+    if not DAY.fullmatch(value):
         raise ApiError(400, f"{what} must be a date, YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
