@@ -290,7 +290,7 @@ class LdapAuthenticator:
             client.transport.abortConnection()
 
 
-def _folded(text: str) -> str:
+def folded(text: str) -> str:
     """A name compared as directories commonly compare names."""
     return unicodedata.normalize("NFKC", text).casefold().strip()
 
@@ -301,7 +301,7 @@ def _identity(entry: LDAPEntry, typed: str, attributes: tuple[str, ...]) -> Iden
     for attribute in attributes:
         values = sorted(_text(v) for v in entry.get(attribute, ()))
         if values:
-            same = [v for v in values if _folded(v) == _folded(typed)]
+            same = [v for v in values if folded(v) == folded(typed)]
             return Identity(entry.dn.getText(), (same or values)[0])
     return Identity(entry.dn.getText(), typed)
 
