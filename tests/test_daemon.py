@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import select
 import signal
 import socket
 import subprocess
@@ -18,6 +20,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.http_headers import Headers
 
+from vmpoolerd.api.site import connection_cap
 from vmpoolerd.tap import Options
 
 from .fixtures import config_text, fill_ready
@@ -74,7 +77,8 @@ class PluginTests(SynchronousTestCase):
 class DaemonTests(TestCase):
     timeout = 60
 
-    def start(self, text: str, *options: str) -> subprocess.Popen[bytes]:
+    def start(self, text: str, *options: str, descriptors: int | None = None
+              ) -> subprocess.Popen[bytes]:
         path = self.mktemp()
         with open(path, "w") as f:
             f.write(text)
@@ -83,7 +87,9 @@ class DaemonTests(TestCase):
             [TWISTD, "-n", "--logfile", self.log, "--pidfile", "", "vmpoolerd", "--config", path,
              *options],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, "VSPHERE_PASSWORD": "vsphere-secret"})
+            env={**os.environ, "VSPHERE_PASSWORD": "vsphere-secret"},
+            preexec_fn=None if descriptors is None else lambda: resource.setrlimit(
+                resource.RLIMIT_NOFILE, (descriptors, descriptors)))
         self.addCleanup(stop_process, process, 0)
         return process
 
@@ -147,6 +153,38 @@ class DaemonTests(TestCase):
         self.assertIn("waiting for 1 requests to finish", log)
         self.assertNotIn("vsphere-secret", log)
         self.assertNotIn("secret", log)
+
+    async def test_clients_beyond_its_descriptors_are_refused_politely(self) -> None:
+        """Note [Connection cap], in a daemon whose descriptor limit is low."""
+        await fresh_redis(self)
+        port, limit = free_port(), 300
+        process = self.start(config_text(redis_server().config, host="127.0.0.1", port=port),
+                             descriptors=limit)
+        await self.wait_listening(process, port)
+        await deferLater(reactor, 0.5)  # the probe connection is gone
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5)
+                   for _ in range(limit + 40)]
+        for client in clients:
+            self.addCleanup(client.close)
+        await deferLater(reactor, 1.0)
+        readable, _, _ = select.select(clients, [], [], 0)
+        refusals = [c.recv(65536) for c in readable]
+        odd = [r for r in refusals
+               if not (r.startswith(b"HTTP/1.1 503 ") and b"too many connections" in r)]
+        self.assertEqual(odd, [])
+        self.assertEqual(len(clients) - len(refusals), connection_cap(limit))
+        head, body = raw_get(port, "/api/v1/status")  # at the cap: refused, not dropped
+        self.assertTrue(head.startswith(b"HTTP/1.1 503 "), head)
+        for client in clients[:10]:
+            client.close()
+        await deferLater(reactor, 0.5)
+        head, body = raw_get(port, "/api/v1/status")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertIsNone(process.poll())
+        with open(self.log) as f:
+            log = f.read()
+        self.assertNotIn("Too many open files", log)
+        self.assertNotIn("Traceback", log)
 
     async def test_json_logfile(self) -> None:
         await fresh_redis(self)

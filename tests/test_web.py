@@ -358,7 +358,7 @@ class SlowClientTests(SiteCase):
     def test_the_cap_leaves_descriptors_for_everything_else(self) -> None:
         self.assertEqual(connection_cap(1024), 768)
         self.assertEqual(connection_cap(65536), 65536 - 256)
-        self.assertEqual(connection_cap(100), 75)
+        self.assertEqual(connection_cap(300), 150)
         self.assertEqual(connection_cap(1), 1)
 
 

@@ -48,7 +48,7 @@ RESERVED_DESCRIPTORS = 256
 
 def connection_cap(descriptors: int) -> int:
     """How many clients may be connected at once, with *descriptors* available."""
-    return max(1, descriptors - min(RESERVED_DESCRIPTORS, descriptors // 4))
+    return max(1, descriptors - min(RESERVED_DESCRIPTORS, descriptors // 2))
 
 
 def _refusal(code: int, phrase: bytes, error: str) -> bytes:
