@@ -327,7 +327,8 @@ class ApiSite(QuietSite):
         """
         Note [Connection cap]: beyond ``max_connections`` open connections
         (by default, what the descriptor limit leaves after
-        RESERVED_DESCRIPTORS) a new client is answered 503 and closed, so
+        RESERVED_DESCRIPTORS, or half of it when that is less) a new client
+        is answered 503 and closed, so
         the daemon never runs out of descriptors for Redis, vCenter and
         the clients it already serves.
         """
