@@ -10,9 +10,10 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from vmpoolerd.store.generation import GenerationStore, GenerationWatch
+from vmpoolerd.store.generation import GenerationCheck, GenerationStore, GenerationWatch
 
 from .fixtures import fill_ready
+from .logs import captured_events
 from .redis_server import fresh_redis, private_redis
 from .waiting import until
 
@@ -140,3 +141,25 @@ class RestoredRedisTests(TestCase):
         self.assertNotIn(taken, set(await redis.smembers(f"vmpooler__ready__{D32}")))
         self.assertIn(taken, set(await redis.smembers(f"vmpooler__discovered__{D32}")))
 
+
+
+class GenerationCheckTests(TestCase):
+    async def test_a_flushed_redis_is_noticed_and_logged_within_seconds(self) -> None:
+        redis = await fresh_redis(self)
+        await fill_ready(redis, D32, 2)
+        events = captured_events(self)
+        check = GenerationCheck(GenerationWatch(GenerationStore(redis, reactor), POOLS),
+                                reactor, every=0.1)
+        check.startService()
+        self.addCleanup(check.stopService)
+        await until("the first check", lambda: check.watch.seen.count > 0)
+        self.assertIsNone(check.watch.doubt)
+        await redis.flushall()
+        await until("the doubt", lambda: check.watch.doubt is not None)
+        self.assertIn("lost", check.watch.doubt or "")
+        await until("the warning", lambda: any("in doubt" in e.get("log_format", "")
+                                               for e in events))
+        warnings = [e for e in events if "in doubt" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)  # once, not at every check
+        await GenerationStore(redis, reactor).release()
+        await until("the doubt to end", lambda: check.watch.doubt is None)

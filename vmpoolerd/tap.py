@@ -32,6 +32,7 @@ from .store.pools import PoolStore
 from .vsphere.provider import Provider
 from .store.api_store import ApiStore
 from .store.connection import RedisService, connect
+from .store.generation import GenerationCheck, GenerationStore, GenerationWatch
 from .store.durability import PersistenceCheck, PersistenceStore
 from .store.scripts import Scripts
 from .vsphere.client import VsphereClient
@@ -114,6 +115,9 @@ def make_service(config: Config, reactor: Any = default_reactor,
     redis_service.setServiceParent(top)
     PersistenceCheck(PersistenceStore(redis, reactor, REDIS_TIMEOUT), reactor) \
         .setServiceParent(top)
+    generation = GenerationWatch(GenerationStore(redis, reactor, REDIS_TIMEOUT),
+                                 [pool.name for pool in config.pools])
+    GenerationCheck(generation, reactor).setServiceParent(top)
     # Clones may hold task_limit threads for minutes, destroys and disk or
     # snapshot work another task_limit (see Manager): each pool's inventory
     # read still finds one free.

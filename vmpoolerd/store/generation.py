@@ -39,8 +39,18 @@ import secrets
 from dataclasses import dataclass
 from typing import Sequence
 
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
 from . import keys
+from .errors import StoreUnavailable
 from .scripts import Scripts
+
+log = Logger()
+EVERY = 2.0  # seconds between checks, besides those of the maintenance cycles
 
 
 @dataclass(frozen=True)
@@ -95,3 +105,47 @@ class GenerationWatch:
     @property
     def doubt(self) -> str | None:
         return self.seen.doubt
+
+
+class GenerationCheck(Service):
+    """
+    Checks Redis every EVERY seconds (the maintainers check it at each
+    cycle too), and logs when a doubt begins, changes or ends.
+    """
+
+    def __init__(self, watch: GenerationWatch, clock: IReactorTime, every: float = EVERY
+                 ) -> None:
+        self.watch = watch
+        self._every = every
+        self._loop = LoopingCall(self._check)
+        self._loop.clock = clock
+        self._logged: str | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop.start(self._every, now=True)
+
+    def _check(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self.check())
+
+    async def check(self) -> None:
+        try:
+            doubt = (await self.watch.check()).doubt
+        except StoreUnavailable:
+            return  # the connection reports Redis's absence itself
+        except Exception:
+            log.failure("checking Redis's generation failed")
+            return
+        if doubt != self._logged:
+            if doubt:
+                log.warn("[!] Redis's state is in doubt: {doubt}. Discovered VMs are held, "
+                         "not destroyed, until an operator runs python -m vmpoolerd.adopt "
+                         "(README, \"When Redis loses data\")", doubt=doubt)
+            else:
+                log.info("Redis's state is no longer in doubt")
+            self._logged = doubt
+
+    def stopService(self) -> None:  # type: ignore[override]
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()
