@@ -20,7 +20,7 @@ from tests.net import listen, port_of, tcp
 
 from tests.logs import captured_events
 
-from vmpoolerd.api import report
+from vmpoolerd.api import reports
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import RedisConfig
 from vmpoolerd.store.api_store import ApiStore, Request
@@ -426,12 +426,12 @@ class SummaryTests(ApiCase):
 
     async def test_long_range(self) -> None:
         # Twenty years (MAX_DAYS days, today included) and not a day more.
-        start = local_date(T0 - (report.MAX_DAYS - 1) * 86400).isoformat()
+        start = local_date(T0 - (reports.MAX_DAYS - 1) * 86400).isoformat()
         answer = await self.client.get(f"/api/v1/summary?from={start}")
         self.assertEqual(answer.code, 200)
-        self.assertEqual(len(answer.body["daily"]), report.MAX_DAYS)
+        self.assertEqual(len(answer.body["daily"]), reports.MAX_DAYS)
         self.assertEqual(answer.body["boot"]["count"]["total"], 2)
-        start = local_date(T0 - report.MAX_DAYS * 86400).isoformat()
+        start = local_date(T0 - reports.MAX_DAYS * 86400).isoformat()
         self.assert_error(await self.client.get(f"/api/v1/summary?from={start}"), 400)
 
 
@@ -573,7 +573,7 @@ class UnansweredCheckoutTests(TestCase):
 
 
 class ClientGoneTests(TestCase):
-    """Note [Clients that went away] in vmpoolerd/store.py."""
+    """Note [Clients that went away] in vmpoolerd/store/api_store.py."""
 
     async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.server, self.redis = await private_redis(self, 3)

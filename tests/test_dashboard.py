@@ -26,11 +26,12 @@ from tests.net import listen, port_of, stop_listening, tcp
 
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import Config, parse_config
-from vmpoolerd.api.dashboard import HORIZON, TTL, Dashboard, DashboardStore, Sampler
+from vmpoolerd.api.dashboard import Dashboard, Sampler
 from vmpoolerd.manager.service import Manager
 from vmpoolerd.store.pools import PoolStore
 from vmpoolerd.vsphere.provider import Provider
 from vmpoolerd.store.api_store import ApiStore
+from vmpoolerd.store.dashboard import HORIZON, TTL, DashboardStore
 from vmpoolerd.store.errors import StoreUnavailable
 from vmpoolerd.api.site import QuietSite
 

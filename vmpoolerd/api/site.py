@@ -121,7 +121,7 @@ class ApiChannel(HTTPChannel):
     file, however large.  The rest of the body is read and dropped (up to
     ``linger`` bytes), and the connection closed at its end: closed with a
     body still coming in, it would be reset, and a client still sending
-    would not read the answer.  The API checks the size again (api.py), for
+    would not read the answer.  The API checks the size again (routes.read_body), for
     a site other than this one.
     """
 
