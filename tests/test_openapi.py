@@ -24,9 +24,10 @@ from vmpoolerd.config import RedisConfig
 from vmpoolerd.store.api_store import ApiStore
 from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time, local_date
-from vmpoolerd.api.site import QuietSite
+from vmpoolerd.api.site import ApiSite
 
 from .fixtures import make_config
+from .net import listen, port_of
 from .processes import free_port
 from .redis_server import fresh_redis
 
@@ -153,14 +154,15 @@ class SchemathesisTests(TestCase):
         self.config = make_config(max_request_vms=MAX_REQUEST_VMS)
 
     def listen(self, store: ApiStore, auth: bool) -> str:
-        """The API, as the daemon serves it, on a free port of 127.0.0.1."""
+        """
+        The API on the daemon's own site (its body limit, its idle sweep), on
+        a free port of 127.0.0.1.
+        """
         api = VmpoolerApi(self.config, store, reactor, StubDirectory() if auth else None,
                           health={"redis": store.ping})
-        site = QuietSite(api.resource())
-        site.displayTracebacks = False
-        port: Any = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[arg-type]
+        port = listen(ApiSite(api.resource(), reactor))
         self.addCleanup(port.stopListening)
-        return f"http://127.0.0.1:{port.getHost().port}"
+        return f"http://127.0.0.1:{port_of(port)}"
 
     async def serve(self, auth: bool) -> str:
         """The API on a Redis with full pools and the document's examples."""

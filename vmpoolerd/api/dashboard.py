@@ -34,7 +34,7 @@ A :class:`Sampler` per daemon records a sample of every pool every
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any, Protocol, Sequence
+from typing import Any, Awaitable, Protocol, Sequence
 
 from klein import Klein
 from twisted.application.service import Service
@@ -67,7 +67,7 @@ log = Logger()
 class Samples(Protocol):
     """What the sampler needs of a :class:`DashboardStore`."""
 
-    async def sample(self, pools: Sequence[str], now: float, interval: float) -> int: ...
+    def sample(self, pools: Sequence[str], now: float, interval: float) -> Awaitable[int]: ...
 
 
 class Sampler(Service):
