@@ -16,6 +16,7 @@ import yaml
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, LoopingCall, deferLater
 from twisted.protocols.policies import WrappingFactory
@@ -64,7 +65,7 @@ async def fill_running(redis: Any, pool: str, count: int) -> None:
         await redis.sadd(f"vmpooler__running__{pool}", names)
 
 
-def dashboard_api(config: Config, redis: Any, clock: Any,
+def dashboard_api(config: Config, redis: Any, clock: IReactorTime,
                   timeout: float = 3.0) -> tuple[VmpoolerApi, DashboardStore]:
     """The API with the dashboard mounted, as the daemon serves it."""
     store = DashboardStore(redis, reactor, timeout)

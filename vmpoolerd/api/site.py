@@ -85,8 +85,8 @@ class InFlight(Resource):
 class QuietSite(Site):
     """
     Note [No access log]: like vmpooler, the daemon's log holds what the
-    pools do, not a line per HTTP request, which would cost more than the
-    checkout it records.
+    pools do, not a line per HTTP request, which would slow every checkout
+    (README, Performance).
     """
 
     def log(self, request: Any) -> None:
