@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import subprocess
 import time
 from typing import Any
@@ -13,16 +12,17 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent
-from twisted.trial.unittest import TestCase
-import txredisapi
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.net import listen, port_of, tcp
 
 from tests.logs import captured_events
 
-from vmpoolerd.api import report
+from vmpoolerd.api import reports
 from vmpoolerd.api.app import VmpoolerApi
+from vmpoolerd.api.errors import REFUSALS
 from vmpoolerd.config import RedisConfig
+from vmpoolerd.store.errors import StoreRefusal
 from vmpoolerd.store.api_store import ApiStore, Request
 from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time, local_date, parse_time
@@ -30,42 +30,8 @@ from vmpoolerd.api.site import ApiSite
 
 from .fixtures import fill_ready, make_config, sets_of
 from .http import Client
-from .redis_server import RedisServer, fresh_redis, private_redis, redis_server
-
-T0 = 1_700_000_000.0  # 2023-11-14
-D32, D64, C7 = "debian-7-i386", "debian-7-x86_64", "centos-7-x86_64"
-
-
-class ApiCase(TestCase):
-    """An API on an empty Redis: D32 and D64 have 5 ready VMs, C7 has 3."""
-
-    service: dict[str, Any] = {}
-
-    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
-        self.redis = await fresh_redis(self)
-        self.config = make_config(**self.service)
-        self.clock = Clock()
-        self.clock.advance(T0)
-        self.store = ApiStore(self.redis, reactor)
-        self.api = VmpoolerApi(self.config, self.store, self.clock, rng=random.Random(7))
-        self.client = Client(self.api.resource())
-        self.ready = {D32: await fill_ready(self.redis, D32, 5),
-                      D64: await fill_ready(self.redis, D64, 5),
-                      C7: await fill_ready(self.redis, C7, 3)}
-
-    async def assert_untouched(self) -> None:
-        """Every VM is still ready, and nothing was checked out."""
-        sets = await sets_of(self.redis, self.config)
-        for pool, hosts in self.ready.items():
-            self.assertEqual(sets[f"vmpooler__ready__{pool}"], set(hosts))
-            self.assertEqual(sets[f"vmpooler__running__{pool}"], set())
-            self.assertEqual(await self.redis.hgetall(f"vmpooler__active__{pool}"), {})
-
-    def assert_error(self, answer: Any, code: int) -> None:
-        self.assertEqual(answer.code, code, answer.body)
-        self.assertIs(answer.body["ok"], False)
-        self.assertIsInstance(answer.body.get("error"), str)
-
+from .api_case import C7, D32, D64, T0, ApiCase
+from .redis_server import RedisServer, private_redis, redis_server
 
 class RoutesTests(ApiCase):
     async def test_pool_list_under_every_prefix(self) -> None:
@@ -79,12 +45,6 @@ class RoutesTests(ApiCase):
         answer = await self.client.request("PATCH", "/api/v1/vm")
         self.assert_error(answer, 405)
         self.assertEqual(answer.headers.getRawHeaders("allow"), ["GET, HEAD, POST"])
-
-    async def test_redis_replies_are_read_by_hiredis(self) -> None:
-        # A dependency (setup.cfg): txredisapi parses replies in C with it.
-        protocols = {type(c) for c in self.redis._factory.pool}
-        self.assertTrue(protocols)
-        self.assertTrue(all(issubclass(p, txredisapi.HiredisProtocol) for p in protocols))
 
     async def test_redis_commands_are_sent_before_the_reactor_turns(self) -> None:
         # Twisted alone would hold the command in the transport's buffer
@@ -322,6 +282,30 @@ class VmTests(ApiCase):
         self.assertEqual(info["disk"], ["+8gb", "+4gb"])
 
 
+    async def test_refusals_of_the_store_in_words(self) -> None:
+        host = await self.checkout()
+        name = "a" * 32
+        refusals: list[tuple[str, str, Any, int, str]] = [
+            ("GET", "/api/v1/vm/nosuchvm", None, 404, "no such VM"),
+            ("PUT", "/api/v1/vm/nosuchvm", {"lifetime": 2}, 404, "no such VM"),
+            ("DELETE", f"/api/v1/vm/{self.ready[C7][0]}", None, 404, "the VM is not running"),
+            ("POST", "/api/v1/vm/nosuchvm/snapshot", None, 404, "no such VM"),
+            ("POST", f"/api/v1/vm/{host}/snapshot/{name}", None, 404, "no such snapshot"),
+            ("POST", "/api/v1/vm", {C7: 4}, 503, "not enough ready VMs")]
+        for method, path, body, code, error in refusals:
+            answer = await self.client.request(method, path, body)
+            self.assertEqual((answer.code, answer.body), (code, {"ok": False, "error": error}),
+                             f"{method} {path}")
+
+
+class RefusalTableTests(SynchronousTestCase):
+    def test_every_refusal_of_the_store_has_an_answer(self) -> None:
+        def subclasses(cls: type[StoreRefusal]) -> set[type[StoreRefusal]]:
+            found = set(cls.__subclasses__())
+            return found.union(*(subclasses(c) for c in found))
+        self.assertEqual(set(REFUSALS), subclasses(StoreRefusal))
+
+
 class TagFilterTests(ApiCase):
     service = {"tagfilter": {"url": "(.*)/"}}
 
@@ -426,12 +410,12 @@ class SummaryTests(ApiCase):
 
     async def test_long_range(self) -> None:
         # Twenty years (MAX_DAYS days, today included) and not a day more.
-        start = local_date(T0 - (report.MAX_DAYS - 1) * 86400).isoformat()
+        start = local_date(T0 - (reports.MAX_DAYS - 1) * 86400).isoformat()
         answer = await self.client.get(f"/api/v1/summary?from={start}")
         self.assertEqual(answer.code, 200)
-        self.assertEqual(len(answer.body["daily"]), report.MAX_DAYS)
+        self.assertEqual(len(answer.body["daily"]), reports.MAX_DAYS)
         self.assertEqual(answer.body["boot"]["count"]["total"], 2)
-        start = local_date(T0 - report.MAX_DAYS * 86400).isoformat()
+        start = local_date(T0 - reports.MAX_DAYS * 86400).isoformat()
         self.assert_error(await self.client.get(f"/api/v1/summary?from={start}"), 400)
 
 
@@ -573,7 +557,7 @@ class UnansweredCheckoutTests(TestCase):
 
 
 class ClientGoneTests(TestCase):
-    """Note [Clients that went away] in vmpoolerd/store.py."""
+    """Note [Clients that went away] in vmpoolerd/store/api_store.py."""
 
     async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.server, self.redis = await private_redis(self, 3)

@@ -16,6 +16,7 @@ import yaml
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, LoopingCall, deferLater
 from twisted.protocols.policies import WrappingFactory
@@ -26,15 +27,18 @@ from tests.net import listen, port_of, stop_listening, tcp
 
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import Config, parse_config
-from vmpoolerd.api.dashboard import HORIZON, TTL, Dashboard, DashboardStore, Sampler
+from vmpoolerd.api.dashboard import Dashboard, Sampler
 from vmpoolerd.manager.service import Manager
 from vmpoolerd.store.pools import PoolStore
 from vmpoolerd.vsphere.provider import Provider
 from vmpoolerd.store.api_store import ApiStore
+from vmpoolerd.store.dashboard import HORIZON, TTL, DashboardStore
 from vmpoolerd.store.errors import StoreUnavailable
 from vmpoolerd.api.site import QuietSite
 
+from . import dashboard_store
 from .browser import Cards, dump_dom, screenshot
+from .dashboard_store import FakeDashboardStore
 from .fixtures import fill_ready, make_config
 from .http import Client
 from .redis_server import fresh_redis, private_redis, redis_server
@@ -61,7 +65,7 @@ async def fill_running(redis: Any, pool: str, count: int) -> None:
         await redis.sadd(f"vmpooler__running__{pool}", names)
 
 
-def dashboard_api(config: Config, redis: Any, clock: Any,
+def dashboard_api(config: Config, redis: Any, clock: IReactorTime,
                   timeout: float = 3.0) -> tuple[VmpoolerApi, DashboardStore]:
     """The API with the dashboard mounted, as the daemon serves it."""
     store = DashboardStore(redis, reactor, timeout)
@@ -182,26 +186,39 @@ class HistoryTests(DashboardCase):
         self.assertEqual([s[0] for s in await self.history(D64)], [T0 + 5, T0])
 
 
-class FakeStore:
-    """A DashboardStore whose samples the test answers."""
+class RealStoreTests(dashboard_store.DashboardStoreContract):
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        self.redis = await connected_redis(self)
+        self._store = DashboardStore(self.redis, reactor)
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[tuple[str, ...], float, float]] = []
-        self.answers: list[Deferred[int]] = []
+    def store(self) -> DashboardStore:
+        return self._store
 
-    def sample(self, pools: tuple[str, ...], now: float, interval: float) -> Deferred[int]:
-        self.calls.append((pools, now, interval))
-        d: Deferred[int] = Deferred()
-        self.answers.append(d)
-        return d
+    async def set_counts(self, pool: str, ready: int, running: int) -> None:
+        for state, count in (("ready", ready), ("running", running)):
+            await self.redis.delete(f"vmpooler__{state}__{pool}")
+            if count:
+                await self.redis.sadd(f"vmpooler__{state}__{pool}",
+                                      [f"{state}{i}" for i in range(count)])
+
+
+class FakeStoreTests(dashboard_store.DashboardStoreContract):
+    def setUp(self) -> None:
+        self._store = FakeDashboardStore()
+
+    def store(self) -> FakeDashboardStore:
+        return self._store
+
+    async def set_counts(self, pool: str, ready: int, running: int) -> None:
+        self._store.counts[pool] = (ready, running)
 
 
 class SamplerTests(TestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.clock.advance(T0)
-        self.store = FakeStore()
-        self.sampler = Sampler(make_config(), self.store, self.clock, interval=10)  # type: ignore[arg-type]
+        self.store = FakeDashboardStore(held=True)
+        self.sampler = Sampler(make_config(), self.store, self.clock, interval=10)
 
     def test_samples_every_interval_without_overlapping(self) -> None:
         self.sampler.startService()

@@ -12,6 +12,7 @@ import sys
 import time
 from importlib import resources
 from typing import Any
+from unittest.mock import Mock
 
 import treq
 from twisted.internet import reactor
@@ -24,9 +25,10 @@ from vmpoolerd.config import RedisConfig
 from vmpoolerd.store.api_store import ApiStore
 from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time, local_date
-from vmpoolerd.api.site import QuietSite
+from vmpoolerd.api.site import ApiSite
 
 from .fixtures import make_config
+from .net import listen, port_of
 from .processes import free_port
 from .redis_server import fresh_redis
 
@@ -72,10 +74,16 @@ def documented_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
             for path, item in doc["paths"].items() for method in item if method in METHODS}
 
 
+def rules() -> list[Any]:
+    """The API's Klein routes."""
+    api = VmpoolerApi(make_config(), ApiStore(Mock(), reactor), reactor)
+    return list(api.app.url_map.iter_rules())
+
+
 def routed_operations() -> set[tuple[str, str]]:
     """The same for the Klein routes; HEAD is GET without a body, not a route of its own."""
     found = set()
-    for rule in VmpoolerApi.app.url_map.iter_rules():
+    for rule in rules():
         path = re.sub(r"<[^>]+>", "{}", rule.rule)
         if path in NOT_API:
             continue
@@ -103,8 +111,8 @@ class DocumentTests(SynchronousTestCase):
 
     def test_the_left_out_routes_exist(self) -> None:
         # If one goes, NOT_API should lose it rather than hide a new route.
-        rules = {re.sub(r"<[^>]+>", "{}", r.rule) for r in VmpoolerApi.app.url_map.iter_rules()}
-        self.assertLessEqual(NOT_API, rules)
+        routed = {re.sub(r"<[^>]+>", "{}", r.rule) for r in rules()}
+        self.assertLessEqual(NOT_API, routed)
 
     def test_every_answer_is_json_and_errors_are_the_error_schema(self) -> None:
         doc = document()
@@ -147,14 +155,15 @@ class SchemathesisTests(TestCase):
         self.config = make_config(max_request_vms=MAX_REQUEST_VMS)
 
     def listen(self, store: ApiStore, auth: bool) -> str:
-        """The API, as the daemon serves it, on a free port of 127.0.0.1."""
+        """
+        The API on the daemon's own site (its body limit, its idle sweep), on
+        a free port of 127.0.0.1.
+        """
         api = VmpoolerApi(self.config, store, reactor, StubDirectory() if auth else None,
                           health={"redis": store.ping})
-        site = QuietSite(api.resource())
-        site.displayTracebacks = False
-        port: Any = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[arg-type]
+        port = listen(ApiSite(api.resource(), reactor))
         self.addCleanup(port.stopListening)
-        return f"http://127.0.0.1:{port.getHost().port}"
+        return f"http://127.0.0.1:{port_of(port)}"
 
     async def serve(self, auth: bool) -> str:
         """The API on a Redis with full pools and the document's examples."""

@@ -13,11 +13,11 @@ from vmpoolerd.api.auth import LdapAuthenticator
 
 from vmpoolerd.timefmt import format_time
 
+from .api_case import D32, T0, ApiCase
 from .fixtures import make_config
 from .http import Client
 from .ldap_server import PEOPLE, STAFF, USERS, ldap_server
 from .processes import free_port
-from .test_api import D32, T0, ApiCase
 
 JDOE = (USERS["jdoe"].name, USERS["jdoe"].password)
 ANN = (USERS["ann"].name, USERS["ann"].password)
@@ -119,6 +119,24 @@ class TokenTests(AuthCase):
         self.assertEqual((answer.code, answer.body), (200, {"ok": True}))
         self.assertEqual(await self.redis.exists(f"vmpooler__token__{token}"), 0)
         self.assert_error(await self.client.delete(f"/api/v1/token/{token}", auth=JDOE), 404)
+
+
+    async def test_refusals_in_words(self) -> None:
+        token = await self.token()
+        host = await self.checkout(token)
+        unknown = "a" * 32
+        ann = {"X-AUTH-TOKEN": await self.token(ANN)}
+        for answer, code, error in (
+                (await self.client.get(f"/api/v1/token/{unknown}"), 404, "no such token"),
+                (await self.client.delete(f"/api/v1/token/{unknown}", auth=JDOE), 404,
+                 "no such token"),
+                (await self.client.delete(f"/api/v1/token/{token}", auth=ANN), 401,
+                 "the token belongs to another user"),
+                (await self.client.post(f"/api/v1/vm/{D32}", headers={"X-AUTH-TOKEN": unknown}),
+                 401, "invalid token"),
+                (await self.client.delete(f"/api/v1/vm/{host}", headers=ann), 401,
+                 "the VM was checked out with another user's token")):
+            self.assertEqual((answer.code, answer.body), (code, {"ok": False, "error": error}))
 
 
 class TokenVmTests(AuthCase):

@@ -23,7 +23,7 @@ from twisted.python import usage
 from .api.app import VmpoolerApi
 from .api.auth import LdapAuthenticator
 from .config import Config, ConfigError, VsphereConfig, config_path, read_config
-from .api.dashboard import Dashboard, DashboardStore, Sampler
+from .api.dashboard import Dashboard, Sampler
 from .telemetry.graphite import GraphiteSender
 from .telemetry.logs import FORMATS, LogFile
 from .manager.service import Manager
@@ -31,6 +31,7 @@ from .telemetry.metrics import Metrics
 from .store.pools import PoolStore
 from .vsphere.provider import Provider
 from .store.api_store import ApiStore
+from .store.dashboard import DashboardStore
 from .store.connection import RedisService, connect
 from .store.generation import GenerationCheck, GenerationStore, GenerationWatch
 from .store.durability import PersistenceCheck, PersistenceStore

@@ -33,10 +33,8 @@ A :class:`Sampler` per daemon records a sample of every pool every
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any, Awaitable, Protocol, Sequence
 
 from klein import Klein
 from twisted.application.service import Service
@@ -49,11 +47,9 @@ from twisted.web.resource import IResource
 
 from ..config import Config
 from .errors import ApiError, json_answer, json_errors
+from .routes import route
+from ..store.dashboard import HORIZON, DashboardStore
 from ..store.errors import StoreUnavailable
-from ..store.scripts import Scripts
-
-HORIZON = 3600  # seconds of history shown and kept
-TTL = 2 * HORIZON  # a pool's history expires this long after its last sample
 TYPES = {
     "html": "text/html; charset=utf-8",
     "js": "text/javascript; charset=utf-8",
@@ -68,33 +64,10 @@ CSP = b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'se
 log = Logger()
 
 
-@dataclass(frozen=True)
-class PoolSample:
-    ready: int
-    running: int
-    history: list[list[int]] | None  # [epoch, ready, running], oldest first
+class Samples(Protocol):
+    """What the sampler needs of a :class:`DashboardStore`."""
 
-
-class DashboardStore(Scripts):
-    """The dashboard's side of Redis: counts, and the sampled history."""
-
-
-    async def sample(self, pools: Sequence[str], now: float, interval: float) -> int:
-        """Record ``[now, ready, running]`` for each pool; how many were recorded."""
-        if not pools:
-            return 0
-        return int(await self._script(
-            "dashboard_sample", args=[int(now), HORIZON, TTL, interval / 2, *pools]))
-
-    async def read(self, pools: Sequence[str], history_since: float | None = None
-                   ) -> list[PoolSample]:
-        """Each pool's counts, and its samples since ``history_since`` if given."""
-        if not pools:
-            return []
-        since = "" if history_since is None else int(history_since)
-        rows = await self._script("dashboard_read", args=[since, *pools])
-        return [PoolSample(int(ready), int(running), json.loads(history) if history else None)
-                for ready, running, history in rows]
+    def sample(self, pools: Sequence[str], now: float, interval: float) -> Awaitable[int]: ...
 
 
 class Sampler(Service):
@@ -105,7 +78,7 @@ class Sampler(Service):
     is logged and the loop goes on; Redis being down is logged once.
     """
 
-    def __init__(self, config: Config, store: DashboardStore, clock: IReactorTime,
+    def __init__(self, config: Config, store: Samples, clock: IReactorTime,
                  interval: float = 10.0) -> None:
         self._pools = config.pool_names
         self._store = store
@@ -156,31 +129,32 @@ def major(pool: str) -> str:
 
 
 class Dashboard:
-    app = Klein()
-    json_errors(app)
-    # The page is at /dashboard/ as well as /dashboard (where the inner path
-    # is empty), and no path is redirected to another: what is not a route
-    # is a 404.
-    app.url_map.strict_slashes = False
-    app.url_map.merge_slashes = False
-
     def __init__(self, config: Config, store: DashboardStore, clock: IReactorTime) -> None:
         self._pools = tuple((p.name, p.size) for p in config.pools)
         self._names = config.pool_names
         self._store = store
         self._clock = clock
         self._files = _static_files()
+        self._app = Klein()
+        json_errors(self._app)
+        # The page is at /dashboard/ as well as /dashboard (where the inner
+        # path is empty), and no path is redirected to another: what is not
+        # a route is a 404.
+        self._app.url_map.strict_slashes = False
+        self._app.url_map.merge_slashes = False
+        route(self._app, ["GET"], "/", self.index)
+        route(self._app, ["GET"], "/<string:name>", self.static)
+        route(self._app, ["GET"], "/stats/vmpooler/pool", self.pool_stats)
+        route(self._app, ["GET"], "/stats/vmpooler/running", self.running_stats)
 
     def resource(self) -> IResource:
-        return self.app.resource()
+        return self._app.resource()
 
     # --- files -------------------------------------------------------------------
 
-    @app.route("/", methods=["GET"])
     def index(self, request: IRequest) -> bytes:
         return self.static(request, "index.html")
 
-    @app.route("/<string:name>", methods=["GET"])
     def static(self, request: IRequest, name: str) -> bytes:
         if name not in self._files:
             raise ApiError(404, "no such dashboard file")
@@ -193,7 +167,6 @@ class Dashboard:
 
     # --- statistics --------------------------------------------------------------
 
-    @app.route("/stats/vmpooler/pool", methods=["GET"])
     async def pool_stats(self, request: IRequest) -> bytes:
         value = (request.args.get(b"history") or [None])[0]
         with_history = value is not None and value.lower() not in (b"0", b"false")
@@ -206,7 +179,6 @@ class Dashboard:
                 body[name]["history"] = sample.history or []
         return json_answer(request, 200, body)
 
-    @app.route("/stats/vmpooler/running", methods=["GET"])
     async def running_stats(self, request: IRequest) -> bytes:
         samples = await self._store.read(self._names)
         body: dict[str, dict[str, Any]] = {}

@@ -1,7 +1,8 @@
 """
 The one JSON answer shape, and the one place errors become status codes:
 ``{"ok": false, "error": "what was wrong"}``.  Every Klein app of the
-daemon calls :func:`json_errors`; tracebacks never reach a client.
+daemon calls :func:`json_errors`; tracebacks never reach a client.  What
+the store refuses is answered as :data:`REFUSALS` says.
 """
 
 from __future__ import annotations
@@ -16,10 +17,22 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
-from ..store.errors import OtherOwner, StoreUnavailable
+from ..store.errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRunning,
+                            OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable)
 from .auth import AuthUnavailable
 
 log = Logger()
+
+# Each refusal of the store (every class of it), as the API answers it.
+REFUSALS: dict[type[StoreRefusal], tuple[int, str]] = {
+    NoSuchVm: (404, "no such VM"),
+    NotRunning: (404, "the VM is not running"),
+    NoSuchSnapshot: (404, "no such snapshot"),
+    OtherOwner: (401, "the VM was checked out with another user's token"),
+    NoSuchToken: (404, "no such token"),
+    OtherUsersToken: (401, "the token belongs to another user"),
+    NotEnoughVms: (503, "not enough ready VMs"),
+}
 
 
 class ApiError(Exception):
@@ -49,33 +62,33 @@ def _error(request: IRequest, code: int, error: str) -> bytes:
 
 
 def json_errors(app: Klein) -> None:
-    """Register the JSON error handlers on ``app`` (an app of a class)."""
+    """Register the JSON error handlers on ``app`` (an app of no class)."""
 
     @app.handle_errors(ApiError)
-    def refused(self: Any, request: IRequest, failure: Failure) -> bytes:
+    def refused(request: IRequest, failure: Failure) -> bytes:
         return _error(request, failure.value.status, failure.value.error)
 
-    @app.handle_errors(OtherOwner)
-    def other_owner(self: Any, request: IRequest, failure: Failure) -> bytes:
-        return _error(request, 401, "the VM was checked out with another user's token")
+    @app.handle_errors(StoreRefusal)
+    def store_refused(request: IRequest, failure: Failure) -> bytes:
+        return _error(request, *REFUSALS[type(failure.value)])
 
     @app.handle_errors(StoreUnavailable, AuthUnavailable)
-    def unavailable(self: Any, request: IRequest, failure: Failure) -> bytes:
+    def unavailable(request: IRequest, failure: Failure) -> bytes:
         log.warn("answering 503: {error}", error=str(failure.value))
         return _error(request, 503, str(failure.value))
 
     @app.handle_errors(NotFound, RequestRedirect)
-    def not_found(self: Any, request: IRequest, failure: Failure) -> bytes:
+    def not_found(request: IRequest, failure: Failure) -> bytes:
         return _error(request, 404, "no such route")
 
     @app.handle_errors(MethodNotAllowed)
-    def not_allowed(self: Any, request: IRequest, failure: Failure) -> bytes:
+    def not_allowed(request: IRequest, failure: Failure) -> bytes:
         allowed = sorted(failure.value.valid_methods or ())
         request.setHeader(b"Allow", ", ".join(allowed).encode())
         return _error(request, 405, "method not allowed")
 
     @app.handle_errors(Exception)
-    def internal(self: Any, request: IRequest, failure: Failure) -> bytes:
+    def internal(request: IRequest, failure: Failure) -> bytes:
         # The method only: a path may hold a token (/token/<token>).
         log.failure("unexpected error answering a {method} request", failure,
                     method=request.method.decode("ascii", "replace"))

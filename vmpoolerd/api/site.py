@@ -109,8 +109,8 @@ class InFlight(Resource):
 class QuietSite(Site):
     """
     Note [No access log]: like vmpooler, the daemon's log holds what the
-    pools do, not a line per HTTP request; writing one costs a sixth of the
-    checkout rate (make bench).
+    pools do, not a line per HTTP request, which would slow every checkout
+    (README, Performance).
     """
 
     def log(self, request: Any) -> None:
@@ -145,7 +145,7 @@ class ApiChannel(HTTPChannel):
     file, however large.  The rest of the body is read and dropped (up to
     ``linger`` bytes), and the connection closed at its end: closed with a
     body still coming in, it would be reset, and a client still sending
-    would not read the answer.  The API checks the size again (api.py), for
+    would not read the answer.  The API checks the size again (routes.read_body), for
     a site other than this one.
 
     Note [Slow clients]: a request must arrive at a pace: its head within
@@ -286,8 +286,8 @@ class ApiSite(QuietSite):
     clients that went away, or that stall in the middle of a request.  One
     that has still not gone a sweep later (a client that does not read) is
     aborted.  Twisted's own idle timeout is a timer per connection that it
-    cancels and arms again for every request: at ``make bench``'s rate that
-    cost 4-8 us of a checkout's ~180 (the bare handler keeps it).  Here a
+    cancels and arms again for every request, a cost on every checkout
+    (README, Performance).  Here a
     connection only notes when it was last active, and a sweep every quarter
     of ``idle_timeout`` looks at them all: an idle connection goes after 1
     to 1.25 times ``idle_timeout``.

@@ -21,14 +21,18 @@ from twisted.logger import Logger
 from ..telemetry.metrics import Metrics
 from . import keys
 from .coalesce import Coalescer
-from .errors import OtherOwner, StoreUnavailable
+from .errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRunning,
+                     OtherOwner, OtherUsersToken, StoreUnavailable)
 from .scripts import RedisClient, Scripts
 
 log = Logger()
 HISTORY_CHUNK = 31  # days per summary script call
 UNDO_WINDOW = 30  # seconds a checkout batch can be given back
 ANY_OWNER = "*"  # a VM change that checks no owner
-OWNER_CHANGED = -2  # a script's answer: the VM's owner is no longer the one checked
+# The answers of the scripts that change a VM (vm_update, vm_return, queue_task):
+# done, no such VM (or not running), the field asked for is missing, the
+# owner is no longer the one checked.
+DONE, NO_FIELD, OWNER_CHANGED = 1, -1, -2
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,9 @@ class ApiStore(Scripts):
             running.cancel()
         self._undos.clear()
 
-    def checkout(self, request: Request) -> Deferred[dict[str, list[str]] | None]:
+    def checkout(self, request: Request) -> Deferred[dict[str, list[str]]]:
         """
-        The hostnames handed out, by name asked for; or ``None`` when the
+        The hostnames handed out, by name asked for; NotEnoughVms when the
         ready pools cannot meet the whole request (then nothing moved).
 
         Note [Clients that went away]: when the caller cancels (Klein does
@@ -110,11 +114,14 @@ class ApiStore(Scripts):
         to ready as soon as the answer comes, as for an unanswered batch.
         """
         result = self._checkouts.submit(request)
-        answer: Deferred[dict[str, list[str]] | None] = Deferred()
+        answer: Deferred[dict[str, list[str]]] = Deferred()
 
         def deliver(vms: dict[str, list[str]] | None) -> None:
             if not answer.called:
-                answer.callback(vms)
+                if vms is None:
+                    answer.errback(NotEnoughVms())
+                else:
+                    answer.callback(vms)
             elif vms:
                 hosts = [host for names in vms.values() for host in names]
                 self._undo([], [UNDO_WINDOW, json.dumps(hosts)],
@@ -171,44 +178,61 @@ class ApiStore(Scripts):
 
     # --- VMs -----------------------------------------------------------------
 
-    async def vm(self, hostname: str) -> VmRecord | None:
+    async def vm(self, hostname: str) -> VmRecord:
+        """The VM's set and hash; NoSuchVm if Redis has neither."""
         answer = await self._script("vm_info", args=[hostname])
         if not answer:
-            return None
+            raise NoSuchVm()
         set_name, flat = answer
         return VmRecord(hostname, set_name, dict(zip(flat[::2], flat[1::2])))
 
     # ``owner``: the VM's owner as the caller checked it ("" none, "*" any);
     # if it is no longer that, nothing changes and OtherOwner is raised.
 
-    async def _owned_change(self, name: str, touched: Sequence[str] = (),
-                            args: Sequence[Any] = ()) -> int:
+    async def _owned_change(self, name: str, missing: type[Exception],
+                            touched: Sequence[str] = (), args: Sequence[Any] = ()) -> None:
+        """Run a script that changes a VM; ``missing`` is raised if there is none."""
         answer = int(await self._script(name, keys=touched, args=args))
         if answer == OWNER_CHANGED:
             raise OtherOwner()
-        return answer
+        if answer == NO_FIELD:
+            raise NoSuchSnapshot()
+        if answer != DONE:
+            raise missing()
 
     async def update_vm(self, hostname: str, tag_day: str, lifetime: str | None,
-                        tags: Mapping[str, str], owner: str = ANY_OWNER) -> bool:
-        """False when there is no such VM."""
+                        tags: Mapping[str, str], owner: str = ANY_OWNER) -> None:
         change: dict[str, Any] = {}
         if lifetime is not None:
             change["lifetime"] = lifetime
         if tags:
             change["tags"] = dict(tags)
-        return bool(await self._owned_change(
-            "vm_update",
-            args=[hostname, keys.tag(tag_day), json.dumps(change), owner]))
+        await self._owned_change(
+            "vm_update", NoSuchVm,
+            args=[hostname, keys.tag(tag_day), json.dumps(change), owner])
 
-    async def return_vm(self, hostname: str, owner: str = ANY_OWNER) -> bool:
-        """False when the VM is not running."""
-        return bool(await self._owned_change("vm_return", args=[hostname, owner]))
+    async def return_vm(self, hostname: str, owner: str = ANY_OWNER) -> None:
+        """Hand a running VM back (NotRunning if it is not running)."""
+        await self._owned_change("vm_return", NotRunning, args=[hostname, owner])
 
-    async def queue_task(self, hostname: str, task: str, member: str,
-                         needs_field: str = "", owner: str = ANY_OWNER) -> int:
-        """1 queued, 0 no such VM, -1 the VM lacks ``needs_field``."""
-        return await self._owned_change(
-            "queue_task", touched=[keys.vm(hostname), keys.tasks(task)],
+    async def queue_disk(self, hostname: str, gb: int, owner: str = ANY_OWNER) -> None:
+        """Ask the manager to add a disk of ``gb`` GB."""
+        await self._queue_task(hostname, "disk", f"{hostname}:{gb}", "", owner)
+
+    async def queue_snapshot(self, hostname: str, name: str, owner: str = ANY_OWNER) -> None:
+        """Ask the manager to take a snapshot called ``name``."""
+        await self._queue_task(hostname, "snapshot", f"{hostname}:{name}", "", owner)
+
+    async def queue_revert(self, hostname: str, name: str, owner: str = ANY_OWNER) -> None:
+        """Ask the manager to revert to snapshot ``name`` (NoSuchSnapshot if unknown)."""
+        await self._queue_task(hostname, "snapshot-revert", f"{hostname}:{name}",
+                               f"snapshot:{name}", owner)
+
+    async def _queue_task(self, hostname: str, task: str, member: str, needs_field: str,
+                          owner: str) -> None:
+        """Queue ``member`` if the VM has ``needs_field`` (unless empty)."""
+        await self._owned_change(
+            "queue_task", NoSuchVm, touched=[keys.vm(hostname), keys.tasks(task)],
             args=[member, needs_field, owner])
 
     # --- status and history ----------------------------------------------------
@@ -243,17 +267,27 @@ class ApiStore(Scripts):
             keys.token(token), {"user": user, "created": now}))
 
     async def token(self, token: str) -> dict[str, str]:
-        return dict(await self._call(self._redis.hgetall(keys.token(token))))
+        """The token's fields (user, created, last); NoSuchToken if unknown."""
+        found = dict(await self._call(self._redis.hgetall(keys.token(token))))
+        if not found:
+            raise NoSuchToken()
+        return found
 
-    async def touch_token(self, token: str, now: str) -> str | None:
-        """The token's user, having recorded its use; ``None`` if unknown."""
-        return await self._script("token_touch", keys=[keys.token(token)],
-                                  args=[now]) or None
+    async def touch_token(self, token: str, now: str) -> str:
+        """The token's user, having recorded its use; NoSuchToken if unknown."""
+        user = await self._script("token_touch", keys=[keys.token(token)], args=[now])
+        if not user:
+            raise NoSuchToken()
+        return str(user)
 
-    async def delete_token(self, token: str, user: str) -> int:
-        """1 deleted, 0 unknown, -1 another user's."""
-        return int(await self._script(
+    async def delete_token(self, token: str, user: str) -> None:
+        """NoSuchToken if unknown, OtherUsersToken if another user's."""
+        answer = int(await self._script(
             "token_delete", keys=[keys.token(token)], args=[user]))
+        if answer == 0:
+            raise NoSuchToken()
+        if answer == -1:
+            raise OtherUsersToken()
 
     async def tokens_of(self, user: str) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}

@@ -13,27 +13,9 @@ waits for a timer with a delay: an idle daemon answers a checkout after
 one round trip.  The script treats each request of a batch on its own
 (all or nothing each).
 
-Under ``make bench`` (8 connections) the batches hold three or four
-checkouts: the connections fall into two groups that take turns, whatever
-``in_flight`` is (1, 2 and 3 measured alike), and waiting longer to merge
-the groups would leave the daemon idle while Redis runs the script.  The
-daemon spends about 1.5 times the bare handler's CPU per request (~170 us
-against ~115), and nearly all of the difference is the Redis round trip:
-before the two changes below, the daemon spent ~180 us and one whose
-batches were answered without Redis ~133 us.  A
-faster script does not change it (one that only echoes its input measured
-alike): the cost is the daemon's side of the trip.  Measured with ``python
--m bench.ab`` (source trees side by side), these were worth a few us each
-at most: hiredis's parser (kept), a coroutine-free store and coalescer, no
-per-call timeout, no PUBLISH of the wake-up, no in-flight count, no
-metrics, the handler as chained Deferreds, larger collector thresholds,
-SPOP without a count.  Two larger shares were found and taken: each Redis
-command is sent as it is made, not on the reactor's next turn (the
-protocol in store.py: rate +7-11%), and idle connections are closed by a
-sweep, not by Twisted's timer re-armed for every request (Note [Idle
-connections] in web.py: ~4-8 us).  Sending each HTTP answer at once as
-well cost ~10 us less CPU but lowered the rate (5,190/s against 5,460/s in
-the same run), so it was not kept.
+A batch's cost to the daemon is nearly all the Redis round trip, not the
+script; how the checkout's time was measured, and what was tried, is in
+the README's Performance section.
 """
 
 from __future__ import annotations

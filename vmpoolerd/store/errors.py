@@ -37,3 +37,7 @@ class NoSuchToken(StoreRefusal):
 
 class OtherUsersToken(StoreRefusal):
     """The token belongs to another user."""
+
+
+class NotEnoughVms(StoreRefusal):
+    """The ready pools cannot meet the whole checkout (then nothing moved)."""

@@ -3,7 +3,7 @@
 -- A batch whose daemon got no answer in time (see Note [Unanswered
 -- batches] in checkout.lua): KEYS[1] is the batch's key, ARGV[1] how long
 -- the "cancelled" mark stays.  Or, with no key, one request whose client
--- went away before its answer (Note [Clients that went away] in store.py):
+-- went away before its answer (Note [Clients that went away] in api_store.py):
 -- ARGV[2] is the JSON list of its hosts, their pools read from their hashes.
 -- A VM goes back to ready only if it is still running (nobody has handed
 -- it back meanwhile).  Returns the number of VMs given back.

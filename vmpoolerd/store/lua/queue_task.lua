@@ -2,7 +2,7 @@
 -- KEYS[1]: the VM's hash, KEYS[2]: the task set.
 -- ARGV[1]: the member ("host:size", "host:snapshot"), ARGV[2]: a field the
 -- VM's hash must have ("" for none), ARGV[3]: the VM's owner as the API
--- checked it ('*': any; see Note [Owner checks] in api.py).
+-- checked it ('*': any; see Note [Owner checks] in api/routes.py).
 -- Returns 1 (queued), 0 (no such VM), -1 (the field is missing) or -2 (the
 -- owner is no longer the one checked).
 if redis.call('EXISTS', KEYS[1]) == 0 then

@@ -1,6 +1,6 @@
 -- Hand a running VM back: running -> completed (queued for destruction).
 -- ARGV[1]: hostname, ARGV[2]: its owner as the API checked it ('*': any;
--- see Note [Owner checks] in api.py).  Returns 1, 0 when the VM is not
+-- see Note [Owner checks] in api/routes.py).  Returns 1, 0 when the VM is not
 -- running, or -2 when its owner is no longer the one checked.
 local host = ARGV[1]
 local pool = redis.call('HGET', 'vmpooler__vm__' .. host, 'template')

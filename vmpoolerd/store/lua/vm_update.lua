@@ -2,7 +2,7 @@
 -- ARGV[1]: hostname, ARGV[2]: the day's tag history key,
 -- ARGV[3]: JSON {"lifetime": "<hours>"?, "tags": {name: value}?}, ARGV[4]:
 -- the VM's owner as the API checked it ('*': any; see Note [Owner checks]
--- in api.py).  Returns 1, or (nothing written) 0 when the VM is unknown,
+-- in api/routes.py).  Returns 1, or (nothing written) 0 when the VM is unknown,
 -- -2 when its owner is no longer the one checked.
 local host = ARGV[1]
 local vm = 'vmpooler__vm__' .. host

@@ -1,6 +1,7 @@
 """
-``/summary`` and the figures of ``/status``: pure functions from daily
-history (as the store reads it) to vmpooler's answer shapes.
+``/status`` and ``/summary``: the routes, and the pure functions from the
+pools' counts and daily history (as the store reads them) to vmpooler's
+answer shapes.
 """
 
 from __future__ import annotations
@@ -8,12 +9,76 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any, Sequence
 
-from ..store.api_store import DayHistory, Durations, PoolCounts
+from klein import Klein
+from twisted.web.iweb import IRequest
+
+from . import validate
+from .errors import ApiError, json_answer
+from .routes import Clock, route
+from ..config import Config
+from ..store.api_store import ApiStore, DayHistory, Durations, PoolCounts
+from ..timefmt import local_date
 
 # Twenty years, a day's history each: from vmpooler's first days (2013) on.
-# A range's days are looked up and summed on the reactor: ~0.2 s at most
-# here, where a century would hold every other request up for a second.
+# A range's days are looked up and summed on the reactor, so the range is
+# bounded: a century would hold every other request up.
 MAX_DAYS = 7305
+
+
+class ReportRoutes:
+    def __init__(self, config: Config, store: ApiStore, clock: Clock) -> None:
+        self._config = config
+        self._store = store
+        self._clock = clock
+        self._pools = tuple((p.name, p.size, p.alias) for p in config.pools)
+
+    def mount(self, app: Klein) -> None:
+        route(app, ["GET"], "/status", self.status)
+        route(app, ["GET"], "/summary", self.summary_all)
+        route(app, ["GET"], "/summary/<string:route>", self.summary_route)
+        route(app, ["GET"], "/summary/<string:route>/<string:key>", self.summary_key)
+
+    async def status(self, request: IRequest) -> bytes:
+        cloning, counts = await self._store.pool_counts(self._config.pool_names)
+        clones = await self._store.clones_of(self._clock.today())
+        return json_answer(request, 200, status(self._pools, cloning, counts, clones))
+
+    async def _summary(self, request: IRequest) -> dict[str, Any]:
+        today = local_date(self._clock.seconds())
+
+        def arg(name: str) -> str | None:
+            values = request.args.get(name.encode())
+            if not values:
+                return None
+            try:
+                return values[0].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(400, f"{name} must be a date, YYYY-MM-DD") from None
+
+        start = validate.day(arg("from") or today.isoformat(), "from")
+        end = validate.day(arg("to") or today.isoformat(), "to")
+        if start > today:
+            raise ApiError(400, "from is in the future")
+        if end < start:
+            raise ApiError(400, "to is before from")
+        if (end - start).days >= MAX_DAYS:
+            raise ApiError(400, f"a summary covers at most {MAX_DAYS} days")
+        dates = days_between(start, end)
+        return summary(dates, await self._store.history(dates))
+
+    async def summary_all(self, request: IRequest) -> bytes:
+        return json_answer(request, 200, await self._summary(request))
+
+    async def summary_route(self, request: IRequest, route: str) -> bytes:
+        return await self.summary_key(request, route, None)
+
+    async def summary_key(self, request: IRequest, route: str, key: str | None) -> bytes:
+        if not part_exists(route, key):
+            raise ApiError(404, "no such summary")
+        return json_answer(request, 200, summary_part(await self._summary(request), route, key))
+
+
+# --- the answers' shapes: pure functions of the store's figures ----------------
 
 
 def days_between(start: date, end: date) -> list[str]:

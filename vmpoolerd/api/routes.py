@@ -1,0 +1,146 @@
+"""
+What the API's resources share: mounting a handler on the app, reading a
+body, the time as the API writes it, and who the caller is.
+
+Each resource (vms.py, tokens.py, reports.py, service.py) is a class whose
+``mount`` routes its handlers, bound methods, with :func:`route`; app.py
+builds them and mounts them on one Klein app.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, Sequence
+
+from klein import Klein
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.iweb import IRequest
+
+from . import validate
+from .errors import ApiError
+from .auth import Identity
+from .site import BODY_TOO_LARGE, MAX_BODY
+from ..store.api_store import ANY_OWNER, ApiStore
+from ..store.errors import NoSuchToken, OtherOwner
+from ..timefmt import format_time, local_date
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, user: str, password: str) -> Identity | None: ...
+
+
+def route(app: Klein, methods: Sequence[str] | None, path: str,
+          handler: Callable[..., Any], branch: bool = False) -> None:
+    """
+    Route ``path`` (``methods``; None: any) to ``handler``, a bound method.
+    Its endpoint is named for its class and itself, so that two resources
+    cannot take each other's.
+    """
+    options: dict[str, Any] = {"endpoint": handler.__qualname__, "branch": branch}
+    if methods is not None:
+        options["methods"] = list(methods)
+    app.route(path, **options)(handler)
+
+
+def read_body(request: IRequest) -> bytes:
+    """The request's body; 413 past MAX_BODY (for a site other than ApiSite)."""
+    body: bytes = request.content.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        raise ApiError(413, BODY_TOO_LARGE)
+    return body
+
+
+class Clock:
+    """The time as the API writes it: whole seconds, each formatted once."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._stamp = (-1, "")
+
+    def seconds(self) -> float:
+        return self._clock.seconds()
+
+    def now(self) -> str:
+        second = int(self._clock.seconds())
+        if second != self._stamp[0]:
+            self._stamp = (second, format_time(second))
+        return self._stamp[1]
+
+    def today(self) -> str:
+        return local_date(self._clock.seconds()).isoformat()
+
+
+class Callers:
+    """
+    Who makes a request: the user of its ``X-AUTH-TOKEN`` or of its HTTP
+    Basic credentials, when authentication is configured.
+    """
+
+    def __init__(self, store: ApiStore, clock: Clock,
+                 authenticator: Authenticator | None) -> None:
+        self._store = store
+        self._clock = clock
+        self._auth = authenticator
+
+    @property
+    def configured(self) -> bool:
+        return self._auth is not None
+
+    async def caller(self, request: IRequest) -> tuple[str, str] | None:
+        """``(token, user)`` of a valid ``X-AUTH-TOKEN``; 401 for a bad one."""
+        if self._auth is None:
+            return None
+        header = request.getHeader(b"X-AUTH-TOKEN")
+        if header is None:
+            return None
+        try:
+            token = validate.token(header.decode("ascii").strip())
+        except (UnicodeDecodeError, ApiError):
+            raise ApiError(401, "invalid token") from None
+        try:
+            user = await self._store.touch_token(token, self._clock.now())
+        except NoSuchToken:
+            raise ApiError(401, "invalid token") from None
+        return token, user
+
+    async def required(self, request: IRequest) -> tuple[str, str] | None:
+        """With auth configured, a valid token is required (401)."""
+        caller = await self.caller(request)
+        if self._auth is not None and caller is None:
+            raise ApiError(401, "an X-AUTH-TOKEN is required")
+        return caller
+
+    async def owner(self, hostname: str, caller: tuple[str, str] | None) -> str:
+        """
+        The VM's owner ("" for none; ANY_OWNER without auth), if the caller
+        may change the VM (else OtherOwner); NoSuchVm if there is none.
+
+        Note [Owner checks]: the owner is checked here, and again by the
+        script that makes the change (it gets the owner seen here), so that
+        a VM checked out by someone else in between is not changed: the
+        store raises OtherOwner then too, as if the check had seen that owner.
+        """
+        vm = await self._store.vm(hostname)
+        if self._auth is None:
+            return ANY_OWNER
+        owner = vm.fields.get("token:user", "")
+        if owner and (caller is None or caller[1] != owner):
+            raise OtherOwner()
+        return owner
+
+    def require_auth(self) -> None:
+        """404 unless authentication is configured (the /token routes)."""
+        if self._auth is None:
+            raise ApiError(404, "authentication is not configured")
+
+    async def basic_user(self, request: IRequest) -> str:
+        """The user of valid HTTP Basic credentials; 401 otherwise."""
+        assert self._auth is not None
+        try:
+            user = request.getUser().decode("utf-8")
+            password = request.getPassword().decode("utf-8")
+        except UnicodeDecodeError:
+            user = password = ""
+        if not user or not password or not await self._auth.authenticate(user, password):
+            request.setHeader(b"WWW-Authenticate", b'Basic realm="vmpooler"')
+            raise ApiError(401, "authentication failed")
+        return user
