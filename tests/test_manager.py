@@ -7,13 +7,13 @@ import threading
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred, gatherResults
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
+from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.config import RedisConfig
-from vmpoolerd.manager.loop import next_delay
+from vmpoolerd.manager.loop import WAKE_SPACING
 from vmpoolerd.manager.maintainer import Maintainer
 from vmpoolerd.manager.plan import Clone, MarkEmpty
 from vmpoolerd.manager.service import Manager
@@ -239,7 +239,7 @@ class SlowCloneTests(ManagerCase):
 
     async def test_clones_outlasting_the_timeout_keep_their_slots(self) -> None:
         lock = threading.Lock()
-        running, most = [0], [0]
+        running, most, ended = [0], [0], [0]
         clone = self.daemon_vsphere.clone
 
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -251,9 +251,11 @@ class SlowCloneTests(ManagerCase):
             finally:
                 with lock:
                     running[0] -= 1
+                    ended[0] += 1
         self.daemon_vsphere.clone = counted  # type: ignore[method-assign]
         self.start()
-        await deferLater(reactor, 9)  # two rounds of clones, and a lease's life after
+        # Two rounds of clones: each outlives its first lease, renewed meanwhile.
+        await until("two rounds of clones", lambda: ended[0] >= 4, seconds=30)
         self.assertEqual(most[0], 2)
         self.assertLessEqual(len(await self.redis.hkeys("vmpooler__cloning")), 2)
 
@@ -305,16 +307,6 @@ class TaskTests(ManagerCase):
             "vmpooler__tasks__snapshot-revert").addCallback(lambda n: n == 0))
 
 
-class LoopTests(TestCase):
-    def test_next_delay(self) -> None:
-        self.assertEqual(next_delay(5, True, 5, 60, 2.0), 10)
-        self.assertEqual(next_delay(40, True, 5, 60, 2.0), 60)
-        self.assertEqual(next_delay(60, True, 5, 60, 2.0), 60)
-        self.assertEqual(next_delay(60, False, 5, 60, 2.0), 5)
-
-
-
-
 class RaceTests(TestCase):
     """Interleavings the simulator cannot time, driven by hand."""
 
@@ -328,31 +320,32 @@ class RaceTests(TestCase):
         maintainer = Maintainer(self.pool, self.config, PoolStore(self.redis, reactor),
                                 provider, reactor)
         first = ensureDeferred(maintainer.cycle())
-        await deferLater(reactor, 0.05)
+        await self.asked(provider, "inventory")
         provider.answer("inventory", [])
         self.assertEqual(await first, [Clone(1), MarkEmpty(True)])
-        (clone_args, clone) = provider.calls["clone"][0]
-        name = clone_args[3]
+        await self.asked(provider, "clone")
+        name = provider.calls["clone"][0][0][3]
         # The next inventory is read while the clone is still running...
         second = ensureDeferred(maintainer.cycle())
-        await deferLater(reactor, 0.05)
+        await self.asked(provider, "inventory")
         # ...the clone ends, and is recorded, before the inventory answers.
-        provider.calls["clone"].pop(0)
-        clone.callback(2.0)
-        await deferLater(reactor, 0.05)
-        self.assertFalse(await self.redis.hexists("vmpooler__cloning", name))
+        provider.answer("clone", 2.0)
+        await until("the clone's end recorded", lambda: self.redis.hexists(
+            "vmpooler__cloning", name).addCallback(lambda there: not there))
         provider.answer("inventory", [])
         self.assertEqual(await second, [])
         self.assertEqual(await self.redis.smembers(f"vmpooler__pending__{DEBIAN}"), {name})
 
     async def test_a_slow_inventory_does_not_let_a_clones_lease_run_out(self) -> None:
         # A lease of 1 s (the pool's timeout is shorter, two cycles of at
-        # most 0.5 s are not); the inventory takes 2.5 s (deadlines are
-        # whole seconds).
+        # most 0.5 s are not); the inventory takes 2.5 s on the maintainer's
+        # clock (deadlines are whole seconds).
         pool = dataclasses.replace(self.pool, timeout_minutes=0.01)
         provider = ScriptedProvider()
+        clock = Clock()
+        clock.advance(reactor.seconds())
         maintainer = Maintainer(pool, self.config, PoolStore(self.redis, reactor),
-                                provider, reactor)
+                                provider, clock)
         first = ensureDeferred(maintainer.cycle())
         await self.asked(provider, "inventory")
         provider.answer("inventory", [])
@@ -360,20 +353,16 @@ class RaceTests(TestCase):
         (name,) = await self.redis.hkeys("vmpooler__cloning")  # its clone runs on
         second = ensureDeferred(maintainer.cycle())
         await self.asked(provider, "inventory")
-        await deferLater(reactor, 2.5)
+        clock.advance(2.5)
         provider.answer("inventory", [])
         await second
         deadline = await self.redis.hget("vmpooler__cloning", name)
         self.assertIsNotNone(deadline, "the lease ran out and was dropped")
-        self.assertGreaterEqual(int(deadline), int(reactor.seconds()))
+        self.assertGreaterEqual(int(deadline), int(clock.seconds()))
 
     async def asked(self, provider: ScriptedProvider, method: str) -> None:
-        """Until ``method`` has been called and not answered (at most 5 s)."""
-        for _ in range(500):
-            if provider.calls.get(method):
-                return
-            await deferLater(reactor, 0.01)
-        self.fail(f"{method} was not called")
+        """Until ``method`` has been called and not answered."""
+        await until(f"{method} called", lambda: provider.calls.get(method), seconds=5)
 
     async def test_two_daemons_fill_a_pool_once(self) -> None:
         pool = dataclasses.replace(self.pool, size=5)
@@ -381,7 +370,8 @@ class RaceTests(TestCase):
         maintainers = [Maintainer(pool, self.config, PoolStore(self.redis, reactor), p,
                                   reactor) for p in providers]
         cycles = [ensureDeferred(m.cycle()) for m in maintainers]
-        await deferLater(reactor, 0.05)
+        for provider in providers:
+            await self.asked(provider, "inventory")
         for provider in providers:
             provider.answer("inventory", [])
         await gatherResults(cycles)
@@ -398,7 +388,7 @@ class RaceTests(TestCase):
         manager = Manager(self.config, PoolStore(self.redis, reactor), provider, reactor,
                           grace=0.5)
         manager.startService()
-        await deferLater(reactor, 0.3)
+        await self.asked(provider, "add_disk")
         self.assertEqual(len(provider.calls["add_disk"]), 1)  # one stuck, one queued
         started = reactor.seconds()
         await manager.stopService()
@@ -415,7 +405,7 @@ class RaceTests(TestCase):
         worker = Manager(self.config, PoolStore(self.redis, reactor), provider, reactor).tasks
         events = captured_events(self)
         run = ensureDeferred(worker.run_once())
-        await deferLater(reactor, 0.1)
+        await self.asked(provider, "add_disk")
         self.assertEqual(provider.answer("add_disk", None), (FOLDERS[DEBIAN], host, 8))
         self.assertEqual(await run, 1)
         self.assertEqual(await self.redis.hget(f"vmpooler__vm__{host}", "disk"), "+8gb")
@@ -427,16 +417,26 @@ class RaceTests(TestCase):
         config = manager_config(1, 0, ready_check_port=0, check_loop_delay_min=30,
                                 check_loop_delay_max=60)
         provider = ScriptedProvider()
+        clock = Clock()
         maintainer = Maintainer(self.pool, config, PoolStore(self.redis, reactor), provider,
-                                reactor)
+                                clock)
         maintainer.start()
-        self.addCleanup(lambda: ensureDeferred(maintainer.stop(1)))
-        await deferLater(reactor, 0.1)
+        def stop() -> Deferred[None]:
+            stopped = ensureDeferred(maintainer.stop(0))
+            clock.advance(0)  # the grace is over: the clone in flight is given up
+            return stopped
+        self.addCleanup(stop)
+        clock.advance(0)
+        await self.asked(provider, "inventory")
         maintainer.wake()  # a checkout while the inventory is being read
         provider.answer("inventory", [])
-        await deferLater(reactor, 0.8)  # WAKE_SPACING, not check_loop_delay_min
-        self.assertEqual(len(provider.calls["inventory"]), 1)
+        await until("the cycle done", lambda: maintainer.cycles == 1)
+        clock.advance(WAKE_SPACING - 0.01)
+        self.assertNotIn("inventory", {m for m, calls in provider.calls.items() if calls})
+        clock.advance(0.01)  # WAKE_SPACING, not check_loop_delay_min
+        await self.asked(provider, "inventory")
         provider.answer("inventory", [])
+        await until("the second cycle done", lambda: maintainer.cycles == 2)
 
 
 class WakeupTests(TestCase):

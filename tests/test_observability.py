@@ -22,7 +22,7 @@ from vmpoolerd.telemetry.logs import LogFile
 from vmpoolerd.telemetry.metrics import Metrics
 from vmpoolerd.store.api_store import ApiStore
 
-from .fixtures import fill_ready, make_config
+from .fixtures import fill_ready, make_config, sets_of
 from .http import Client
 from .processes import free_port
 from .redis_server import fresh_redis, private_redis
@@ -109,11 +109,19 @@ class PoolMetricsTests(ManagerCase):
         host = sorted(await self.members("ready", DEBIAN))[0]
         self.vsphere.destroy(FOLDERS[DEBIAN], host)  # the template is fine, the VM gone
         self.server.hang()
-        await until("a vSphere call timed out", lambda: deferLater(
-            reactor, 0, lambda: samples(self.metrics.render().decode()).get((
+        await until("a vSphere call timed out", lambda: samples(
+            self.metrics.render().decode()).get((
                 "vmpooler_vsphere_call_seconds_count",
-                (("method", "inventory"), ("outcome", "error"))), 0) > 0))
+                (("method", "inventory"), ("outcome", "error"))), 0) > 0)
         self.server.resume()
+        # The VM destroyed behind the manager's back is forgotten (kept as
+        # destroyed, in no set), and replaced.
+        await until("the lost VM forgotten", lambda: self.redis.hexists(
+            f"vmpooler__vm__{host}", "destroy"))
+        sets = await sets_of(self.redis, self.config)
+        self.assertFalse([key for key, members in sets.items() if host in members])
+        await until("the pool refilled", self.full)
+        self.assertNotIn(host, await self.members("ready", DEBIAN))
 
     client_timeout = 1.0
 

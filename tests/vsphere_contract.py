@@ -21,7 +21,10 @@ from vmpoolerd.vsphere.types import VmState, Vsphere, VsphereError
 T = TypeVar("T")
 
 # A mixin, so that trial does not run it on its own; typed as the case it joins.
-_Case = TestCase if TYPE_CHECKING else object
+if TYPE_CHECKING:
+    _Case = TestCase
+else:
+    _Case = object
 
 TEMPLATE = "Templates/centos-7-plain"
 FOLDER = "Pools/debian-7"
