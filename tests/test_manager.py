@@ -135,9 +135,7 @@ class HealingTests(ManagerCase):
         await until("full pools", self.full)
         self.vsphere.clone("Templates/centos-7-plain", FOLDERS[CENTOS], "LocalDS_0", "stray-vm")
         self.assertIn("stray-vm", self.names_in(CENTOS))
-        await until("the stray VM destroyed",
-                         lambda: deferLater(reactor, 0, lambda: "stray-vm" not in
-                                            self.names_in(CENTOS)))
+        await until("the stray VM destroyed", lambda: "stray-vm" not in self.names_in(CENTOS))
         self.assertFalse(await self.redis.sismember(f"vmpooler__discovered__{CENTOS}",
                                                     "stray-vm"))
 
@@ -270,8 +268,8 @@ class OutageTests(ManagerCase):
         self.server.hang()
         cycles = self.manager.maintainers[DEBIAN].cycles
         # Inventories time out, cycles fail and are logged, the loop goes on.
-        await until("cycles despite the outage", lambda: deferLater(
-            reactor, 0, lambda: self.manager.maintainers[DEBIAN].cycles >= cycles + 2))
+        await until("cycles despite the outage",
+                    lambda: self.manager.maintainers[DEBIAN].cycles >= cycles + 2)
         # Checkouts go on from the ready pools, and nothing was destroyed
         # or completed on missing data.
         answer = await self.client.post(f"/api/v1/vm/{DEBIAN}")

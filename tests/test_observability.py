@@ -187,8 +187,7 @@ class GraphiteTests(ManagerCase):
 
         def seen(name: str) -> list[str]:
             return [line for line in self.lines if line.startswith(name + " ")]
-        await until("a destroy sent", lambda: deferLater(
-            reactor, 0, lambda: seen(f"vmpooler.destroy.{DEBIAN}")))
+        await until("a destroy sent", lambda: seen(f"vmpooler.destroy.{DEBIAN}"))
         for line in self.lines:
             self.assertRegex(line, r"^vmpooler\.(ready|running|clone|destroy)\.[a-z0-9.-]+ "
                                    r"[0-9.e+-]+ [0-9]{10}$")
@@ -263,8 +262,7 @@ class DaemonLogTests(ManagerCase):
         await until("full pools", self.full)
         host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
         await self.client.delete(f"/api/v1/vm/{host}")
-        await until("the VM destroyed", lambda: deferLater(
-            reactor, 0, lambda: f"'{host}' destroyed" in open(path).read()))
+        await until("the VM destroyed", lambda: f"'{host}' destroyed" in open(path).read())
         text = open(path).read()
         self.assertRegex(text, r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \[\+\] \[debian-7\] "
                                r"'t-[a-z0-9]{15}' cloned in \d+\.\d\d seconds")
