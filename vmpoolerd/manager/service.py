@@ -6,7 +6,7 @@ snapshot requests, and the checkout wake-ups, as one service.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
@@ -22,6 +22,12 @@ from .maintainer import Maintainer, Probe
 from .tasks import TaskWorker
 
 log = Logger()
+
+
+class Subscription(Protocol):
+    """The checkout wake-ups' subscription (see subscribe_checkouts)."""
+
+    def disconnect(self) -> Deferred[Any]: ...
 
 
 def provider_threads(config: Config) -> int:
@@ -51,7 +57,7 @@ class Manager(Service):
                                                metrics, slots)
                             for p in config.pools}
         self.tasks = TaskWorker(config, store, provider, reactor, slots)
-        self._subscription: Any = None
+        self._subscription: Subscription | None = None
         self._task_call: IDelayedCall | None = None
         self._task_run: Deferred[None] | None = None
 
