@@ -448,10 +448,11 @@ class WakeupTests(TestCase):
         self.addCleanup(subscription.disconnect)
         await deferLater(reactor, 0.3)  # refused: wrong password
         server.cli("-a", "old-pw", "--no-auth-warning", "CONFIG", "SET", "requirepass", "new-pw")
-        for _ in range(400):  # the back-off between attempts grows
+
+        def published() -> bool:
             server.cli("-a", "new-pw", "--no-auth-warning", "PUBLISH", "vmpooler__checkout",
                        DEBIAN)
-            if woken:
-                break
-            await deferLater(reactor, 0.05)
+            return bool(woken)
+        # The back-off between attempts grows: give it a while.
+        await until("a wake-up through the new password", published, seconds=20)
         self.assertEqual(woken[:1], [DEBIAN])
