@@ -4,130 +4,34 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-import yaml
 from twisted.internet import reactor
-from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent
 from twisted.trial.unittest import TestCase
 
-from tests.net import listen, port_of
-
-from tests.logs import captured_events
-
-from vmpoolerd.api.app import VmpoolerApi
-from vmpoolerd.config import Config, RedisConfig, parse_config
-from vmpoolerd.manager.service import Maintainer, Manager, next_delay
-from vmpoolerd.store.connection import subscribe_checkouts
-from vmpoolerd.telemetry.metrics import GraphiteSink, Metrics
+from vmpoolerd.config import RedisConfig
+from vmpoolerd.manager.loop import WAKE_SPACING
+from vmpoolerd.manager.maintainer import Maintainer
 from vmpoolerd.manager.plan import Clone, MarkEmpty
+from vmpoolerd.manager.service import Manager
+from vmpoolerd.store.connection import subscribe_checkouts
 from vmpoolerd.store.pools import PoolStore
-from vmpoolerd.vsphere.provider import Provider
-from vmpoolerd.store.api_store import ApiStore
 from vmpoolerd.timefmt import format_time, local_date
 
 from .fixtures import sets_of
-from .http import Client
-from .redis_server import RedisServer, fresh_redis, redis_server
-from .vcsim_server import VcsimServer, start_vcsim
-
-DEBIAN, CENTOS = "debian-7", "centos-7"
-FOLDERS = {DEBIAN: "Pools/debian-7", CENTOS: "Pools/nested/centos-7"}
-
-
-def manager_config(port: int, ready_port: int, **service: Any) -> Config:
-    redis = redis_server()
-    raw = {
-        ":vsphere": {"server": "127.0.0.1", "username": "u", "password": "p"},
-        ":redis": {"server": "127.0.0.1", "port": redis.port},
-        ":config": {"check_loop_delay_min": 0.05, "check_loop_delay_max": 0.5,
-                    "vm_checktime": 0.005, "timeout": 0.5, "task_limit": 10,
-                    "ready_check_port": ready_port, "ready_check_address": "ip",
-                    "prefix": "t-", **service},
-        ":pools": [
-            {"name": DEBIAN, "template": "Templates/debian/debian-7-x86_64",
-             "folder": FOLDERS[DEBIAN], "datastore": "LocalDS_0", "size": 3},
-            {"name": CENTOS, "template": "Templates/centos-7-plain",
-             "folder": FOLDERS[CENTOS], "datastore": "LocalDS_0", "size": 2},
-        ],
-    }
-    return parse_config(yaml.safe_dump(raw), {})
-
-
-class ManagerCase(TestCase):
-    timeout = 120
-    service: dict[str, Any] = {}
-    vcsim: dict[str, Any] = {"boot_delay_ms": 200}
-    client_timeout = 10.0
-
-    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
-        self.redis = await fresh_redis(self)
-        listener = listen(Factory.forProtocol(Protocol))
-        self.addCleanup(listener.stopListening)
-        self.server: VcsimServer = start_vcsim(None, self, **self.vcsim)
-        self.config = manager_config(self.server.port, port_of(listener), **self.service)
-        self.vsphere = self.server.client()
-        self.metrics = Metrics(await self.graphite())
-        self.daemon_vsphere = self.server.client(timeout=self.client_timeout)
-        self.provider = Provider(self.daemon_vsphere, reactor, call_timeout=20,
-                                 metrics=self.metrics)
-        self.provider.startService()
-        self.addCleanup(self.provider.stopService)
-        self.store = PoolStore(self.redis, reactor, metrics=self.metrics)
-        self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10,
-                               metrics=self.metrics)
-        api = VmpoolerApi(self.config, ApiStore(self.redis, reactor), reactor,
-                          metrics=self.metrics, health={
-                              "redis": self.store.ping,
-                              "vsphere": lambda: self.provider.call("ping", timeout=1)})
-        self.client = Client(api.resource())
-
-    async def graphite(self) -> GraphiteSink | None:
-        """Where the metrics go besides Prometheus (a subclass's choice)."""
-        return None
-
-    def start(self) -> None:
-        self.manager.startService()
-        self.addCleanup(self.manager.stopService)
-
-    async def until(self, what: str, check: Callable[[], Awaitable[Any]],
-                    seconds: float = 30) -> Any:
-        """Poll ``check`` until it returns something true."""
-        deadline = reactor.seconds() + seconds
-        while True:
-            result = await check()
-            if result:
-                return result
-            if reactor.seconds() > deadline:
-                self.fail(f"timed out waiting for {what}")
-            await deferLater(reactor, 0.05)
-
-    async def members(self, state: str, pool: str) -> set[str]:
-        return set(await self.redis.smembers(f"vmpooler__{state}__{pool}"))
-
-    async def full(self) -> bool:
-        return (len(await self.members("ready", DEBIAN)) == 3
-                and len(await self.members("ready", CENTOS)) == 2)
-
-    def names_in(self, pool: str) -> set[str]:
-        return {vm.name for vm in self.vsphere.inventory(FOLDERS[pool])}
-
-    async def assert_one_set_each(self) -> None:
-        """Every VM in exactly one set, and every VM in vSphere known to Redis."""
-        sets = await sets_of(self.redis, self.config)
-        for pool in (DEBIAN, CENTOS):
-            held = [h for key, m in sets.items() if key.endswith(f"__{pool}") for h in m]
-            self.assertEqual(len(held), len(set(held)), held)
-            self.assertLessEqual(self.names_in(pool), set(held))
+from .logs import captured_events
+from .manager_case import CENTOS, DEBIAN, FOLDERS, ManagerCase, ScriptedProvider, manager_config
+from .redis_server import RedisServer, fresh_redis
+from .waiting import until
 
 
 class FillTests(ManagerCase):
     async def test_pools_fill_with_ready_vms(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         for pool in (DEBIAN, CENTOS):
             ready = await self.members("ready", pool)
             vms = {vm.name: vm for vm in self.vsphere.inventory(FOLDERS[pool])}
@@ -143,7 +47,7 @@ class FillTests(ManagerCase):
         self.assertGreaterEqual(len(await self.redis.hgetall(f"vmpooler__clone__{day}")), 5)
         self.assertGreaterEqual(len(await self.redis.hgetall(f"vmpooler__boot__{day}")), 5)
         self.assertEqual(set(await self.redis.hkeys("vmpooler__lastboot")), {DEBIAN, CENTOS})
-        await self.until("no clone in flight",
+        await until("no clone in flight",
                          lambda: self.redis.get("vmpooler__tasks__clone").addCallback(
                              lambda n: n == "0"))
         await self.assert_one_set_each()
@@ -157,7 +61,7 @@ class CheckoutTests(ManagerCase):
 
     async def test_checkout_is_replaced_at_once(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         # Let the loop back off, so that only the wake-up can be fast.
         await deferLater(reactor, 1.0)
         cycles = self.manager.maintainers[DEBIAN].cycles
@@ -171,14 +75,14 @@ class CheckoutTests(ManagerCase):
         async def replacement() -> bool:
             pending = await self.members("pending", DEBIAN)
             return bool(pending)
-        await self.until("a replacement clone", replacement, seconds=5)
+        await until("a replacement clone", replacement, seconds=5)
         self.assertLess(reactor.seconds() - asked, 1.0)
-        await self.until("full pools again", self.full)
+        await until("full pools again", self.full)
         self.assertIn(host, await self.members("running", DEBIAN))
 
         # Handing it back destroys it.
         self.assertEqual((await self.client.delete(f"/api/v1/vm/{host}")).code, 200)
-        await self.until("the VM destroyed", lambda: self._gone(host, DEBIAN))
+        await until("the VM destroyed", lambda: self._gone(host, DEBIAN))
         fields = await self.redis.hgetall(f"vmpooler__vm__{host}")
         self.assertIn("destroy", fields)
         ttl = await self.redis.ttl(f"vmpooler__vm__{host}")
@@ -191,49 +95,47 @@ class CheckoutTests(ManagerCase):
 
     async def test_running_past_lifetime_is_destroyed(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         host = (await self.client.post(f"/api/v1/vm/{CENTOS}")).body[CENTOS]["hostname"]
         await self.redis.hset(f"vmpooler__vm__{host}", "checkout",
                               format_time(reactor.seconds() - 7200))
         await self.redis.hset(f"vmpooler__vm__{host}", "lifetime", "1")
-        await self.until("the VM destroyed", lambda: self._gone(host, CENTOS))
+        await until("the VM destroyed", lambda: self._gone(host, CENTOS))
 
 
 class HealingTests(ManagerCase):
     async def test_ready_vm_powered_off_is_replaced(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         victim = sorted(await self.members("ready", DEBIAN))[0]
         self.vsphere.power_off(FOLDERS[DEBIAN], victim)
 
         async def replaced() -> bool:
             return victim not in self.names_in(DEBIAN) and await self.full()
-        await self.until("the powered-off VM replaced", replaced)
+        await until("the powered-off VM replaced", replaced)
 
     async def test_a_checked_out_vm_also_discovered_is_kept(self) -> None:
         # vmpooler's inventory check could leave a VM in two sets.
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
         await self.redis.sadd(f"vmpooler__discovered__{DEBIAN}", [host])
         self.manager.wake(DEBIAN)
 
         async def undiscovered() -> bool:
             return not await self.redis.sismember(f"vmpooler__discovered__{DEBIAN}", host)
-        await self.until("the VM out of discovered", undiscovered)
-        await self.until("the pool refilled", self.full)
+        await until("the VM out of discovered", undiscovered)
+        await until("the pool refilled", self.full)
         self.assertIn(host, self.names_in(DEBIAN))
         self.assertIn(host, await self.members("running", DEBIAN))
         await self.assert_one_set_each()
 
     async def test_unknown_vm_in_folder_is_destroyed(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         self.vsphere.clone("Templates/centos-7-plain", FOLDERS[CENTOS], "LocalDS_0", "stray-vm")
         self.assertIn("stray-vm", self.names_in(CENTOS))
-        await self.until("the stray VM destroyed",
-                         lambda: deferLater(reactor, 0, lambda: "stray-vm" not in
-                                            self.names_in(CENTOS)))
+        await until("the stray VM destroyed", lambda: "stray-vm" not in self.names_in(CENTOS))
         self.assertFalse(await self.redis.sismember(f"vmpooler__discovered__{CENTOS}",
                                                     "stray-vm"))
 
@@ -249,14 +151,14 @@ class HealingTests(ManagerCase):
         self.vsphere.clone("Templates/centos-7-plain", FOLDERS[DEBIAN], "LocalDS_0",
                            "t-orphan0000000")
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
 
         async def clean() -> bool:
             names = self.names_in(DEBIAN)
             pending = await self.members("pending", DEBIAN)
             return ("t-orphan0000000" not in names and "t-lostclone00000" not in pending
                     and not await self.redis.hexists("vmpooler__cloning", "t-lostclone00000"))
-        await self.until("the crash cleaned up", clean)
+        await until("the crash cleaned up", clean)
         await self.assert_one_set_each()
 
 
@@ -273,7 +175,7 @@ class TimeoutTests(ManagerCase):
             names = {c.split(":", 1)[1] for c in clones if c.startswith(DEBIAN)}
             held = {h for m in (await sets_of(self.redis, self.config)).values() for h in m}
             return names - self.names_in(DEBIAN) - held
-        gone = await self.until("a clone timed out and destroyed", timed_out)
+        gone = await until("a clone timed out and destroyed", timed_out)
         for name in gone:
             self.assertIn("destroy", await self.redis.hgetall(f"vmpooler__vm__{name}"))
         self.assertEqual(await self.members("ready", DEBIAN), set())
@@ -287,11 +189,11 @@ class SessionTests(ManagerCase):
 
     async def test_an_expired_session_logs_in_again(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         session = self.daemon_vsphere.session_key
         await deferLater(reactor, 2.5)  # idle past the session's life
         host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
-        await self.until("a replacement clone ready", self.full)
+        await until("a replacement clone ready", self.full)
         self.assertIn(host, await self.members("running", DEBIAN))
         self.assertNotEqual(self.daemon_vsphere.session_key, session)
         self.assertIsNotNone(session)
@@ -308,7 +210,7 @@ class TaskLimitTests(ManagerCase):
         async def full_while_counting() -> bool:
             seen.append(await self.redis.hlen("vmpooler__cloning"))
             return await self.full()
-        await self.until("full pools", full_while_counting, seconds=60)
+        await until("full pools", full_while_counting, seconds=60)
         self.assertEqual(max(seen), 2)
         self.assertLessEqual(max(int(n) for n in [await self.redis.get(
             "vmpooler__tasks__clone")]), 2)
@@ -323,7 +225,7 @@ class StaleLeaseTests(ManagerCase):
         for name in stale:
             await self.redis.hset("vmpooler__cloning", name, str(int(reactor.seconds() - 3600)))
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         self.assertFalse(set(stale) & set(await self.redis.hkeys("vmpooler__cloning")))
 
 
@@ -335,7 +237,7 @@ class SlowCloneTests(ManagerCase):
 
     async def test_clones_outlasting_the_timeout_keep_their_slots(self) -> None:
         lock = threading.Lock()
-        running, most = [0], [0]
+        running, most, ended = [0], [0], [0]
         clone = self.daemon_vsphere.clone
 
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -347,9 +249,11 @@ class SlowCloneTests(ManagerCase):
             finally:
                 with lock:
                     running[0] -= 1
+                    ended[0] += 1
         self.daemon_vsphere.clone = counted  # type: ignore[method-assign]
         self.start()
-        await deferLater(reactor, 9)  # two rounds of clones, and a lease's life after
+        # Two rounds of clones: each outlives its first lease, renewed meanwhile.
+        await until("two rounds of clones", lambda: ended[0] >= 4, seconds=30)
         self.assertEqual(most[0], 2)
         self.assertLessEqual(len(await self.redis.hkeys("vmpooler__cloning")), 2)
 
@@ -359,13 +263,13 @@ class OutageTests(ManagerCase):
 
     async def test_vsphere_stops_answering(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         ready_before = await self.members("ready", DEBIAN)
         self.server.hang()
         cycles = self.manager.maintainers[DEBIAN].cycles
         # Inventories time out, cycles fail and are logged, the loop goes on.
-        await self.until("cycles despite the outage", lambda: deferLater(
-            reactor, 0, lambda: self.manager.maintainers[DEBIAN].cycles >= cycles + 2))
+        await until("cycles despite the outage",
+                    lambda: self.manager.maintainers[DEBIAN].cycles >= cycles + 2)
         # Checkouts go on from the ready pools, and nothing was destroyed
         # or completed on missing data.
         answer = await self.client.post(f"/api/v1/vm/{DEBIAN}")
@@ -374,14 +278,14 @@ class OutageTests(ManagerCase):
         self.assertEqual(await self.members("ready", DEBIAN) | {host}, ready_before)
         self.assertEqual(await self.members("completed", DEBIAN), set())
         self.server.resume()
-        await self.until("full pools again", self.full, seconds=60)
+        await until("full pools again", self.full, seconds=60)
         self.assertIn(host, await self.members("running", DEBIAN))
 
 
 class TaskTests(ManagerCase):
     async def test_disks_and_snapshots(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
         self.assertEqual((await self.client.post(f"/api/v1/vm/{host}/disk/4")).code, 202)
         answer = await self.client.post(f"/api/v1/vm/{host}/snapshot")
@@ -390,42 +294,15 @@ class TaskTests(ManagerCase):
         async def done() -> Any:
             info = (await self.client.get(f"/api/v1/vm/{host}")).body[host]
             return info.get("disk") and info.get("snapshots") and info
-        info = await self.until("disk and snapshot done", done)
+        info = await until("disk and snapshot done", done)
         self.assertEqual(info["disk"], ["+4gb"])
         self.assertEqual(info["snapshots"], [snapshot])
         self.assertIn(4, [round(d.size_gb) for d in self.vsphere.disks(FOLDERS[DEBIAN], host)])
         self.assertEqual(self.vsphere.snapshots(FOLDERS[DEBIAN], host), [snapshot])
         answer = await self.client.post(f"/api/v1/vm/{host}/snapshot/{snapshot}")
         self.assertEqual(answer.code, 202)
-        await self.until("revert done", lambda: self.redis.scard(
+        await until("revert done", lambda: self.redis.scard(
             "vmpooler__tasks__snapshot-revert").addCallback(lambda n: n == 0))
-
-
-class LoopTests(TestCase):
-    def test_next_delay(self) -> None:
-        self.assertEqual(next_delay(5, True, 5, 60, 2.0), 10)
-        self.assertEqual(next_delay(40, True, 5, 60, 2.0), 60)
-        self.assertEqual(next_delay(60, True, 5, 60, 2.0), 60)
-        self.assertEqual(next_delay(60, False, 5, 60, 2.0), 5)
-
-
-
-
-class ScriptedProvider:
-    """A provider whose calls the test answers by hand."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, list[tuple[tuple[Any, ...], Deferred[Any]]]] = {}
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Deferred[Any]:
-        d: Deferred[Any] = Deferred()
-        self.calls.setdefault(method, []).append((args, d))
-        return d
-
-    def answer(self, method: str, result: Any) -> tuple[Any, ...]:
-        args, d = self.calls[method].pop(0)
-        d.callback(result)
-        return args
 
 
 class RaceTests(TestCase):
@@ -441,31 +318,32 @@ class RaceTests(TestCase):
         maintainer = Maintainer(self.pool, self.config, PoolStore(self.redis, reactor),
                                 provider, reactor)
         first = ensureDeferred(maintainer.cycle())
-        await deferLater(reactor, 0.05)
+        await self.asked(provider, "inventory")
         provider.answer("inventory", [])
         self.assertEqual(await first, [Clone(1), MarkEmpty(True)])
-        (clone_args, clone) = provider.calls["clone"][0]
-        name = clone_args[3]
+        await self.asked(provider, "clone")
+        name = provider.calls["clone"][0][0][3]
         # The next inventory is read while the clone is still running...
         second = ensureDeferred(maintainer.cycle())
-        await deferLater(reactor, 0.05)
+        await self.asked(provider, "inventory")
         # ...the clone ends, and is recorded, before the inventory answers.
-        provider.calls["clone"].pop(0)
-        clone.callback(2.0)
-        await deferLater(reactor, 0.05)
-        self.assertFalse(await self.redis.hexists("vmpooler__cloning", name))
+        provider.answer("clone", 2.0)
+        await until("the clone's end recorded", lambda: self.redis.hexists(
+            "vmpooler__cloning", name).addCallback(lambda there: not there))
         provider.answer("inventory", [])
         self.assertEqual(await second, [])
         self.assertEqual(await self.redis.smembers(f"vmpooler__pending__{DEBIAN}"), {name})
 
     async def test_a_slow_inventory_does_not_let_a_clones_lease_run_out(self) -> None:
         # A lease of 1 s (the pool's timeout is shorter, two cycles of at
-        # most 0.5 s are not); the inventory takes 2.5 s (deadlines are
-        # whole seconds).
+        # most 0.5 s are not); the inventory takes 2.5 s on the maintainer's
+        # clock (deadlines are whole seconds).
         pool = dataclasses.replace(self.pool, timeout_minutes=0.01)
         provider = ScriptedProvider()
+        clock = Clock()
+        clock.advance(reactor.seconds())
         maintainer = Maintainer(pool, self.config, PoolStore(self.redis, reactor),
-                                provider, reactor)
+                                provider, clock)
         first = ensureDeferred(maintainer.cycle())
         await self.asked(provider, "inventory")
         provider.answer("inventory", [])
@@ -473,20 +351,16 @@ class RaceTests(TestCase):
         (name,) = await self.redis.hkeys("vmpooler__cloning")  # its clone runs on
         second = ensureDeferred(maintainer.cycle())
         await self.asked(provider, "inventory")
-        await deferLater(reactor, 2.5)
+        clock.advance(2.5)
         provider.answer("inventory", [])
         await second
         deadline = await self.redis.hget("vmpooler__cloning", name)
         self.assertIsNotNone(deadline, "the lease ran out and was dropped")
-        self.assertGreaterEqual(int(deadline), int(reactor.seconds()))
+        self.assertGreaterEqual(int(deadline), int(clock.seconds()))
 
     async def asked(self, provider: ScriptedProvider, method: str) -> None:
-        """Until ``method`` has been called and not answered (at most 5 s)."""
-        for _ in range(500):
-            if provider.calls.get(method):
-                return
-            await deferLater(reactor, 0.01)
-        self.fail(f"{method} was not called")
+        """Until ``method`` has been called and not answered."""
+        await until(f"{method} called", lambda: provider.calls.get(method), seconds=5)
 
     async def test_two_daemons_fill_a_pool_once(self) -> None:
         pool = dataclasses.replace(self.pool, size=5)
@@ -494,7 +368,8 @@ class RaceTests(TestCase):
         maintainers = [Maintainer(pool, self.config, PoolStore(self.redis, reactor), p,
                                   reactor) for p in providers]
         cycles = [ensureDeferred(m.cycle()) for m in maintainers]
-        await deferLater(reactor, 0.05)
+        for provider in providers:
+            await self.asked(provider, "inventory")
         for provider in providers:
             provider.answer("inventory", [])
         await gatherResults(cycles)
@@ -511,7 +386,7 @@ class RaceTests(TestCase):
         manager = Manager(self.config, PoolStore(self.redis, reactor), provider, reactor,
                           grace=0.5)
         manager.startService()
-        await deferLater(reactor, 0.3)
+        await self.asked(provider, "add_disk")
         self.assertEqual(len(provider.calls["add_disk"]), 1)  # one stuck, one queued
         started = reactor.seconds()
         await manager.stopService()
@@ -528,7 +403,7 @@ class RaceTests(TestCase):
         worker = Manager(self.config, PoolStore(self.redis, reactor), provider, reactor).tasks
         events = captured_events(self)
         run = ensureDeferred(worker.run_once())
-        await deferLater(reactor, 0.1)
+        await self.asked(provider, "add_disk")
         self.assertEqual(provider.answer("add_disk", None), (FOLDERS[DEBIAN], host, 8))
         self.assertEqual(await run, 1)
         self.assertEqual(await self.redis.hget(f"vmpooler__vm__{host}", "disk"), "+8gb")
@@ -540,16 +415,26 @@ class RaceTests(TestCase):
         config = manager_config(1, 0, ready_check_port=0, check_loop_delay_min=30,
                                 check_loop_delay_max=60)
         provider = ScriptedProvider()
+        clock = Clock()
         maintainer = Maintainer(self.pool, config, PoolStore(self.redis, reactor), provider,
-                                reactor)
+                                clock)
         maintainer.start()
-        self.addCleanup(lambda: ensureDeferred(maintainer.stop(1)))
-        await deferLater(reactor, 0.1)
+        def stop() -> Deferred[None]:
+            stopped = ensureDeferred(maintainer.stop(0))
+            clock.advance(0)  # the grace is over: the clone in flight is given up
+            return stopped
+        self.addCleanup(stop)
+        clock.advance(0)
+        await self.asked(provider, "inventory")
         maintainer.wake()  # a checkout while the inventory is being read
         provider.answer("inventory", [])
-        await deferLater(reactor, 0.8)  # WAKE_SPACING, not check_loop_delay_min
-        self.assertEqual(len(provider.calls["inventory"]), 1)
+        await until("the cycle done", lambda: maintainer.cycles == 1)
+        clock.advance(WAKE_SPACING - 0.01)
+        self.assertNotIn("inventory", {m for m, calls in provider.calls.items() if calls})
+        clock.advance(0.01)  # WAKE_SPACING, not check_loop_delay_min
+        await self.asked(provider, "inventory")
         provider.answer("inventory", [])
+        await until("the second cycle done", lambda: maintainer.cycles == 2)
 
 
 class WakeupTests(TestCase):
@@ -563,10 +448,11 @@ class WakeupTests(TestCase):
         self.addCleanup(subscription.disconnect)
         await deferLater(reactor, 0.3)  # refused: wrong password
         server.cli("-a", "old-pw", "--no-auth-warning", "CONFIG", "SET", "requirepass", "new-pw")
-        for _ in range(400):  # the back-off between attempts grows
+
+        def published() -> bool:
             server.cli("-a", "new-pw", "--no-auth-warning", "PUBLISH", "vmpooler__checkout",
                        DEBIAN)
-            if woken:
-                break
-            await deferLater(reactor, 0.05)
+            return bool(woken)
+        # The back-off between attempts grows: give it a while.
+        await until("a wake-up through the new password", published, seconds=20)
         self.assertEqual(woken[:1], [DEBIAN])

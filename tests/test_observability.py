@@ -22,11 +22,12 @@ from vmpoolerd.telemetry.logs import LogFile
 from vmpoolerd.telemetry.metrics import Metrics
 from vmpoolerd.store.api_store import ApiStore
 
-from .fixtures import fill_ready, make_config
+from .fixtures import fill_ready, make_config, sets_of
 from .http import Client
 from .processes import free_port
 from .redis_server import fresh_redis, private_redis
-from .test_manager import CENTOS, DEBIAN, FOLDERS, ManagerCase
+from .manager_case import CENTOS, DEBIAN, FOLDERS, ManagerCase
+from .waiting import until
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -82,7 +83,7 @@ class CheckoutMetricsTests(TestCase):
 class PoolMetricsTests(ManagerCase):
     async def test_pool_clone_boot_and_call_metrics(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         found = samples(self.metrics.render().decode())
         clones = sum(v for (name, labels), v in found.items()
                      if name == "vmpooler_clone_seconds_count")
@@ -97,22 +98,30 @@ class PoolMetricsTests(ManagerCase):
             found = samples(self.metrics.render().decode())
             return (found["vmpooler_pool_vms", (("pool", DEBIAN), ("state", "ready"))] == 3
                     and found["vmpooler_pool_vms", (("pool", CENTOS), ("state", "ready"))] == 2)
-        await self.until("ready gauges", gauges)
+        await until("ready gauges", gauges)
         text = self.metrics.render().decode()
         for host in await self.members("ready", DEBIAN):
             self.assertNotIn(host, text)  # no hostname is ever a label
 
     async def test_failures_are_counted(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         host = sorted(await self.members("ready", DEBIAN))[0]
         self.vsphere.destroy(FOLDERS[DEBIAN], host)  # the template is fine, the VM gone
         self.server.hang()
-        await self.until("a vSphere call timed out", lambda: deferLater(
-            reactor, 0, lambda: samples(self.metrics.render().decode()).get((
+        await until("a vSphere call timed out", lambda: samples(
+            self.metrics.render().decode()).get((
                 "vmpooler_vsphere_call_seconds_count",
-                (("method", "inventory"), ("outcome", "error"))), 0) > 0))
+                (("method", "inventory"), ("outcome", "error"))), 0) > 0)
         self.server.resume()
+        # The VM destroyed behind the manager's back is forgotten (kept as
+        # destroyed, in no set), and replaced.
+        await until("the lost VM forgotten", lambda: self.redis.hexists(
+            f"vmpooler__vm__{host}", "destroy"))
+        sets = await sets_of(self.redis, self.config)
+        self.assertFalse([key for key, members in sets.items() if host in members])
+        await until("the pool refilled", self.full)
+        self.assertNotIn(host, await self.members("ready", DEBIAN))
 
     client_timeout = 1.0
 
@@ -172,14 +181,13 @@ class GraphiteTests(ManagerCase):
 
     async def test_vmpooler_names(self) -> None:
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
         await self.client.delete(f"/api/v1/vm/{host}")
 
         def seen(name: str) -> list[str]:
             return [line for line in self.lines if line.startswith(name + " ")]
-        await self.until("a destroy sent", lambda: deferLater(
-            reactor, 0, lambda: seen(f"vmpooler.destroy.{DEBIAN}")))
+        await until("a destroy sent", lambda: seen(f"vmpooler.destroy.{DEBIAN}"))
         for line in self.lines:
             self.assertRegex(line, r"^vmpooler\.(ready|running|clone|destroy)\.[a-z0-9.-]+ "
                                    r"[0-9.e+-]+ [0-9]{10}$")
@@ -251,11 +259,10 @@ class DaemonLogTests(ManagerCase):
         service.startService()
         self.addCleanup(service.stopService)
         self.start()
-        await self.until("full pools", self.full)
+        await until("full pools", self.full)
         host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
         await self.client.delete(f"/api/v1/vm/{host}")
-        await self.until("the VM destroyed", lambda: deferLater(
-            reactor, 0, lambda: f"'{host}' destroyed" in open(path).read()))
+        await until("the VM destroyed", lambda: f"'{host}' destroyed" in open(path).read())
         text = open(path).read()
         self.assertRegex(text, r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \[\+\] \[debian-7\] "
                                r"'t-[a-z0-9]{15}' cloned in \d+\.\d\d seconds")

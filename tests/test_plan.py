@@ -1,5 +1,5 @@
 """
-The pure pool maintenance plan (vmpoolerd.plan): vmpooler's state machine,
+The pure pool maintenance plan (vmpoolerd.manager.plan): vmpooler's state machine,
 refill and the empty flag, with no I/O.
 """
 

@@ -26,6 +26,7 @@ from twisted.internet.interfaces import (
     IHostnameResolver,
     IHostResolution,
     IReactorPluggableNameResolver,
+    IReactorTime,
 )
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.python.failure import Failure
@@ -72,9 +73,9 @@ class FakeNames:
         return resolution
 
 
-@implementer(IReactorPluggableNameResolver)
+@implementer(IReactorPluggableNameResolver, IReactorTime)
 class NamedReactor:
-    """The global reactor, with names resolved by ``nameResolver``."""
+    """The global reactor (its clock included), with names resolved by ``nameResolver``."""
 
     def __init__(self, names: FakeNames) -> None:
         self.nameResolver = names

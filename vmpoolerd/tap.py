@@ -26,7 +26,7 @@ from .config import Config, ConfigError, VsphereConfig, config_path, read_config
 from .api.dashboard import Dashboard, Sampler
 from .telemetry.graphite import GraphiteSender
 from .telemetry.logs import FORMATS, LogFile
-from .manager.service import Manager
+from .manager.service import Manager, provider_threads
 from .telemetry.metrics import Metrics
 from .store.pools import PoolStore
 from .vsphere.provider import Provider
@@ -119,11 +119,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
     generation = GenerationWatch(GenerationStore(redis, reactor, REDIS_TIMEOUT),
                                  [pool.name for pool in config.pools])
     GenerationCheck(generation, reactor).setServiceParent(top)
-    # Clones may hold task_limit threads for minutes, destroys and disk or
-    # snapshot work another task_limit (see Manager): each pool's inventory
-    # read still finds one free.
     provider = Provider(vsphere_client(config.vsphere), reactor, metrics=metrics,
-                        threads=2 * config.service.task_limit + len(config.pools))
+                        threads=provider_threads(config))
     provider.setServiceParent(top)
     metrics.watch_provider(lambda: provider.queued, lambda: provider.in_flight)
     Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics), provider, reactor,
@@ -132,7 +129,7 @@ def make_service(config: Config, reactor: Any = default_reactor,
     Sampler(config, dashboard_store, reactor).setServiceParent(top)
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
     health = {"redis": Scripts(redis, reactor, HEALTH_TIMEOUT).ping,
-              "vsphere": lambda: provider.call("ping", timeout=HEALTH_TIMEOUT)}
+              "vsphere": lambda: provider.ping(timeout=HEALTH_TIMEOUT)}
     store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics)
     redis_service.stores.append(store)
     api = VmpoolerApi(config, store, reactor, auth,

@@ -89,7 +89,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from ..config import PoolConfig, ServiceConfig
-from ..vsphere.client import VmState
+from ..store.records import TrackedVm
+from ..vsphere.types import VmState
 
 PENDING = "pending"
 READY = "ready"
@@ -100,19 +101,6 @@ STATES = (PENDING, READY, RUNNING, COMPLETED, DISCOVERED)
 
 
 # --- what was observed -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrackedVm:
-    """A VM as Redis knows it: its set, and the times in its hash (epoch s)."""
-
-    name: str
-    state: str  # one of STATES
-    clone_time: float | None = None  # the pending entry was made ("clone")
-    checkout: float | None = None  # "checkout"
-    lifetime_hours: float | None = None  # "lifetime"; None: the service's
-    last_check: float | None = None  # last passed readiness check ("check")
-    ready_since: float | None = None  # became ready ("ready")
 
 
 @dataclass(frozen=True)
@@ -134,7 +122,7 @@ class Observation:
     cloning: frozenset[str]
     # Clones this pool may start now (what is left of task_limit).
     clone_slots: int
-    # Whether vmpooler__empty__<pool> is set.
+    # Whether the pool's empty flag is set in Redis.
     empty: bool
 
 
@@ -204,7 +192,7 @@ class Clone:
 
 @dataclass(frozen=True)
 class MarkEmpty:
-    """Set (True) or clear (False) ``vmpooler__empty__<pool>``."""
+    """Set (True) or clear (False) the pool's empty flag."""
 
     empty: bool
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -50,10 +51,11 @@ class _Probe(Protocol):
         self.closed.callback(None)
 
 
-async def tcp_probe(reactor: Any, host: str, port: int, timeout: float = 5.0) -> bool:
+async def tcp_probe(reactor: IReactorTime, host: str, port: int, timeout: float = 5.0) -> bool:
     """True if a TCP connection to ``host:port`` opens within ``timeout``
     seconds (name resolution included); False on refusal, DNS failure or
-    timeout.  Never raises for network errors."""
+    timeout.  Never raises for network errors.  ``reactor`` also connects
+    (IReactorTCP) and resolves names, as every real reactor does."""
 
     def timed_out(result: Any, after: float) -> None:
         raise TimeoutError(f"no connection within {after} s")

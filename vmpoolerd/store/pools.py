@@ -2,6 +2,10 @@
 The pool manager's side of Redis: what it observes of a pool, and the
 guarded transitions it makes (``lua/pool_state.lua``, ``move.lua``,
 ``clone_reserve.lua``, ``clone_end.lua``, ``vm_record.lua``).
+
+Each transition is a method named for what it does; all but the clone
+reservation go through move.lua (Note [Guarded moves]): a VM leaves a set
+only if it is still in it, and a method answers False when it had moved.
 """
 
 from __future__ import annotations
@@ -9,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-from ..manager.plan import TrackedVm
 from . import keys
+from .records import TaskRequest, TrackedVm
 from .scripts import Scripts
 from ..timefmt import parse_time
 
@@ -23,6 +27,8 @@ def _float_or_none(text: str) -> float | None:
 
 
 class PoolStore(Scripts):
+    # -- what the maintainer observes ------------------------------------------------
+
     async def pool_state(self, pool: str, epoch: float, mine: Sequence[str], deadline: float
                          ) -> tuple[tuple[TrackedVm, ...], frozenset[str], bool]:
         """The pool's VMs as Redis knows them, the clones in flight (leases
@@ -43,6 +49,8 @@ class PoolStore(Scripts):
         names = await self._script("clones", args=[int(deadline), *mine])
         return frozenset(names or [])
 
+    # -- clones ----------------------------------------------------------------------
+
     async def reserve_clones(self, pool: str, names: Sequence[str], task_limit: int,
                              size: int, now: str, epoch: float,
                              lease: float) -> list[str]:
@@ -56,10 +64,51 @@ class PoolStore(Scripts):
         await self._script("clone_end", args=[pool, host, "ok" if ok else "failed",
                                               f"{seconds:.2f}", day])
 
-    async def move(self, host: str, pool: str, from_set: str, to_set: str,
-                   fields: Mapping[str, str] | None = None,
-                   history: tuple[str, str, str] | None = None,
-                   lastboot: str | None = None, expire: int | None = None) -> bool:
+    # -- transitions -----------------------------------------------------------------
+
+    async def mark_ready(self, pool: str, host: str, now: str, day: str,
+                         boot_seconds: float) -> bool:
+        """pending -> ready, checked ``now``; its boot time joins the day's
+        history and the pool's last boot."""
+        return await self._move(host, pool, "pending", "ready",
+                                fields={"ready": now, "check": now},
+                                history=(keys.boot(day), f"{pool}:{host}",
+                                         f"{boot_seconds:.2f}"),
+                                lastboot=now)
+
+    async def checked(self, pool: str, host: str, now: str) -> bool:
+        """A ready VM passed its periodic check ``now``."""
+        return await self._move(host, pool, "ready", "ready", fields={"check": now})
+
+    async def complete(self, pool: str, host: str, state: str) -> bool:
+        """``state`` -> completed (to be destroyed)."""
+        return await self._move(host, pool, state, "completed")
+
+    async def discover(self, pool: str, host: str) -> bool:
+        """A VM of the pool's folder that no set names -> discovered."""
+        return await self._move(host, pool, "", "discovered", fields={"template": pool})
+
+    async def undiscover(self, pool: str, host: str) -> bool:
+        """A discovered VM also in a live set leaves discovered only."""
+        return await self._move(host, pool, "discovered", "")
+
+    async def forget(self, pool: str, host: str, state: str, now: str, expire: int) -> bool:
+        """A VM gone from vSphere (someone else destroyed it) leaves ``state``;
+        its hash, stamped destroyed ``now``, is kept ``expire`` seconds."""
+        return await self._gone(pool, host, state, now, expire)
+
+    async def record_destroyed(self, pool: str, host: str, state: str, now: str,
+                               expire: int) -> bool:
+        """The manager destroyed the VM: as :meth:`forget`."""
+        return await self._gone(pool, host, state, now, expire)
+
+    async def _gone(self, pool: str, host: str, state: str, now: str, expire: int) -> bool:
+        return await self._move(host, pool, state, "", fields={"destroy": now}, expire=expire)
+
+    async def _move(self, host: str, pool: str, from_set: str, to_set: str,
+                    fields: Mapping[str, str] | None = None,
+                    history: tuple[str, str, str] | None = None,
+                    lastboot: str | None = None, expire: int | None = None) -> bool:
         """One guarded transition (see move.lua); False when the VM had moved."""
         change: dict[str, Any] = {"host": host, "pool": pool, "from": from_set, "to": to_set,
                                   "fields": dict(fields or {})}
@@ -75,11 +124,16 @@ class PoolStore(Scripts):
         key = keys.empty(pool)
         await self._call(self._redis.set(key, "true") if empty else self._redis.delete(key))
 
-    async def pop_task(self, kind: str) -> tuple[str, str] | None:
-        """One queued ``host:argument`` of ``kind``'s task set and
-        its VM's pool ("" if unknown), or None (see task_pop.lua)."""
+    # -- disk and snapshot requests ------------------------------------------------------
+
+    async def pop_task(self, kind: str) -> TaskRequest | None:
+        """One queued request of ``kind`` with its VM's pool, or None (see
+        task_pop.lua)."""
         taken = await self._script("task_pop", keys=[keys.tasks(kind)])
-        return (taken[0], taken[1]) if taken else None
+        if not taken:
+            return None
+        host, _, argument = taken[0].partition(":")
+        return TaskRequest(kind=kind, host=host, argument=argument, pool=taken[1])
 
     async def record_disk(self, host: str, disk: str) -> None:
         """``disk`` (``+8gb``) joins the VM's ``disk`` field."""

@@ -41,11 +41,23 @@ import ssl
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from pyVmomi import SoapStubAdapter, vim, vmodl
 from pyVmomi.VmomiSupport import GetServiceVersions, versionIdMap
+
+from .types import (
+    Disk,
+    HostState,
+    LoginFailed,
+    NoHostAvailable,
+    NotFound,
+    TaskFailed,
+    VmState,
+    VsphereError,
+    VsphereTimeout,
+    VsphereUnavailable,
+)
 
 __all__ = [
     "Disk",
@@ -94,104 +106,6 @@ _READS = frozenset(
         "PowerOffVM_Task",
     }
 )
-
-
-# -- errors -----------------------------------------------------------------
-
-
-class VsphereError(Exception):
-    """A vSphere call failed; ``fault`` is the vSphere fault, if any."""
-
-    def __init__(self, message: str, fault: Exception | None = None):
-        super().__init__(message)
-        self.fault = fault
-
-
-class NotFound(VsphereError, LookupError):
-    """A datacenter, folder, template, VM, snapshot... does not exist."""
-
-
-class VsphereTimeout(VsphereError):
-    """vCenter did not answer in time, or a task did not finish in time."""
-
-
-class VsphereUnavailable(VsphereError):
-    """vCenter cannot be reached (refused, reset, TLS failure, HTTP error)."""
-
-
-class LoginFailed(VsphereError):
-    """vCenter refused the user name and password."""
-
-
-class TaskFailed(VsphereError):
-    """A vSphere task ended in error; ``fault`` says why."""
-
-
-class NoHostAvailable(VsphereError):
-    """No host of the clone target is connected and out of maintenance."""
-
-
-# -- data -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VmState:
-    """One VM as :meth:`VsphereClient.inventory` saw it."""
-
-    name: str
-    power_state: str  # "poweredOn", "poweredOff" or "suspended"
-    hostname: str | None  # guest.hostName, as VMware Tools report it
-    ip: str | None  # guest.ipAddress
-    boot_time: datetime.datetime | None  # summary.runtime.bootTime
-    template: bool = False
-    moid: str = ""
-
-    @property
-    def powered_on(self) -> bool:
-        return self.power_state == "poweredOn"
-
-
-@dataclass(frozen=True)
-class HostState:
-    """The figures a host is chosen by (MHz, MB)."""
-
-    name: str
-    connected: bool
-    maintenance: bool
-    cpu_usage: int | None = None
-    cpu_capacity: int | None = None
-    memory_usage: int | None = None
-    memory_capacity: int | None = None
-    vm_count: int = 0
-    moid: str = ""
-
-    @property
-    def healthy(self) -> bool:
-        return self.connected and not self.maintenance
-
-    @property
-    def utilisation(self) -> float | None:
-        """CPU plus memory use, in percent of capacity (0-200); None if unknown."""
-        cpu, cpus, memory, memories = (
-            self.cpu_usage,
-            self.cpu_capacity,
-            self.memory_usage,
-            self.memory_capacity,
-        )
-        if cpu is None or memory is None or not cpus or not memories:
-            return None
-        return 100.0 * cpu / cpus + 100.0 * memory / memories
-
-
-@dataclass(frozen=True)
-class Disk:
-    label: str
-    capacity_kb: int
-    file_name: str = ""
-
-    @property
-    def size_gb(self) -> float:
-        return self.capacity_kb / (1024 * 1024)
 
 
 # -- pure helpers -------------------------------------------------------------

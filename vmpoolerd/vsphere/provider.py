@@ -1,10 +1,12 @@
 """
-The vSphere provider: the synchronous :class:`vmpoolerd.vsphere.VsphereClient`
+The vSphere provider: the synchronous :class:`vmpoolerd.vsphere.client.VsphereClient`
 run on a bounded, named thread pool that a service owns.
 
-``await provider.call("inventory", folder)`` runs ``client.inventory(folder)``
-in a pool thread and gives its result (or its exception) back on the reactor
-thread.  Every call is bounded by a timeout, counted from the moment it is
+``await provider.inventory(folder)`` runs ``client.inventory(folder)`` in a
+pool thread and gives its result (or its exception) back on the reactor
+thread; each client method the daemon uses has such a typed twin here (the
+manager's are :class:`vmpoolerd.vsphere.types.Vsphere`), all going through
+:meth:`Provider.run`.  Every call is bounded by a timeout, counted from the moment it is
 asked for: a call that is still waiting for a thread when its time is up is
 never started at all; one already running cannot be interrupted (pyvmomi
 blocks in a socket), so it keeps its thread until it returns, bounded by the
@@ -36,20 +38,25 @@ not written from these threads.
 
 from __future__ import annotations
 
+import datetime
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from ..telemetry.metrics import Metrics
-from .client import VsphereError, VsphereTimeout
+from .client import VsphereClient
+from .types import VmState, VsphereError, VsphereTimeout
 
 __all__ = ["Provider", "ProviderStopped", "ProviderTimeout"]
+
+T = TypeVar("T")
 
 
 class ProviderTimeout(VsphereTimeout):
@@ -88,8 +95,8 @@ class Provider(Service):
 
     def __init__(
         self,
-        client: Any,
-        reactor: Any,
+        client: VsphereClient,
+        reactor: IReactorTime,
         threads: int = 10,
         name: str = "vmpoolerd-vsphere",
         call_timeout: float = 900.0,
@@ -100,6 +107,9 @@ class Provider(Service):
         self._metrics = metrics
         self._client = client
         self._reactor = reactor
+        # Results come back from the pool's threads through callFromThread,
+        # which every reactor has (and the tests' threaded clocks).
+        self._from_threads = cast(IReactorFromThreads, reactor)
         self._threads = threads
         self._call_timeout = call_timeout
         self._stop_grace = stop_grace
@@ -132,17 +142,52 @@ class Provider(Service):
             threads=self._threads,
         )
 
-    async def call(
-        self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
-    ) -> Any:
-        """``client.<method>(*args, **kwargs)`` in a pool thread, within ``timeout``
-        seconds (default ``call_timeout``); raises what the method raises,
-        :class:`ProviderTimeout`, or :class:`ProviderStopped`."""
+    # -- the client's methods, typed (see Vsphere in types.py) -----------------
+
+    async def ping(self, timeout: float | None = None) -> datetime.datetime:
+        return await self.run(self._client.ping, timeout=timeout)
+
+    async def inventory(self, folder: str) -> list[VmState]:
+        return await self.run(self._client.inventory, folder)
+
+    async def clone(self, template: str, folder: str, datastore: str, name: str,
+                    resource_pool: str | None = None,
+                    clone_target: str | None = None) -> float:
+        return await self.run(self._client.clone, template, folder, datastore, name,
+                              resource_pool=resource_pool, clone_target=clone_target)
+
+    async def destroy(self, folder: str, name: str) -> bool:
+        return await self.run(self._client.destroy, folder, name)
+
+    async def power_on(self, folder: str, name: str) -> bool:
+        return await self.run(self._client.power_on, folder, name)
+
+    async def power_off(self, folder: str, name: str) -> bool:
+        return await self.run(self._client.power_off, folder, name)
+
+    async def add_disk(self, folder: str, name: str, size_gb: int) -> None:
+        await self.run(self._client.add_disk, folder, name, size_gb)
+
+    async def create_snapshot(self, folder: str, name: str, snapshot: str) -> None:
+        await self.run(self._client.create_snapshot, folder, name, snapshot)
+
+    async def revert_snapshot(self, folder: str, name: str, snapshot: str) -> None:
+        await self.run(self._client.revert_snapshot, folder, name, snapshot)
+
+    # -- the thread pool ----------------------------------------------------------
+
+    async def run(
+        self, function: Callable[..., T], *args: Any, timeout: float | None = None,
+        **kwargs: Any
+    ) -> T:
+        """``function(*args, **kwargs)`` (a method of the client) in a pool
+        thread, within ``timeout`` seconds (default ``call_timeout``); raises
+        what it raises, :class:`ProviderTimeout`, or :class:`ProviderStopped`."""
+        method = function.__name__
         if not self.running or self._pool is None:
             raise ProviderStopped(
                 f"vSphere provider {self.name} is not running; {method} not called"
             )
-        function = getattr(self._client, method)
         limit = self._call_timeout if timeout is None else timeout
         call = _Call(method)
 
@@ -162,13 +207,15 @@ class Provider(Service):
 
         with self._lock:
             self._queued += 1
-        d = deferToThreadPool(self._reactor, self._pool, self._run, call, function, args, kwargs)
+        d = deferToThreadPool(
+            self._from_threads, self._pool, self._in_thread, call, function, args, kwargs
+        )
         d.addTimeout(limit, self._reactor, onTimeoutCancel=timed_out)
         call.deferred = d
         self._calls.add(call)
         started, outcome = self._reactor.seconds(), "error"
         try:
-            result = await d
+            result: T = await d
             outcome = "ok"
             return result
         except ProviderTimeout:
@@ -186,7 +233,7 @@ class Provider(Service):
             if self._metrics is not None:
                 self._metrics.vsphere_call(method, outcome, self._reactor.seconds() - started)
 
-    def _run(
+    def _in_thread(
         self,
         call: _Call,
         function: Callable[..., Any],
@@ -208,7 +255,7 @@ class Provider(Service):
                 self._running.discard(call)
                 idle = not self._running
             if idle:
-                self._reactor.callFromThread(self._wake_idle)
+                self._from_threads.callFromThread(self._wake_idle)
 
     def _drop(self, call: _Call) -> bool:
         """Make sure a call that has not started never will; True if it was waiting."""
@@ -294,14 +341,14 @@ class Provider(Service):
                 if close is not None:
                     close()
             except Exception:
-                self._reactor.callFromThread(
+                self._from_threads.callFromThread(
                     self.log.failure,
                     "vSphere provider {name}: closing the client failed",
                     Failure(),
                     name=self.name,
                 )
             pool.stop()
-            self._reactor.callFromThread(finished.callback, True)
+            self._from_threads.callFromThread(finished.callback, True)
 
         threading.Thread(target=shut_down, name=f"{self.name}-stop", daemon=True).start()
         if timeout > 0:

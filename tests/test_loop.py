@@ -1,0 +1,73 @@
+"""The maintainer's loop, on a clock the tests drive."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from vmpoolerd.manager.loop import WAKE_SPACING, Loop, next_delay
+
+
+class LoopTests(SynchronousTestCase):
+    def test_next_delay(self) -> None:
+        self.assertEqual(next_delay(5, True, 5, 60, 2.0), 10)
+        self.assertEqual(next_delay(40, True, 5, 60, 2.0), 60)
+        self.assertEqual(next_delay(60, True, 5, 60, 2.0), 60)
+        self.assertEqual(next_delay(60, False, 5, 60, 2.0), 5)
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.steps: list[Deferred[bool]] = []
+        self.loop = Loop(self.clock, self.step, minimum=1, maximum=8, decay=2)
+        self.addCleanup(self.loop.stop)
+
+    def step(self) -> Deferred[bool]:
+        d: Deferred[bool] = Deferred()
+        self.steps.append(d)
+        return d
+
+    def run_steps(self, quiet: bool, delays: list[float]) -> None:
+        """Answer each step ``quiet``; the next starts after each of ``delays``."""
+        for delay in delays:
+            self.steps[-1].callback(quiet)
+            count = len(self.steps)
+            self.clock.advance(delay - 0.001)
+            self.assertEqual(len(self.steps), count, f"started before {delay}")
+            self.clock.advance(0.001)
+            self.assertEqual(len(self.steps), count + 1, f"not started after {delay}")
+
+    def test_quiet_steps_back_off_and_busy_ones_do_not(self) -> None:
+        self.loop.start()
+        self.clock.advance(0)
+        self.run_steps(True, [2, 4, 8, 8])
+        self.run_steps(False, [1, 1])
+        self.assertEqual(self.loop.steps, 6)
+
+    def test_a_wake_brings_the_next_step_forward_but_spaced(self) -> None:
+        self.loop.start()
+        self.clock.advance(0)
+        self.run_steps(True, [2, 4])
+        self.steps[-1].callback(True)  # the next in 8 s
+        self.clock.advance(0.1)
+        self.loop.wake()
+        self.assertEqual(len(self.steps), 3)  # at most one step per WAKE_SPACING
+        self.clock.advance(WAKE_SPACING - 0.1)
+        self.assertEqual(len(self.steps), 4)
+
+    def test_a_wake_during_a_step_runs_another_after_it(self) -> None:
+        self.loop.start()
+        self.clock.advance(0)
+        self.loop.wake()
+        self.clock.advance(WAKE_SPACING)
+        self.steps[-1].callback(True)  # quiet, but woken meanwhile
+        self.assertEqual(len(self.steps), 1)
+        self.clock.advance(0)
+        self.assertEqual(len(self.steps), 2)
+
+    def test_stopped_no_step_and_no_wake(self) -> None:
+        self.loop.start()
+        self.loop.stop()
+        self.loop.wake()
+        self.clock.advance(10)
+        self.assertEqual(self.steps, [])

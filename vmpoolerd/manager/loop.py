@@ -1,0 +1,95 @@
+"""
+The maintainer's loop: one step at a time, on an injected clock.
+
+Note [Maintainer loop]: a loop never runs two steps at once.  After a step
+in which something happened it runs again after ``minimum`` seconds; after
+a quiet one the delay grows by ``decay`` up to ``maximum``.  A checkout
+anywhere (any daemon sharing the Redis) publishes the pool's name on the
+checkout channel; the maintainer then wakes its loop, which runs at once,
+so that the replacement clone starts within a round trip or two; but a
+loop's steps start at least ``WAKE_SPACING`` seconds apart, so that a
+storm of checkouts costs each pool two cycles a second, not one per
+checkout.  A wake during a step runs another right after it.  A step that
+fails is logged by its owner and counts as quiet: the loop backs off and
+never dies.
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+WAKE_SPACING = 0.5
+
+
+def next_delay(delay: float, quiet: bool, minimum: float, maximum: float,
+               decay: float) -> float:
+    """The next delay: back to ``minimum`` when something happened."""
+    return min(delay * decay, maximum) if quiet else minimum
+
+
+class Loop:
+    """Runs ``step`` (which answers whether it was quiet) until stopped."""
+
+    def __init__(self, clock: IReactorTime, step: Callable[[], Awaitable[bool]],
+                 minimum: float, maximum: float, decay: float) -> None:
+        self._clock = clock
+        self._step = step
+        self._minimum, self._maximum, self._decay = minimum, maximum, decay
+        self._delay = minimum
+        self._call: IDelayedCall | None = None
+        self._running = False
+        self._again = False
+        self._last_start = float("-inf")
+        self._stopped = True
+        self.current: Deferred[None] | None = None  # the step running, if any
+        self.steps = 0
+
+    def start(self) -> None:
+        self._stopped = False
+        self._schedule(0)
+
+    def wake(self) -> None:
+        """Run a step now (or right after the one running)."""
+        if self._stopped:
+            return
+        self._delay = self._minimum
+        if self._running:
+            self._again = True
+        elif self._call is not None:
+            soon = self._soonest()
+            if self._call.getTime() - self._clock.seconds() > soon:
+                self._call.reset(soon)
+
+    def stop(self) -> None:
+        """No new step (the one running, ``current``, goes on)."""
+        self._stopped = True
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def _soonest(self) -> float:
+        """Seconds until a step may start (see WAKE_SPACING)."""
+        return max(0.0, self._last_start + WAKE_SPACING - self._clock.seconds())
+
+    def _schedule(self, delay: float) -> None:
+        self._call = self._clock.callLater(delay, self._run)
+
+    def _run(self) -> None:
+        self._call = None
+        self._running = True
+        self._last_start = self._clock.seconds()
+        self.current = ensureDeferred(self._guarded())
+
+    async def _guarded(self) -> None:
+        quiet = await self._step()
+        self._running = False
+        self.steps += 1
+        if self._stopped:
+            return
+        self._delay = next_delay(self._delay, quiet and not self._again,
+                                 self._minimum, self._maximum, self._decay)
+        self._schedule(self._soonest() if self._again else self._delay)
+        self._again = False

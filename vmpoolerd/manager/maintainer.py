@@ -1,0 +1,279 @@
+"""
+One pool's maintainer: each cycle observes the pool (Redis, vSphere, the
+readiness probes), plans once (:func:`vmpoolerd.manager.plan.plan`, pure),
+and executes the plan.  Its :class:`~vmpoolerd.manager.loop.Loop` runs the
+cycles (Note [Maintainer loop]).
+
+Note [Work in the background]: clones and destroys take minutes on a real
+vCenter.  A cycle starts them and goes on; the names with work in flight
+are remembered so that no VM is cloned or destroyed twice, and the end of
+such work wakes the maintainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Awaitable, Callable, Coroutine, assert_never
+
+from twisted.internet.defer import (
+    CancelledError, Deferred, DeferredSemaphore, ensureDeferred, gatherResults,
+)
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from . import plan as planning
+from ..config import Config, PoolConfig
+from ..names import new_hostname
+from ..store.pools import PoolStore
+from ..telemetry.metrics import Metrics
+from ..timefmt import format_time, local_date
+from ..vsphere.types import VmState, Vsphere
+from .loop import Loop
+from .plan import Observation
+from .probe import probe_address, tcp_probe
+
+log = Logger()
+
+Probe = Callable[[str, int], Awaitable[bool]]
+
+
+class Maintainer:
+    """Keeps one pool full."""
+
+    def __init__(self, pool: PoolConfig, config: Config, store: PoolStore, provider: Vsphere,
+                 clock: IReactorTime, probe: Probe | None = None,
+                 metrics: Metrics | None = None,
+                 slots: DeferredSemaphore | None = None) -> None:
+        self.pool = pool
+        self._slots = slots or DeferredSemaphore(config.service.task_limit)
+        self._metrics = metrics or Metrics()
+        self._service = config.service
+        self._expire = int(config.redis.data_ttl_hours * 3600)
+        self._store = store
+        self._provider = provider
+        self._clock = clock
+        self._probe = probe or (lambda host, port: tcp_probe(clock, host, port))
+        self._loop = Loop(clock, self._step, self._service.check_loop_delay_min,
+                          self._service.check_loop_delay_max,
+                          self._service.check_loop_delay_decay)
+        self._busy: set[str] = set()  # VMs with a clone or destroy in flight
+        self._work: set[Deferred[None]] = set()
+        self.booting = False
+        self.failing = False
+
+    # --- the loop --------------------------------------------------------------
+
+    @property
+    def cycles(self) -> int:
+        """Cycles run (failed ones included)."""
+        return self._loop.steps
+
+    def start(self) -> None:
+        self._loop.start()
+
+    def wake(self) -> None:
+        """Run a cycle now (or right after the one running); not while failing."""
+        if not self.failing:
+            self._loop.wake()
+
+    async def stop(self, grace: float) -> None:
+        """
+        No new cycle.  The running cycle, and the clones and destroys in
+        flight, get ``grace`` seconds to finish; what is still running then
+        is left to the provider's own stop (and, should it not end, to the
+        next start's reconciliation: see Note [Pending before cloning]).
+        """
+        self._loop.stop()
+        current = self._loop.current
+        pending = [d for d in [current, *self._work] if d is not None and not d.called]
+        if pending:
+            wait = gatherResults(pending, consumeErrors=True)
+            wait.addTimeout(grace, self._clock)
+            try:
+                await wait
+            except Exception:
+                log.warn("[!] [{pool}] stopping with vSphere work still running",
+                         pool=self.pool.name)
+
+    async def _step(self) -> bool:
+        """One cycle for the loop: whether it was quiet (a failure is)."""
+        try:
+            actions = await self.cycle()
+        except Exception:
+            self.failing = True
+            log.failure("[!] [{pool}] maintenance cycle failed", pool=self.pool.name)
+            return True
+        # While clones boot, look often: they become ready unannounced.
+        return planning.is_quiet(actions) and not self.booting
+
+    # --- one cycle ---------------------------------------------------------------
+
+    async def cycle(self) -> list[planning.Action]:
+        """Observe, plan, execute; the actions taken."""
+        observation = await self.observe()
+        if observation is None:
+            return []
+        actions = planning.plan(observation)
+        for action in actions:
+            await self._execute(action, observation.now)
+        self.booting = any(vm.state == planning.PENDING for vm in observation.tracked)
+        self._metrics.pool_counts(self.pool.name,
+                                  planning.states_after(observation.tracked, actions))
+        return actions
+
+    async def observe(self) -> Observation | None:
+        """The pool as Redis, vSphere and the probes show it; None when the
+        inventory could not be read (Note [Failed inventory]): the cycle
+        then does nothing, and the loop backs off."""
+        pool = self.pool
+        # Note [Clones around the inventory]: vSphere is read first and Redis
+        # second, so that a clone recorded and made between the two looks is
+        # not taken for a stranger (discovered).  The clones in flight are
+        # read on both sides of the inventory, so that one that ends between
+        # the two looks, absent from the inventory but no longer in flight,
+        # is not taken for a lost clone.
+        busy_before = set(self._busy)
+        lease = planning.clone_lease(pool, self._service)
+        cloning_before = await self._store.cloning(sorted(busy_before),
+                                                   self._clock.seconds() + lease)
+        try:
+            vms = await self._provider.inventory(pool.folder)
+        except Exception as e:
+            self.failing = True
+            self.booting = False  # back off: the pending VMs cannot be seen
+            log.warn("[!] [{pool}] inventory of {folder!r} failed: {error}",
+                     pool=pool.name, folder=pool.folder, error=str(e) or type(e).__name__)
+            return None
+        inventory = {vm.name: vm for vm in vms}
+        try:
+            now = self._clock.seconds()
+            tracked, cloning, empty = await self._store.pool_state(
+                pool.name, now, sorted(self._busy), now + lease)
+        except Exception:
+            self.failing = True
+            raise
+        self.failing = False
+        # What to probe depends on everything but the probes' results.
+        unprobed = Observation(
+            pool=pool, service=self._service, now=now, tracked=tracked, inventory=inventory,
+            reachable=frozenset(), cloning=cloning | cloning_before | busy_before | self._busy,
+            clone_slots=max(self._service.task_limit - len(cloning), 0), empty=empty)
+        reachable = await self._reachable(planning.to_probe(unprobed), inventory)
+        return dataclasses.replace(unprobed, reachable=reachable)
+
+    async def _reachable(self, names: frozenset[str], inventory: dict[str, VmState]
+                         ) -> frozenset[str]:
+        """The names whose readiness probe passes, probed at once."""
+        port = self._service.ready_check_port
+
+        async def probe(name: str) -> bool:
+            address = probe_address(name, self._service.domain, inventory[name].ip,
+                                    self._service.ready_check_address)
+            return address is not None and await self._probe(address, port)
+
+        ordered = sorted(names)
+        results = await gatherResults([ensureDeferred(probe(n)) for n in ordered])
+        return frozenset(n for n, ok in zip(ordered, results) if ok)
+
+    async def _execute(self, action: planning.Action, now: float) -> None:
+        pool, store, stamp = self.pool.name, self._store, format_time(now)
+        match action:
+            case planning.Ready(name, boot_seconds):
+                day = local_date(now).isoformat()
+                if await store.mark_ready(pool, name, stamp, day, boot_seconds):
+                    self._metrics.booted(pool, boot_seconds)
+                    log.info("[>] [{pool}] '{vm}' moved to 'ready' queue after {seconds:.2f} s",
+                             pool=pool, vm=name, seconds=boot_seconds)
+            case planning.Check(name):
+                await store.checked(pool, name, stamp)
+            case planning.Complete(name, state, reason):
+                if await store.complete(pool, name, state):
+                    log.info("[-] [{pool}] '{vm}' moved from '{state}' to 'completed': "
+                             "{reason}", pool=pool, vm=name, state=state, reason=reason)
+            case planning.Discover(name):
+                await store.discover(pool, name)
+                log.info("[?] [{pool}] '{vm}' found in the folder, unknown to Redis: "
+                         "discovered", pool=pool, vm=name)
+            case planning.Undiscover(name):
+                if await store.undiscover(pool, name):
+                    log.info("[?] [{pool}] '{vm}' was in 'discovered' and another set: "
+                             "left 'discovered'", pool=pool, vm=name)
+            case planning.Forget(name, state):
+                if await store.forget(pool, name, state, stamp, self._expire):
+                    log.info("[-] [{pool}] '{vm}' is gone from vSphere: forgotten",
+                             pool=pool, vm=name)
+            case planning.Destroy(name, state):
+                if name not in self._busy:
+                    self._background(name, self._slots.run(
+                        lambda: ensureDeferred(self._destroy(name, state))))
+            case planning.Clone(count):
+                await self._clone(count, now)
+            case planning.MarkEmpty(empty):
+                await store.set_empty(pool, empty)
+            case _:
+                assert_never(action)
+
+    # --- work in the background ----------------------------------------------------
+
+    def _background(self, name: str,
+                    work: Coroutine[Any, Any, None] | Deferred[None]) -> None:
+        self._busy.add(name)
+        d = ensureDeferred(work)
+        self._work.add(d)
+
+        def done(result: object) -> None:
+            self._busy.discard(name)
+            self._work.discard(d)
+            if isinstance(result, Failure) and not result.check(CancelledError):
+                log.failure("[!] [{pool}] '{vm}' work failed", result,
+                            pool=self.pool.name, vm=name)
+            self.wake()
+        d.addBoth(done)
+
+    async def _clone(self, count: int, now: float) -> None:
+        pool, service = self.pool, self._service
+        names = [new_hostname(service.prefix) for _ in range(count)]
+        reserved = await self._store.reserve_clones(
+            pool.name, names, service.task_limit, pool.size, format_time(now), now,
+            planning.clone_lease(pool, service))
+        for name in reserved:
+            self._background(name, self._clone_one(name))
+
+    async def _clone_one(self, name: str) -> None:
+        pool = self.pool
+        ok, seconds = False, 0.0
+        try:
+            seconds = await self._provider.clone(
+                pool.template, pool.folder, pool.datastore, name,
+                resource_pool=pool.resource_pool,
+                clone_target=pool.clone_target or self._service.clone_target)
+            ok = True
+            self._metrics.cloned(pool.name, seconds)
+            log.info("[+] [{pool}] '{vm}' cloned in {seconds:.2f} seconds",
+                     pool=pool.name, vm=name, seconds=seconds)
+        except Exception as e:
+            self._metrics.clone_failed(pool.name)
+            log.warn("[!] [{pool}] '{vm}' clone failed: {error}",
+                     pool=pool.name, vm=name, error=str(e) or type(e).__name__)
+        day = local_date(self._clock.seconds()).isoformat()
+        try:
+            await self._store.clone_ended(pool.name, name, ok, seconds, day)
+        except Exception:
+            log.failure("[!] [{pool}] '{vm}' clone end not recorded", pool=pool.name, vm=name)
+
+    async def _destroy(self, name: str, state: str) -> None:
+        pool = self.pool
+        started = self._clock.seconds()
+        try:
+            await self._provider.destroy(pool.folder, name)
+        except Exception as e:
+            log.warn("[!] [{pool}] '{vm}' destroy failed: {error}",
+                     pool=pool.name, vm=name, error=str(e) or type(e).__name__)
+            return
+        seconds = self._clock.seconds() - started
+        self._metrics.destroyed(pool.name, seconds)
+        stamp = format_time(self._clock.seconds())
+        if await self._store.record_destroyed(pool.name, name, state, stamp, self._expire):
+            log.info("[-] [{pool}] '{vm}' destroyed in {seconds:.2f} seconds",
+                     pool=pool.name, vm=name, seconds=seconds)
