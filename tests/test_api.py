@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.api.errors import REFUSALS
 from vmpoolerd.config import RedisConfig
 from vmpoolerd.store.errors import StoreRefusal
-from vmpoolerd.store.api_store import ApiStore, Request
+from vmpoolerd.store.api_store import MAX_TAGS, MAX_TASKS_PER_VM, ApiStore, Request
 from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time, local_date, parse_time
 from vmpoolerd.api.site import ApiSite
@@ -210,6 +211,61 @@ class VmTests(ApiCase):
         answer = await self.client.put(f"/vm/{host}/", {"lifetime": 48})
         self.assertEqual(answer.code, 200)
         self.assertEqual(await self.redis.hget(f"vmpooler__vm__{host}", "lifetime"), "48")
+
+    async def test_only_a_running_vm_changes(self) -> None:
+        """Note [Changes to running VMs only] in vmpoolerd/store/lua/vm_update.lua."""
+        host = self.ready[D32][0]
+        before = await self.redis.hgetall(f"vmpooler__vm__{host}")
+        for method, path, body in (("PUT", f"/vm/{host}", {"lifetime": 100}),
+                                   ("PUT", f"/vm/{host}", {"tags": {"user": "x"}}),
+                                   ("POST", f"/vm/{host}/disk/8", None),
+                                   ("POST", f"/vm/{host}/snapshot", None)):
+            answer = await self.client.request(method, path, body)
+            self.assert_error(answer, 404)
+            self.assertEqual(answer.body["error"], "the VM is not running")
+        self.assertEqual(await self.redis.hgetall(f"vmpooler__vm__{host}"), before)
+        self.assertEqual(await self.redis.smembers("vmpooler__tasks__disk"), set())
+
+    async def test_a_checkout_starts_a_vm_with_no_tags_and_its_pools_lifetime(self) -> None:
+        for host in self.ready[D32]:  # as an older pooler could leave them
+            await self.redis.hset(f"vmpooler__vm__{host}", "tag:user", "someone")
+            await self.redis.hset(f"vmpooler__vm__{host}", "lifetime", "999999")
+        host = await self.checkout()
+        info = (await self.client.get(f"/vm/{host}")).body[host]
+        self.assertEqual((info["lifetime"], info.get("tags")), (12, None))
+
+    async def test_tags_are_bounded_per_vm_and_their_history_expires(self) -> None:
+        host = await self.checkout()
+        many = {f"t{i}": "v" for i in range(MAX_TAGS)}
+        config = dataclasses.replace(self.config, service=dataclasses.replace(
+            self.config.service, allowed_tags=None))
+        client = Client(VmpoolerApi(config, self.store, self.clock).resource())
+        self.assertEqual((await client.put(f"/vm/{host}", {"tags": many})).code, 200)
+        self.assertEqual((await client.put(f"/vm/{host}", {"tags": {"t0": "w"}})).code, 200)
+        answer = await client.put(f"/vm/{host}", {"tags": {"one-more": "v"}})
+        self.assert_error(answer, 400)
+        self.assertEqual(answer.body["error"], f"a VM holds at most {MAX_TAGS} tags")
+        self.assertFalse(await self.redis.hexists(f"vmpooler__vm__{host}", "tag:one-more"))
+        history = f"vmpooler__tag__{local_date(T0).isoformat()}"
+        ttl = await self.redis.ttl(history)
+        self.assertTrue(0 < ttl <= self.config.redis.data_ttl_hours * 3600, ttl)
+
+    async def test_disk_requests_are_bounded_per_vm(self) -> None:
+        host = await self.checkout()
+        for gb in range(1, MAX_TASKS_PER_VM + 1):
+            self.assertEqual((await self.client.post(f"/vm/{host}/disk/{gb}")).code, 202)
+        self.assertEqual((await self.client.post(f"/vm/{host}/disk/1")).code, 202)  # asked
+        self.assert_error(await self.client.post(f"/vm/{host}/disk/99"), 429)
+        self.assertEqual(len(await self.redis.smembers("vmpooler__tasks__disk")),
+                         MAX_TASKS_PER_VM)
+        other = await self.checkout()
+        self.assertEqual((await self.client.post(f"/vm/{other}/disk/99")).code, 202)
+
+    async def test_a_name_ends_where_the_path_ends(self) -> None:
+        host = await self.checkout()
+        self.assert_error(await self.client.get(f"/vm/{host}%0A"), 400)
+        self.assert_error(await self.client.delete(f"/vm/{host}%0A"), 400)
+        self.assertTrue(await self.redis.sismember(f"vmpooler__running__{D32}", host))
 
     async def test_bad_changes_change_nothing(self) -> None:
         host = await self.checkout()

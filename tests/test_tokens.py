@@ -10,6 +10,8 @@ from twisted.internet.task import Clock
 
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.api.auth import LdapAuthenticator
+from vmpoolerd.api.throttle import PasswordThrottle
+from vmpoolerd.store.ratelimit import RateLimitStore
 
 from vmpoolerd.timefmt import format_time
 
@@ -70,7 +72,8 @@ class TokenTests(AuthCase):
         token = answer.body["token"]
         self.assertRegex(token, r"^[a-z0-9]{32}$")
         self.assertEqual(await self.redis.hgetall(f"vmpooler__token__{token}"),
-                         {"user": "jdoe", "created": format_time(T0)})
+                         {"user": "jdoe", "user_dn": USERS["jdoe"].dn,
+                          "created": format_time(T0)})
         self.assertNotEqual(await self.token(), token)
 
     async def test_bad_credentials(self) -> None:
@@ -225,6 +228,81 @@ class TokenVmTests(AuthCase):
         self.assertFalse({"tag:a", "lifetime"} & set(fields))
         self.assertEqual(await self.redis.scard("vmpooler__tasks__disk"), 0)
         self.assertEqual(await self.redis.scard("vmpooler__tasks__snapshot"), 0)
+
+
+class IdentityTests(AuthCase):
+    """Owners are directory entries (Note [Identities] in vmpoolerd/api/auth.py)."""
+
+    async def test_names_the_directory_matches_alike_are_one_owner(self) -> None:
+        tokens = {await self.token((typed, JDOE[1])) for typed in ("jdoe", "JDOE", " jdoe")}
+        for typed in ("JDOE", "\uff4adoe"):
+            answer = await self.client.get("/api/v1/token", auth=(typed, JDOE[1]))
+            self.assertEqual(set(answer.body) - {"ok"}, tokens)
+        for token in tokens:
+            self.assertEqual((await self.client.get(f"/token/{token}")).body[token]["user"],
+                             "jdoe")
+        host = await self.checkout(sorted(tokens)[0])
+        other = {"X-AUTH-TOKEN": sorted(tokens)[1]}
+        self.assertEqual((await self.client.put(f"/vm/{host}", {"tags": {"a": "b"}},
+                                                headers=other)).code, 200)
+
+    async def test_one_short_name_in_two_branches_is_two_owners(self) -> None:
+        staff = ("jdoe", USERS["staff-jdoe"].password)
+        people_token, staff_token = await self.token(JDOE), await self.token(staff)
+        self.assertEqual(set((await self.client.get("/token", auth=staff)).body) - {"ok"},
+                         {staff_token})
+        self.assert_error(await self.client.delete(f"/token/{people_token}", auth=staff), 401)
+        host = await self.checkout(people_token)
+        theirs = {"X-AUTH-TOKEN": staff_token}
+        self.assert_error(await self.client.put(f"/vm/{host}", {"tags": {"a": "b"}},
+                                                headers=theirs), 401)
+        self.assert_error(await self.client.delete(f"/vm/{host}", headers=theirs), 401)
+        self.assertTrue(await self.redis.sismember(f"vmpooler__running__{D32}", host))
+        self.assertEqual((await self.client.get(f"/token/{staff_token}")).body[staff_token]
+                         ["user"], "jdoe")  # shown alike, told apart by DN
+
+    async def test_tokens_and_vms_from_before_entries_go_by_name(self) -> None:
+        await self.redis.hset("vmpooler__token__legacy0000000000000000000000000000", "user",
+                              "jdoe")
+        legacy = {"X-AUTH-TOKEN": "legacy0000000000000000000000000000"}
+        host = await self.checkout(legacy["X-AUTH-TOKEN"])
+        self.assertFalse(await self.redis.hexists(f"vmpooler__vm__{host}", "token:user_dn"))
+        mine = {"X-AUTH-TOKEN": await self.token()}
+        self.assertEqual((await self.client.put(f"/vm/{host}", {"lifetime": 2},
+                                                headers=mine)).code, 200)
+        listed = await self.client.get("/token", auth=JDOE)
+        self.assertIn("legacy0000000000000000000000000000", listed.body)
+
+
+class PasswordThrottleTests(AuthCase):
+    """Note [Password guessing] in vmpoolerd/api/throttle.py."""
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        await super().setUp()
+        throttle = PasswordThrottle(RateLimitStore(self.redis, self.clock), self.clock,
+                                    per_user=3, per_address=5, window=60)
+        assert self.config.auth is not None
+        self.api = VmpoolerApi(self.config, self.store, self.clock,
+                               LdapAuthenticator(self.config.auth, reactor, timeout=5),
+                               random.Random(3), throttle=throttle)
+        self.client = Client(self.api.resource())
+
+    async def test_guesses_beyond_the_limit_are_429_until_the_window_ends(self) -> None:
+        for guess in ("a", "b", "c"):
+            self.assert_error(await self.client.post("/token", auth=("JDOE", guess)), 401)
+        answer = await self.client.post("/token", auth=(" jdoe", JDOE[1]))  # the same name
+        self.assert_error(answer, 429)
+        wait = 60 - int(T0) % 60  # the rest of the window (fixed windows)
+        self.assertEqual(answer.headers.getRawHeaders("retry-after"), [str(wait)])
+        self.assertEqual(await self.redis.keys("vmpooler__token__*"), [])
+        self.assertEqual((await self.client.post("/token", auth=ANN)).code, 200)  # another
+        self.clock.advance(wait)
+        self.assertEqual((await self.client.post("/token", auth=JDOE)).code, 200)
+
+    async def test_one_address_is_limited_across_names(self) -> None:
+        for name in ("a", "b", "c", "d", "e"):
+            self.assert_error(await self.client.post("/token", auth=(name, "x")), 401)
+        self.assert_error(await self.client.post("/token", auth=JDOE), 429)
 
 
 class DirectoryDownTests(AuthCase):

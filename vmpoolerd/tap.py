@@ -38,6 +38,8 @@ from .store.durability import PersistenceCheck, PersistenceStore
 from .store.scripts import Scripts
 from .vsphere.client import VsphereClient
 from .api.site import WebService
+from .api.throttle import PasswordThrottle
+from .store.ratelimit import RateLimitStore
 
 REDIS_TIMEOUT = 3.0
 HEALTH_TIMEOUT = 2.0
@@ -132,8 +134,9 @@ def make_service(config: Config, reactor: Any = default_reactor,
               "vsphere": lambda: provider.ping(timeout=HEALTH_TIMEOUT)}
     store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics)
     redis_service.stores.append(store)
+    throttle = PasswordThrottle(RateLimitStore(redis, reactor, REDIS_TIMEOUT), reactor)
     api = VmpoolerApi(config, store, reactor, auth,
-                      metrics=metrics, health=health,
+                      metrics=metrics, health=health, throttle=throttle,
                       dashboard=Dashboard(config, dashboard_store, reactor).resource())
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)

@@ -28,6 +28,7 @@ from .reports import ReportRoutes
 from .routes import Authenticator, Callers, Clock
 from .service import HealthCheck, ServiceRoutes
 from .site import InFlight
+from .throttle import PasswordThrottle
 from .tokens import TokenRoutes
 from .vms import VmRoutes
 
@@ -38,13 +39,14 @@ class VmpoolerApi:
                  rng: random.Random | None = None,
                  dashboard: IResource | None = None,
                  metrics: Metrics | None = None,
-                 health: Mapping[str, HealthCheck] | None = None) -> None:
+                 health: Mapping[str, HealthCheck] | None = None,
+                 throttle: PasswordThrottle | None = None) -> None:
         self.app = Klein()
         json_errors(self.app)
         # "//" in a path is no route (werkzeug would merge it and redirect).
         self.app.url_map.merge_slashes = False
         time = Clock(clock)
-        callers = Callers(store, time, authenticator)
+        callers = Callers(store, time, authenticator, throttle)
         metrics = metrics or Metrics()
         ServiceRoutes(dashboard, metrics, health or {}).mount(self.app)
         VmRoutes(config, store, time, callers, rng or random.Random(), metrics).mount(self.app)

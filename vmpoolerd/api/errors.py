@@ -17,8 +17,10 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
+from ..store.api_store import MAX_TAGS
 from ..store.errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRunning,
-                            OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable)
+                            OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable,
+                            TooManyTags, TooManyTasks)
 from .auth import AuthUnavailable
 
 log = Logger()
@@ -32,16 +34,19 @@ REFUSALS: dict[type[StoreRefusal], tuple[int, str]] = {
     NoSuchToken: (404, "no such token"),
     OtherUsersToken: (401, "the token belongs to another user"),
     NotEnoughVms: (503, "not enough ready VMs"),
+    TooManyTags: (400, f"a VM holds at most {MAX_TAGS} tags"),
+    TooManyTasks: (429, "too many disk or snapshot requests are waiting; try again later"),
 }
 
 
 class ApiError(Exception):
     """A request the daemon refuses: rendered with ``status``."""
 
-    def __init__(self, status: int, error: str) -> None:
+    def __init__(self, status: int, error: str, retry_after: int | None = None) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
+        self.retry_after = retry_after  # seconds, sent as Retry-After
 
 
 def json_answer(request: IRequest, code: int, body: Any) -> bytes:
@@ -66,6 +71,8 @@ def json_errors(app: Klein) -> None:
 
     @app.handle_errors(ApiError)
     def refused(request: IRequest, failure: Failure) -> bytes:
+        if failure.value.retry_after is not None:
+            request.setHeader(b"Retry-After", b"%d" % failure.value.retry_after)
         return _error(request, failure.value.status, failure.value.error)
 
     @app.handle_errors(StoreRefusal)

@@ -9,6 +9,8 @@ builds them and mounts them on one Klein app.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from typing import Any, Callable, Protocol, Sequence
 
 from klein import Klein
@@ -19,7 +21,8 @@ from . import validate
 from .errors import ApiError
 from .auth import Identity
 from .site import BODY_TOO_LARGE, MAX_BODY
-from ..store.api_store import ANY_OWNER, ApiStore
+from .throttle import PasswordThrottle
+from ..store.api_store import ANY_OWNER, ApiStore, Owner
 from ..store.errors import NoSuchToken, OtherOwner
 from ..timefmt import format_time, local_date
 
@@ -69,24 +72,34 @@ class Clock:
         return local_date(self._clock.seconds()).isoformat()
 
 
+@dataclass(frozen=True)
+class Caller:
+    """The token a request came with, and whose it is."""
+
+    token: str
+    owner: Owner
+
+
 class Callers:
     """
-    Who makes a request: the user of its ``X-AUTH-TOKEN`` or of its HTTP
+    Who makes a request: the owner of its ``X-AUTH-TOKEN`` or of its HTTP
     Basic credentials, when authentication is configured.
     """
 
     def __init__(self, store: ApiStore, clock: Clock,
-                 authenticator: Authenticator | None) -> None:
+                 authenticator: Authenticator | None,
+                 throttle: PasswordThrottle | None = None) -> None:
         self._store = store
         self._clock = clock
         self._auth = authenticator
+        self._throttle = throttle
 
     @property
     def configured(self) -> bool:
         return self._auth is not None
 
-    async def caller(self, request: IRequest) -> tuple[str, str] | None:
-        """``(token, user)`` of a valid ``X-AUTH-TOKEN``; 401 for a bad one."""
+    async def caller(self, request: IRequest) -> Caller | None:
+        """The caller of a valid ``X-AUTH-TOKEN``; 401 for a bad one."""
         if self._auth is None:
             return None
         header = request.getHeader(b"X-AUTH-TOKEN")
@@ -97,50 +110,73 @@ class Callers:
         except (UnicodeDecodeError, ApiError):
             raise ApiError(401, "invalid token") from None
         try:
-            user = await self._store.touch_token(token, self._clock.now())
+            owner = await self._store.touch_token(token, self._clock.now())
         except NoSuchToken:
             raise ApiError(401, "invalid token") from None
-        return token, user
+        return Caller(token, owner)
 
-    async def required(self, request: IRequest) -> tuple[str, str] | None:
+    async def required(self, request: IRequest) -> Caller | None:
         """With auth configured, a valid token is required (401)."""
         caller = await self.caller(request)
         if self._auth is not None and caller is None:
             raise ApiError(401, "an X-AUTH-TOKEN is required")
         return caller
 
-    async def owner(self, hostname: str, caller: tuple[str, str] | None) -> str:
+    async def owner(self, hostname: str, caller: Caller | None) -> str:
         """
-        The VM's owner ("" for none; ANY_OWNER without auth), if the caller
-        may change the VM (else OtherOwner); NoSuchVm if there is none.
+        The VM's owner's key ("" for none; ANY_OWNER without auth), if the
+        caller may change the VM (else OtherOwner); NoSuchVm if there is none.
 
         Note [Owner checks]: the owner is checked here, and again by the
-        script that makes the change (it gets the owner seen here), so that
-        a VM checked out by someone else in between is not changed: the
+        script that makes the change (it gets the owner's key seen here), so
+        that a VM checked out by someone else in between is not changed: the
         store raises OtherOwner then too, as if the check had seen that owner.
+        A VM checked out before owners were directory entries records only a
+        name, and is its caller's if the names match.
         """
         vm = await self._store.vm(hostname)
         if self._auth is None:
             return ANY_OWNER
-        owner = vm.fields.get("token:user", "")
-        if owner and (caller is None or caller[1] != owner):
+        owner = Owner(vm.fields.get("token:user", ""), vm.fields.get("token:user_dn", ""))
+        if not owner.key:
+            return ""
+        mine = caller is not None and (caller.owner.dn == owner.dn if owner.dn
+                                       else caller.owner.user == owner.user)
+        if not mine:
             raise OtherOwner()
-        return owner
+        return owner.key
 
     def require_auth(self) -> None:
         """404 unless authentication is configured (the /token routes)."""
         if self._auth is None:
             raise ApiError(404, "authentication is not configured")
 
-    async def basic_user(self, request: IRequest) -> str:
-        """The user of valid HTTP Basic credentials; 401 otherwise."""
+    async def basic_user(self, request: IRequest) -> Owner:
+        """
+        Whose valid HTTP Basic credentials these are (Note [Identities] in
+        auth.py); 401 otherwise, 429 past the attempts allowed (Note
+        [Password guessing] in throttle.py).
+        """
         assert self._auth is not None
         try:
             user = request.getUser().decode("utf-8")
             password = request.getPassword().decode("utf-8")
         except UnicodeDecodeError:
             user = password = ""
-        if not user or not password or not await self._auth.authenticate(user, password):
+        identity = None
+        if user and password:
+            if self._throttle is not None:
+                wait = await self._throttle.wait(user, _address(request))
+                if wait:
+                    raise ApiError(429, "too many attempts; try again later", retry_after=wait)
+            identity = await self._auth.authenticate(user, password)
+        if identity is None:
             request.setHeader(b"WWW-Authenticate", b'Basic realm="vmpooler"')
             raise ApiError(401, "authentication failed")
-        return user
+        return Owner(identity.name, identity.dn)
+
+
+def _address(request: IRequest) -> str:
+    """The client's address (its host, without the port)."""
+    peer = request.getClientAddress()
+    return str(getattr(peer, "host", peer))

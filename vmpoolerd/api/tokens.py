@@ -34,15 +34,15 @@ class TokenRoutes:
 
     async def tokens(self, request: IRequest) -> bytes:
         self._callers.require_auth()
-        user = await self._callers.basic_user(request)
-        return json_answer(request, 200, {"ok": True, **await self._store.tokens_of(user)})
+        owner = await self._callers.basic_user(request)
+        return json_answer(request, 200, {"ok": True, **await self._store.tokens_of(owner)})
 
     async def create_token(self, request: IRequest) -> bytes:
         self._callers.require_auth()
-        user = await self._callers.basic_user(request)
+        owner = await self._callers.basic_user(request)
         token = new_token()
-        await self._store.create_token(token, user, self._clock.now())
-        log.info("token created for {user}", user=user)
+        await self._store.create_token(token, owner, self._clock.now())
+        log.info("token created for {user} ({dn})", user=owner.user, dn=owner.dn)
         return json_answer(request, 200, {"ok": True, "token": token})
 
     async def token(self, request: IRequest, token: str) -> bytes:
@@ -56,7 +56,7 @@ class TokenRoutes:
     async def delete_token(self, request: IRequest, token: str) -> bytes:
         self._callers.require_auth()
         token = validate.token(token)
-        user = await self._callers.basic_user(request)
-        await self._store.delete_token(token, user)
-        log.info("token deleted by {user}", user=user)
+        owner = await self._callers.basic_user(request)
+        await self._store.delete_token(token, owner)
+        log.info("token deleted by {user} ({dn})", user=owner.user, dn=owner.dn)
         return json_answer(request, 200, {"ok": True})

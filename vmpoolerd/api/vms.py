@@ -100,8 +100,10 @@ class VmRoutes:
         caller = await self._callers.caller(request) if self._callers.configured else None
         fields = {}
         if caller is not None:
-            fields = {"token:token": caller[0], "token:user": caller[1],
+            fields = {"token:token": caller.token, "token:user": caller.owner.user,
                       "lifetime": str(hours(self._config.service.vm_lifetime_auth_hours))}
+            if caller.owner.dn:  # none for a token made before owners were entries
+                fields["token:user_dn"] = caller.owner.dn
         entries = tuple((name, count, self._shuffled(pools)) for name, count, pools in plan)
         vms = await self._store.checkout(Request(entries, self._clock.now(), fields))
         body: dict[str, Any] = {"ok": True}
@@ -151,7 +153,8 @@ class VmRoutes:
                         else self._callers.caller(request))
         owner = await self._callers.owner(hostname, caller)
         await self._store.update_vm(hostname, self._clock.today(),
-                                    None if lifetime is None else str(lifetime), tags, owner)
+                                    None if lifetime is None else str(lifetime), tags, owner,
+                                    int(self._config.redis.data_ttl_hours * 3600))
         return json_answer(request, 200, {"ok": True})
 
     async def return_vm(self, request: IRequest, host: str) -> bytes:

@@ -22,17 +22,40 @@ from ..telemetry.metrics import Metrics
 from . import keys
 from .coalesce import Coalescer
 from .errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRunning,
-                     OtherOwner, OtherUsersToken, StoreUnavailable)
+                     OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable, TooManyTags,
+                     TooManyTasks)
 from .scripts import RedisClient, Scripts
 
 log = Logger()
 HISTORY_CHUNK = 31  # days per summary script call
 UNDO_WINDOW = 30  # seconds a checkout batch can be given back
 ANY_OWNER = "*"  # a VM change that checks no owner
-# The answers of the scripts that change a VM (vm_update, vm_return, queue_task):
-# done, no such VM (or not running), the field asked for is missing, the
-# owner is no longer the one checked.
-DONE, NO_FIELD, OWNER_CHANGED = 1, -1, -2
+MAX_TAGS = 64  # tags one VM may hold
+MAX_TASKS_PER_VM = 8  # disk (or snapshot) requests one VM may have waiting
+MAX_TASKS = 500  # disk (or snapshot) requests waiting in all
+# The answers of the scripts that change a VM (vm_update, vm_return,
+# queue_task): done, and the refusals (0: no such VM).
+DONE = 1
+REFUSED: Mapping[int, type[StoreRefusal]] = {
+    -1: NoSuchSnapshot, -2: OtherOwner, -3: NotRunning, -4: TooManyTags, -5: TooManyTasks,
+}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """
+    Who a token belongs to: the directory entry's DN, and its name as shown
+    (``user``).  Tokens made before owners were entries record no DN; they
+    are matched by name.
+    """
+
+    user: str
+    dn: str = ""
+
+    @property
+    def key(self) -> str:
+        """What owner checks compare (the scripts compute it alike)."""
+        return self.dn or self.user
 
 
 @dataclass(frozen=True)
@@ -193,15 +216,15 @@ class ApiStore(Scripts):
                             touched: Sequence[str] = (), args: Sequence[Any] = ()) -> None:
         """Run a script that changes a VM; ``missing`` is raised if there is none."""
         answer = int(await self._script(name, keys=touched, args=args))
-        if answer == OWNER_CHANGED:
-            raise OtherOwner()
-        if answer == NO_FIELD:
-            raise NoSuchSnapshot()
         if answer != DONE:
-            raise missing()
+            raise REFUSED.get(answer, missing)()
 
     async def update_vm(self, hostname: str, tag_day: str, lifetime: str | None,
-                        tags: Mapping[str, str], owner: str = ANY_OWNER) -> None:
+                        tags: Mapping[str, str], owner: str = ANY_OWNER,
+                        history_seconds: int = 0) -> None:
+        """Change a running VM (Note [Changes to running VMs only] in
+        vm_update.lua); its tags go into the day's history, kept
+        ``history_seconds``."""
         change: dict[str, Any] = {}
         if lifetime is not None:
             change["lifetime"] = lifetime
@@ -209,7 +232,8 @@ class ApiStore(Scripts):
             change["tags"] = dict(tags)
         await self._owned_change(
             "vm_update", NoSuchVm,
-            args=[hostname, keys.tag(tag_day), json.dumps(change), owner])
+            args=[hostname, keys.tag(tag_day), json.dumps(change), owner,
+                  history_seconds, MAX_TAGS])
 
     async def return_vm(self, hostname: str, owner: str = ANY_OWNER) -> None:
         """Hand a running VM back (NotRunning if it is not running)."""
@@ -233,7 +257,7 @@ class ApiStore(Scripts):
         """Queue ``member`` if the VM has ``needs_field`` (unless empty)."""
         await self._owned_change(
             "queue_task", NoSuchVm, touched=[keys.vm(hostname), keys.tasks(task)],
-            args=[member, needs_field, owner])
+            args=[member, needs_field, owner, MAX_TASKS_PER_VM, MAX_TASKS])
 
     # --- status and history ----------------------------------------------------
 
@@ -262,9 +286,11 @@ class ApiStore(Scripts):
 
     # --- tokens ----------------------------------------------------------------
 
-    async def create_token(self, token: str, user: str, now: str) -> None:
-        await self._call(self._redis.hmset(
-            keys.token(token), {"user": user, "created": now}))
+    async def create_token(self, token: str, owner: Owner, now: str) -> None:
+        fields = {"user": owner.user, "created": now}
+        if owner.dn:
+            fields["user_dn"] = owner.dn
+        await self._call(self._redis.hmset(keys.token(token), fields))
 
     async def token(self, token: str) -> dict[str, str]:
         """The token's fields (user, created, last); NoSuchToken if unknown."""
@@ -273,27 +299,29 @@ class ApiStore(Scripts):
             raise NoSuchToken()
         return found
 
-    async def touch_token(self, token: str, now: str) -> str:
-        """The token's user, having recorded its use; NoSuchToken if unknown."""
-        user = await self._script("token_touch", keys=[keys.token(token)], args=[now])
-        if not user:
+    async def touch_token(self, token: str, now: str) -> Owner:
+        """The token's owner, having recorded its use; NoSuchToken if unknown."""
+        found = await self._script("token_touch", keys=[keys.token(token)], args=[now])
+        if not found:
             raise NoSuchToken()
-        return str(user)
+        user, dn = found
+        return Owner(str(user), str(dn))
 
-    async def delete_token(self, token: str, user: str) -> None:
+    async def delete_token(self, token: str, owner: Owner) -> None:
         """NoSuchToken if unknown, OtherUsersToken if another user's."""
         answer = int(await self._script(
-            "token_delete", keys=[keys.token(token)], args=[user]))
+            "token_delete", keys=[keys.token(token)], args=[owner.dn, owner.user]))
         if answer == 0:
             raise NoSuchToken()
         if answer == -1:
             raise OtherUsersToken()
 
-    async def tokens_of(self, user: str) -> dict[str, dict[str, str]]:
+    async def tokens_of(self, owner: Owner) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
         cursor = "0"
         while True:
-            cursor, rows = await self._script("token_scan", args=[cursor, user])
+            cursor, rows = await self._script("token_scan",
+                                              args=[cursor, owner.dn, owner.user])
             for token, created, last in rows:
                 found[token] = {k: v for k, v in (("created", created), ("last", last)) if v}
             if cursor == "0":

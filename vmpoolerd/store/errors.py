@@ -41,3 +41,11 @@ class OtherUsersToken(StoreRefusal):
 
 class NotEnoughVms(StoreRefusal):
     """The ready pools cannot meet the whole checkout (then nothing moved)."""
+
+
+class TooManyTags(StoreRefusal):
+    """The change would leave the VM with more tags than it may hold."""
+
+
+class TooManyTasks(StoreRefusal):
+    """Too many disk or snapshot requests are waiting, for the VM or in all."""

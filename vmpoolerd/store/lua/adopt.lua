@@ -14,7 +14,7 @@ for i = 2, #ARGV do
     redis.call('SMOVE', held, 'vmpooler__running__' .. pool, host)
     redis.call('HSET', 'vmpooler__active__' .. pool, host, ARGV[1])
     redis.call('HSET', 'vmpooler__vm__' .. host, 'template', pool, 'checkout', ARGV[1])
-    redis.call('HDEL', 'vmpooler__vm__' .. host, 'token:token', 'token:user', 'lifetime')
+    redis.call('HDEL', 'vmpooler__vm__' .. host, 'token:token', 'token:user', 'token:user_dn', 'lifetime')
     redis.call('PERSIST', 'vmpooler__vm__' .. host)
     adopted = adopted + 1
   end

@@ -57,6 +57,14 @@ for i, req in ipairs(batch.requests) do
         redis.call('SADD', 'vmpooler__running__' .. pool, host)
         redis.call('HSET', 'vmpooler__active__' .. pool, host, now)
         local vm = 'vmpooler__vm__' .. host
+        -- A VM starts its checkout with the lifetime it is given (in
+        -- fields, else its pool's) and no tags, whatever was set on it
+        -- before (Note [Changes to running VMs only] in vm_update.lua).
+        for _, field in ipairs(redis.call('HKEYS', vm)) do
+          if field == 'lifetime' or string.sub(field, 1, 4) == 'tag:' then
+            redis.call('HDEL', vm, field)
+          end
+        end
         redis.call('HSET', vm, 'checkout', now)
         for field, value in pairs(req.fields) do
           redis.call('HSET', vm, field, value)

@@ -28,7 +28,7 @@ for _, vm in ipairs(handed) do
   local pool, host = vm[1], vm[2]
   if redis.call('SMOVE', 'vmpooler__running__' .. pool, 'vmpooler__ready__' .. pool, host) == 1 then
     redis.call('HDEL', 'vmpooler__active__' .. pool, host)
-    redis.call('HDEL', 'vmpooler__vm__' .. host, 'checkout', 'token:token', 'token:user',
+    redis.call('HDEL', 'vmpooler__vm__' .. host, 'checkout', 'token:token', 'token:user', 'token:user_dn',
       'lifetime')
     redis.call('DEL', 'vmpooler__empty__' .. pool)
     n = n + 1

@@ -1,18 +1,44 @@
--- Queue disk or snapshot work for a known VM.
+-- Queue disk or snapshot work for a running VM.
 -- KEYS[1]: the VM's hash, KEYS[2]: the task set.
 -- ARGV[1]: the member ("host:size", "host:snapshot"), ARGV[2]: a field the
 -- VM's hash must have ("" for none), ARGV[3]: the VM's owner as the API
--- checked it ('*': any; see Note [Owner checks] in api/routes.py).
--- Returns 1 (queued), 0 (no such VM), -1 (the field is missing) or -2 (the
--- owner is no longer the one checked).
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- checked it ('*': any; see Note [Owner checks] in api/routes.py),
+-- ARGV[4]: the most requests of this kind one VM may have waiting,
+-- ARGV[5]: the most waiting in all.
+-- Returns 1 (queued), 0 (no such VM), -1 (the field is missing), -2 (the
+-- owner is no longer the one checked), -3 (not running), -5 (too many
+-- requests waiting).  Note [Changes to running VMs only] in vm_update.lua.
+local pool = redis.call('HGET', KEYS[1], 'template')
+if not pool then
   return 0
 end
-if ARGV[3] ~= '*' and (redis.call('HGET', KEYS[1], 'token:user') or '') ~= ARGV[3] then
+local owner = redis.call('HGET', KEYS[1], 'token:user_dn')
+  or redis.call('HGET', KEYS[1], 'token:user') or ''
+if ARGV[3] ~= '*' and owner ~= ARGV[3] then
   return -2
+end
+local host = string.sub(KEYS[1], string.len('vmpooler__vm__') + 1)
+if redis.call('SISMEMBER', 'vmpooler__running__' .. pool, host) == 0 then
+  return -3
 end
 if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then
   return -1
+end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  return 1  -- asked for already
+end
+local waiting = redis.call('SCARD', KEYS[2])
+if waiting >= tonumber(ARGV[5]) then
+  return -5
+end
+local mine, prefix = 0, host .. ':'
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if string.sub(member, 1, string.len(prefix)) == prefix then
+    mine = mine + 1
+  end
+end
+if mine >= tonumber(ARGV[4]) then
+  return -5
 end
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1

@@ -1,10 +1,12 @@
--- Delete a token if it belongs to ARGV[1].  KEYS[1]: the token's hash.
--- Returns 1 (deleted), 0 (no such token) or -1 (another user's).
-local user = redis.call('HGET', KEYS[1], 'user')
-if not user then
+-- Delete a token if it belongs to the caller: ARGV[1] the caller's DN,
+-- ARGV[2] their name (compared only for a token that records no DN).
+-- KEYS[1]: the token's hash.  Returns 1 (deleted), 0 (no such token) or
+-- -1 (another user's).
+local found = redis.call('HMGET', KEYS[1], 'user', 'user_dn')
+if not found[1] then
   return 0
 end
-if user ~= ARGV[1] then
+if found[2] and found[2] ~= ARGV[1] or not found[2] and found[1] ~= ARGV[2] then
   return -1
 end
 redis.call('DEL', KEYS[1])
