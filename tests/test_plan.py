@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from vmpoolerd.config import PoolConfig, ServiceConfig
 from vmpoolerd.manager.plan import (
+    MAX_DISCOVERED_DESTROYS, held,
     Action, Check, Clone, Complete, Destroy, Discover, Forget, MarkEmpty,
     Observation, Ready, TrackedVm, Undiscover, is_quiet, plan, states_after, to_probe,
 )
@@ -67,7 +68,8 @@ def tracked(name: str, state: str) -> TrackedVm:
 def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
             failed: bool = False, reachable: Iterable[str] | None = None,
             cloning: Iterable[str] = (), slots: int = 0, empty: bool = False,
-            pool: PoolConfig = POOL, service: ServiceConfig = SERVICE) -> Observation:
+            pool: PoolConfig = POOL, service: ServiceConfig = SERVICE,
+            doubt: str | None = None) -> Observation:
     """
     An observation of ``vms``.  By default every tracked VM is in the
     inventory, booted, and reachable; ``failed`` makes the inventory fail.
@@ -78,7 +80,7 @@ def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
         pool=pool, service=service, now=NOW, tracked=tuple(vms),
         inventory=None if failed else {s.name: s for s in inventory},
         reachable=frozenset(vm.name for vm in vms) if reachable is None else frozenset(reachable),
-        cloning=frozenset(cloning), clone_slots=slots, empty=empty)
+        cloning=frozenset(cloning), clone_slots=slots, empty=empty, doubt=doubt)
 
 
 def transitions(obs: Observation) -> list[Action]:
@@ -353,6 +355,36 @@ class DoomedTests(SynchronousTestCase):
         for state in ("completed", "discovered"):
             self.assertEqual(transitions(observe(tracked("v1", state), inventory=[])),
                              [Forget("v1", state)])
+
+
+class HeldTests(SynchronousTestCase):
+    """Note [Held discovered VMs]."""
+
+    def test_in_doubt_discovered_vms_are_held_not_destroyed(self) -> None:
+        vms = (tracked("d1", "discovered"), tracked("c1", "completed"),
+               tracked("gone", "discovered"))
+        inventory = [seen("d1"), seen("c1"), seen("stray")]
+        obs = observe(*vms, inventory=inventory, doubt="lost data")
+        self.assertEqual(transitions(obs), [Destroy("c1", "completed"), Forget("gone",
+                                            "discovered"), Discover("stray")])
+        self.assertEqual(held(obs), {"d1", "stray"})
+        trusted = observe(*vms, inventory=inventory)
+        self.assertEqual(held(trusted), frozenset())
+        self.assertIn(Destroy("d1", "discovered"), transitions(trusted))
+
+    def test_a_discovered_vm_in_a_live_set_leaves_discovered_even_in_doubt(self) -> None:
+        obs = observe(tracked("v1", "discovered"), ready("v1"), doubt="lost data")
+        self.assertEqual(transitions(obs), [Undiscover("v1")])
+        self.assertEqual(held(obs), frozenset())
+
+    def test_a_few_discovered_vms_are_destroyed_per_cycle(self) -> None:
+        names = [f"d{i}" for i in range(MAX_DISCOVERED_DESTROYS + 3)]
+        obs = observe(*(tracked(n, "discovered") for n in names),
+                      tracked("c1", "completed"), tracked("c2", "completed"))
+        self.assertEqual(transitions(obs), [Destroy("c1", "completed"),
+                                            Destroy("c2", "completed")]
+                         + [Destroy(n, "discovered")
+                            for n in sorted(names)[:MAX_DISCOVERED_DESTROYS]])
 
 
 class DuplicateTests(SynchronousTestCase):

@@ -26,6 +26,7 @@ from .config import Config, ConfigError, VsphereConfig, config_path, read_config
 from .api.dashboard import Dashboard, Sampler
 from .telemetry.graphite import GraphiteSender
 from .telemetry.logs import FORMATS, LogFile
+from .manager.doubt import Doubts
 from .manager.service import Manager, provider_threads
 from .telemetry.metrics import Metrics
 from .store.pools import PoolStore
@@ -118,15 +119,17 @@ def make_service(config: Config, reactor: Any = default_reactor,
     redis_service.setServiceParent(top)
     PersistenceCheck(PersistenceStore(redis, reactor, REDIS_TIMEOUT), reactor) \
         .setServiceParent(top)
-    generation = GenerationWatch(GenerationStore(redis, reactor, REDIS_TIMEOUT),
-                                 [pool.name for pool in config.pools])
+    pools = [pool.name for pool in config.pools]
+    generation_store = GenerationStore(redis, reactor, REDIS_TIMEOUT)
+    generation = GenerationWatch(generation_store, pools)
     GenerationCheck(generation, reactor).setServiceParent(top)
     provider = Provider(vsphere_client(config.vsphere), reactor, metrics=metrics,
                         threads=provider_threads(config))
     provider.setServiceParent(top)
     metrics.watch_provider(lambda: provider.queued, lambda: provider.in_flight)
+    doubts = Doubts(generation, generation_store, pools)
     Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics), provider, reactor,
-            metrics=metrics).setServiceParent(top)
+            metrics=metrics, doubts=doubts).setServiceParent(top)
     dashboard_store = DashboardStore(redis, reactor, REDIS_TIMEOUT)
     Sampler(config, dashboard_store, reactor).setServiceParent(top)
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
@@ -137,6 +140,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
     throttle = PasswordThrottle(RateLimitStore(redis, reactor, REDIS_TIMEOUT), reactor)
     api = VmpoolerApi(config, store, reactor, auth,
                       metrics=metrics, health=health, throttle=throttle,
+                      warnings={"redis": lambda: generation.doubt and
+                                f"Redis's state is in doubt: {generation.doubt}"},
                       dashboard=Dashboard(config, dashboard_store, reactor).resource())
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)

@@ -26,7 +26,7 @@ from ..telemetry.metrics import Metrics
 from .errors import json_errors
 from .reports import ReportRoutes
 from .routes import Authenticator, Callers, Clock
-from .service import HealthCheck, ServiceRoutes
+from .service import HealthCheck, HealthWarning, ServiceRoutes
 from .site import InFlight
 from .throttle import PasswordThrottle
 from .tokens import TokenRoutes
@@ -40,7 +40,8 @@ class VmpoolerApi:
                  dashboard: IResource | None = None,
                  metrics: Metrics | None = None,
                  health: Mapping[str, HealthCheck] | None = None,
-                 throttle: PasswordThrottle | None = None) -> None:
+                 throttle: PasswordThrottle | None = None,
+                 warnings: Mapping[str, HealthWarning] | None = None) -> None:
         self.app = Klein()
         json_errors(self.app)
         # "//" in a path is no route (werkzeug would merge it and redirect).
@@ -48,7 +49,7 @@ class VmpoolerApi:
         time = Clock(clock)
         callers = Callers(store, time, authenticator, throttle)
         metrics = metrics or Metrics()
-        ServiceRoutes(dashboard, metrics, health or {}).mount(self.app)
+        ServiceRoutes(dashboard, metrics, health or {}, clock, warnings).mount(self.app)
         VmRoutes(config, store, time, callers, rng or random.Random(), metrics).mount(self.app)
         ReportRoutes(config, store, time).mount(self.app)
         TokenRoutes(config, store, time, callers).mount(self.app)

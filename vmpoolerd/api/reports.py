@@ -39,9 +39,9 @@ class ReportRoutes:
         route(app, ["GET"], "/summary/<string:route>/<string:key>", self.summary_key)
 
     async def status(self, request: IRequest) -> bytes:
-        cloning, counts = await self._store.pool_counts(self._config.pool_names)
+        cloning, counts, doubt = await self._store.pool_counts(self._config.pool_names)
         clones = await self._store.clones_of(self._clock.today())
-        return json_answer(request, 200, status(self._pools, cloning, counts, clones))
+        return json_answer(request, 200, status(self._pools, cloning, counts, clones, doubt))
 
     async def _summary(self, request: IRequest) -> dict[str, Any]:
         today = local_date(self._clock.seconds())
@@ -159,8 +159,11 @@ def summary_part(full: dict[str, Any], route: str, key: str | None) -> dict[str,
 
 
 def status(pools: Sequence[tuple[str, int, tuple[str, ...]]], cloning: int,
-           counts: Sequence[PoolCounts], clones_today: Durations) -> dict[str, Any]:
-    """vmpooler's ``/status``, from ``(name, size, aliases)`` and counts."""
+           counts: Sequence[PoolCounts], clones_today: Durations,
+           doubt: str | None = None) -> dict[str, Any]:
+    """vmpooler's ``/status``, from ``(name, size, aliases)`` and counts; a
+    Redis in doubt (Note [Redis generations]) makes the status not ok, and
+    says why."""
     ready = sum(c.ready for c in counts)
     pending = sum(c.pending for c in counts)
     running = sum(c.running for c in counts)
@@ -178,10 +181,19 @@ def status(pools: Sequence[tuple[str, int, tuple[str, ...]]], cloning: int,
                   "booting": max(pending - cloning, 0), "ready": ready,
                   "running": running, "completed": completed,
                   "total": pending + ready + running + completed},
-        "status": ({"ok": False, "message": f"Found {len(empty)} empty pools.",
-                    "empty": empty} if empty else
-                   {"ok": True, "message": "Battle station fully armed and operational."}),
+        "status": _status_line(empty, doubt),
         "pools": {name: {"ready": c.ready, "running": c.running, "pending": c.pending,
                          "max": size_, "alias": list(alias), "lastBoot": c.last_boot}
                   for (name, size_, alias), c in zip(pools, counts)},
     }
+
+
+def _status_line(empty: Sequence[str], doubt: str | None) -> dict[str, Any]:
+    overall: dict[str, Any] = (
+        {"ok": False, "message": f"Found {len(empty)} empty pools.", "empty": list(empty)}
+        if empty else {"ok": True, "message": "Battle station fully armed and operational."})
+    if doubt:
+        overall.update(ok=False, doubt=doubt, message=(
+            f"Redis's state is in doubt ({doubt}): discovered VMs are held, not destroyed, "
+            "until an operator runs python -m vmpoolerd.adopt."))
+    return overall

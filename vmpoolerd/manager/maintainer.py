@@ -29,6 +29,7 @@ from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
 from ..timefmt import format_time, local_date
 from ..vsphere.types import VmState, Vsphere
+from .doubt import Doubts
 from .loop import Loop
 from .plan import Observation
 from .probe import probe_address, tcp_probe
@@ -44,8 +45,10 @@ class Maintainer:
     def __init__(self, pool: PoolConfig, config: Config, store: PoolStore, provider: Vsphere,
                  clock: IReactorTime, probe: Probe | None = None,
                  metrics: Metrics | None = None,
-                 slots: DeferredSemaphore | None = None) -> None:
+                 slots: DeferredSemaphore | None = None,
+                 doubts: Doubts | None = None) -> None:
         self.pool = pool
+        self._doubts = doubts
         self._slots = slots or DeferredSemaphore(config.service.task_limit)
         self._metrics = metrics or Metrics()
         self._service = config.service
@@ -61,6 +64,7 @@ class Maintainer:
         self._work: set[Deferred[None]] = set()
         self.booting = False
         self.failing = False
+        self.holding = 0  # discovered VMs held (Note [Held discovered VMs])
 
     # --- the loop --------------------------------------------------------------
 
@@ -115,8 +119,16 @@ class Maintainer:
         if observation is None:
             return []
         actions = planning.plan(observation)
+        held = planning.held(observation)
+        if held and self.holding != len(held):
+            log.warn("[!] [{pool}] holding {count} discovered VMs, not destroying them: "
+                     "Redis's state is in doubt ({doubt})", pool=self.pool.name,
+                     count=len(held), doubt=observation.doubt)
+        self.holding = len(held)
         for action in actions:
             await self._execute(action, observation.now)
+        if self._doubts is not None:
+            await self._doubts.report(self.pool.name, observation.doubt, len(held))
         self.booting = any(vm.state == planning.PENDING for vm in observation.tracked)
         self._metrics.pool_counts(self.pool.name,
                                   planning.states_after(observation.tracked, actions))
@@ -133,6 +145,7 @@ class Maintainer:
         # read on both sides of the inventory, so that one that ends between
         # the two looks, absent from the inventory but no longer in flight,
         # is not taken for a lost clone.
+        doubt = None if self._doubts is None else await self._doubts.check()
         busy_before = set(self._busy)
         lease = planning.clone_lease(pool, self._service)
         cloning_before = await self._store.cloning(sorted(busy_before),
@@ -158,7 +171,8 @@ class Maintainer:
         unprobed = Observation(
             pool=pool, service=self._service, now=now, tracked=tracked, inventory=inventory,
             reachable=frozenset(), cloning=cloning | cloning_before | busy_before | self._busy,
-            clone_slots=max(self._service.task_limit - len(cloning), 0), empty=empty)
+            clone_slots=max(self._service.task_limit - len(cloning), 0), empty=empty,
+            doubt=doubt)
         reachable = await self._reachable(planning.to_probe(unprobed), inventory)
         return dataclasses.replace(unprobed, reachable=reachable)
 

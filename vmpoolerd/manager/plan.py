@@ -75,6 +75,16 @@ the discoveries of untracked VMs; within a group, by name.
 :class:`Clone` and :class:`MarkEmpty` come last, in that order.  The same
 observation always gives the same list.
 
+Note [Held discovered VMs]: a discovered VM is destroyed only when Redis
+is trusted (``doubt`` None; Note [Redis generations] in
+vmpoolerd/store/generation.py): a Redis that lost data or went back in
+time takes every VM it forgot for a stranger, checked-out ones included.
+While in doubt, discovered VMs still in the folder are held (no action),
+and :func:`held` names them.  Trusted or not, at most
+``MAX_DISCOVERED_DESTROYS`` discovered VMs are destroyed per cycle (by
+name); the rest wait for the next cycles, so that a mistake costs a few
+VMs, not a folder.
+
 Note [What is probed]: :func:`to_probe` names exactly the VMs whose plan
 depends on ``reachable``: pending VMs that look booted, and ready VMs
 that reach their periodic check's probe (in the inventory, powered on,
@@ -92,6 +102,7 @@ from ..config import PoolConfig, ServiceConfig
 from ..store.records import TrackedVm
 from ..vsphere.types import VmState
 
+MAX_DISCOVERED_DESTROYS = 3  # per pool per cycle (Note [Held discovered VMs])
 PENDING = "pending"
 READY = "ready"
 RUNNING = "running"
@@ -124,6 +135,8 @@ class Observation:
     clone_slots: int
     # Whether the pool's empty flag is set in Redis.
     empty: bool
+    # Why Redis's state is in doubt; None: trusted (Note [Held discovered VMs]).
+    doubt: str | None
 
 
 # --- actions ---------------------------------------------------------------
@@ -337,11 +350,17 @@ _BY_STATE: Mapping[str, Callable[[Observation, TrackedVm], Action | None]] = {
 }
 
 
-def _discoveries(obs: Observation, inventory: Mapping[str, VmState]) -> list[Action]:
+def _strangers(obs: Observation, inventory: Mapping[str, VmState]) -> list[str]:
+    """VMs in the folder that no set names, by name (Note [Discovery and
+    clones in flight])."""
     tracked = {vm.name for vm in obs.tracked}
-    return [Discover(name) for name in sorted(inventory)
+    return [name for name in sorted(inventory)
             if name not in tracked and not inventory[name].template
             and name not in obs.cloning]
+
+
+def _discoveries(obs: Observation, inventory: Mapping[str, VmState]) -> list[Action]:
+    return [Discover(name) for name in _strangers(obs, inventory)]
 
 
 # --- the public functions ----------------------------------------------------
@@ -385,17 +404,38 @@ def to_probe(obs: Observation) -> frozenset[str]:
     return frozenset(names)
 
 
+def held(obs: Observation) -> frozenset[str]:
+    """The VMs the doubt keeps from being destroyed: discovered ones still
+    in the folder, and those about to be discovered."""
+    if obs.inventory is None or obs.doubt is None:
+        return frozenset()
+    live = {vm.name for vm in obs.tracked if vm.state in (PENDING, READY, RUNNING)}
+    kept = {vm.name for vm in obs.tracked if vm.state == DISCOVERED
+            and vm.name not in live and vm.name in obs.inventory}
+    return frozenset(kept.union(_strangers(obs, obs.inventory)))
+
+
 def plan(obs: Observation) -> list[Action]:
     """The actions that bring the pool one cycle on (the Notes above)."""
     if obs.inventory is None:
         return []
     actions: list[Action] = []
     live = {vm.name for vm in obs.tracked if vm.state in (PENDING, READY, RUNNING)}
+    kept = held(obs)
+    discovered_destroys = 0
     for state in STATES:
         for vm in sorted((v for v in obs.tracked if v.state == state),
                          key=lambda v: v.name):
-            action = (Undiscover(vm.name) if state == DISCOVERED and vm.name in live
-                      else _BY_STATE[state](obs, vm))
+            if state == DISCOVERED and vm.name in live:
+                action: Action | None = Undiscover(vm.name)
+            elif vm.name in kept:
+                action = None
+            else:
+                action = _BY_STATE[state](obs, vm)
+            if isinstance(action, Destroy) and state == DISCOVERED:
+                discovered_destroys += 1
+                if discovered_destroys > MAX_DISCOVERED_DESTROYS:
+                    action = None
             if action is not None:
                 actions.append(action)
     actions.extend(_discoveries(obs, obs.inventory))
@@ -419,6 +459,6 @@ def is_quiet(actions: Sequence[Action]) -> bool:
 
 __all__: Sequence[str] = (
     "Action", "Check", "Clone", "Complete", "Destroy", "Discover", "Forget",
-    "MarkEmpty", "Observation", "Ready", "TrackedVm", "Undiscover", "is_quiet", "plan",
+    "MarkEmpty", "Observation", "Ready", "TrackedVm", "Undiscover", "held", "is_quiet", "plan",
     "to_probe",
 )

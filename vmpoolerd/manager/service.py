@@ -18,6 +18,7 @@ from ..store.connection import subscribe_checkouts
 from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
 from ..vsphere.types import Vsphere
+from .doubt import Doubts
 from .maintainer import Maintainer, Probe
 from .tasks import TaskWorker
 
@@ -46,7 +47,7 @@ class Manager(Service):
 
     def __init__(self, config: Config, store: PoolStore, provider: Vsphere,
                  reactor: IReactorTime, probe: Probe | None = None, grace: float = 30.0,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, doubts: Doubts | None = None) -> None:
         self._config = config
         self._clock = reactor
         self._grace = grace
@@ -54,7 +55,7 @@ class Manager(Service):
         # provider_threads).
         slots = DeferredSemaphore(config.service.task_limit)
         self.maintainers = {p.name: Maintainer(p, config, store, provider, reactor, probe,
-                                               metrics, slots)
+                                               metrics, slots, doubts)
                             for p in config.pools}
         self.tasks = TaskWorker(config, store, provider, reactor, slots)
         self._subscription: Subscription | None = None

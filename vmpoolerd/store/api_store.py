@@ -261,11 +261,14 @@ class ApiStore(Scripts):
 
     # --- status and history ----------------------------------------------------
 
-    async def pool_counts(self, pools: Sequence[str]) -> tuple[int, list[PoolCounts]]:
-        """Clones in flight, and each pool's counts."""
-        cloning, rows = await self._script("status", args=list(pools))
+    async def pool_counts(self, pools: Sequence[str]
+                          ) -> tuple[int, list[PoolCounts], str | None]:
+        """Clones in flight, each pool's counts, and why Redis's state is in
+        doubt (Note [Redis generations]; None: it is not)."""
+        cloning, rows, doubt = await self._script("status", args=list(pools))
         return int(cloning), [
-            PoolCounts(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows]
+            PoolCounts(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows
+        ], str(doubt) or None
 
     async def history(self, days: Sequence[str]) -> list[DayHistory]:
         """Each day's boots, clones and tags, a month per script call."""

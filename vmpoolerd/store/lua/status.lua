@@ -1,6 +1,6 @@
 -- Counts for /status.  ARGV: pool names.
 -- Returns {clones in flight, {ready, running, pending, completed, lastboot}
--- per pool}.
+-- per pool, why Redis's state is in doubt or ''}.
 local pools = {}
 for i, pool in ipairs(ARGV) do
   pools[i] = {
@@ -12,4 +12,4 @@ for i, pool in ipairs(ARGV) do
   }
 end
 local cloning = tonumber(redis.call('GET', 'vmpooler__tasks__clone') or '0') or 0
-return {cloning, pools}
+return {cloning, pools, redis.call('GET', 'vmpooler__doubtful') or ''}
