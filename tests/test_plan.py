@@ -69,7 +69,7 @@ def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
             failed: bool = False, reachable: Iterable[str] | None = None,
             cloning: Iterable[str] = (), slots: int = 0, empty: bool = False,
             pool: PoolConfig = POOL, service: ServiceConfig = SERVICE,
-            doubt: str | None = None) -> Observation:
+            doubt: str | None = None, unknown: Iterable[str] = ()) -> Observation:
     """
     An observation of ``vms``.  By default every tracked VM is in the
     inventory, booted, and reachable; ``failed`` makes the inventory fail.
@@ -80,6 +80,7 @@ def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
         pool=pool, service=service, now=NOW, tracked=tuple(vms),
         inventory=None if failed else {s.name: s for s in inventory},
         reachable=frozenset(vm.name for vm in vms) if reachable is None else frozenset(reachable),
+        unknown=frozenset(unknown),
         cloning=frozenset(cloning), clone_slots=slots, empty=empty, doubt=doubt)
 
 
@@ -163,6 +164,12 @@ class PendingTests(SynchronousTestCase):
 
     def test_booted_but_unreachable_waits(self) -> None:
         self.assertEqual(transitions(observe(pending("p1"), reachable=[])), [])
+
+    def test_a_probe_that_could_not_say_is_taken_again(self) -> None:
+        obs = observe(ready("r1", checked=None), reachable=[], unknown=["r1"])
+        self.assertEqual(transitions(obs), [])
+        booting = observe(pending("p1"), reachable=[], unknown=["p1"])
+        self.assertEqual(transitions(booting), [])
 
     def test_port_zero_needs_no_probe(self) -> None:
         obs = observe(pending("p1", age=30), reachable=[], service=NO_PROBE)

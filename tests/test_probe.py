@@ -14,6 +14,8 @@ is 0 by default), so a connect neither succeeds nor is refused.
 
 from __future__ import annotations
 
+import os
+import resource
 import select
 import socket
 import time
@@ -94,7 +96,8 @@ class Server(Protocol):
         self.factory.made += 1
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.factory.lost.callback(None)
+        if not self.factory.lost.called:  # the first connection's end
+            self.factory.lost.callback(None)
 
 
 class Counting(ServerFactory):
@@ -117,6 +120,30 @@ class TcpProbeTests(TestCase):
         self.assertEqual(self.factory.made, 1)
         # The probe closed its end: the server sees the connection go.
         await self.factory.lost.addTimeout(2, reactor)
+
+    async def test_out_of_descriptors_is_unknown_not_unreachable(self) -> None:
+        """Note [Unknown probes]: this host's fault says nothing of the VM."""
+        # Once first, so that name resolution has imported what it needs.
+        self.assertIs(await tcp_probe(reactor, "127.0.0.1", self.port, timeout=2), True)
+        await self.factory.lost.addTimeout(2, reactor)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        held: list[int] = []
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8,
+                                                        hard))
+            while True:
+                try:
+                    held.append(os.open(os.devnull, os.O_RDONLY))
+                except OSError:
+                    break
+            answer = await tcp_probe(reactor, "127.0.0.1", self.port, timeout=2)
+        finally:
+            for fd in held:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        self.assertIsNone(answer)
+        self.assertEqual(self.factory.made, 1)
+        self.assertIs(await tcp_probe(reactor, "127.0.0.1", self.port, timeout=2), True)
 
     async def test_closed_port(self) -> None:
         started = time.monotonic()

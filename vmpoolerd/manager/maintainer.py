@@ -36,7 +36,7 @@ from .probe import probe_address, tcp_probe
 
 log = Logger()
 
-Probe = Callable[[str, int], Awaitable[bool]]
+Probe = Callable[[str, int], Awaitable[bool | None]]
 
 
 class Maintainer:
@@ -170,25 +170,28 @@ class Maintainer:
         # What to probe depends on everything but the probes' results.
         unprobed = Observation(
             pool=pool, service=self._service, now=now, tracked=tracked, inventory=inventory,
-            reachable=frozenset(), cloning=cloning | cloning_before | busy_before | self._busy,
+            reachable=frozenset(), unknown=frozenset(),
+            cloning=cloning | cloning_before | busy_before | self._busy,
             clone_slots=max(self._service.task_limit - len(cloning), 0), empty=empty,
             doubt=doubt)
-        reachable = await self._reachable(planning.to_probe(unprobed), inventory)
-        return dataclasses.replace(unprobed, reachable=reachable)
+        reachable, unknown = await self._reachable(planning.to_probe(unprobed), inventory)
+        return dataclasses.replace(unprobed, reachable=reachable, unknown=unknown)
 
     async def _reachable(self, names: frozenset[str], inventory: dict[str, VmState]
-                         ) -> frozenset[str]:
-        """The names whose readiness probe passes, probed at once."""
+                         ) -> tuple[frozenset[str], frozenset[str]]:
+        """The names whose readiness probe passes, and those whose probe
+        could not say (Note [Unknown probes]), probed at once."""
         port = self._service.ready_check_port
 
-        async def probe(name: str) -> bool:
+        async def probe(name: str) -> bool | None:
             address = probe_address(name, self._service.domain, inventory[name].ip,
                                     self._service.ready_check_address)
             return address is not None and await self._probe(address, port)
 
         ordered = sorted(names)
         results = await gatherResults([ensureDeferred(probe(n)) for n in ordered])
-        return frozenset(n for n, ok in zip(ordered, results) if ok)
+        return (frozenset(n for n, ok in zip(ordered, results) if ok),
+                frozenset(n for n, ok in zip(ordered, results) if ok is None))
 
     async def _execute(self, action: planning.Action, now: float) -> None:
         pool, store, stamp = self.pool.name, self._store, format_time(now)

@@ -85,6 +85,13 @@ and :func:`held` names them.  Trusted or not, at most
 name); the rest wait for the next cycles, so that a mistake costs a few
 VMs, not a folder.
 
+Note [Unknown probes]: a probe that fails on this host (no descriptors,
+no memory, no ephemeral port) says nothing of the VM.  Such a name is in
+``unknown``, not ``reachable``: a pending VM waits (as if not yet
+reachable), and a ready VM due its check is neither completed nor marked
+checked, so that the check is taken again next cycle.  A daemon under
+pressure does not destroy good VMs.
+
 Note [What is probed]: :func:`to_probe` names exactly the VMs whose plan
 depends on ``reachable``: pending VMs that look booted, and ready VMs
 that reach their periodic check's probe (in the inventory, powered on,
@@ -129,6 +136,8 @@ class Observation:
     inventory: Mapping[str, VmState] | None
     # Names whose TCP readiness probe succeeded this cycle.
     reachable: frozenset[str]
+    # Names whose probe could not say (a local error: Note [Unknown probes]).
+    unknown: frozenset[str]
     # Names with a clone task in flight (any daemon).
     cloning: frozenset[str]
     # Clones this pool may start now (what is left of task_limit).
@@ -321,6 +330,8 @@ def _plan_ready(obs: Observation, vm: TrackedVm) -> Action | None:
         return None
     if state.hostname != vm.name:
         return Complete(vm.name, READY, "hostname mismatch")
+    if probing(obs) and vm.name in obs.unknown:
+        return None  # Note [Unknown probes]: due again next cycle
     if not _reachable(obs, vm.name):
         return Complete(vm.name, READY, "unreachable")
     return Check(vm.name)

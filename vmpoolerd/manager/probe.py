@@ -9,10 +9,12 @@ caller's to honour.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -51,11 +53,26 @@ class _Probe(Protocol):
         self.closed.callback(None)
 
 
-async def tcp_probe(reactor: IReactorTime, host: str, port: int, timeout: float = 5.0) -> bool:
+# What a connect fails with when the fault is this host's, not the VM's.
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
+                          errno.EADDRNOTAVAIL, errno.EAGAIN})
+
+
+def _local(e: BaseException) -> bool:
+    """Whether *e* says this host could not try (Note [Unknown probes] in plan.py)."""
+    code = getattr(e, "osError", None) if isinstance(e, ConnectError) else None
+    if code is None and isinstance(e, OSError):
+        code = e.errno
+    return code in LOCAL_ERRNOS
+
+
+async def tcp_probe(reactor: IReactorTime, host: str, port: int,
+                    timeout: float = 5.0) -> bool | None:
     """True if a TCP connection to ``host:port`` opens within ``timeout``
     seconds (name resolution included); False on refusal, DNS failure or
-    timeout.  Never raises for network errors.  ``reactor`` also connects
-    (IReactorTCP) and resolves names, as every real reactor does."""
+    timeout; None when this host could not try (out of descriptors,
+    memory or ports).  Never raises for network errors.  ``reactor`` also
+    connects (IReactorTCP) and resolves names, as every real reactor does."""
 
     def timed_out(result: Any, after: float) -> None:
         raise TimeoutError(f"no connection within {after} s")
@@ -69,6 +86,10 @@ async def tcp_probe(reactor: IReactorTime, host: str, port: int, timeout: float 
     except CancelledError:
         raise  # the caller gave up (a timeout comes as TimeoutError)
     except Exception as e:  # refused, unreachable, no such name, timed out...
+        if _local(e):
+            log.warn("[!] probe of {host}:{port} could not be made here: {error}",
+                     host=host, port=port, error=e)
+            return None
         log.debug("probe of {host}:{port} failed: {error}", host=host, port=port, error=e)
         return False
     assert isinstance(probe, _Probe)
