@@ -16,6 +16,7 @@ from vmpoolerd.config import RedisConfig
 from vmpoolerd.manager.loop import WAKE_SPACING
 from vmpoolerd.manager.maintainer import Maintainer
 from vmpoolerd.manager.plan import Clone, MarkEmpty
+from vmpoolerd.manager.tasks import TASK_LEASE
 from vmpoolerd.manager.service import Manager
 from vmpoolerd.store.connection import subscribe_checkouts
 from vmpoolerd.store.pools import PoolStore
@@ -391,9 +392,26 @@ class RaceTests(TestCase):
         started = reactor.seconds()
         await manager.stopService()
         self.assertLess(reactor.seconds() - started, 2.0)
-        # The request not begun is still queued for the next start.
+        # The request not begun is still queued for the next start, and the
+        # stuck one is still recorded as in progress: neither is lost.
         self.assertEqual(await self.redis.scard("vmpooler__tasks__disk"), 1)
+        self.assertEqual(await self.redis.hlen("vmpooler__tasks__disk__working"), 1)
         self.flushLoggedErrors()
+
+    async def test_a_request_a_dead_worker_took_is_queued_again_after_the_lease(self) -> None:
+        """Note [Requests in progress] in vmpoolerd/store/lua/task_pop.lua."""
+        host = "t-known000000000"
+        await self.redis.hset(f"vmpooler__vm__{host}", "template", DEBIAN)
+        await self.redis.sadd("vmpooler__tasks__disk", [f"{host}:8"])
+        store = PoolStore(self.redis, reactor)
+        taken = await store.pop_task("disk", 1000.0, TASK_LEASE)  # then the worker dies
+        assert taken is not None
+        self.assertIsNone(await store.pop_task("disk", 1000.0 + TASK_LEASE, TASK_LEASE))
+        again = await store.pop_task("disk", 1000.0 + TASK_LEASE + 1, TASK_LEASE)
+        self.assertEqual(again, taken)
+        await store.task_done(taken)
+        self.assertEqual(await self.redis.hlen("vmpooler__tasks__disk__working"), 0)
+        self.assertIsNone(await store.pop_task("disk", 1e9, TASK_LEASE))
 
     async def test_task_requests_are_taken_with_their_pool(self) -> None:
         host = "t-known000000000"
@@ -408,6 +426,7 @@ class RaceTests(TestCase):
         self.assertEqual(await run, 1)
         self.assertEqual(await self.redis.hget(f"vmpooler__vm__{host}", "disk"), "+8gb")
         self.assertEqual(await self.redis.scard("vmpooler__tasks__disk"), 0)
+        self.assertEqual(await self.redis.hlen("vmpooler__tasks__disk__working"), 0)
         self.assertTrue(any("request for unknown VM 't-unknown0000000' dropped"
                             in formatEvent(e) for e in events))
 

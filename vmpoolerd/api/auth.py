@@ -84,6 +84,7 @@ class ServiceAccountRefused(Exception):
 _UNAVAILABLE = (
     defer.TimeoutError,
     error.ConnectError,
+    error.ConnectingCancelledError,  # the timeout came while connecting
     error.ConnectionClosed,
     error.DNSLookupError,
     SSL.Error,

@@ -17,6 +17,10 @@ from ..timefmt import format_time
 from ..vsphere.types import Vsphere
 
 log = Logger()
+# Seconds after which a request in progress is taken for a dead daemon's and
+# queued again (Note [Requests in progress] in task_pop.lua): longer than
+# any vSphere call may last (the provider's call timeout, 15 minutes).
+TASK_LEASE = 1800.0
 
 
 class TaskWorker:
@@ -37,9 +41,11 @@ class TaskWorker:
         """Take the queued requests and do them, until none is left or we stop."""
         done = 0
         for kind in self.KINDS:
-            while not self.stopping and (request := await self._store.pop_task(kind)):
+            while not self.stopping and (request := await self._store.pop_task(
+                    kind, self._clock.seconds(), TASK_LEASE)):
                 if await self._slots.run(lambda: ensureDeferred(self._do(request))):
                     done += 1
+                await self._store.task_done(request)
         return done
 
     async def _do(self, request: TaskRequest) -> bool:

@@ -40,6 +40,11 @@ def tasks(kind: str) -> str:
     return f"{PREFIX}tasks__{kind}"
 
 
+def tasks_working(kind: str) -> str:
+    """The requests of ``kind`` being worked on: member -> when taken."""
+    return f"{PREFIX}tasks__{kind}__working"
+
+
 def token(value: str) -> str:
     return f"{PREFIX}token__{value}"
 

@@ -126,14 +126,22 @@ class PoolStore(Scripts):
 
     # -- disk and snapshot requests ------------------------------------------------------
 
-    async def pop_task(self, kind: str) -> TaskRequest | None:
-        """One queued request of ``kind`` with its VM's pool, or None (see
+    async def pop_task(self, kind: str, now: float, lease: float) -> TaskRequest | None:
+        """One queued request of ``kind`` with its VM's pool, or None; it is
+        in progress until :meth:`task_done` (Note [Requests in progress] in
         task_pop.lua)."""
-        taken = await self._script("task_pop", keys=[keys.tasks(kind)])
+        taken = await self._script("task_pop",
+                                   keys=[keys.tasks(kind), keys.tasks_working(kind)],
+                                   args=[now, lease])
         if not taken:
             return None
         host, _, argument = taken[0].partition(":")
         return TaskRequest(kind=kind, host=host, argument=argument, pool=taken[1])
+
+    async def task_done(self, request: TaskRequest) -> None:
+        """The request is done with (or failed): no longer in progress."""
+        await self._call(self._redis.execute_command(
+            "HDEL", keys.tasks_working(request.kind), f"{request.host}:{request.argument}"))
 
     async def record_disk(self, host: str, disk: str) -> None:
         """``disk`` (``+8gb``) joins the VM's ``disk`` field."""
