@@ -6,7 +6,7 @@ destroys use too (see :func:`vmpoolerd.manager.service.provider_threads`).
 
 from __future__ import annotations
 
-from twisted.internet.defer import DeferredSemaphore, ensureDeferred
+from twisted.internet.defer import CancelledError, DeferredSemaphore, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -67,6 +67,8 @@ class TaskWorker:
                     host, argument, format_time(self._clock.seconds()))
             else:
                 await self._provider.revert_snapshot(folder, host, argument)
+        except CancelledError:
+            raise  # given up on stopping: it stays in progress, to be taken again
         except Exception as e:
             log.warn("[!] [{pool}] '{vm}' {kind} {argument} failed in {where}: {error}",
                      pool=request.pool, vm=host, kind=kind, argument=argument, where=where,
