@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import threading
 import time
-from typing import Any
+from typing import Any, Callable, cast
 
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent
+from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.net import listen, port_of, tcp
@@ -24,7 +28,9 @@ from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.api.errors import REFUSALS
 from vmpoolerd.config import RedisConfig
 from vmpoolerd.store.errors import StoreRefusal
-from vmpoolerd.store.api_store import MAX_TAGS, MAX_TASKS_PER_VM, ApiStore, Request
+from vmpoolerd.store.api_store import (
+    MAX_TAGS, MAX_TASKS_PER_VM, ApiStore, DayHistory, Durations, Request,
+)
 from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time, local_date, parse_time
 from vmpoolerd.api.site import ApiSite
@@ -354,6 +360,16 @@ class VmTests(ApiCase):
                              f"{method} {path}")
 
 
+class SummaryShapeTests(SynchronousTestCase):
+    def test_a_tag_value_called_total_does_not_replace_the_total(self) -> None:
+        nothing = Durations(0, 0.0, 0.0, 0.0)
+        days = [DayHistory(nothing, nothing, {"user": {"total": 5, "jdoe": 2}}),
+                DayHistory(nothing, nothing, {"user": {"jdoe": 1}})]
+        tags = reports.summary(["2026-11-27", "2026-11-28"], days)["tag"]
+        self.assertEqual(tags["user"]["total"], 8)
+        self.assertEqual(tags["user"]["jdoe"], 3)
+
+
 class RefusalTableTests(SynchronousTestCase):
     def test_every_refusal_of_the_store_has_an_answer(self) -> None:
         def subclasses(cls: type[StoreRefusal]) -> set[type[StoreRefusal]]:
@@ -407,6 +423,29 @@ class StatusTests(ApiCase):
 
 
 class SummaryTests(ApiCase):
+    async def test_a_summary_is_summed_and_encoded_off_the_reactor(self) -> None:
+        """Note [Summaries] in vmpoolerd/api/reports.py."""
+        pool = ThreadPool(1, 1)
+        pool.start()
+        self.addCleanup(pool.stop)
+        threads: list[threading.Thread] = []
+
+        def off_reactor(render: Callable[[], bytes]) -> Deferred[bytes]:
+            def run() -> bytes:
+                threads.append(threading.current_thread())
+                return render()
+            return deferToThreadPool(cast(IReactorFromThreads, reactor), pool, run)
+        client = Client(VmpoolerApi(self.config, self.store, self.clock,
+                                    off_reactor=off_reactor).resource())
+        start = local_date(T0 - 7000 * 86400).isoformat()
+        for path in (f"/summary?from={start}", f"/summary/tag?from={start}",
+                     f"/summary/boot/duration?from={start}"):
+            answer = await client.get(path)
+            self.assertEqual(answer.code, 200)
+            self.assertEqual(answer.body, (await self.client.get(path)).body)  # inline
+        self.assertEqual(len(threads), 3)
+        self.assertNotIn(threading.main_thread(), threads)
+
     async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         await super().setUp()
         self.today = local_date(T0)

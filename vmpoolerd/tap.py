@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import gc
 import os
+from functools import partial
 from typing import Any, Mapping
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import reactor as default_reactor
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
@@ -142,6 +144,7 @@ def make_service(config: Config, reactor: Any = default_reactor,
                       metrics=metrics, health=health, throttle=throttle,
                       warnings={"redis": lambda: generation.doubt and
                                 f"Redis's state is in doubt: {generation.doubt}"},
+                      off_reactor=partial(deferToThreadPool, reactor, reactor.getThreadPool()),
                       dashboard=Dashboard(config, dashboard_store, reactor).resource())
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)

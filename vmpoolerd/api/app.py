@@ -24,7 +24,7 @@ from ..config import Config
 from ..store.api_store import ApiStore
 from ..telemetry.metrics import Metrics
 from .errors import json_errors
-from .reports import ReportRoutes
+from .reports import OffReactor, ReportRoutes
 from .routes import Authenticator, Callers, Clock
 from .service import HealthCheck, HealthWarning, ServiceRoutes
 from .site import InFlight
@@ -41,7 +41,8 @@ class VmpoolerApi:
                  metrics: Metrics | None = None,
                  health: Mapping[str, HealthCheck] | None = None,
                  throttle: PasswordThrottle | None = None,
-                 warnings: Mapping[str, HealthWarning] | None = None) -> None:
+                 warnings: Mapping[str, HealthWarning] | None = None,
+                 off_reactor: OffReactor | None = None) -> None:
         self.app = Klein()
         json_errors(self.app)
         # "//" in a path is no route (werkzeug would merge it and redirect).
@@ -51,7 +52,7 @@ class VmpoolerApi:
         metrics = metrics or Metrics()
         ServiceRoutes(dashboard, metrics, health or {}, clock, warnings).mount(self.app)
         VmRoutes(config, store, time, callers, rng or random.Random(), metrics).mount(self.app)
-        ReportRoutes(config, store, time).mount(self.app)
+        ReportRoutes(config, store, time, off_reactor).mount(self.app)
         TokenRoutes(config, store, time, callers).mount(self.app)
 
     def resource(self) -> InFlight:

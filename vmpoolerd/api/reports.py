@@ -6,27 +6,47 @@ answer shapes.
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from klein import Klein
+from twisted.internet.defer import Deferred, DeferredSemaphore, maybeDeferred
 from twisted.web.iweb import IRequest
 
 from . import validate
-from .errors import ApiError, json_answer
+from .errors import ApiError, json_answer, json_bytes
 from .routes import Clock, route
 from ..config import Config
 from ..store.api_store import ApiStore, DayHistory, Durations, PoolCounts
 from ..timefmt import local_date
 
 # Twenty years, a day's history each: from vmpooler's first days (2013) on.
-# A range's days are looked up and summed on the reactor, so the range is
-# bounded: a century would hold every other request up.
 MAX_DAYS = 7305
+# Summaries rendered at once; more wait their turn (Note [Summaries]).
+SUMMARIES_AT_ONCE = 1
+
+# Runs a function off the reactor (in a thread): its result, when it is done.
+OffReactor = Callable[[Callable[[], bytes]], Deferred[bytes]]
+
+
+def _inline(render: Callable[[], bytes]) -> Deferred[bytes]:
+    return maybeDeferred(render)
 
 
 class ReportRoutes:
-    def __init__(self, config: Config, store: ApiStore, clock: Clock) -> None:
+    """
+    Note [Summaries]: a long ``/summary`` is read from Redis a month per
+    script call (the reactor serves other requests in between), then summed
+    and encoded, which for twenty years takes a few tenths of a second of
+    CPU: that runs in a thread (``off_reactor``), one summary at a time, so
+    that neither one long summary nor many hold the reactor up.
+    """
+
+    def __init__(self, config: Config, store: ApiStore, clock: Clock,
+                 off_reactor: OffReactor | None = None) -> None:
+        self._off_reactor = off_reactor or _inline
+        self._summaries = DeferredSemaphore(SUMMARIES_AT_ONCE)
         self._config = config
         self._store = store
         self._clock = clock
@@ -43,7 +63,9 @@ class ReportRoutes:
         clones = await self._store.clones_of(self._clock.today())
         return json_answer(request, 200, status(self._pools, cloning, counts, clones, doubt))
 
-    async def _summary(self, request: IRequest) -> dict[str, Any]:
+    async def _summary(self, request: IRequest, route: str | None, key: str | None) -> bytes:
+        """The summary's answer (Note [Summaries]): whole, or its ``route``
+        (and ``key``) part."""
         today = local_date(self._clock.seconds())
 
         def arg(name: str) -> str | None:
@@ -64,10 +86,17 @@ class ReportRoutes:
         if (end - start).days >= MAX_DAYS:
             raise ApiError(400, f"a summary covers at most {MAX_DAYS} days")
         dates = days_between(start, end)
-        return summary(dates, await self._store.history(dates))
+        history = await self._store.history(dates)
+
+        def render() -> bytes:
+            whole = summary(dates, history)
+            part = whole if route is None else summary_part(whole, route, key)
+            return json.dumps(part).encode()
+        body: bytes = await self._summaries.run(self._off_reactor, render)
+        return json_bytes(request, 200, body)
 
     async def summary_all(self, request: IRequest) -> bytes:
-        return json_answer(request, 200, await self._summary(request))
+        return await self._summary(request, None, None)
 
     async def summary_route(self, request: IRequest, route: str) -> bytes:
         return await self.summary_key(request, route, None)
@@ -75,7 +104,7 @@ class ReportRoutes:
     async def summary_key(self, request: IRequest, route: str, key: str | None) -> bytes:
         if not part_exists(route, key):
             raise ApiError(404, "no such summary")
-        return json_answer(request, 200, summary_part(await self._summary(request), route, key))
+        return await self._summary(request, route, key)
 
 
 # --- the answers' shapes: pure functions of the store's figures ----------------
