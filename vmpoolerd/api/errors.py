@@ -81,8 +81,10 @@ def json_errors(app: Klein) -> None:
 
     @app.handle_errors(StoreUnavailable, AuthUnavailable)
     def unavailable(request: IRequest, failure: Failure) -> bytes:
+        # The log says where; the answer does not name internal hosts.
         log.warn("answering 503: {error}", error=str(failure.value))
-        return _error(request, 503, str(failure.value))
+        return _error(request, 503, "the directory did not answer"
+                      if isinstance(failure.value, AuthUnavailable) else str(failure.value))
 
     @app.handle_errors(NotFound, RequestRedirect)
     def not_found(request: IRequest, failure: Failure) -> bytes:
