@@ -10,6 +10,8 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
+from vmpoolerd.store.api_store import ApiStore, Request
+from vmpoolerd.store.errors import NotEnoughVms, StoreUnavailable
 from vmpoolerd.store.generation import GenerationCheck, GenerationStore, GenerationWatch
 
 from .fixtures import fill_ready
@@ -141,6 +143,37 @@ class RestoredRedisTests(TestCase):
         self.assertNotIn(taken, set(await redis.smembers(f"vmpooler__ready__{D32}")))
         self.assertIn(taken, set(await redis.smembers(f"vmpooler__discovered__{D32}")))
 
+
+    async def test_the_next_checkout_after_a_restore_hands_nothing_out_again(self) -> None:
+        """Note [Checkouts and generations] in vmpoolerd/store/lua/checkout.lua:
+        no generation check runs between the restore and the checkout."""
+        server, redis = await private_redis(self, 1.0)
+        watch = GenerationWatch(GenerationStore(redis, reactor, timeout=1.0), POOLS)
+        store = ApiStore(redis, reactor, 1.0, generation=watch)
+        self.addCleanup(store.stop)
+        await fill_ready(redis, D32, 3)
+        await watch.check()
+        server.cli("SAVE")
+        request = Request(((D32, 1, (D32,)),), "2026-11-28 12:00:00 +0000", {})
+        (taken,) = (await store.checkout(request))[D32]  # after the dump
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        server.process = None
+        server.start()
+
+        async def refused() -> bool:
+            try:
+                await store.checkout(request)
+            except StoreUnavailable as e:
+                return "changed" in str(e)
+            self.fail("a checkout was answered from the restored Redis")
+        await until("a checkout to be refused", refused, seconds=30, interval=0.2)
+        await until("the daemon's check", lambda: watch.doubt is not None)
+        self.assertIn("back in time", watch.doubt or "")
+        with self.assertRaises(NotEnoughVms):  # the restored ready VMs are held
+            await store.checkout(request)
+        self.assertIn(taken, set(await redis.smembers(f"vmpooler__discovered__{D32}")))
 
 
 class GenerationCheckTests(TestCase):

@@ -137,7 +137,7 @@ def make_service(config: Config, reactor: Any = default_reactor,
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
     health = {"redis": Scripts(redis, reactor, HEALTH_TIMEOUT).ping,
               "vsphere": lambda: provider.ping(timeout=HEALTH_TIMEOUT)}
-    store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics)
+    store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics, generation)
     redis_service.stores.append(store)
     throttle = PasswordThrottle(RateLimitStore(redis, reactor, REDIS_TIMEOUT), reactor)
     api = VmpoolerApi(config, store, reactor, auth,

@@ -24,6 +24,7 @@ from .coalesce import Coalescer
 from .errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRunning,
                      OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable, TooManyTags,
                      TooManyTasks)
+from .generation import GenerationWatch
 from .scripts import RedisClient, Scripts
 
 log = Logger()
@@ -106,8 +107,10 @@ class ApiStore(Scripts):
     """What the API reads and changes."""
 
     def __init__(self, redis: RedisClient, reactor: IReactorTime, timeout: float = 3.0,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None,
+                 generation: GenerationWatch | None = None) -> None:
         super().__init__(redis, reactor, timeout, metrics)
+        self._generation = generation
         self._checkouts: Coalescer[Request, dict[str, list[str]] | None] = \
             Coalescer(self._checkout_batch, reactor)
         self._undos: set[IDelayedCall] = set()
@@ -160,15 +163,23 @@ class ApiStore(Scripts):
         payload = json.dumps({"requests": [
             {"entries": r.entries, "now": r.now, "fields": dict(r.fields)} for r in batch]})
         key = f"{self._batch_prefix}{next(self._batches)}"
+        seen = self._generation.seen if self._generation else None
         try:
-            answer = json.loads(await self._script("checkout", keys=[key],
-                                                   args=[payload, UNDO_WINDOW]))
+            answer = json.loads(await self._script(
+                "checkout", keys=[key], args=[payload, UNDO_WINDOW, seen.id if seen else "",
+                                              seen.count if seen else 0]))
         except StoreUnavailable:
             self._undo([key], [UNDO_WINDOW], self._reactor.seconds() + UNDO_WINDOW, 0.0)
             raise
         if answer == "cancelled":  # an undo got there first: nothing was handed out
             raise StoreUnavailable("Redis did not answer in time")
-        return [result or None for result in answer]
+        if answer == "doubt":  # Note [Checkouts and generations] in checkout.lua
+            assert self._generation is not None
+            self._generation.recheck()
+            raise StoreUnavailable("Redis's state changed under this daemon; checking it")
+        if self._generation is not None:
+            self._generation.saw(int(answer["generation"]))
+        return [result or None for result in answer["results"]]
 
     def _undo(self, batch: list[str], args: list[Any], deadline: float, delay: float) -> None:
         """

@@ -35,6 +35,7 @@ checkouts] in durability.py).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from typing import Sequence
@@ -94,6 +95,7 @@ class GenerationWatch:
         self._store = store
         self._pools = tuple(pools)
         self.seen = Generation()
+        self._rechecking: Deferred[None] | None = None
 
     async def check(self) -> Generation:
         # Always what Redis answered last, even below what was seen before:
@@ -105,6 +107,27 @@ class GenerationWatch:
     @property
     def doubt(self) -> str | None:
         return self.seen.doubt
+
+    def saw(self, count: int) -> None:
+        """A checkout raised the count to *count* (Note [Checkouts and
+        generations] in checkout.lua)."""
+        if count > self.seen.count:
+            self.seen = dataclasses.replace(self.seen, count=count)
+
+    def recheck(self) -> None:
+        """Check now, in the background (a checkout found Redis changed)."""
+        if self._rechecking is None:
+            running = Deferred.fromCoroutine(self._recheck())
+            if not running.called:
+                self._rechecking = running
+
+    async def _recheck(self) -> None:
+        try:
+            await self.check()
+        except Exception:
+            log.failure("checking Redis's generation failed")
+        finally:
+            self._rechecking = None
 
 
 class GenerationCheck(Service):

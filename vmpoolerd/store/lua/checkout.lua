@@ -20,8 +20,24 @@
 -- comes first, it leaves "cancelled" there, and this script, arriving late,
 -- hands out nothing.
 --
--- KEYS[1]: the batch's key, ARGV[2]: UNDO_WINDOW.  Returns JSON: one entry
--- per request, {name: [host, ...]} or false; or "cancelled".
+-- Note [Checkouts and generations]: ARGV[3] and ARGV[4] are the generation
+-- marker's id and count as the daemon last saw them ('' and 0: no check;
+-- Note [Redis generations] in generation.py).  A Redis whose marker is
+-- another, or whose count is below what the daemon saw, went back in time
+-- under it: nothing is handed out ("doubt"), for the daemon's check to
+-- hold what may have been handed out already.  A batch that hands VMs out
+-- raises the count, so a restore from before it is noticed at the next
+-- checkout.
+--
+-- KEYS[1]: the batch's key, ARGV[2]: UNDO_WINDOW.  Returns JSON: {"results":
+-- one entry per request, {name: [host, ...]} or false, "generation": the
+-- count}; or "cancelled"; or "doubt".
+if ARGV[3] ~= '' then
+  local marker = redis.call('HMGET', 'vmpooler__generation', 'id', 'n')
+  if marker[1] ~= ARGV[3] or tonumber(marker[2] or '0') < tonumber(ARGV[4]) then
+    return cjson.encode('doubt')
+  end
+end
 if not redis.call('SET', KEYS[1], '[]', 'NX', 'EX', ARGV[2]) then
   return cjson.encode('cancelled')
 end
@@ -85,7 +101,11 @@ for pool in pairs(touched) do
   end
   redis.call('PUBLISH', 'vmpooler__checkout', pool)
 end
+local generation = 0
 if #handed > 0 then
   redis.call('SET', KEYS[1], cjson.encode(handed), 'EX', ARGV[2])
+  if ARGV[3] ~= '' then
+    generation = redis.call('HINCRBY', 'vmpooler__generation', 'n', 1)
+  end
 end
-return cjson.encode(results)
+return cjson.encode({results = results, generation = generation})
