@@ -25,8 +25,8 @@ MINIMAL = """
 class DefaultsTests(SynchronousTestCase):
     def test_defaults(self) -> None:
         c = parse_config(MINIMAL)
-        self.assertEqual((c.vsphere.port, c.vsphere.insecure, c.vsphere.datacenter),
-                         (443, False, None))
+        vsphere = c.provider("vsphere")
+        self.assertEqual((vsphere.port, vsphere.insecure, vsphere.datacenter), (443, False, None))
         self.assertEqual((c.redis.server, c.redis.port, c.redis.db, c.redis.data_ttl_hours),
                          ("localhost", 6379, 0, 168.0))
         s = c.service
@@ -125,8 +125,8 @@ class DefaultsTests(SynchronousTestCase):
     def test_environment_overrides_secrets(self) -> None:
         c = parse_config(MINIMAL, {"REDIS_SERVER": "10.0.0.9", "REDIS_PORT": "6390",
                                    "REDIS_PASSWORD": "r3dis", "VSPHERE_PASSWORD": "vs"})
-        self.assertEqual((c.redis.server, c.redis.port, c.redis.password, c.vsphere.password),
-                         ("10.0.0.9", 6390, "r3dis", "vs"))
+        self.assertEqual((c.redis.server, c.redis.port, c.redis.password,
+                          c.provider("vsphere").password), ("10.0.0.9", 6390, "r3dis", "vs"))
         self.assertNotIn("r3dis", repr(c))
 
 

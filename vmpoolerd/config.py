@@ -93,6 +93,10 @@ class PoolConfig:
     clone_target: str | None = None
     timeout_minutes: float | None = None
     ready_ttl_minutes: float | None = None
+    provider: str = "vsphere"  # the name of its vCenter in Config.providers
+    domain: str | None = None  # its dns_plugin's domain; None: :config: domain
+    create_linked_clone: bool | None = None  # None: :config: create_linked_clones
+    datacenter: str | None = None  # None: its provider's
 
 
 @dataclass(frozen=True)
@@ -120,12 +124,20 @@ class ServiceConfig:
     ready_check_address: str = "hostname"
     # The longest lifetime a PUT may give a VM, in hours: two weeks.
     max_lifetime_upper_limit_hours: int = 336
+    experimental_features: bool = False
+    max_ondemand_instances_per_request: int = 10
+    ondemand_clone_limit: int = 10
+    ondemand_request_ttl_minutes: float = 5.0
+    create_linked_clones: bool = False
+    purge_unconfigured_resources: bool = False
+    resources_allowlist: tuple[str, ...] = ()
     max_request_vms: int = 100
 
 
 @dataclass(frozen=True)
 class Config:
-    vsphere: VsphereConfig
+    # Each vCenter by name; a 2016 file's :vsphere: is the one named "vsphere".
+    providers: tuple[tuple[str, VsphereConfig], ...]
     redis: RedisConfig
     service: ServiceConfig
     pools: tuple[PoolConfig, ...]
@@ -158,6 +170,19 @@ class Config:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+    def provider(self, name: str) -> VsphereConfig:
+        """The vCenter named ``name`` (KeyError if none is)."""
+        return dict(self.providers)[name]
+
+    def domain_for(self, pool: str) -> str | None:
+        """The domain of the pool's VMs: its dns_plugin's, else :config: domain."""
+        return self.pool(pool).domain or self.service.domain
+
+    def linked_clones(self, pool: str) -> bool:
+        """Whether the pool's clones are linked clones."""
+        own = self.pool(pool).create_linked_clone
+        return self.service.create_linked_clones if own is None else own
 
 
 # --- reading values --------------------------------------------------------
@@ -462,7 +487,7 @@ def parse_config(text: str, environ: Mapping[str, str] | None = None) -> Config:
     auth = _section(raw, "auth")
     graphite = _section(raw, "graphite")
     return Config(
-        vsphere=_vsphere(section("vsphere"), environ),
+        providers=(("vsphere", _vsphere(section("vsphere"), environ)),),
         redis=_redis(section("redis"), environ),
         service=_service(section("config")),
         pools=_pools(":pools:", _section(raw, "pools")),

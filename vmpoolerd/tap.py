@@ -125,7 +125,7 @@ def make_service(config: Config, reactor: Any = default_reactor,
     generation_store = GenerationStore(redis, reactor, REDIS_TIMEOUT)
     generation = GenerationWatch(generation_store, pools)
     GenerationCheck(generation, reactor).setServiceParent(top)
-    provider = Provider(vsphere_client(config.vsphere), reactor, metrics=metrics,
+    provider = Provider(vsphere_client(config.provider("vsphere")), reactor, metrics=metrics,
                         threads=provider_threads(config))
     provider.setServiceParent(top)
     metrics.watch_provider(lambda: provider.queued, lambda: provider.in_flight)
