@@ -146,7 +146,7 @@ class SimulatorTestCase(TestCase):
 
     def raw(self, folder: str, name: str, *paths: str) -> dict[str, Any]:
         """Properties read behind the client's back (for checks only)."""
-        return self.client._props(self.client._vm(folder, name), *paths)
+        return self.client._props(self.client._vm(folder, name, None), *paths)
 
 
 class InventoryTests(SimulatorTestCase):
@@ -208,11 +208,11 @@ class InventoryTests(SimulatorTestCase):
 
     def test_folder_made_again(self) -> None:
         self.client.inventory("Pools/small")  # its reference is cached
-        folder = self.client._folder("Pools/small")
+        folder = self.client._folder("Pools/small", None)
         for vm in self.client.inventory("Pools/small"):
             self.client.destroy("Pools/small", vm.name)
         self.client._wait(folder.Destroy_Task())
-        again = self.client._folder("Pools").CreateFolder("small")
+        again = self.client._folder("Pools", None).CreateFolder("small")
         self.assertNotEqual(again._moId, folder._moId)
         self.assertEqual(self.client.inventory("Pools/small"), [])  # stale reference: found again
         self.client._wait(again.Destroy_Task())

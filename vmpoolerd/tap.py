@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from .api.app import VmpoolerApi
+from .api.service import HealthCheck
 from .api.auth import LdapAuthenticator
 from .config import Config, ConfigError, VsphereConfig, config_path, read_config
 from .api.dashboard import Dashboard, Sampler
@@ -40,6 +41,7 @@ from .store.generation import GenerationCheck, GenerationStore, GenerationWatch
 from .store.durability import PersistenceCheck, PersistenceStore
 from .store.scripts import Scripts
 from .vsphere.client import VsphereClient
+from .vsphere.types import Vsphere
 from .api.site import WebService
 from .api.throttle import PasswordThrottle
 from .store.ratelimit import RateLimitStore
@@ -100,6 +102,33 @@ def vsphere_client(config: VsphereConfig) -> VsphereClient:
                          insecure=config.insecure, datacenter=config.datacenter)
 
 
+def make_providers(config: Config, reactor: Any, metrics: Metrics) -> dict[str, Provider]:
+    """
+    One provider per vCenter that some pool uses, by its name in
+    ``:providers:``: each has its own session and its own bounded thread
+    pool, so that a vCenter that hangs holds up only its own pools' calls.
+    """
+    used = {pool.provider for pool in config.pools}
+    providers = {}
+    for name, vsphere in config.providers:
+        if name in used:
+            providers[name] = Provider(vsphere_client(vsphere), reactor, metrics=metrics,
+                                       threads=provider_threads(config, name),
+                                       name=f"vmpoolerd-{name}")
+    return providers
+
+
+def provider_health(providers: Mapping[str, Provider]) -> dict[str, HealthCheck]:
+    """The health check of each vCenter, under its provider's name ("vsphere", ...)."""
+    return {name: partial(provider.ping, timeout=HEALTH_TIMEOUT)
+            for name, provider in providers.items()}
+
+
+def pool_vspheres(config: Config, providers: Mapping[str, Provider]) -> dict[str, Vsphere]:
+    """Each pool's vSphere, by pool name: its provider, in its datacenter."""
+    return {pool.name: providers[pool.provider].at(pool.datacenter) for pool in config.pools}
+
+
 def make_service(config: Config, reactor: Any = default_reactor,
                  log_format: str = "vmpooler") -> IService:
     """
@@ -125,18 +154,20 @@ def make_service(config: Config, reactor: Any = default_reactor,
     generation_store = GenerationStore(redis, reactor, REDIS_TIMEOUT)
     generation = GenerationWatch(generation_store, pools)
     GenerationCheck(generation, reactor).setServiceParent(top)
-    provider = Provider(vsphere_client(config.provider("vsphere")), reactor, metrics=metrics,
-                        threads=provider_threads(config))
-    provider.setServiceParent(top)
-    metrics.watch_provider(lambda: provider.queued, lambda: provider.in_flight)
+    providers = make_providers(config, reactor, metrics)
+    for name, provider in providers.items():
+        provider.setServiceParent(top)
+        metrics.watch_provider(name, partial(getattr, provider, "queued"),
+                               partial(getattr, provider, "in_flight"))
     doubts = Doubts(generation, generation_store, pools)
-    Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics), provider, reactor,
+    Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics),
+            pool_vspheres(config, providers), reactor,
             metrics=metrics, doubts=doubts).setServiceParent(top)
     dashboard_store = DashboardStore(redis, reactor, REDIS_TIMEOUT)
     Sampler(config, dashboard_store, reactor).setServiceParent(top)
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
     health = {"redis": Scripts(redis, reactor, HEALTH_TIMEOUT).ping,
-              "vsphere": lambda: provider.ping(timeout=HEALTH_TIMEOUT)}
+              **provider_health(providers)}
     store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics, generation)
     redis_service.stores.append(store)
     throttle = PasswordThrottle(RateLimitStore(redis, reactor, REDIS_TIMEOUT), reactor)

@@ -6,7 +6,7 @@ snapshot requests, and the checkout wake-ups, as one service.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
@@ -31,33 +31,43 @@ class Subscription(Protocol):
     def disconnect(self) -> Deferred[Any]: ...
 
 
-def provider_threads(config: Config) -> int:
+def provider_threads(config: Config, provider: str) -> int:
     """
-    The vSphere provider's threads, from what the manager runs on them:
-    clones hold up to ``task_limit`` (their slots are counted in Redis),
-    destroys and disk or snapshot work share another ``task_limit`` (the
-    manager's slots), and each pool's inventory read gets one of its own,
-    so that a pool busy cloning can still be looked at.
+    The threads of the provider (vCenter) named ``provider``, from what the
+    manager may run on them at once: clones hold up to ``task_limit`` (their
+    slots are counted in Redis, for all vCenters together), destroys and disk
+    or snapshot work share another ``task_limit`` (the manager's slots), and
+    each pool it serves gets one for its inventory read, so that a pool busy
+    cloning can still be looked at.
     """
-    return 2 * config.service.task_limit + len(config.pools)
+    served = sum(1 for pool in config.pools if pool.provider == provider)
+    return 2 * config.service.task_limit + served
 
 
 class Manager(Service):
-    """All the maintainers, the task worker, and the checkout wake-ups."""
+    """
+    All the maintainers, the task worker, and the checkout wake-ups.
 
-    def __init__(self, config: Config, store: PoolStore, provider: Vsphere,
+    ``provider`` is each pool's vSphere, by pool name (a pool uses its own
+    vCenter, see :func:`vmpoolerd.tap.pool_vspheres`), or one for all pools.
+    """
+
+    def __init__(self, config: Config, store: PoolStore,
+                 provider: Vsphere | Mapping[str, Vsphere],
                  reactor: IReactorTime, probe: Probe | None = None, grace: float = 30.0,
                  metrics: Metrics | None = None, doubts: Doubts | None = None) -> None:
         self._config = config
         self._clock = reactor
         self._grace = grace
+        vspheres = (provider if isinstance(provider, Mapping)
+                    else {p.name: provider for p in config.pools})
         # Destroys and disk/snapshot work share task_limit slots (see
         # provider_threads).
         slots = DeferredSemaphore(config.service.task_limit)
-        self.maintainers = {p.name: Maintainer(p, config, store, provider, reactor, probe,
-                                               metrics, slots, doubts)
+        self.maintainers = {p.name: Maintainer(p, config, store, vspheres[p.name], reactor,
+                                               probe, metrics, slots, doubts)
                             for p in config.pools}
-        self.tasks = TaskWorker(config, store, provider, reactor, slots)
+        self.tasks = TaskWorker(config, store, vspheres, reactor, slots)
         self._subscription: Subscription | None = None
         self._task_call: IDelayedCall | None = None
         self._task_run: Deferred[None] | None = None

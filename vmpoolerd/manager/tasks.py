@@ -6,6 +6,8 @@ destroys use too (see :func:`vmpoolerd.manager.service.provider_threads`).
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from twisted.internet.defer import CancelledError, DeferredSemaphore, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -28,11 +30,11 @@ class TaskWorker:
 
     KINDS = ("disk", "snapshot", "snapshot-revert")
 
-    def __init__(self, config: Config, store: PoolStore, provider: Vsphere,
+    def __init__(self, config: Config, store: PoolStore, vspheres: Mapping[str, Vsphere],
                  clock: IReactorTime, slots: DeferredSemaphore) -> None:
         self._config = config
         self._store = store
-        self._provider = provider
+        self._vspheres = vspheres  # each pool's, by pool name
         self._clock = clock
         self._slots = slots
         self.stopping = False
@@ -54,19 +56,20 @@ class TaskWorker:
             log.warn("[!] {kind} request for unknown VM '{vm}' dropped", kind=kind, vm=host)
             return False
         folder = self._config.pool(request.pool).folder
+        vsphere = self._vspheres[request.pool]
         where = "vSphere"
         try:
             if kind == "disk":
-                await self._provider.add_disk(folder, host, int(argument))
+                await vsphere.add_disk(folder, host, int(argument))
                 where = "Redis, vSphere having done it"
                 await self._store.record_disk(host, f"+{int(argument)}gb")
             elif kind == "snapshot":
-                await self._provider.create_snapshot(folder, host, argument)
+                await vsphere.create_snapshot(folder, host, argument)
                 where = "Redis, vSphere having done it"
                 await self._store.record_snapshot(
                     host, argument, format_time(self._clock.seconds()))
             else:
-                await self._provider.revert_snapshot(folder, host, argument)
+                await vsphere.revert_snapshot(folder, host, argument)
         except CancelledError:
             raise  # given up on stopping: it stays in progress, to be taken again
         except Exception as e:

@@ -53,13 +53,17 @@ class Metrics:
         self.redis_errors = Counter("vmpooler_redis_errors",
                                     "Redis calls that failed or timed out", registry=r)
         self.vsphere_queue = Gauge("vmpooler_vsphere_queue_depth",
-                                   "vSphere calls waiting for a thread", registry=r)
+                                   "vSphere calls waiting for a thread, by provider",
+                                   ["provider"], registry=r)
         self.vsphere_running = Gauge("vmpooler_vsphere_calls_running",
-                                     "vSphere calls running in a thread", registry=r)
+                                     "vSphere calls running in a thread, by provider",
+                                     ["provider"], registry=r)
 
-    def watch_provider(self, queued: Callable[[], int], running: Callable[[], int]) -> None:
-        self.vsphere_queue.set_function(queued)
-        self.vsphere_running.set_function(running)
+    def watch_provider(self, name: str, queued: Callable[[], int],
+                       running: Callable[[], int]) -> None:
+        """Report the queue and calls of the provider (vCenter) ``name``."""
+        self.vsphere_queue.labels(name).set_function(queued)
+        self.vsphere_running.labels(name).set_function(running)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

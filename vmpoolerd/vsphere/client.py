@@ -27,6 +27,10 @@ pool paths are relative to its host folder, vmpooler's way
 (``cluster1/pool1``: the pool ``pool1`` under the root pool of
 ``cluster1``; ``cluster1`` alone is that cluster's root pool).
 
+Every method that finds things by path takes a ``datacenter`` (keyword;
+default: the client's, else the first found), so that one session serves
+pools in several datacenters of one vCenter.
+
 The pure helpers (:func:`pick_host`, :func:`build_annotation`,
 :func:`split_path`) need no server.
 """
@@ -514,7 +518,10 @@ class VsphereClient:
             value = self._cache[key] = find()
             return value
 
-    def _dc(self) -> dict[str, Any]:
+    def _dc(self, dc: str | None) -> dict[str, Any]:
+        """The datacenter named ``dc`` (None: the client's), with its folders."""
+        name = dc or self.datacenter
+
         def find() -> dict[str, Any]:
             found = self._collect(
                 self._content.rootFolder,
@@ -524,11 +531,11 @@ class VsphereClient:
                 recurse=True,
             )
             for ref, props in found:
-                if self.datacenter is None or props["name"] == self.datacenter:
+                if name is None or props["name"] == name:
                     return {"ref": ref, **props}
-            raise NotFound(f"datacenter {self.datacenter or '(any)'} not found")
+            raise NotFound(f"datacenter {name or '(any)'} not found")
 
-        return self._cached(("dc",), find)
+        return self._cached(("dc", name), find)
 
     def _walk(self, base: Any, path: str, what: str) -> Any:
         ref = base
@@ -538,50 +545,50 @@ class VsphereClient:
                 raise NotFound(f"{what} {path!r} not found")
         return ref
 
-    def _folder(self, path: str) -> Any:
+    def _folder(self, path: str, dc: str | None) -> Any:
         def find() -> Any:
-            ref = self._walk(self._dc()["vmFolder"], path, "folder")
+            ref = self._walk(self._dc(dc)["vmFolder"], path, "folder")
             if not isinstance(ref, vim.Folder):
                 raise NotFound(f"{path!r} is not a folder")
             return ref
 
-        return self._cached(("folder", path.strip("/")), find)
+        return self._cached(("folder", dc, path.strip("/")), find)
 
-    def _template(self, path: str) -> Any:
+    def _template(self, path: str, dc: str | None) -> Any:
         def find() -> Any:
-            ref = self._walk(self._dc()["vmFolder"], path, "template")
+            ref = self._walk(self._dc(dc)["vmFolder"], path, "template")
             if not isinstance(ref, vim.VirtualMachine):
                 raise NotFound(f"template {path!r} is not a VM")
             return ref
 
-        return self._cached(("template", path.strip("/")), find)
+        return self._cached(("template", dc, path.strip("/")), find)
 
-    def _vm(self, folder: str, name: str) -> Any:
-        ref = self._content.searchIndex.FindChild(entity=self._folder(folder), name=name)
+    def _vm(self, folder: str, name: str, dc: str | None) -> Any:
+        ref = self._content.searchIndex.FindChild(entity=self._folder(folder, dc), name=name)
         if not isinstance(ref, vim.VirtualMachine):
             raise NotFound(f"VM {name!r} not found in folder {folder!r}")
         return ref
 
-    def _datastores(self) -> dict[str, Any]:
+    def _datastores(self, dc: str | None) -> dict[str, Any]:
         def find() -> dict[str, Any]:
-            dc = self._dc()["ref"]
-            found = self._collect(dc, vim.Datastore, ["name"], hop=(vim.Datacenter, "datastore"))
+            found = self._collect(self._dc(dc)["ref"], vim.Datastore, ["name"],
+                                  hop=(vim.Datacenter, "datastore"))
             return {props["name"]: ref for ref, props in found}
 
-        return self._cached(("datastores",), find)
+        return self._cached(("datastores", dc), find)
 
-    def _datastore(self, name: str) -> Any:
+    def _datastore(self, name: str, dc: str | None) -> Any:
         try:
-            return self._datastores()[name]
+            return self._datastores(dc)[name]
         except KeyError:
             raise NotFound(f"datastore {name!r} not found") from None
 
-    def _cluster(self, name: str) -> tuple[Any, Any]:
+    def _cluster(self, name: str, dc: str | None) -> tuple[Any, Any]:
         """(cluster, its root resource pool), searched anywhere under the host folder."""
 
         def find() -> tuple[Any, Any]:
             found = self._collect(
-                self._dc()["hostFolder"],
+                self._dc(dc)["hostFolder"],
                 vim.ComputeResource,
                 ["name", "resourcePool"],
                 hop=(vim.Folder, "childEntity"),
@@ -592,13 +599,13 @@ class VsphereClient:
                     return ref, props["resourcePool"]
             raise NotFound(f"cluster {name!r} not found")
 
-        return self._cached(("cluster", name), find)
+        return self._cached(("cluster", dc, name), find)
 
-    def _resource_pool(self, path: str) -> Any:
+    def _resource_pool(self, path: str, dc: str | None) -> Any:
         """vmpooler's walk: folders, then a cluster, then pools under its root pool."""
 
         def find() -> Any:
-            ref = self._dc()["hostFolder"]
+            ref = self._dc(dc)["hostFolder"]
             for part in split_path(path):
                 if isinstance(ref, vim.ComputeResource):
                     ref = self._props(ref, "resourcePool")["resourcePool"]
@@ -612,7 +619,7 @@ class VsphereClient:
                 raise NotFound(f"{path!r} is not a resource pool")
             return ref
 
-        return self._cached(("pool", path.strip("/")), find)
+        return self._cached(("pool", dc, path.strip("/")), find)
 
     # -- tasks ----------------------------------------------------------------
 
@@ -645,31 +652,31 @@ class VsphereClient:
         return now
 
     @_api
-    def inventory(self, folder: str) -> list[VmState]:
+    def inventory(self, folder: str, datacenter: str | None = None) -> list[VmState]:
         """The VMs directly in ``folder``, by name, in one round trip (once the folder is known)."""
-        ref = self._folder(folder)
+        ref = self._folder(folder, datacenter)
         found = self._collect(ref, vim.VirtualMachine, _VM_PATHS, hop=(vim.Folder, "childEntity"))
         return sorted((_vm_state(ref, props) for ref, props in found), key=lambda vm: vm.name)
 
     @_api
-    def vm_state(self, folder: str, name: str) -> VmState:
+    def vm_state(self, folder: str, name: str, datacenter: str | None = None) -> VmState:
         """One VM's state (two round trips); :class:`NotFound` if it does not exist."""
-        ref = self._vm(folder, name)
+        ref = self._vm(folder, name, datacenter)
         return _vm_state(ref, self._props(ref, *_VM_PATHS))
 
     @_api
-    def hosts(self, cluster: str) -> list[HostState]:
+    def hosts(self, cluster: str, datacenter: str | None = None) -> list[HostState]:
         """The hosts of a cluster with their load, by name.
 
         One round trip once the cluster is known.
         """
-        ref, _ = self._cluster(cluster)
+        ref, _ = self._cluster(cluster, datacenter)
         found = self._collect(ref, vim.HostSystem, _HOST_PATHS, hop=(vim.ComputeResource, "host"))
         return sorted((_host_state(ref, props) for ref, props in found), key=lambda h: h.name)
 
-    def least_loaded_host(self, cluster: str) -> HostState:
+    def least_loaded_host(self, cluster: str, datacenter: str | None = None) -> HostState:
         """:func:`pick_host` over :meth:`hosts`; :class:`NoHostAvailable` if none is healthy."""
-        return pick_host(self.hosts(cluster))
+        return pick_host(self.hosts(cluster, datacenter))
 
     @_api
     def clone(
@@ -682,6 +689,7 @@ class VsphereClient:
         clone_target: str | None = None,
         annotation: str | None = None,
         extra_config: Mapping[str, str] | None = None,
+        datacenter: str | None = None,
     ) -> float:
         """Clone ``template`` (a VM template or a plain VM) to ``folder/name``,
         power it on, and return the seconds it took.
@@ -694,14 +702,16 @@ class VsphereClient:
         :func:`build_annotation`.
         """
         started = time.monotonic()
-        source = self._template(template)
-        relocate = vim.vm.RelocateSpec(datastore=self._datastore(datastore))
+        dc = datacenter
+        source = self._template(template, dc)
+        relocate = vim.vm.RelocateSpec(datastore=self._datastore(datastore, dc))
         if clone_target:
-            _, root_pool = self._cluster(clone_target)
-            relocate.host = vim.HostSystem(pick_host(self.hosts(clone_target)).moid, self._stub)
+            _, root_pool = self._cluster(clone_target, dc)
+            relocate.host = vim.HostSystem(pick_host(self.hosts(clone_target, dc)).moid,
+                                           self._stub)
             relocate.pool = root_pool
         if resource_pool:
-            relocate.pool = self._resource_pool(resource_pool)
+            relocate.pool = self._resource_pool(resource_pool, dc)
         if relocate.pool is None:
             props = self._props(source, "config.template", "resourcePool", "runtime.host")
             if props.get("config.template") or props.get("resourcePool") is None:
@@ -720,7 +730,7 @@ class VsphereClient:
                 extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in options.items()],
             ),
         )
-        task = source.CloneVM_Task(folder=self._folder(folder), name=name, spec=spec)
+        task = source.CloneVM_Task(folder=self._folder(folder, dc), name=name, spec=spec)
         clone = self._wait(task, result=True)
         # A real vCenter honours powerOn; govmomi's simulator leaves the clone off.
         if self._power_state(clone) != "poweredOn":
@@ -732,28 +742,28 @@ class VsphereClient:
         return state
 
     @_api
-    def power_on(self, folder: str, name: str) -> bool:
+    def power_on(self, folder: str, name: str, datacenter: str | None = None) -> bool:
         """Power the VM on; False if it already was."""
-        vm = self._vm(folder, name)
+        vm = self._vm(folder, name, datacenter)
         if self._power_state(vm) == "poweredOn":
             return False
         self._wait(vm.PowerOnVM_Task())
         return True
 
     @_api
-    def power_off(self, folder: str, name: str) -> bool:
+    def power_off(self, folder: str, name: str, datacenter: str | None = None) -> bool:
         """Power the VM off (hard); False if it already was off."""
-        vm = self._vm(folder, name)
+        vm = self._vm(folder, name, datacenter)
         if self._power_state(vm) == "poweredOff":
             return False
         self._wait(vm.PowerOffVM_Task())
         return True
 
     @_api
-    def destroy(self, folder: str, name: str) -> bool:
+    def destroy(self, folder: str, name: str, datacenter: str | None = None) -> bool:
         """Power the VM off if needed and destroy it; False if there was no such VM."""
         try:
-            vm = self._vm(folder, name)
+            vm = self._vm(folder, name, datacenter)
         except NotFound:
             return False
         if self._power_state(vm) != "poweredOff":
@@ -762,9 +772,9 @@ class VsphereClient:
         return True
 
     @_api
-    def disks(self, folder: str, name: str) -> list[Disk]:
+    def disks(self, folder: str, name: str, datacenter: str | None = None) -> list[Disk]:
         """The VM's virtual disks."""
-        props = self._props(self._vm(folder, name), "config.hardware.device")
+        props = self._props(self._vm(folder, name, datacenter), "config.hardware.device")
         devices = props.get("config.hardware.device") or []
         return [
             Disk(
@@ -777,12 +787,13 @@ class VsphereClient:
         ]
 
     @_api
-    def add_disk(self, folder: str, name: str, size_gb: int, datastore: str | None = None) -> None:
+    def add_disk(self, folder: str, name: str, size_gb: int, datastore: str | None = None,
+                 datacenter: str | None = None) -> None:
         """Add a thin ``size_gb`` GB disk on the VM's first SCSI controller,
         on ``datastore`` (default: the VM's first datastore)."""
         if size_gb <= 0:
             raise ValueError("size_gb must be positive")
-        vm = self._vm(folder, name)
+        vm = self._vm(folder, name, datacenter)
         props = self._props(vm, "config.hardware.device", "datastore")
         devices = props.get("config.hardware.device") or []
         controllers = [d for d in devices if isinstance(d, vim.vm.device.VirtualSCSIController)]
@@ -796,10 +807,11 @@ class VsphereClient:
         if not free:
             raise VsphereError(f"VM {name!r}: no free unit on its first SCSI controller")
         if datastore is not None:
-            ds = self._datastore(datastore)
+            ds = self._datastore(datastore, datacenter)
         elif props.get("datastore"):
             ds = props["datastore"][0]
-            datastore = next((n for n, r in self._datastores().items() if r._moId == ds._moId), "")
+            datastore = next((n for n, r in self._datastores(datacenter).items()
+                              if r._moId == ds._moId), "")
         else:
             raise VsphereError(f"VM {name!r} is on no datastore; name one")
         disk = vim.vm.device.VirtualDisk(
@@ -828,23 +840,25 @@ class VsphereClient:
         return nodes
 
     @_api
-    def snapshots(self, folder: str, name: str) -> list[str]:
+    def snapshots(self, folder: str, name: str, datacenter: str | None = None) -> list[str]:
         """The names of the VM's snapshots, depth first."""
-        return [node.name for node in self._snapshot_tree(self._vm(folder, name))]
+        return [node.name for node in self._snapshot_tree(self._vm(folder, name, datacenter))]
 
     @_api
-    def create_snapshot(self, folder: str, name: str, snapshot: str, description: str = "") -> None:
+    def create_snapshot(self, folder: str, name: str, snapshot: str, description: str = "",
+                        datacenter: str | None = None) -> None:
         """Snapshot the VM (without memory, not quiesced)."""
-        vm = self._vm(folder, name)
+        vm = self._vm(folder, name, datacenter)
         task = vm.CreateSnapshot_Task(
             name=snapshot, description=description, memory=False, quiesce=False
         )
         self._wait(task)
 
     @_api
-    def revert_snapshot(self, folder: str, name: str, snapshot: str) -> None:
+    def revert_snapshot(self, folder: str, name: str, snapshot: str,
+                        datacenter: str | None = None) -> None:
         """Revert the VM to its snapshot named ``snapshot`` (:class:`NotFound` if none)."""
-        for node in self._snapshot_tree(self._vm(folder, name)):
+        for node in self._snapshot_tree(self._vm(folder, name, datacenter)):
             if node.name == snapshot:
                 self._wait(node.snapshot.RevertToSnapshot_Task())
                 return

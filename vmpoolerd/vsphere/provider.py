@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import datetime
 import threading
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
@@ -52,7 +52,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ..telemetry.metrics import Metrics
 from .client import VsphereClient
-from .types import VmState, VsphereError, VsphereTimeout
+from .types import VmState, Vsphere, VsphereError, VsphereTimeout
 
 __all__ = ["Provider", "ProviderStopped", "ProviderTimeout"]
 
@@ -88,7 +88,58 @@ class _Call:
         self.deferred: Deferred[Any] | None = None
 
 
-class Provider(Service):
+class _Calls:
+    """
+    The client's methods the daemon uses, typed (the manager's are
+    :class:`~vmpoolerd.vsphere.types.Vsphere`), each run by ``_call`` in
+    ``datacenter`` (None: the client's).
+    """
+
+    datacenter: str | None = None
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        raise NotImplementedError
+
+    async def ping(self, timeout: float | None = None) -> datetime.datetime:
+        now: datetime.datetime = await self._call("ping", timeout=timeout)
+        return now
+
+    async def inventory(self, folder: str) -> list[VmState]:
+        vms: list[VmState] = await self._call("inventory", folder, datacenter=self.datacenter)
+        return vms
+
+    async def clone(self, template: str, folder: str, datastore: str, name: str,
+                    resource_pool: str | None = None,
+                    clone_target: str | None = None) -> float:
+        seconds: float = await self._call("clone", template, folder, datastore, name,
+                                          resource_pool=resource_pool,
+                                          clone_target=clone_target,
+                                          datacenter=self.datacenter)
+        return seconds
+
+    async def destroy(self, folder: str, name: str) -> bool:
+        done: bool = await self._call("destroy", folder, name, datacenter=self.datacenter)
+        return done
+
+    async def power_on(self, folder: str, name: str) -> bool:
+        done: bool = await self._call("power_on", folder, name, datacenter=self.datacenter)
+        return done
+
+    async def power_off(self, folder: str, name: str) -> bool:
+        done: bool = await self._call("power_off", folder, name, datacenter=self.datacenter)
+        return done
+
+    async def add_disk(self, folder: str, name: str, size_gb: int) -> None:
+        await self._call("add_disk", folder, name, size_gb, datacenter=self.datacenter)
+
+    async def create_snapshot(self, folder: str, name: str, snapshot: str) -> None:
+        await self._call("create_snapshot", folder, name, snapshot, datacenter=self.datacenter)
+
+    async def revert_snapshot(self, folder: str, name: str, snapshot: str) -> None:
+        await self._call("revert_snapshot", folder, name, snapshot, datacenter=self.datacenter)
+
+
+class Provider(_Calls, Service):
     """Runs :class:`~vmpoolerd.vsphere.VsphereClient` methods off the reactor thread."""
 
     log = Logger()
@@ -142,37 +193,12 @@ class Provider(Service):
             threads=self._threads,
         )
 
-    # -- the client's methods, typed (see Vsphere in types.py) -----------------
+    def at(self, datacenter: str | None) -> Vsphere:
+        """This provider, finding things in ``datacenter`` (None: the client's)."""
+        return self if datacenter is None else _InDatacenter(self, datacenter)
 
-    async def ping(self, timeout: float | None = None) -> datetime.datetime:
-        return await self.run(self._client.ping, timeout=timeout)
-
-    async def inventory(self, folder: str) -> list[VmState]:
-        return await self.run(self._client.inventory, folder)
-
-    async def clone(self, template: str, folder: str, datastore: str, name: str,
-                    resource_pool: str | None = None,
-                    clone_target: str | None = None) -> float:
-        return await self.run(self._client.clone, template, folder, datastore, name,
-                              resource_pool=resource_pool, clone_target=clone_target)
-
-    async def destroy(self, folder: str, name: str) -> bool:
-        return await self.run(self._client.destroy, folder, name)
-
-    async def power_on(self, folder: str, name: str) -> bool:
-        return await self.run(self._client.power_on, folder, name)
-
-    async def power_off(self, folder: str, name: str) -> bool:
-        return await self.run(self._client.power_off, folder, name)
-
-    async def add_disk(self, folder: str, name: str, size_gb: int) -> None:
-        await self.run(self._client.add_disk, folder, name, size_gb)
-
-    async def create_snapshot(self, folder: str, name: str, snapshot: str) -> None:
-        await self.run(self._client.create_snapshot, folder, name, snapshot)
-
-    async def revert_snapshot(self, folder: str, name: str, snapshot: str) -> None:
-        await self.run(self._client.revert_snapshot, folder, name, snapshot)
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return self.run(getattr(self._client, method), *args, **kwargs)
 
     # -- the thread pool ----------------------------------------------------------
 
@@ -359,3 +385,15 @@ class Provider(Service):
             "vSphere provider {name}: grace over, not waiting for the client to close",
             name=self.name,
         )
+
+
+
+class _InDatacenter(_Calls):
+    """A :class:`Provider`'s calls in another datacenter (see :meth:`Provider.at`)."""
+
+    def __init__(self, provider: Provider, datacenter: str) -> None:
+        self._provider = provider
+        self.datacenter = datacenter
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return self._provider._call(method, *args, **kwargs)
