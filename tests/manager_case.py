@@ -129,8 +129,8 @@ class ScriptedProvider:
 
     def clone(self, template: str, folder: str, datastore: str, name: str,
               resource_pool: str | None = None,
-              clone_target: str | None = None) -> Deferred[float]:
-        return self._call("clone", template, folder, datastore, name)
+              clone_target: str | None = None, linked: bool = False) -> Deferred[float]:
+        return self._call("clone", template, folder, datastore, name, linked)
 
     def destroy(self, folder: str, name: str) -> Deferred[bool]:
         return self._call("destroy", folder, name)

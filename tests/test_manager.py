@@ -335,6 +335,22 @@ class RaceTests(TestCase):
         self.assertEqual(await second, [])
         self.assertEqual(await self.redis.smembers(f"vmpooler__pending__{DEBIAN}"), {name})
 
+    async def test_linked_clones_where_the_config_asks(self) -> None:
+        for own, linked in ((None, False), (True, True)):
+            pool = dataclasses.replace(self.pool, create_linked_clone=own)
+            config = dataclasses.replace(self.config, pools=(pool,))
+            provider = ScriptedProvider()
+            maintainer = Maintainer(pool, config, PoolStore(self.redis, reactor), provider,
+                                    reactor)
+            cycle = ensureDeferred(maintainer.cycle())
+            await self.asked(provider, "inventory")
+            provider.answer("inventory", [])
+            await cycle
+            await self.asked(provider, "clone")
+            self.assertIs(provider.answer("clone", 1.0)[4], linked)
+            await maintainer.stop(1)
+            await self.redis.flushdb()
+
     async def test_a_slow_inventory_does_not_let_a_clones_lease_run_out(self) -> None:
         # A lease of 1 s (the pool's timeout is shorter, two cycles of at
         # most 0.5 s are not); the inventory takes 2.5 s on the maintainer's

@@ -48,6 +48,7 @@ class Maintainer:
                  slots: DeferredSemaphore | None = None,
                  doubts: Doubts | None = None) -> None:
         self.pool = pool
+        self._linked = config.linked_clones(pool.name)
         self._doubts = doubts
         self._slots = slots or DeferredSemaphore(config.service.task_limit)
         self._metrics = metrics or Metrics()
@@ -264,7 +265,8 @@ class Maintainer:
             seconds = await self._provider.clone(
                 pool.template, pool.folder, pool.datastore, name,
                 resource_pool=pool.resource_pool,
-                clone_target=pool.clone_target or self._service.clone_target)
+                clone_target=pool.clone_target or self._service.clone_target,
+                linked=self._linked)
             ok = True
             self._metrics.cloned(pool.name, seconds)
             log.info("[+] [{pool}] '{vm}' cloned in {seconds:.2f} seconds",

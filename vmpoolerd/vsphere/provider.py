@@ -110,11 +110,11 @@ class _Calls:
 
     async def clone(self, template: str, folder: str, datastore: str, name: str,
                     resource_pool: str | None = None,
-                    clone_target: str | None = None) -> float:
+                    clone_target: str | None = None, linked: bool = False) -> float:
         seconds: float = await self._call("clone", template, folder, datastore, name,
                                           resource_pool=resource_pool,
                                           clone_target=clone_target,
-                                          datacenter=self.datacenter)
+                                          datacenter=self.datacenter, linked=linked)
         return seconds
 
     async def destroy(self, folder: str, name: str) -> bool:

@@ -144,8 +144,9 @@ class Vsphere(Protocol):
 
     def clone(self, template: str, folder: str, datastore: str, name: str,
               resource_pool: str | None = None,
-              clone_target: str | None = None) -> Awaitable[float]:
-        """Clone ``template`` to ``folder/name`` and power it on; the seconds it took."""
+              clone_target: str | None = None, linked: bool = False) -> Awaitable[float]:
+        """Clone ``template`` to ``folder/name`` and power it on; the seconds it took.
+        A ``linked`` clone is made from the template's current snapshot."""
 
     def destroy(self, folder: str, name: str) -> Awaitable[bool]:
         """Power off and destroy; False if there was no such VM."""
