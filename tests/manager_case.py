@@ -21,7 +21,7 @@ from vmpoolerd.store.api_store import ApiStore
 from vmpoolerd.store.pools import PoolStore
 from vmpoolerd.telemetry.metrics import GraphiteSink, Metrics
 from vmpoolerd.vsphere.provider import Provider
-from vmpoolerd.vsphere.types import VmState
+from vmpoolerd.vsphere.types import Entry, VmState
 
 from .fixtures import sets_of
 from .http import Client
@@ -143,6 +143,12 @@ class ScriptedProvider:
 
     def revert_snapshot(self, folder: str, name: str, snapshot: str) -> Deferred[None]:
         return self._call("revert_snapshot", folder, name, snapshot)
+
+    def contents(self, folder: str) -> Deferred[list[Entry]]:
+        return self._call("contents", folder)
+
+    def remove_folder(self, folder: str) -> Deferred[bool]:
+        return self._call("remove_folder", folder)
 
     def answer(self, method: str, result: Any) -> tuple[Any, ...]:
         """Answer the oldest waiting ``method`` call; its arguments."""

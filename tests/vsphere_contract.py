@@ -30,7 +30,8 @@ TEMPLATE = "Templates/centos-7-plain"
 FOLDER = "Pools/debian-7"
 DATASTORE = "LocalDS_0"
 NAME = "contract-vm"
-METHODS = ("inventory", "clone", "destroy", "add_disk", "create_snapshot", "revert_snapshot")
+METHODS = ("inventory", "clone", "destroy", "add_disk", "create_snapshot", "revert_snapshot",
+           "contents", "remove_folder")
 
 
 class VsphereContract(_Case):

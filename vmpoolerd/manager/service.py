@@ -20,6 +20,7 @@ from ..telemetry.metrics import Metrics
 from ..vsphere.types import Vsphere
 from .doubt import Doubts
 from .maintainer import Maintainer, Probe
+from .purging import purge
 from .tasks import TaskWorker
 
 log = Logger()
@@ -68,6 +69,8 @@ class Manager(Service):
                                                probe, metrics, slots, doubts)
                             for p in config.pools}
         self.tasks = TaskWorker(config, store, vspheres, reactor, slots)
+        self._vspheres = vspheres
+        self._purge: Deferred[None] | None = None
         self._subscription: Subscription | None = None
         self._task_call: IDelayedCall | None = None
         self._task_run: Deferred[None] | None = None
@@ -79,6 +82,10 @@ class Manager(Service):
 
     def startService(self) -> None:
         super().startService()
+        if self._config.service.purge_unconfigured_resources:
+            # Beside the maintainers: it never touches a pool's folder.
+            self._purge = ensureDeferred(purge(self._config, self._vspheres))
+            self._purge.addErrback(lambda failure: log.failure("[!] the purge failed", failure))
         for maintainer in self.maintainers.values():
             maintainer.start()
         self._subscription = subscribe_checkouts(self._config.redis, IReactorTCP(self._clock),
@@ -107,18 +114,18 @@ class Manager(Service):
         if self._subscription is not None:
             await self._subscription.disconnect()
         waits = [ensureDeferred(m.stop(self._grace)) for m in self.maintainers.values()]
-        if self._task_run is not None:
-            task_run = Deferred.fromCoroutine(self._bounded(self._task_run))
-            waits.append(task_run)
+        for work, what in ((self._task_run, "disk or snapshot work"), (self._purge, "the purge")):
+            if work is not None:
+                waits.append(Deferred.fromCoroutine(self._bounded(work, what)))
         await gatherResults(waits, consumeErrors=True)
 
-    async def _bounded(self, work: Deferred[None]) -> None:
-        """The disk and snapshot work in progress, given the same grace."""
+    async def _bounded(self, work: Deferred[None], what: str) -> None:
+        """Work in progress, given the same grace."""
         work.addTimeout(self._grace, self._clock)
         try:
             await work
         except Exception:
-            log.warn("[!] stopping with disk or snapshot work still running")
+            log.warn("[!] stopping with {what} still running", what=what)
 
     def stopService(self) -> Deferred[None]:  # type: ignore[override]
         super().stopService()

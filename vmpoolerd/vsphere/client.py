@@ -52,6 +52,7 @@ from pyVmomi.VmomiSupport import GetServiceVersions, versionIdMap
 
 from .types import (
     Disk,
+    Entry,
     HostState,
     LoginFailed,
     NoHostAvailable,
@@ -65,6 +66,7 @@ from .types import (
 
 __all__ = [
     "Disk",
+    "Entry",
     "HostState",
     "LoginFailed",
     "NoHostAvailable",
@@ -660,6 +662,47 @@ class VsphereClient:
         ref = self._folder(folder, datacenter)
         found = self._collect(ref, vim.VirtualMachine, _VM_PATHS, hop=(vim.Folder, "childEntity"))
         return sorted((_vm_state(ref, props) for ref, props in found), key=lambda vm: vm.name)
+
+    @_api
+    def contents(self, folder: str, datacenter: str | None = None) -> list[Entry]:
+        """The VMs and folders under ``folder`` at any depth, by path, in one round trip
+        (once the folder is known)."""
+        root = self._folder(folder, datacenter)
+        traversal = PropertyCollector.TraversalSpec(
+            name="hop", type=vim.Folder, path="childEntity",
+            selectSet=[PropertyCollector.SelectionSpec(name="hop")])
+        spec = PropertyCollector.FilterSpec(
+            objectSet=[PropertyCollector.ObjectSpec(obj=root, skip=True, selectSet=[traversal])],
+            propSet=[PropertyCollector.PropertySpec(type=vim.Folder, pathSet=["name", "parent"]),
+                     PropertyCollector.PropertySpec(type=vim.VirtualMachine,
+                                                    pathSet=["name", "parent",
+                                                             "config.template"])])
+        found = {o.obj._moId: (o.obj, {p.name: p.val for p in o.propSet or []})
+                 for o in self._retrieve(spec)}
+        base = "/".join(split_path(folder))
+
+        def path(moid: str) -> str:
+            ref, props = found[moid]
+            parent = props.get("parent")
+            above = base if parent is None or parent._moId not in found else path(parent._moId)
+            return f"{above}/{props.get('name', '')}"
+
+        return sorted((Entry(path(moid), isinstance(ref, vim.Folder),
+                             bool(props.get("config.template")))
+                       for moid, (ref, props) in found.items()), key=lambda e: e.path)
+
+    @_api
+    def remove_folder(self, folder: str, datacenter: str | None = None) -> bool:
+        """Remove ``folder`` if it is empty (False if it is not, or is gone)."""
+        try:
+            ref = self._folder(folder, datacenter)
+        except NotFound:
+            return False
+        if self._props(ref, "childEntity").get("childEntity"):
+            return False
+        self._wait(ref.Destroy_Task())
+        self._forget_cache()
+        return True
 
     @_api
     def vm_state(self, folder: str, name: str, datacenter: str | None = None) -> VmState:

@@ -52,7 +52,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ..telemetry.metrics import Metrics
 from .client import VsphereClient
-from .types import VmState, Vsphere, VsphereError, VsphereTimeout
+from .types import Entry, VmState, Vsphere, VsphereError, VsphereTimeout
 
 __all__ = ["Provider", "ProviderStopped", "ProviderTimeout"]
 
@@ -137,6 +137,14 @@ class _Calls:
 
     async def revert_snapshot(self, folder: str, name: str, snapshot: str) -> None:
         await self._call("revert_snapshot", folder, name, snapshot, datacenter=self.datacenter)
+
+    async def contents(self, folder: str) -> list[Entry]:
+        entries: list[Entry] = await self._call("contents", folder, datacenter=self.datacenter)
+        return entries
+
+    async def remove_folder(self, folder: str) -> bool:
+        done: bool = await self._call("remove_folder", folder, datacenter=self.datacenter)
+        return done
 
 
 class Provider(_Calls, Service):

@@ -16,6 +16,7 @@ from typing import Awaitable, Protocol
 
 __all__ = [
     "Disk",
+    "Entry",
     "HostState",
     "LoginFailed",
     "NoHostAvailable",
@@ -117,6 +118,19 @@ class HostState:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """A VM or a folder under a folder, as :meth:`VsphereClient.contents` saw it."""
+
+    path: str  # from the datacenter's VM folder, "Pools/stray/vm1"
+    folder: bool  # a folder (else a VM)
+    template: bool = False  # a VM marked as template
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
 class Disk:
     label: str
     capacity_kb: int
@@ -159,3 +173,9 @@ class Vsphere(Protocol):
 
     def revert_snapshot(self, folder: str, name: str, snapshot: str) -> Awaitable[None]:
         """Revert the VM to ``snapshot`` (:class:`NotFound` if it has none)."""
+
+    def contents(self, folder: str) -> Awaitable[list[Entry]]:
+        """The VMs and folders under ``folder``, at any depth."""
+
+    def remove_folder(self, folder: str) -> Awaitable[bool]:
+        """Remove ``folder`` if it is empty; whether it was."""
