@@ -51,7 +51,12 @@ class ThreadsTests(TestCase):
         config = manager_config(1, 2)
         vsphere = VsphereConfig("h", "u", "p")
         config = dataclasses.replace(config, providers=(("vsphere", vsphere), (PDX, vsphere)))
-        self.assertEqual(set(make_providers(config, reactor, Metrics())), {"vsphere"})
+        metrics = Metrics()
+        self.assertEqual(set(make_providers(config, reactor, metrics)), {"vsphere"})
+        rendered = metrics.render().decode()
+        self.assertIn('vmpooler_vsphere_queue_depth{provider="vsphere"} 0.0', rendered)
+        self.assertIn('vmpooler_vsphere_calls_running{provider="vsphere"} 0.0', rendered)
+        self.assertNotIn(PDX, rendered)
 
 
 class TwoVcentersTests(TestCase):

@@ -107,15 +107,21 @@ def make_providers(config: Config, reactor: Any, metrics: Metrics) -> dict[str, 
     One provider per vCenter that some pool uses, by its name in
     ``:providers:``: each has its own session and its own bounded thread
     pool, so that a vCenter that hangs holds up only its own pools' calls.
+    Their queues and calls running are watched by ``metrics``.
     """
     used = {pool.provider for pool in config.pools}
     providers = {}
     for name, vsphere in config.providers:
         if name in used:
-            providers[name] = Provider(vsphere_client(vsphere), reactor, metrics=metrics,
-                                       threads=provider_threads(config, name),
-                                       name=f"vmpoolerd-{name}")
+            provider = providers[name] = Provider(
+                vsphere_client(vsphere), reactor, metrics=metrics,
+                threads=provider_threads(config, name), name=f"vmpoolerd-{name}")
+            watch_provider(metrics, name, provider)
     return providers
+
+
+def watch_provider(metrics: Metrics, name: str, provider: Provider) -> None:
+    metrics.watch_provider(name, lambda: provider.queued, lambda: provider.in_flight)
 
 
 def provider_health(providers: Mapping[str, Provider]) -> dict[str, HealthCheck]:
@@ -155,10 +161,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
     generation = GenerationWatch(generation_store, pools)
     GenerationCheck(generation, reactor).setServiceParent(top)
     providers = make_providers(config, reactor, metrics)
-    for name, provider in providers.items():
+    for provider in providers.values():
         provider.setServiceParent(top)
-        metrics.watch_provider(name, partial(getattr, provider, "queued"),
-                               partial(getattr, provider, "in_flight"))
     doubts = Doubts(generation, generation_store, pools)
     Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics),
             pool_vspheres(config, providers), reactor,
