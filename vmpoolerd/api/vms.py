@@ -110,8 +110,8 @@ class VmRoutes:
         vms = await self._store.checkout(Request(entries, self._clock.now(), fields))
         dialect = self._dialects.of(request)
         body: dict[str, Any] = {"ok": True}
-        for name, handed in vms.items():
-            hosts = [dialect.hostname(host, pool) for host, pool in handed]
+        for name, names in vms.items():
+            hosts = [dialect.hostname(host, vms.pools[host]) for host in names]
             body[name] = {"hostname": hosts[0] if len(hosts) == 1 else hosts}
         return json_answer(request, 200, {**body, **dialect.domain()})
 

@@ -72,8 +72,13 @@ class Request:
     fields: Mapping[str, str]
 
 
-# What a checkout hands out: by name asked for, each VM's hostname and pool.
-Handed = dict[str, list[tuple[str, str]]]
+class Handed(dict[str, list[str]]):
+    """What a checkout handed out: the hostnames by name asked for, and in
+    ``pools`` each one's pool (for its domain)."""
+
+    def __init__(self, hosts: Mapping[str, list[str]], pools: Mapping[str, str]) -> None:
+        super().__init__(hosts)
+        self.pools = pools
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,7 @@ class ApiStore(Scripts):
                 else:
                     answer.callback(vms)
             elif vms:
-                hosts = [host for handed in vms.values() for host, _ in handed]
+                hosts = [host for names in vms.values() for host in names]
                 self._undo([], [UNDO_WINDOW, json.dumps(hosts)],
                            self._reactor.seconds() + UNDO_WINDOW, 0.0)
 
@@ -183,7 +188,8 @@ class ApiStore(Scripts):
             raise StoreUnavailable("Redis's state changed under this daemon; checking it")
         if self._generation is not None:
             self._generation.saw(int(answer["generation"]))
-        return [{name: [(host, pool) for host, pool in vms] for name, vms in result.items()}
+        return [Handed({name: [host for host, _ in vms] for name, vms in result.items()},
+                       {host: pool for vms in result.values() for host, pool in vms})
                 if result else None for result in answer["results"]]
 
     def _undo(self, batch: list[str], args: list[Any], deadline: float, delay: float) -> None:
