@@ -1,6 +1,7 @@
 """
-The OpenAPI document of API v1 (``vmpoolerd/openapi.json``): valid, in step
-with the Klein routes, and true of the running daemon (schemathesis).
+The OpenAPI document of the API (``vmpoolerd/openapi.json``), every
+generation in one: valid, in step with the Klein routes, and true of the
+running daemon (schemathesis, against ``/api/v1`` and ``/api/v3``).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class DocumentTests(SynchronousTestCase):
         doc = document()
         self.assertTrue(doc["openapi"].startswith("3.0."))
         validate(doc)
-        self.assertEqual(doc["servers"], [{"url": "/api/v1"}])
+        self.assertEqual([s["url"] for s in doc["servers"]], ["/api/v1", "/api/v3", "/api/v2"])
 
     def test_every_route_is_documented_and_nothing_else(self) -> None:
         documented, routed = documented_operations(document()), routed_operations()
@@ -205,7 +206,7 @@ class SchemathesisTests(TestCase):
         await redis.hset("vmpooler__lastboot", pool, stamp)
 
     async def schemathesis(self, base: str, *args: str, checks: tuple[str, ...] = CHECKS,
-                           max_examples: int = MAX_EXAMPLES) -> str:
+                           max_examples: int = MAX_EXAMPLES, prefix: str = "/api/v1") -> str:
         """Runs schemathesis on ``base``; its output, and fails the test if it failed."""
         workdir = os.path.abspath(self.mktemp())
         os.makedirs(workdir)
@@ -218,7 +219,7 @@ class SchemathesisTests(TestCase):
                    NO_COLOR="1", COLUMNS="120")
         schema = str(resources.files("vmpoolerd.api").joinpath("openapi.json"))
         argv = ["--config-file", config, "run", schema,
-                "--url", f"{base}/api/v1", "--checks", ",".join(checks),
+                "--url", f"{base}{prefix}", "--checks", ",".join(checks),
                 "--max-examples", str(max_examples), "--seed", SEED,
                 "--generation-database", "none", "--max-redirects", "0",
                 "--request-timeout", "10", "--workers", "1", "--no-color", *args]
@@ -250,6 +251,11 @@ class SchemathesisTests(TestCase):
         # another user's VM and token too.
         await self.schemathesis(await self.serve(auth=True), "--auth", f"{USER}:{PASSWORD}",
                                 "--header", f"X-AUTH-TOKEN: {HEADER_TOKEN}")
+
+    async def test_v3_with_auth(self) -> None:
+        # The same document holds of v3's answers.
+        await self.schemathesis(await self.serve(auth=True), "--auth", f"{USER}:{PASSWORD}",
+                                "--header", f"X-AUTH-TOKEN: {HEADER_TOKEN}", prefix="/api/v3")
 
     async def test_redis_down(self) -> None:
         # Nothing listens where this store looks for Redis: every route that

@@ -1,11 +1,13 @@
 """
-vmpooler's REST API v1 on Klein: one app, on which each resource mounts
-its routes (vms.py, tokens.py, reports.py, service.py; what they share is
-in routes.py).
+vmpooler's REST API (v1, and v3 beside it) on Klein: one app, on which
+each resource mounts its routes (vms.py, tokens.py, reports.py,
+service.py; what they share is in routes.py).
 
-Every route answers under ``/api/v1`` and, for clients of the old days,
-without that prefix, with or without a trailing slash: :class:`InFlight`
-takes both off before Klein routes.  Handlers are small: check the input
+Every route answers under ``/api/v1``, ``/api/v2`` and ``/api/v3`` and,
+for clients of the old days, without a prefix (v1), with or without a
+trailing slash: :class:`InFlight` takes both off before Klein routes, and
+notes the generation for the handlers, which answer in its dialect
+(dialect.py).  Handlers are small: check the input
 (validate.py), one or two store calls, render.  Every answer is JSON;
 errors, the store's included, are rendered in one place (errors.py) as
 ``{"ok": false, "error": ...}`` and tracebacks never reach a client.
@@ -23,6 +25,7 @@ from twisted.web.resource import IResource
 from ..config import Config
 from ..store.api_store import ApiStore
 from ..telemetry.metrics import Metrics
+from .dialect import Dialects
 from .errors import json_errors
 from .reports import OffReactor, ReportRoutes
 from .routes import Authenticator, Callers, Clock
@@ -50,10 +53,12 @@ class VmpoolerApi:
         time = Clock(clock)
         callers = Callers(store, time, authenticator, throttle)
         metrics = metrics or Metrics()
+        dialects = Dialects(config)
         ServiceRoutes(dashboard, metrics, health or {}, clock, warnings).mount(self.app)
-        VmRoutes(config, store, time, callers, rng or random.Random(), metrics).mount(self.app)
+        VmRoutes(config, store, time, callers, rng or random.Random(), metrics,
+                dialects).mount(self.app)
         ReportRoutes(config, store, time, off_reactor).mount(self.app)
-        TokenRoutes(config, store, time, callers).mount(self.app)
+        TokenRoutes(config, store, time, callers, dialects).mount(self.app)
 
     def resource(self) -> InFlight:
         return InFlight(self.app.resource())

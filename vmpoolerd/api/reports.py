@@ -1,7 +1,7 @@
 """
-``/status`` and ``/summary``: the routes, and the pure functions from the
-pools' counts and daily history (as the store reads them) to vmpooler's
-answer shapes.
+``/status``, ``/poolstat``, ``/totalrunning`` and ``/summary``: the
+routes, and the pure functions from the pools' counts and daily history
+(as the store reads them) to vmpooler's answer shapes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from ..timefmt import local_date
 MAX_DAYS = 7305
 # Summaries rendered at once; more wait their turn (Note [Summaries]).
 SUMMARIES_AT_ONCE = 1
+
+# The sections of /status, which ?view=a,b picks from.
+STATUS_VIEWS = ("capacity", "clone", "queue", "status", "pools")
+MAX_LISTED = 1000  # names in one ?pool= or ?view= list
 
 # Runs a function off the reactor (in a thread): its result, when it is done.
 OffReactor = Callable[[Callable[[], bytes]], Deferred[bytes]]
@@ -54,31 +58,57 @@ class ReportRoutes:
 
     def mount(self, app: Klein) -> None:
         route(app, ["GET"], "/status", self.status)
+        route(app, ["GET"], "/poolstat", self.poolstat)
+        route(app, ["GET"], "/totalrunning", self.totalrunning)
         route(app, ["GET"], "/summary", self.summary_all)
         route(app, ["GET"], "/summary/<string:route>", self.summary_route)
         route(app, ["GET"], "/summary/<string:route>/<string:key>", self.summary_key)
 
     async def status(self, request: IRequest) -> bytes:
+        """The whole status, or only the sections ``?view=a,b`` names (400
+        for a name that is none)."""
+        views = names_listed(request, "view")
+        unknown = sorted(set(views or ()) - set(STATUS_VIEWS))
+        if unknown:
+            shown = ", ".join(repr(n[:validate.MAX_NAME]) for n in unknown[:10])
+            raise ApiError(400, f"unknown view: {shown}; the views are "
+                           + ", ".join(STATUS_VIEWS))
         cloning, counts, doubt = await self._store.pool_counts(self._config.pool_names)
         clones = await self._store.clones_of(self._clock.today())
-        return json_answer(request, 200, status(self._pools, cloning, counts, clones, doubt))
+        whole = status(self._pools, cloning, counts, clones, doubt)
+        return json_answer(request, 200, whole if views is None
+                           else {k: v for k, v in whole.items() if k in views})
+
+    async def poolstat(self, request: IRequest) -> bytes:
+        """
+        ``?pool=a,b``: each pool's ready VMs, size and aliases.  A name may
+        be a pool or an alias (its pools are listed); like vmpooler, a name
+        that is neither is left out of the answer.  400 without ``pool``.
+        """
+        wanted = set(names_listed(request, "pool") or ())
+        if not wanted:
+            raise ApiError(400, "give the pools to report on as ?pool=a,b")
+        pools = [p for p in self._pools if p[0] in wanted or wanted.intersection(p[2])]
+        _, counts, _ = await self._store.pool_counts([p[0] for p in pools])
+        return json_answer(request, 200, {"pools": {
+            name: {"ready": c.ready, "max": size, "alias": list(alias)}
+            for (name, size, alias), c in zip(pools, counts)}})
+
+    async def totalrunning(self, request: IRequest) -> bytes:
+        """The VMs running in every pool."""
+        _, counts, _ = await self._store.pool_counts(self._config.pool_names)
+        return json_answer(request, 200, {"running": sum(c.running for c in counts)})
 
     async def _summary(self, request: IRequest, route: str | None, key: str | None) -> bytes:
         """The summary's answer (Note [Summaries]): whole, or its ``route``
         (and ``key``) part."""
         today = local_date(self._clock.seconds())
 
-        def arg(name: str) -> str | None:
-            values = request.args.get(name.encode())
-            if not values:
-                return None
-            try:
-                return values[0].decode("utf-8")
-            except UnicodeDecodeError:
-                raise ApiError(400, f"{name} must be a date, YYYY-MM-DD") from None
+        def day(name: str) -> date:
+            text = query_arg(request, name, f"{name} must be a date, YYYY-MM-DD")
+            return validate.day(text or today.isoformat(), name)
 
-        start = validate.day(arg("from") or today.isoformat(), "from")
-        end = validate.day(arg("to") or today.isoformat(), "to")
+        start, end = day("from"), day("to")
         if start > today:
             raise ApiError(400, "from is in the future")
         if end < start:
@@ -105,6 +135,30 @@ class ReportRoutes:
         if not part_exists(route, key):
             raise ApiError(404, "no such summary")
         return await self._summary(request, route, key)
+
+
+def query_arg(request: IRequest, name: str, malformed: str) -> str | None:
+    """The query's first ``name``, if given; 400 (``malformed``) if not UTF-8."""
+    values = request.args.get(name.encode())
+    if not values:
+        return None
+    try:
+        return str(values[0].decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, malformed) from None
+
+
+def names_listed(request: IRequest, name: str) -> list[str] | None:
+    """``?name=a,b`` as ``["a", "b"]`` (None if not given); 400 for an
+    empty name, or more than MAX_LISTED."""
+    text = query_arg(request, name, f"{name} must be a comma-separated list of names")
+    if text is None:
+        return None
+    names = text.split(",")
+    if len(names) > MAX_LISTED or not all(names):
+        raise ApiError(400, f"{name} must be a comma-separated list of at most "
+                       f"{MAX_LISTED} names, none empty")
+    return names
 
 
 # --- the answers' shapes: pure functions of the store's figures ----------------

@@ -30,10 +30,10 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
+from . import dialect
 from .errors import json_answer
 
 log = Logger()
-PREFIX = [b"api", b"v1"]
 IDLE_TIMEOUT = 60.0  # seconds a keep-alive connection may sit idle
 HEAD_TIMEOUT = 10.0  # seconds from a request's first byte to the end of its head
 BODY_TIMEOUT = 30.0  # seconds from the end of the head to the end of the body
@@ -62,9 +62,11 @@ def _refusal(code: int, phrase: bytes, error: str) -> bytes:
 class InFlight(Resource):
     """
     Wraps the API's resource: counts the requests it has not finished;
-    takes the ``/api/v1`` prefix and a trailing slash off the path, so that
-    each route is one rule; and answers a path that is not UTF-8 with
-    vmpooler's JSON 400, where Klein would answer in plain text.
+    takes the ``/api/v1`` (``/api/v2``, ``/api/v3``) prefix off the path,
+    noting on the request which generation it asked for (dialect.py), and
+    a trailing slash, so that each route is one rule for every generation;
+    and answers a path that is not UTF-8 with vmpooler's JSON 400, where
+    Klein would answer in plain text.
     """
 
     isLeaf = True
@@ -77,8 +79,9 @@ class InFlight(Resource):
 
     def render(self, request: Request) -> Any:
         path = list(request.postpath or ())
-        if path[:2] == PREFIX:
-            request.prepath, path = list(request.prepath or ()) + PREFIX, path[2:]
+        if len(path) > 1 and path[0] == b"api" and path[1] in dialect.PREFIXES:
+            dialect.note(request, dialect.PREFIXES[path[1]])
+            request.prepath, path = list(request.prepath or ()) + path[:2], path[2:]
         if len(path) > 1 and path[-1] == b"":
             path = path[:-1]
         request.postpath = path

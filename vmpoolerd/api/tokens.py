@@ -7,6 +7,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from . import validate
+from .dialect import Dialects
 from .errors import json_answer
 from .routes import Callers, Clock, route
 from ..config import Config
@@ -20,8 +21,9 @@ class TokenRoutes:
     """Every route answers 404 when authentication is not configured."""
 
     def __init__(self, config: Config, store: ApiStore, clock: Clock,
-                 callers: Callers) -> None:
+                 callers: Callers, dialects: Dialects) -> None:
         self._config = config
+        self._dialects = dialects
         self._store = store
         self._clock = clock
         self._callers = callers
@@ -49,7 +51,9 @@ class TokenRoutes:
         self._callers.require_auth()
         token = validate.token(token)
         data = await self._store.token(token)
-        running = await self._store.token_vms(token, self._config.pool_names)
+        dialect = self._dialects.of(request)
+        running = [dialect.hostname(host, pool) for host, pool
+                   in await self._store.token_vms(token, self._config.pool_names)]
         info = {k: data[k] for k in ("user", "created", "last") if k in data}
         return json_answer(request, 200, {"ok": True, token: {**info, "vms": {"running": running}}})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..config import Config
 from .errors import ApiError
@@ -84,11 +84,15 @@ def checkout_plan(config: Config, counts: Mapping[str, int]
     return tuple((name, count, config.pools_for(name)) for name, count in counts.items())
 
 
-def hostname(config: Config, value: str) -> str:
-    """A VM name, ``<name>.<domain>`` accepted; 400 when malformed."""
-    domain = config.service.domain
-    if domain and value.endswith("." + domain):
-        value = value[: -len(domain) - 1]
+def hostname(config: Config, value: str, domains: Sequence[str] = ()) -> str:
+    """
+    A VM name, ``<name>.<domain>`` accepted for ``:config: domain`` and
+    for ``domains`` (the pools' own); 400 when malformed.
+    """
+    for domain in (config.service.domain, *domains):
+        if domain and value.endswith("." + domain):
+            value = value[: -len(domain) - 1]
+            break
     if not HOSTNAME.fullmatch(value):
         raise ApiError(400, "malformed hostname")
     return value

@@ -12,6 +12,7 @@ from klein import Klein
 from twisted.web.iweb import IRequest
 
 from . import validate
+from .dialect import Dialects
 from .errors import ApiError, json_answer
 from .routes import Callers, Clock, read_body, route
 from ..config import Config
@@ -37,8 +38,9 @@ def hours(value: float) -> float | int:
 
 class VmRoutes:
     def __init__(self, config: Config, store: ApiStore, clock: Clock, callers: Callers,
-                 rng: random.Random, metrics: Metrics) -> None:
+                 rng: random.Random, metrics: Metrics, dialects: Dialects) -> None:
         self._config = config
+        self._dialects = dialects
         self._store = store
         self._clock = clock
         self._callers = callers
@@ -57,7 +59,7 @@ class VmRoutes:
         route(app, ["POST"], "/vm/<string:host>/snapshot/<string:name>", self.revert)
 
     def _hostname(self, value: str) -> str:
-        return validate.hostname(self._config, value)
+        return validate.hostname(self._config, value, self._dialects.domains)
 
     # --- pools and checkout ----------------------------------------------------
 
@@ -106,21 +108,21 @@ class VmRoutes:
                 fields["token:user_dn"] = caller.owner.dn
         entries = tuple((name, count, self._shuffled(pools)) for name, count, pools in plan)
         vms = await self._store.checkout(Request(entries, self._clock.now(), fields))
+        dialect = self._dialects.of(request)
         body: dict[str, Any] = {"ok": True}
-        for name, hosts in vms.items():
+        for name, names in vms.items():
+            hosts = [dialect.hostname(host, vms.pools[host]) for host in names]
             body[name] = {"hostname": hosts[0] if len(hosts) == 1 else hosts}
-        if self._config.service.domain:
-            body["domain"] = self._config.service.domain
-        return json_answer(request, 200, body)
+        return json_answer(request, 200, {**body, **dialect.domain()})
 
     # --- one VM ------------------------------------------------------------------
 
     async def vm(self, request: IRequest, host: str) -> bytes:
         hostname = self._hostname(host)
         vm = await self._store.vm(hostname)
-        return json_answer(request, 200, {"ok": True, hostname: self._describe(vm)})
+        return json_answer(request, 200, {"ok": True, hostname: self._describe(request, vm)})
 
-    def _describe(self, vm: VmRecord) -> dict[str, Any]:
+    def _describe(self, request: IRequest, vm: VmRecord) -> dict[str, Any]:
         f = vm.fields
         state = vm.set_name if vm.set_name in LIVE_STATES else "destroyed"
         checkout = parse_time(f.get("checkout"))
@@ -142,8 +144,9 @@ class VmRoutes:
             info["snapshots"] = snapshots
         if f.get("disk"):
             info["disk"] = f["disk"].split(":")
-        if self._config.service.domain:
-            info["domain"] = self._config.service.domain
+        info.update(self._dialects.of(request).vm_fields(
+            vm.hostname, f.get("template", ""), checkout if state == "running" else None,
+            lifetime, self._clock.seconds()))
         return info
 
     async def change_vm(self, request: IRequest, host: str) -> bytes:

@@ -72,6 +72,15 @@ class Request:
     fields: Mapping[str, str]
 
 
+class Handed(dict[str, list[str]]):
+    """What a checkout handed out: the hostnames by name asked for, and in
+    ``pools`` each one's pool (for its domain)."""
+
+    def __init__(self, hosts: Mapping[str, list[str]], pools: Mapping[str, str]) -> None:
+        super().__init__(hosts)
+        self.pools = pools
+
+
 @dataclass(frozen=True)
 class VmRecord:
     hostname: str
@@ -111,7 +120,7 @@ class ApiStore(Scripts):
                  generation: GenerationWatch | None = None) -> None:
         super().__init__(redis, reactor, timeout, metrics)
         self._generation = generation
-        self._checkouts: Coalescer[Request, dict[str, list[str]] | None] = \
+        self._checkouts: Coalescer[Request, Handed | None] = \
             Coalescer(self._checkout_batch, reactor)
         self._undos: set[IDelayedCall] = set()
         self._undoing: set[Deferred[None]] = set()
@@ -129,9 +138,9 @@ class ApiStore(Scripts):
             running.cancel()
         self._undos.clear()
 
-    def checkout(self, request: Request) -> Deferred[dict[str, list[str]]]:
+    def checkout(self, request: Request) -> Deferred[Handed]:
         """
-        The hostnames handed out, by name asked for; NotEnoughVms when the
+        The VMs handed out, by name asked for; NotEnoughVms when the
         ready pools cannot meet the whole request (then nothing moved).
 
         Note [Clients that went away]: when the caller cancels (Klein does
@@ -140,9 +149,9 @@ class ApiStore(Scripts):
         to ready as soon as the answer comes, as for an unanswered batch.
         """
         result = self._checkouts.submit(request)
-        answer: Deferred[dict[str, list[str]]] = Deferred()
+        answer: Deferred[Handed] = Deferred()
 
-        def deliver(vms: dict[str, list[str]] | None) -> None:
+        def deliver(vms: Handed | None) -> None:
             if not answer.called:
                 if vms is None:
                     answer.errback(NotEnoughVms())
@@ -159,7 +168,7 @@ class ApiStore(Scripts):
         result.addCallbacks(deliver, fail)
         return answer
 
-    async def _checkout_batch(self, batch: list[Request]) -> list[dict[str, list[str]] | None]:
+    async def _checkout_batch(self, batch: list[Request]) -> list[Handed | None]:
         payload = json.dumps({"requests": [
             {"entries": r.entries, "now": r.now, "fields": dict(r.fields)} for r in batch]})
         key = f"{self._batch_prefix}{next(self._batches)}"
@@ -179,7 +188,9 @@ class ApiStore(Scripts):
             raise StoreUnavailable("Redis's state changed under this daemon; checking it")
         if self._generation is not None:
             self._generation.saw(int(answer["generation"]))
-        return [result or None for result in answer["results"]]
+        return [Handed({name: [host for host, _ in vms] for name, vms in result.items()},
+                       {host: pool for vms in result.values() for host, pool in vms})
+                if result else None for result in answer["results"]]
 
     def _undo(self, batch: list[str], args: list[Any], deadline: float, delay: float) -> None:
         """
@@ -341,6 +352,8 @@ class ApiStore(Scripts):
             if cursor == "0":
                 return found
 
-    async def token_vms(self, token: str, pools: Sequence[str]) -> list[str]:
-        return list(await self._script("token_vms", args=[token, *pools]))
+    async def token_vms(self, token: str, pools: Sequence[str]) -> list[tuple[str, str]]:
+        """The running VMs checked out with ``token``: each one's hostname and pool."""
+        return [(host, pool) for host, pool in await self._script(
+            "token_vms", args=[token, *pools])]
 

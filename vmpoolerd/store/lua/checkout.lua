@@ -30,7 +30,7 @@
 -- checkout.
 --
 -- KEYS[1]: the batch's key, ARGV[2]: UNDO_WINDOW.  Returns JSON: {"results":
--- one entry per request, {name: [host, ...]} or false, "generation": the
+-- one entry per request, {name: [[host, pool], ...]} or false, "generation": the
 -- count}; or "cancelled"; or "doubt".
 if ARGV[3] ~= '' then
   local marker = redis.call('HMGET', 'vmpooler__generation', 'id', 'n')
@@ -85,7 +85,7 @@ for i, req in ipairs(batch.requests) do
         for field, value in pairs(req.fields) do
           redis.call('HSET', vm, field, value)
         end
-        table.insert(vms[name], host)
+        table.insert(vms[name], {host, pool})
         handed[#handed + 1] = {pool, host}
       end
       touched[pool] = true
