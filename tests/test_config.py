@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -233,7 +234,269 @@ class PathTests(SynchronousTestCase):
 
 class ShippedFilesTests(SynchronousTestCase):
     def test_etc_files_parse(self) -> None:
+        """Every shipped configuration parses, with nothing to warn about."""
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        for name in ("vmpooler.yaml", "vmpooler.yaml.example"):
-            config = read_config(os.path.join(here, "etc", name), {})
+        paths = sorted(glob.glob(os.path.join(here, "etc", "*.yaml*")))
+        self.assertEqual([os.path.basename(p) for p in paths],
+                         ["vmpooler-3x.yaml.example", "vmpooler.yaml", "vmpooler.yaml.example"])
+        for path in paths:
+            config = read_config(path, {})
             self.assertEqual(config.pool_names, ("debian-7-i386", "debian-7-x86_64"))
+            self.assertEqual(config.warnings, ())
+
+    def test_the_3x_example(self) -> None:
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        c = read_config(os.path.join(here, "etc", "vmpooler-3x.yaml.example"), {})
+        self.assertEqual([name for name, _ in c.providers], ["vsphere", "vsphere-ams"])
+        self.assertEqual([(p.provider, c.domain_for(p.name), c.linked_clones(p.name))
+                          for p in c.pools],
+                         [("vsphere", "pdx.example.com", False),
+                          ("vsphere-ams", "ams.example.com", True)])
+
+
+POOL_3X = """
+:pools:
+  - name: a
+    template: T/a
+    folder: F/a
+    datastore: ds
+    size: 1
+"""
+
+PROVIDERS = """
+:providers:
+  :vsphere:
+    server: vc1.example.com
+    username: u
+    password: p1
+  :vsphere-ams:
+    provider_class: vsphere
+    server: vc2.example.com
+    username: u
+    password: p2
+    datacenter: AMS
+    port: 8443
+"""
+
+
+class ThreeXTests(SynchronousTestCase):
+    """vmpooler 3.x files."""
+
+    def assertError(self, text: str, message: str) -> None:
+        with self.assertRaises(ConfigError) as caught:
+            parse_config(text)
+        self.assertEqual(str(caught.exception), message)
+
+    def test_providers(self) -> None:
+        c = parse_config(PROVIDERS + POOL_3X + "    provider: vsphere-ams\n    datacenter: X\n"
+                         "  - name: b\n    template: T/b\n    folder: F/b\n    datastore: ds\n"
+                         "    size: 1\n")
+        self.assertEqual([name for name, _ in c.providers], ["vsphere", "vsphere-ams"])
+        ams = c.provider("vsphere-ams")
+        self.assertEqual((ams.server, ams.port, ams.datacenter, ams.insecure),
+                         ("vc2.example.com", 8443, "AMS", False))
+        self.assertEqual([(p.provider, p.datacenter) for p in c.pools],
+                         [("vsphere-ams", "X"), ("vsphere", None)])
+        self.assertNotIn("p2", repr(c))
+        self.assertEqual(c.warnings, ())
+
+    def test_a_pool_takes_the_only_provider(self) -> None:
+        only = ":providers:\n  :pdx:\n    provider_class: vsphere\n    server: s\n" \
+            "    username: u\n    password: p\n"
+        self.assertEqual(parse_config(only + POOL_3X).pools[0].provider, "pdx")
+
+    def test_pools_on_two_vcenters_may_have_folders_of_the_same_name(self) -> None:
+        c = parse_config(PROVIDERS + POOL_3X + "  - name: b\n    template: T/b\n"
+                         "    folder: F/a\n    datastore: ds\n    size: 1\n"
+                         "    provider: vsphere-ams\n")
+        self.assertEqual(c.pool_names, ("a", "b"))
+
+    def test_the_2016_vsphere_beside_providers(self) -> None:
+        legacy = MINIMAL.split(":pools:")[0]
+        others = PROVIDERS.replace("  :vsphere:\n", "  :unused:\n    provider_class: vsphere\n")
+        c = parse_config(legacy + others + POOL_3X, {"VSPHERE_PASSWORD": "env"})
+        self.assertEqual([name for name, _ in c.providers], ["vsphere", "unused", "vsphere-ams"])
+        self.assertEqual((c.provider("vsphere").server, c.provider("vsphere").password),
+                         ("vcenter.example.com", "env"))
+        self.assertEqual(c.provider("vsphere-ams").password, "p2")
+        # :providers: names its own vsphere: the 2016 section is ignored, and said so.
+        c = parse_config(legacy + PROVIDERS + POOL_3X, {"VSPHERE_PASSWORD": "env"})
+        self.assertEqual((c.provider("vsphere").server, c.provider("vsphere").password),
+                         ("vc1.example.com", "p1"))
+        self.assertEqual(c.warnings, (
+            ":vsphere:: ignored: :providers: has a provider named 'vsphere'",))
+
+    def test_provider_errors(self) -> None:
+        self.assertError(POOL_3X, ":vsphere:: is required (or :providers:)")
+        self.assertError(PROVIDERS.replace("provider_class: vsphere", "provider_class: ec2")
+                         + POOL_3X, ":providers:.:vsphere-ams:.provider_class: provider "
+                         "'vsphere-ams' is of class 'ec2'; only vsphere is served")
+        self.assertError(PROVIDERS.replace("    provider_class: vsphere\n", "") + POOL_3X,
+                         ":providers:.:vsphere-ams:.provider_class: provider 'vsphere-ams' "
+                         "is of class 'vsphere-ams'; only vsphere is served")
+        self.assertError(PROVIDERS.replace("    server: vc2.example.com\n", "") + POOL_3X,
+                         ":providers:.:vsphere-ams:.server: is required")
+        self.assertError(PROVIDERS + POOL_3X + "    provider: vsphere-lon\n",
+                         ":pools:[0].provider: pool 'a' names the provider 'vsphere-lon'; "
+                         "the providers are vsphere, vsphere-ams")
+        two = PROVIDERS.replace("  :vsphere:\n", "  :pdx:\n    provider_class: vsphere\n")
+        self.assertError(two + POOL_3X, ":pools:[0].provider: pool 'a' names the provider "
+                         "'vsphere'; the providers are pdx, vsphere-ams")
+        self.assertError(":providers: [a]\n" + POOL_3X, ":providers:: must be a mapping")
+
+    DNS = """
+:dns_configs:
+  :pdx:
+    dns_class: dynamic-dns
+    domain: pdx.example.com
+  :bare:
+    dns_class: dynamic-dns
+  :cloud:
+    dns_class: gcp
+    domain: gcp.example.com
+:config:
+  domain: example.com
+"""
+
+    def pools(self, *plugins: str) -> str:
+        return ":pools:\n" + "".join(
+            f"  - name: p{i}\n    template: T/{i}\n    folder: F/{i}\n    datastore: ds\n"
+            f"    size: 1\n" + (f"    dns_plugin: {plugin}\n" if plugin else "")
+            for i, plugin in enumerate(plugins))
+
+    def test_dns_configs(self) -> None:
+        c = parse_config(PROVIDERS + self.DNS + self.pools("pdx", "bare", "cloud", ""))
+        self.assertEqual([p.domain for p in c.pools],
+                         ["pdx.example.com", None, "gcp.example.com", None])
+        self.assertEqual([c.domain_for(p) for p in c.pool_names],
+                         ["pdx.example.com", "example.com", "gcp.example.com", "example.com"])
+        self.assertEqual(c.warnings, (
+            ":dns_configs:.:cloud:.dns_class: 'gcp' is not served: vmpoolerd registers no "
+            "names (as with dynamic-dns); its domain still applies",))
+
+    def test_dns_errors(self) -> None:
+        self.assertError(PROVIDERS + self.DNS + self.pools("lon"),
+                         ":pools:[0].dns_plugin: pool 'p0' names the DNS config 'lon', which "
+                         ":dns_configs: does not have")
+        self.assertError(PROVIDERS + self.pools("lon"),
+                         ":pools:[0].dns_plugin: pool 'p0' names the DNS config 'lon', which "
+                         ":dns_configs: does not have")
+        self.assertError(PROVIDERS + ":dns_configs:\n  :pdx:\n    domain: d\n"
+                         + self.pools(""), ":dns_configs:.:pdx:.dns_class: is required")
+
+    def test_3x_service_keys(self) -> None:
+        s = parse_config(PROVIDERS + POOL_3X).service
+        self.assertEqual((s.experimental_features, s.max_ondemand_instances_per_request,
+                          s.ondemand_clone_limit, s.ondemand_request_ttl_minutes,
+                          s.create_linked_clones, s.purge_unconfigured_resources,
+                          s.resources_allowlist), (False, 10, 10, 5.0, False, False, ()))
+        c = parse_config(PROVIDERS + POOL_3X + "    create_linked_clone: false\n"
+                         "  - name: b\n    template: T/b\n    folder: F/b\n    datastore: ds\n"
+                         "    size: 1\n" + ":config:\n  experimental_features: true\n"
+                         "  max_ondemand_instances_per_request: 3\n  ondemand_clone_limit: 2\n"
+                         "  ondemand_request_ttl: 0.5\n  create_linked_clones: true\n"
+                         "  purge_unconfigured_resources: true\n"
+                         "  resources_allowlist: [keep, templates]\n"
+                         "  max_lifetime_upper_limit: 48\n  check_loop_delay_max: 30\n")
+        s = c.service
+        self.assertEqual((s.experimental_features, s.max_ondemand_instances_per_request,
+                          s.ondemand_clone_limit, s.ondemand_request_ttl_minutes,
+                          s.create_linked_clones, s.purge_unconfigured_resources,
+                          s.resources_allowlist, s.max_lifetime_upper_limit_hours,
+                          s.check_loop_delay_max),
+                         (True, 3, 2, 0.5, True, True, ("keep", "templates"), 48, 30.0))
+        self.assertEqual((c.linked_clones("a"), c.linked_clones("b")), (False, True))
+        self.assertEqual(c.warnings, ())
+
+    def test_3x_bad_values(self) -> None:
+        for key, value, problem in (
+                ("experimental_features", "'yes'", "must be true or false"),
+                ("max_ondemand_instances_per_request", "0", "must be a positive integer"),
+                ("ondemand_clone_limit", "-1", "must be a positive integer"),
+                ("ondemand_request_ttl", "0", "must be a positive number"),
+                ("create_linked_clones", "1", "must be true or false"),
+                ("purge_unconfigured_resources", "'on'", "must be true or false"),
+                ("resources_allowlist", "[]", "must not be empty")):
+            self.assertError(PROVIDERS + POOL_3X + f":config:\n  {key}: {value}\n",
+                             f":config:.{key}: {problem}")
+        self.assertError(PROVIDERS + POOL_3X + "    create_linked_clone: 'no'\n",
+                         ":pools:[0].create_linked_clone: must be true or false")
+
+    LDAP = ":auth:\n  provider: ldap\n  :ldap:\n    host: h\n    base: b\n"
+
+    def test_ldap_encryption_as_net_ldap_writes_it(self) -> None:
+        for method in ("simple_tls", "start_tls"):
+            c = parse_config(MINIMAL + self.LDAP + f"    encryption:\n      :method: :{method}\n")
+            assert c.auth is not None
+            self.assertEqual((c.auth.encryption, c.warnings), (method, ()))
+        c = parse_config(MINIMAL + self.LDAP + "    encryption:\n      :method: :simple_tls\n"
+                         "      :tls_options:\n        :ssl_version: TLSv1_2\n")
+        self.assertEqual(c.warnings,
+                         (":auth:.:ldap:.encryption.tls_options: unknown key, ignored",))
+        self.assertError(MINIMAL + self.LDAP + "    encryption:\n      :method: :plain\n",
+                         ":auth:.:ldap:.encryption.method: must be one of simple_tls, start_tls")
+        self.assertError(MINIMAL + self.LDAP + "    encryption:\n      :tls_options: {}\n",
+                         ":auth:.:ldap:.encryption.method: is required")
+
+    def test_unknown_keys_are_reported_with_their_path(self) -> None:
+        c = parse_config(PROVIDERS.replace("    port: 8443\n", "    connection_pool_size: 4\n")
+                         + POOL_3X + "    snapshot_mainMem_ioBlockPages: 2048\n"
+                         ":config:\n  utilisation_limit: 3\n:statsd:\n  server: s\n"
+                         ":redis:\n  connection_pool_size: 2\n" + self.LDAP + "    tls: 1\n")
+        self.assertEqual(c.warnings, (
+            ":statsd:: unknown key, ignored",
+            ":providers:.:vsphere-ams:.connection_pool_size: unknown key, ignored",
+            ":redis:.connection_pool_size: unknown key, ignored",
+            ":config:.utilisation_limit: unknown key, ignored",
+            ":pools:[0].snapshot_mainMem_ioBlockPages: unknown key, ignored",
+            ":auth:.:ldap:.tls: unknown key, ignored"))
+
+    def test_a_known_key_with_a_bad_value_is_still_an_error(self) -> None:
+        self.assertError(PROVIDERS.replace("port: 8443", "port: many") + POOL_3X,
+                         ":providers:.:vsphere-ams:.port: must be a positive integer")
+
+
+class ExtraConfigTests(SynchronousTestCase):
+    def write(self, directory: str, name: str, text: str) -> str:
+        path = os.path.join(directory, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def setUp(self) -> None:
+        self.dir = self.mktemp()
+        os.makedirs(os.path.join(self.dir, "conf.d"))
+        self.write(self.dir, "pools.yaml", POOL_3X.replace("name: a", "name: extra"))
+        self.write(self.dir, "conf.d/redis.yaml", ":redis:\n  server: redis.example.com\n")
+        self.write(self.dir, "conf.d/redis2.yaml", "redis:\n  port: 6390\n")
+
+    def main(self, extra: str) -> str:
+        return self.write(self.dir, "vmpooler.yaml",
+                          PROVIDERS + POOL_3X + f":config:\n  extra_config: {extra}\n")
+
+    def test_files_are_merged_section_by_section(self) -> None:
+        c = read_config(self.main("pools.yaml,conf.d/redis.yaml"), {})
+        self.assertEqual((c.pool_names, c.redis.server), (("extra",), "redis.example.com"))
+        self.assertEqual(c.warnings, ())
+        # A later file's section replaces the whole of an earlier one, whatever its spelling.
+        c = read_config(self.main("[conf.d/redis.yaml, conf.d/redis2.yaml]"), {})
+        self.assertEqual((c.pool_names, c.redis.server, c.redis.port), (("a",), "localhost", 6390))
+
+    def test_an_absolute_path(self) -> None:
+        absolute = os.path.abspath(os.path.join(self.dir, "pools.yaml"))
+        self.assertEqual(read_config(self.main(absolute), {}).pool_names, ("extra",))
+
+    def test_errors_name_the_file(self) -> None:
+        missing = os.path.join(self.dir, "missing.yaml")
+        for extra, message in (
+                ("missing.yaml", f":config:.extra_config: {missing}: cannot be read: "
+                                 "No such file or directory"),
+                ("'pools.yaml,'", ":config:.extra_config[1]: must not be empty")):
+            with self.assertRaises(ConfigError) as caught:
+                read_config(self.main(extra), {})
+            self.assertEqual(str(caught.exception), message)
+        self.write(self.dir, "bad.yaml", "- a list\n")
+        with self.assertRaises(ConfigError) as caught:
+            read_config(self.main("bad.yaml"), {})
+        self.assertEqual(str(caught.exception), ":config:.extra_config: bad.yaml: the "
+                         "configuration must be a YAML mapping of sections")

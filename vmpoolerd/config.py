@@ -7,12 +7,19 @@ checked here, once, at start-up: a bad value raises :class:`ConfigError`
 naming the key path (``:pools:[1].size: must be a positive integer``), so
 that the daemon exits before it listens.
 
-Nothing here does I/O except :func:`read_config`; :func:`parse_config` is a
-pure function of the text and the environment.
+A vmpooler 3.x file is read too: ``:providers:`` (several vCenters by
+name), ``:dns_configs:`` (a domain per pool), the 3.x keys, and the files
+its ``extra_config`` names, merged in.  A key nobody reads is not an error:
+it lands in :attr:`Config.warnings` with its path, for the start-up log.
+
+Nothing here does I/O except :func:`read_config` and the reading of the
+files ``extra_config`` names; otherwise :func:`parse_config` is a pure
+function of the text and the environment.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +32,12 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a whole name: fullma
 # Checkout answers put pools beside these keys (docs/compatibility.rst, "API v1").
 RESERVED_NAMES = ("ok", "domain")
 ENCRYPTIONS = ("start_tls", "simple_tls", "none")
+# net-ldap's ``encryption: {method: ...}`` (YAML reads ``:simple_tls`` with its colon).
+LDAP_METHODS = ("simple_tls", "start_tls")
+PROVIDER_CLASSES = ("vsphere",)
+DEFAULT_PROVIDER = "vsphere"
+# The DNS class whose names the network registers: vmpoolerd has nothing to do.
+DYNAMIC_DNS = "dynamic-dns"
 
 
 Check = Callable[[str, Any], Any]
@@ -144,6 +157,8 @@ class Config:
     auth: LdapConfig | None = None
     graphite: GraphiteConfig | None = None
     tagfilter: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    # What start-up should log once: unknown keys (with their path), keys read but not served.
+    warnings: tuple[str, ...] = ()
 
     @cached_property
     def pool_names(self) -> tuple[str, ...]:
@@ -188,21 +203,45 @@ class Config:
 # --- reading values --------------------------------------------------------
 
 
-class _Section:
-    """A mapping with its key path, so every error can name the key."""
+class _Notes:
+    """What one parse has to say besides errors: its sections' unknown keys, its warnings."""
 
-    def __init__(self, path: str, data: Any) -> None:
+    def __init__(self) -> None:
+        self.sections: list[_Section] = []
+        self.warnings: list[str] = []
+
+    def all(self) -> tuple[str, ...]:
+        return tuple(self.warnings) + tuple(
+            f"{s.where(_display(key))}: unknown key, ignored"
+            for s in self.sections for key in s.data if key not in s.seen)
+
+
+class _Section:
+    """
+    A mapping with its key path, so every error can name the key; the keys
+    asked for are remembered, so that the others can be reported unknown.
+    """
+
+    def __init__(self, path: str, data: Any, notes: _Notes) -> None:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
             raise ConfigError(f"{path}: must be a mapping")
         self.path = path
         self.data = data
+        self.notes = notes
+        self.seen: set[Any] = set()
+        notes.sections.append(self)
 
     def where(self, key: str) -> str:
-        return f"{self.path}.{key}"
+        return f"{self.path}.{key}" if self.path else key
+
+    def known(self, *keys: str) -> None:
+        """Count ``keys`` as read (they are, elsewhere)."""
+        self.seen.update(keys)
 
     def has(self, key: str) -> bool:
+        self.seen.add(key)
         return self.data.get(key) is not None
 
     def require(self, *keys: str) -> None:
@@ -212,6 +251,7 @@ class _Section:
 
     def read(self, check: Check, key: str) -> Any:
         """The value of ``key`` (set), checked."""
+        self.seen.add(key)
         return check(self.where(key), self.data[key])
 
     def fields(self, readers: Mapping[str, tuple[str, Check]]) -> dict[str, Any]:
@@ -223,6 +263,51 @@ class _Section:
         """
         return {name: self.read(check, key) for name, (key, check) in readers.items()
                 if self.has(key)}
+
+    def present(self, name: str) -> bool:
+        """Whether the ``:name:`` sub-section is set."""
+        key = _spelling(self.data, name)
+        return key is not None and self.data[key] is not None
+
+    def sub(self, name: str) -> _Section:
+        """The ``:name:`` sub-section (empty if absent), in any spelling."""
+        key = _spelling(self.data, name)
+        if key is not None:
+            self.seen.add(key)
+        return self.nested(self.where(f":{name}:"), self.data.get(key))
+
+    def child(self, key: str) -> _Section:
+        """The mapping under ``key``, whose own keys may be written ``:name:`` or ``name``."""
+        value = self.data[key]
+        self.seen.add(key)
+        if isinstance(value, Mapping):
+            value = {str(k).strip(":"): v for k, v in value.items()}
+        return self.nested(self.where(key), value)
+
+    def nested(self, path: str, data: Any) -> _Section:
+        return _Section(path, data, self.notes)
+
+
+def _spelling(data: Mapping[Any, Any], name: str) -> Any:
+    """
+    The key ``:name:`` is written with in ``data``: as vmpooler writes it
+    (PyYAML reads that as ``":name"``, the last colon being YAML's own), or
+    plain ``name``.  None if absent.
+    """
+    for key in _spellings(name):
+        if key in data:
+            return key
+    return None
+
+
+def _spellings(name: str) -> tuple[str, ...]:
+    return (f":{name}", f":{name}:", name)
+
+
+def _display(key: Any) -> str:
+    """A key as the file writes it: ``":name"`` is ``:name:``."""
+    text = str(key)
+    return f"{text}:" if text.startswith(":") and not text.endswith(":") else text
 
 
 def _string(where: str, value: Any) -> str:
@@ -310,28 +395,68 @@ def _string_list(item: Callable[[str, Any], str]) -> Callable[[str, Any], tuple[
 # --- sections --------------------------------------------------------------
 
 
-def _section(raw: Mapping[Any, Any], name: str) -> Any:
-    """
-    ``:name:`` as vmpooler writes it (PyYAML reads that as ``":name"``, the
-    last colon being YAML's own), or plain ``name``.
-    """
-    for key in (f":{name}", f":{name}:", name):
-        if key in raw:
-            return raw[key]
-    return None
-
-
-def _vsphere(s: _Section, environ: Mapping[str, str]) -> VsphereConfig:
+def _vsphere(s: _Section, env_password: str | None = None) -> VsphereConfig:
+    """A vCenter's keys; ``env_password`` ($VSPHERE_PASSWORD) wins over the file's."""
     s.require("server", "username")
-    if not environ.get("VSPHERE_PASSWORD"):
+    if not env_password:
         s.require("password")
     fields = s.fields({"server": ("server", _string), "username": ("username", _string),
                        "password": ("password", _string), "port": ("port", _port),
                        "insecure": ("insecure", _boolean),
                        "datacenter": ("datacenter", _string)})
-    if environ.get("VSPHERE_PASSWORD"):
-        fields["password"] = environ["VSPHERE_PASSWORD"]
+    if env_password:
+        fields["password"] = env_password
     return VsphereConfig(**fields)
+
+
+def _provider(s: _Section, name: str) -> VsphereConfig:
+    """One ``:providers:`` entry: its class (default: its name) must be one served."""
+    kind = s.read(_string, "provider_class") if s.has("provider_class") else name
+    if kind not in PROVIDER_CLASSES:
+        raise ConfigError(f"{s.where('provider_class')}: provider {name!r} is of class "
+                          f"{kind!r}; only {', '.join(PROVIDER_CLASSES)} is served")
+    return _vsphere(s)
+
+
+def _providers(root: _Section, environ: Mapping[str, str]
+               ) -> tuple[tuple[str, VsphereConfig], ...]:
+    """
+    ``:providers:`` by name, and the 2016 ``:vsphere:`` as the provider
+    ``vsphere`` unless ``:providers:`` names one so (then it is ignored).
+    """
+    providers: dict[str, VsphereConfig] = {}
+    if root.present("providers"):
+        section = root.sub("providers")
+        for key in list(section.data):
+            name = _name(section.where(_display(key)), str(key).strip(":"))
+            providers.setdefault(name, _provider(section.sub(name), name))
+    if root.present("vsphere"):
+        if DEFAULT_PROVIDER in providers:
+            root.known(_spelling(root.data, "vsphere"))
+            root.notes.warnings.append(
+                f":vsphere:: ignored: :providers: has a provider named {DEFAULT_PROVIDER!r}")
+        else:
+            legacy = _vsphere(root.sub("vsphere"), environ.get("VSPHERE_PASSWORD"))
+            providers = {DEFAULT_PROVIDER: legacy, **providers}
+    if not providers:
+        raise ConfigError(":vsphere:: is required (or :providers:)")
+    return tuple(providers.items())
+
+
+def _dns_configs(s: _Section) -> dict[str, str | None]:
+    """``:dns_configs:``: each name's domain (None: the pool takes :config: domain)."""
+    domains: dict[str, str | None] = {}
+    for key in list(s.data):
+        name = str(key).strip(":")
+        entry = s.sub(name)
+        entry.require("dns_class")
+        dns_class = entry.read(_string, "dns_class")
+        if dns_class != DYNAMIC_DNS:
+            s.notes.warnings.append(
+                f"{entry.where('dns_class')}: {dns_class!r} is not served: vmpoolerd "
+                f"registers no names (as with {DYNAMIC_DNS}); its domain still applies")
+        domains[name] = entry.read(_string, "domain") if entry.has("domain") else None
+    return domains
 
 
 def _redis(s: _Section, environ: Mapping[str, str]) -> RedisConfig:
@@ -350,22 +475,36 @@ def _redis(s: _Section, environ: Mapping[str, str]) -> RedisConfig:
 def _auth(s: _Section) -> LdapConfig:
     s.require("provider")
     s.read(_one_of("ldap"), "provider")
-    ldap = _Section(s.where(":ldap:"), _section(s.data, "ldap"))
+    ldap = s.sub("ldap")
     ldap.require("host", "base")
-    return LdapConfig(**ldap.fields({
+    fields = ldap.fields({
         "host": ("host", _string), "port": ("port", _port),
         "base": ("base", _string_list(_string)),
         "user_object": ("user_object", _string_list(_string)),
-        "encryption": ("encryption", _one_of(*ENCRYPTIONS)),
         "ca_file": ("ca_file", _string),
-        "service_account": ("service_account_hash", _service_account),
-        "max_binds": ("max_binds", _positive_int)}))
+        "max_binds": ("max_binds", _positive_int)})
+    if ldap.has("encryption"):
+        fields["encryption"] = _encryption(ldap)
+    if ldap.has("service_account_hash"):
+        fields["service_account"] = _service_account(ldap.child("service_account_hash"))
+    return LdapConfig(**fields)
 
 
-def _service_account(where: str, value: Any) -> ServiceAccount:
+def _encryption(ldap: _Section) -> str:
+    """``encryption``: a name, or net-ldap's hash ``{:method: :simple_tls}``."""
+    if not isinstance(ldap.data["encryption"], Mapping):
+        return str(ldap.read(_one_of(*ENCRYPTIONS), "encryption"))
+    method = ldap.child("encryption")
+    method.require("method")
+    return str(method.read(_ldap_method, "method"))
+
+
+def _ldap_method(where: str, value: Any) -> str:
+    return _one_of(*LDAP_METHODS)(where, value.lstrip(":") if isinstance(value, str) else value)
+
+
+def _service_account(account: _Section) -> ServiceAccount:
     """``service_account_hash`` with ``user_dn`` and ``password`` (either spelling)."""
-    account = _Section(where, {str(k).strip(":"): v for k, v in (value or {}).items()}
-                       if isinstance(value, Mapping) else value)
     account.require("user_dn", "password")
     return ServiceAccount(**account.fields({"user_dn": ("user_dn", _string),
                                             "password": ("password", _string)}))
@@ -377,13 +516,12 @@ def _graphite(s: _Section) -> GraphiteConfig:
                                       "prefix": ("prefix", _string)}))
 
 
-def _tagfilter(path: str, data: Any) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    s = _Section(path, data)
+def _tagfilter(s: _Section) -> tuple[tuple[str, re.Pattern[str]], ...]:
     filters = []
-    for tag, pattern in s.data.items():
+    for tag in list(s.data):
         where = s.where(str(tag))
         try:
-            filters.append((str(tag), re.compile(_string(where, pattern))))
+            filters.append((str(tag), re.compile(s.read(_string, tag))))
         except re.error as e:
             raise ConfigError(f"{where}: not a regular expression: {e}") from None
     return tuple(filters)
@@ -391,6 +529,13 @@ def _tagfilter(path: str, data: Any) -> tuple[tuple[str, re.Pattern[str]], ...]:
 
 def _prefix(where: str, value: Any) -> str:
     return "" if value == "" else _name(where, value)
+
+
+def _paths(where: str, value: Any) -> tuple[str, ...]:
+    """A path, a list of paths, or paths separated by commas (vmpooler's way)."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    return _string_list(_string)(where, value)
 
 
 SERVICE_KEYS: Mapping[str, tuple[str, Check]] = {
@@ -412,11 +557,20 @@ SERVICE_KEYS: Mapping[str, tuple[str, Check]] = {
     "ready_check_address": ("ready_check_address", _one_of("hostname", "ip")),
     "max_request_vms": ("max_request_vms", _positive_int),
     "max_lifetime_upper_limit_hours": ("max_lifetime_upper_limit", _positive_int),
+    "experimental_features": ("experimental_features", _boolean),
+    "max_ondemand_instances_per_request": ("max_ondemand_instances_per_request",
+                                           _positive_int),
+    "ondemand_clone_limit": ("ondemand_clone_limit", _positive_int),
+    "ondemand_request_ttl_minutes": ("ondemand_request_ttl", _positive_number),
+    "create_linked_clones": ("create_linked_clones", _boolean),
+    "purge_unconfigured_resources": ("purge_unconfigured_resources", _boolean),
+    "resources_allowlist": ("resources_allowlist", _string_list(_string)),
 }
 
 
 def _service(s: _Section) -> ServiceConfig:
     fields = s.fields(SERVICE_KEYS)
+    s.known("extra_config")  # read before, by _merge_extra_files
     if "vm_lifetime_hours" in fields:
         fields.setdefault("vm_lifetime_auth_hours", fields["vm_lifetime_hours"])
     service = ServiceConfig(**fields)
@@ -435,18 +589,39 @@ POOL_KEYS: Mapping[str, tuple[str, Check]] = {
     "resource_pool": ("pool", _string), "clone_target": ("clone_target", _string),
     "timeout_minutes": ("timeout", _positive_number),
     "ready_ttl_minutes": ("ready_ttl", _positive_number),
+    "create_linked_clone": ("create_linked_clone", _boolean),
+    "datacenter": ("datacenter", _string),
 }
 
 
-def _pool(s: _Section) -> PoolConfig:
+def _pool(s: _Section, providers: Sequence[str], domains: Mapping[str, str | None]
+          ) -> PoolConfig:
     s.require("name", "template", "folder", "datastore", "size")
-    return PoolConfig(**s.fields(POOL_KEYS))
+    fields = s.fields(POOL_KEYS)
+    name = fields["name"]
+    provider = s.read(_string, "provider") if s.has("provider") else \
+        providers[0] if len(providers) == 1 else DEFAULT_PROVIDER
+    if provider not in providers:
+        raise ConfigError(f"{s.where('provider')}: pool {name!r} names the provider "
+                          f"{provider!r}; the providers are {', '.join(providers)}")
+    if s.has("dns_plugin"):
+        plugin = s.read(_string, "dns_plugin")
+        if plugin not in domains:
+            raise ConfigError(f"{s.where('dns_plugin')}: pool {name!r} names the DNS config "
+                              f"{plugin!r}, which :dns_configs: does not have")
+        fields["domain"] = domains[plugin]
+    return PoolConfig(provider=provider, **fields)
 
 
-def _pools(path: str, data: Any) -> tuple[PoolConfig, ...]:
+def _pools(root: _Section, providers: Sequence[str], domains: Mapping[str, str | None]
+           ) -> tuple[PoolConfig, ...]:
+    path, key = ":pools:", _spelling(root.data, "pools")
+    root.known(key)
+    data = root.data.get(key)
     if not isinstance(data, list) or not data:
         raise ConfigError(f"{path}: must be a list of at least one pool")
-    pools = tuple(_pool(_Section(f"{path}[{i}]", p)) for i, p in enumerate(data))
+    pools = tuple(_pool(root.nested(f"{path}[{i}]", p), providers, domains)
+                  for i, p in enumerate(data))
     names: set[str] = set()
     for i, p in enumerate(pools):
         if p.name in names:
@@ -458,10 +633,11 @@ def _pools(path: str, data: Any) -> tuple[PoolConfig, ...]:
                 raise ConfigError(f"{path}[{i}].alias: {a!r} is already a pool's name")
     # Each maintainer takes a VM of its folder that its pool does not know
     # for a stranger, and destroys it: a shared folder would lose VMs.
-    # vSphere paths are read without their outer slashes (vsphere.split_path).
-    folders: dict[str, str] = {}
+    # vSphere paths are read without their outer slashes (vsphere.split_path);
+    # pools on different vCenters may have folders of the same name.
+    folders: dict[tuple[str, str], str] = {}
     for i, p in enumerate(pools):
-        folder = p.folder.strip("/")
+        folder = (p.provider, p.folder.strip("/"))
         if folder in folders:
             raise ConfigError(f"{path}[{i}].folder: {p.folder!r} is already the folder "
                               f"of pool {folders[folder]!r}")
@@ -469,32 +645,67 @@ def _pools(path: str, data: Any) -> tuple[PoolConfig, ...]:
     return pools
 
 
-def parse_config(text: str, environ: Mapping[str, str] | None = None) -> Config:
-    """Parse and check a configuration; raise :class:`ConfigError`."""
-    environ = environ or {}
+def _load(text: str, label: str = "") -> Mapping[Any, Any]:
+    """The YAML mapping of sections in ``text`` (``label``: the file, for errors)."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"not valid YAML: {e}") from None
+        raise ConfigError(f"{label}not valid YAML: {e}") from None
     if not isinstance(raw, Mapping):
-        raise ConfigError("the configuration must be a YAML mapping of sections")
+        raise ConfigError(f"{label}the configuration must be a YAML mapping of sections")
+    return raw
 
-    def section(name: str) -> _Section:
-        return _Section(f":{name}:", _section(raw, name))
 
-    if _section(raw, "vsphere") is None:
-        raise ConfigError(":vsphere:: is required")
-    auth = _section(raw, "auth")
-    graphite = _section(raw, "graphite")
-    return Config(
-        providers=(("vsphere", _vsphere(section("vsphere"), environ)),),
-        redis=_redis(section("redis"), environ),
-        service=_service(section("config")),
-        pools=_pools(":pools:", _section(raw, "pools")),
-        auth=_auth(section("auth")) if auth is not None else None,
-        graphite=_graphite(section("graphite")) if graphite is not None else None,
-        tagfilter=_tagfilter(":tagfilter:", _section(raw, "tagfilter")),
-    )
+def _read_text(path: str, label: str = "") -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigError(f"{label}{path}: cannot be read: {e.strerror}") from None
+
+
+def _merge_extra_files(raw: Mapping[Any, Any], path: str | None) -> Mapping[Any, Any]:
+    """
+    The sections of ``raw`` with those of the files its ``:config:
+    extra_config`` names (relative to ``path``'s directory) merged in, in
+    order: a section in a later file replaces the whole section of that
+    name, as vmpooler merges.  Extra files' own ``extra_config`` is not followed.
+    """
+    config = raw.get(_spelling(raw, "config"))
+    if not isinstance(config, Mapping) or config.get("extra_config") is None:
+        return raw
+    where = ":config:.extra_config"
+    merged = dict(raw)
+    for name in _paths(where, config["extra_config"]):
+        label = f"{where}: {name}: "
+        full = os.path.join(os.path.dirname(path or ""), name)
+        for key, value in _load(_read_text(full, f"{where}: "), label).items():
+            for spelling in _spellings(str(key).strip(":")):
+                merged.pop(spelling, None)
+            merged[key] = value
+    return merged
+
+
+def parse_config(text: str, environ: Mapping[str, str] | None = None,
+                 path: str | None = None) -> Config:
+    """
+    Parse and check a configuration; raise :class:`ConfigError`.  ``path``
+    is the file ``text`` came from: ``extra_config`` files are found
+    relative to its directory (else to the working directory).
+    """
+    environ = environ or {}
+    notes = _Notes()
+    root = _Section("", _merge_extra_files(_load(text), path), notes)
+    providers = _providers(root, environ)
+    domains = _dns_configs(root.sub("dns_configs"))
+    redis = _redis(root.sub("redis"), environ)
+    service = _service(root.sub("config"))
+    pools = _pools(root, [name for name, _ in providers], domains)
+    auth = _auth(root.sub("auth")) if root.present("auth") else None
+    graphite = _graphite(root.sub("graphite")) if root.present("graphite") else None
+    tagfilter = _tagfilter(root.sub("tagfilter"))
+    return Config(providers=providers, redis=redis, service=service, pools=pools, auth=auth,
+                  graphite=graphite, tagfilter=tagfilter, warnings=notes.all())
 
 
 def config_path(option: str | None, environ: Mapping[str, str]) -> str:
@@ -503,12 +714,7 @@ def config_path(option: str | None, environ: Mapping[str, str]) -> str:
 
 
 def read_config(path: str, environ: Mapping[str, str]) -> Config:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot be read: {e.strerror}") from None
-    return parse_config(text, environ)
+    return parse_config(_read_text(path), environ, path)
 
 
 __all__: Sequence[str] = (

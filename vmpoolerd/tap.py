@@ -187,6 +187,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
              site=config.service.site_name, n=len(config.pools),
              redis=config.redis.server, port=config.redis.port,
              auth="ldap" if config.auth else "off")
+    for warning in config.warnings:
+        log.warn("config: {warning}", warning=warning)
     return top
 
 
