@@ -26,6 +26,7 @@ from vmpoolerd.tap import Options
 from .fixtures import config_text, fill_ready
 from .processes import free_port, stop_process
 from .redis_server import fresh_redis, redis_server
+from .vcsim_server import VcsimServer, start_vcsim
 from .waiting import until
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -185,6 +186,54 @@ class DaemonTests(TestCase):
             log = f.read()
         self.assertNotIn("Too many open files", log)
         self.assertNotIn("Traceback", log)
+
+    async def test_a_3x_config_fills_each_pool_from_its_own_vcenter(self) -> None:
+        """A vmpooler 3.x file: two vCenters, a pool on each, per-pool domains."""
+        redis = await fresh_redis(self)
+        main = start_vcsim(None, self, boot_delay_ms=200)
+        pdx = start_vcsim(None, self, boot_delay_ms=200)
+        port = free_port()
+
+        def provider(server: VcsimServer) -> str:
+            return (f"    server: '{server.host}'\n    port: {server.port}\n"
+                    f"    username: '{server.username}'\n    password: '{server.password}'\n"
+                    "    insecure: true\n")
+        redis_config = redis_server().config
+        process = self.start(
+            ":providers:\n  :vsphere:\n" + provider(main)
+            + "  :vsphere-pdx:\n    provider_class: 'vsphere'\n" + provider(pdx)
+            + ":dns_configs:\n"
+            "  :main:\n    dns_class: 'dynamic-dns'\n    domain: 'example.com'\n"
+            "  :pdx:\n    dns_class: 'dynamic-dns'\n    domain: 'pdx.example.com'\n"
+            f":redis:\n  server: '127.0.0.1'\n  port: {redis_config.port}\n"
+            f":config:\n  host: '127.0.0.1'\n  port: {port}\n  ready_check_port: 0\n"
+            "  check_loop_delay_min: 0.1\n  check_loop_delay_max: 1\n  prefix: 't-'\n"
+            ":pools:\n"
+            "  - name: 'debian-7'\n    template: 'Templates/debian/debian-7-x86_64'\n"
+            "    folder: 'Pools/debian-7'\n    datastore: 'LocalDS_0'\n    size: 2\n"
+            "    provider: 'vsphere'\n    dns_plugin: 'main'\n"
+            "  - name: 'centos-7'\n    template: 'Templates/centos-7-plain'\n"
+            "    folder: 'Pools/nested/centos-7'\n    datastore: 'LocalDS_0'\n    size: 2\n"
+            "    provider: 'vsphere-pdx'\n    dns_plugin: 'pdx'\n")
+        await self.wait_listening(process, port)
+
+        async def full() -> bool:
+            return all([await redis.scard(f"vmpooler__ready__{pool}") == 2
+                        for pool in ("debian-7", "centos-7")])
+        await until("both pools to fill", full, seconds=60)
+        self.assertEqual(len(main.client().inventory("Pools/debian-7")), 2)
+        self.assertEqual(main.client().inventory("Pools/nested/centos-7"), [])
+        self.assertEqual(len(pdx.client().inventory("Pools/nested/centos-7")), 2)
+        self.assertEqual(pdx.client().inventory("Pools/debian-7"), [])
+        response = await treq.post(f"http://127.0.0.1:{port}/api/v3/vm/debian-7+centos-7",
+                                   persistent=False)
+        body = json.loads(await response.content())
+        self.assertEqual(response.code, 200, body)
+        self.assertNotIn("domain", body)
+        self.assertTrue(body["debian-7"]["hostname"].endswith(".example.com"), body)
+        self.assertTrue(body["centos-7"]["hostname"].endswith(".pdx.example.com"), body)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(await self.wait_exit(process), -signal.SIGTERM)
 
     async def test_json_logfile(self) -> None:
         await fresh_redis(self)
