@@ -99,12 +99,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port: int, pid: int) -> tuple[float, float, int, float]:
-    """Requests/s, p99 in ms, non-2xx answers, and the server's CPU us per request."""
+def wrk(port: int, pid: int, api: str = "v1") -> tuple[float, float, int, float]:
+    """Requests/s, p99 in ms, non-2xx answers, and the server's CPU us per
+    request, checking out under ``/api/<api>``."""
     cpu = cpu_seconds(pid)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency",
-         "-s", os.path.join(HERE, "post.lua"), f"http://127.0.0.1:{port}/api/v1/vm/{POOL}"],
+         "-s", os.path.join(HERE, "post.lua"), f"http://127.0.0.1:{port}/api/{api}/vm/{POOL}"],
         check=True, capture_output=True, text=True).stdout
     cpu = cpu_seconds(pid) - cpu
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -182,20 +183,23 @@ def main() -> None:
 
         print(f"checkout benchmark: wrk -t1 -c{CONNECTIONS} -d{DURATION}s, "
               f"POST /api/v1/vm/{POOL}, {filled} ready VMs in Redis, {os.cpu_count()} cores")
-        rate_ratios, p99_ratios, cpu_ratios, site_ratios = [], [], [], []
+        rate_ratios, p99_ratios, cpu_ratios, site_ratios, v3_ratios = [], [], [], [], []
         for n in range(1, ROUNDS + 1):
             bare_rate, bare_p99, bare_bad, bare_cpu = wrk(bare_port, bare.pid)
             site_rate, _, site_bad, _ = wrk(site_port, site.pid)
             rate, p99, bad, cpu = wrk(daemon_port, daemon.pid)
+            v3_rate, _, v3_bad, _ = wrk(daemon_port, daemon.pid, "v3")
             rate_ratios.append(rate / bare_rate)
             p99_ratios.append(p99 / bare_p99)
             cpu_ratios.append(cpu / bare_cpu)
             site_ratios.append(rate / site_rate)
+            v3_ratios.append(v3_rate / rate)
             print(f"  round {n}: bare {bare_rate:5.0f}/s p99 {bare_p99:4.2f} ms "
                   f"{bare_cpu:3.0f} us CPU | checkout {rate:5.0f}/s p99 {p99:4.2f} ms "
                   f"{cpu:3.0f} us CPU | ratios {rate_ratios[-1]:.2f} {p99_ratios[-1]:.2f} "
                   f"{cpu_ratios[-1]:.2f} | bare on the daemon's site {site_rate:5.0f}/s "
-                  f"| non-2xx {bare_bad} {site_bad} {bad}")
+                  f"| v3 checkout {v3_rate:5.0f}/s | non-2xx {bare_bad} {site_bad} {bad} "
+                  f"{v3_bad}")
         for what, ratios, goal in (("rate", rate_ratios, "goal >= 0.60"),
                                    ("p99", p99_ratios, "goal <= 2.00"),
                                    ("CPU per request", cpu_ratios, "server process, user+sys")):
@@ -204,6 +208,8 @@ def main() -> None:
         print(f"checkout rate / the bare handler's on the daemon's own site (no per-request "
               f"idle timer): {median(site_ratios):.2f} "
               f"(rounds {min(site_ratios):.2f}-{max(site_ratios):.2f})")
+        print(f"v3 checkout rate / v1's (FQDN hostnames): {median(v3_ratios):.2f} "
+              f"(goal >= 0.95; rounds {min(v3_ratios):.2f}-{max(v3_ratios):.2f})")
         handed = READY - int(redis_cli(redis_port, "SCARD", f"vmpooler__ready__{POOL}"))
         running = int(redis_cli(redis_port, "SCARD", f"vmpooler__running__{POOL}"))
         print(f"VMs handed out: {handed}, now running: {running} "
