@@ -54,6 +54,14 @@ class RedisServer:
             stop_process(self.process)
             self.process = None
 
+    def crash_and_restart(self) -> None:
+        """``kill -9``, then start again from what is on disk (the last dump)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+        self.start()
+
     def cli(self, *args: str) -> str:
         return subprocess.run(["redis-cli", "-p", str(self.port), *args], check=True,
                               capture_output=True, text=True).stdout

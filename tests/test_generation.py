@@ -127,11 +127,7 @@ class RestoredRedisTests(TestCase):
         taken = await redis.spop(f"vmpooler__ready__{D32}")  # checked out after the dump
         await redis.sadd(f"vmpooler__running__{D32}", taken)
         await watch.check()
-        assert server.process is not None
-        server.process.kill()
-        server.process.wait()
-        server.process = None
-        server.start()
+        server.crash_and_restart()
 
         async def checked() -> Any:
             try:
@@ -142,7 +138,6 @@ class RestoredRedisTests(TestCase):
         self.assertIn("back in time", found.doubt or "")
         self.assertNotIn(taken, set(await redis.smembers(f"vmpooler__ready__{D32}")))
         self.assertIn(taken, set(await redis.smembers(f"vmpooler__discovered__{D32}")))
-
 
     async def test_the_next_checkout_after_a_restore_hands_nothing_out_again(self) -> None:
         """Note [Checkouts and generations] in vmpoolerd/store/lua/checkout.lua:
@@ -156,11 +151,7 @@ class RestoredRedisTests(TestCase):
         server.cli("SAVE")
         request = Request(((D32, 1, (D32,)),), "2026-11-28 12:00:00 +0000", {})
         (taken,) = (await store.checkout(request))[D32]  # after the dump
-        assert server.process is not None
-        server.process.kill()
-        server.process.wait()
-        server.process = None
-        server.start()
+        server.crash_and_restart()
 
         async def refused() -> bool:
             try:
