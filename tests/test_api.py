@@ -122,6 +122,27 @@ class CheckoutTests(ApiCase):
         handed = answer.body[D32]["hostname"] + answer.body["debian-7-32"]["hostname"]
         self.assertEqual(sorted(handed), sorted(self.ready[D32]))
 
+    async def test_every_vm_asked_for_is_counted_as_demand(self) -> None:
+        # Note [Counting demand]: met or not, by pool, per hour.
+        self.assertEqual((await self.client.post("/api/v1/vm", {D32: 2, "debian": 6})).code, 200)
+        self.assert_error(await self.client.post("/api/v1/vm", {D32: 9, C7: 1}), 503)
+
+        async def counted(pool: str) -> dict[str, int]:
+            fields = await self.redis.hgetall(f"vmpooler__demand__{pool}")
+            totals: dict[str, int] = {}
+            for field, value in fields.items():
+                kind, hour = field.split(":")
+                self.assertGreater(int(hour), 400_000)  # hours since 1970
+                totals[kind] = totals.get(kind, 0) + int(value)
+            return totals
+        self.assertEqual(await counted(D32), {"asked": 11, "hit": 2})
+        # "debian" drew its six from D64 and C7, each VM asked for where it
+        # was handed out; the refused request's C7 VM was asked for only.
+        d64, c7 = await counted(D64), await counted(C7)
+        self.assertEqual(d64["asked"], d64["hit"])
+        self.assertEqual(c7["asked"], c7["hit"] + 1)
+        self.assertEqual(d64["hit"] + c7["hit"], 6)
+
     async def test_not_enough_takes_nothing(self) -> None:
         self.assert_error(await self.client.post("/api/v1/vm", {D32: 2, C7: 4}), 503)
         self.assert_error(await self.client.post(f"/api/v1/vm/{C7}+{C7}+{C7}+{C7}"), 503)

@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from vmpoolerd.manager import sizing
 from vmpoolerd.manager.sizing import Demand
+from vmpoolerd.timefmt import hour_of
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -26,9 +27,9 @@ def trained(per_hour_of_day: list[int], days: int, start: float = MONDAY) -> Dem
     demand = Demand()
     for d in range(days):
         for h in range(24):
-            demand = sizing.count(demand, sizing.hour_of(start + d * DAY + h * HOUR, 0),
+            demand = sizing.count(demand, hour_of(start + d * DAY + h * HOUR, 0),
                                   per_hour_of_day[h])
-    return sizing.fold(demand, sizing.hour_of(start + days * DAY, 0))
+    return sizing.fold(demand, hour_of(start + days * DAY, 0))
 
 
 def size_at(demand: Demand, now: float, floor: int = 1, ceiling: int = 50) -> int:
@@ -69,7 +70,7 @@ class DemandTests(SynchronousTestCase):
         now = MONDAY + 7 * DAY + 10 * HOUR
         before = size_at(demand, now)
         # Thirty checkouts in the first ten minutes of the hour.
-        stepped = sizing.count(demand, sizing.hour_of(now, 0), 30)
+        stepped = sizing.count(demand, hour_of(now, 0), 30)
         after = size_at(stepped, now + 600)
         self.assertEqual(before, 2)
         self.assertGreater(after, before + 3)
@@ -93,9 +94,9 @@ class DemandTests(SynchronousTestCase):
         for d in range(14):
             per_hour = 0 if d % 7 >= 5 else weekday[0]
             for h in range(24):
-                demand = sizing.count(demand, sizing.hour_of(MONDAY + d * DAY + h * HOUR, 0),
+                demand = sizing.count(demand, hour_of(MONDAY + d * DAY + h * HOUR, 0),
                                       per_hour)
-        demand = sizing.fold(demand, sizing.hour_of(MONDAY + 14 * DAY, 0))
+        demand = sizing.fold(demand, hour_of(MONDAY + 14 * DAY, 0))
         saturday, monday = MONDAY + 19 * DAY + 12 * HOUR, MONDAY + 14 * DAY + 12 * HOUR
         self.assertEqual(size_at(demand, saturday), 1)
         self.assertGreater(size_at(demand, monday), 5)
@@ -103,14 +104,14 @@ class DemandTests(SynchronousTestCase):
     def test_a_burst_raises_the_size_then_passes(self) -> None:
         demand = trained([2] * 24, 7)
         now = MONDAY + 7 * DAY + 14 * HOUR
-        burst = sizing.count(demand, sizing.hour_of(now, 0), 80)
+        burst = sizing.count(demand, hour_of(now, 0), 80)
         self.assertGreater(size_at(burst, now + 60), 8)
         # Two hours on, the burst's hour has slid out of the recent rate,
         # and its weight in the history of that hour is one observation.
         self.assertLess(size_at(burst, now + 2 * HOUR + 60), 4)
 
     def test_the_size_never_leaves_its_bounds(self) -> None:
-        demand = sizing.count(trained([500] * 24, 7), sizing.hour_of(MONDAY + 7 * DAY, 0), 500)
+        demand = sizing.count(trained([500] * 24, 7), hour_of(MONDAY + 7 * DAY, 0), 500)
         self.assertEqual(size_at(demand, MONDAY + 7 * DAY + 60, floor=1, ceiling=12), 12)
         self.assertEqual(size_at(Demand(), MONDAY, floor=4, ceiling=12), 4)
 
@@ -121,9 +122,9 @@ class FoldTests(SynchronousTestCase):
         new = trained([30] * 24, 7, start=MONDAY + 7 * DAY)
         both = trained([10] * 24, 7)
         for h in range(7 * 24):
-            both = sizing.count(both, sizing.hour_of(MONDAY + 7 * DAY + h * HOUR, 0), 30)
-        both = sizing.fold(both, sizing.hour_of(MONDAY + 14 * DAY, 0))
-        hour = sizing.hour_of(MONDAY + 14 * DAY, 0)
+            both = sizing.count(both, hour_of(MONDAY + 7 * DAY + h * HOUR, 0), 30)
+        both = sizing.fold(both, hour_of(MONDAY + 14 * DAY, 0))
+        hour = hour_of(MONDAY + 14 * DAY, 0)
         self.assertEqual(sizing.expected_rate(old, hour), 10)
         self.assertEqual(sizing.expected_rate(new, hour), 30)
         self.assertEqual(sizing.expected_rate(both, hour), 20)

@@ -6,6 +6,7 @@ ISO 8601 and naive stamps are accepted too (naive ones are taken as local).
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timezone
 
 _FORMATS = (
@@ -19,6 +20,18 @@ _FORMATS = (
 def format_time(seconds: float) -> str:
     """Seconds since the epoch as ``2015-04-28 19:17:47 -0700``."""
     return datetime.fromtimestamp(seconds).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def utc_offset(seconds: float) -> float:
+    """Seconds local time is ahead of UTC at ``seconds``."""
+    offset = datetime.fromtimestamp(seconds).astimezone().utcoffset()
+    return offset.total_seconds() if offset is not None else 0.0
+
+
+def hour_of(seconds: float, offset: float) -> int:
+    """Hours since the epoch, in the local time ``offset`` seconds ahead of
+    UTC (the hours demand is counted by)."""
+    return math.floor((seconds + offset) / 3600)
 
 
 def local_date(seconds: float) -> date:

@@ -29,7 +29,8 @@ first checkouts.
 from __future__ import annotations
 
 import dataclasses
-import math
+
+from ..timefmt import hour_of
 
 HOURS_PER_WEEK = 168
 # The epoch began on a Thursday; hour-of-week 0 is Monday 00:00.
@@ -85,12 +86,6 @@ class Demand:
                        int(data["previous"]))
         except (AssertionError, KeyError, TypeError, ValueError):
             return cls()
-
-
-def hour_of(seconds: float, utc_offset: float) -> int:
-    """Hours since the epoch, in the local time ``utc_offset`` seconds
-    ahead of UTC."""
-    return math.floor((seconds + utc_offset) / 3600)
 
 
 def hour_of_week(hour: int) -> int:

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from ..telemetry.metrics import Metrics
+from ..timefmt import hour_of, utc_offset
 from . import keys
 from .coalesce import Coalescer
 from .errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRunning,
@@ -169,7 +170,8 @@ class ApiStore(Scripts):
         return answer
 
     async def _checkout_batch(self, batch: list[Request]) -> list[Handed | None]:
-        payload = json.dumps({"requests": [
+        now = self._reactor.seconds()
+        payload = json.dumps({"hour": hour_of(now, utc_offset(now)), "requests": [
             {"entries": r.entries, "now": r.now, "fields": dict(r.fields)} for r in batch]})
         key = f"{self._batch_prefix}{next(self._batches)}"
         seen = self._generation.seen if self._generation else None

@@ -62,3 +62,9 @@ def boot(day: str) -> str:
 def checkout_batch_prefix(unique: str) -> str:
     """Where a store's checkout batches are marked (see checkout.lua)."""
     return f"{PREFIX}checkout_batch__{unique}_"
+
+
+def demand(pool: str) -> str:
+    """The pool's checkouts by hour (asked:<hour>, hit:<hour>) and their
+    folded history (Note [Counting demand] in checkout.lua)."""
+    return f"{PREFIX}demand__{pool}"

@@ -29,6 +29,14 @@
 -- raises the count, so a restore from before it is noticed at the next
 -- checkout.
 --
+-- Note [Counting demand]: every VM asked for is counted in its pool's
+-- vmpooler__demand__<pool> hash, in the field asked:<hour> (hours since
+-- the epoch, local: the batch's "hour"), and every VM handed out in
+-- hit:<hour>, whether the request is met or not: a pool too small to meet
+-- its demand must still see it.  A request not met counts each name's VMs
+-- at its first pool.  The manager folds the hours that ended into the
+-- pool's history (demand.py) and deletes their fields.
+--
 -- KEYS[1]: the batch's key, ARGV[2]: UNDO_WINDOW.  Returns JSON: {"results":
 -- one entry per request, {name: [[host, pool], ...]} or false, "generation": the
 -- count}; or "cancelled"; or "doubt".
@@ -42,6 +50,13 @@ if not redis.call('SET', KEYS[1], '[]', 'NX', 'EX', ARGV[2]) then
   return cjson.encode('cancelled')
 end
 local batch = cjson.decode(ARGV[1])
+local function count(pool, field, n)
+  if batch.hour then
+    local key = 'vmpooler__demand__' .. pool
+    redis.call('HINCRBY', key, field .. ':' .. batch.hour, n)
+    redis.call('EXPIRE', key, 2592000)
+  end
+end
 local results = {}
 local touched = {}
 local handed = {}
@@ -89,9 +104,14 @@ for i, req in ipairs(batch.requests) do
         handed[#handed + 1] = {pool, host}
       end
       touched[pool] = true
+      count(pool, 'asked', step[3])
+      count(pool, 'hit', step[3])
     end
     results[i] = vms
   else
+    for _, entry in ipairs(req.entries) do
+      count(entry[3][1], 'asked', entry[2])
+    end
     results[i] = false
   end
 end
