@@ -148,3 +148,37 @@ class FoldTests(SynchronousTestCase):
                                  {**demand.to_json(), "hour": "soon"}]
         for damaged_record in damaged:
             self.assertEqual(Demand.from_json(damaged_record), Demand())
+
+
+class HistoryTests(SynchronousTestCase):
+    def test_absorb_folds_ended_hours_once(self) -> None:
+        asked = {100: 4, 101: 6, 102: 9}
+        history = sizing.absorb(sizing.History(), asked, 102)
+        self.assertEqual(history.demand.hour, 102)
+        self.assertEqual(history.demand.previous, 6)
+        # Absorbing again (another cycle, the same counts still in Redis)
+        # counts nothing twice; the current hour is added while counting.
+        again = sizing.absorb(history, asked, 102)
+        self.assertEqual(again, history)
+        self.assertEqual(sizing.counting(again, asked, 102).current, 9)
+        later = sizing.absorb(again, asked, 103)
+        self.assertEqual(later.demand.previous, 9)
+        self.assertEqual(later.demand.day[101 % 24].rate, 6)
+
+    def test_replenish_is_a_weighted_mean(self) -> None:
+        history = sizing.absorb(sizing.History(), {}, 5, [100.0])
+        self.assertEqual(history.replenish, 100.0)
+        history = sizing.absorb(history, {}, 5, [200.0])
+        self.assertAlmostEqual(history.replenish or 0, 120.0)
+
+    def test_achieved_hit_rate_over_a_day(self) -> None:
+        asked = {10: 100, 40: 10, 41: 10}
+        hit = {10: 0, 40: 10, 41: 5}
+        self.assertEqual(sizing.achieved(asked, hit, 41), 0.75)
+        self.assertIsNone(sizing.achieved({}, {}, 41))
+
+    def test_json_round_trip(self) -> None:
+        history = sizing.absorb(sizing.History(), {7: 3, 8: 1}, 9, [42.0])
+        text = json.dumps(history.to_json())
+        self.assertEqual(sizing.History.from_json(json.loads(text)), history)
+        self.assertEqual(sizing.History.from_json("junk"), sizing.History())

@@ -29,6 +29,7 @@ first checkouts.
 from __future__ import annotations
 
 import dataclasses
+from typing import Mapping, Sequence
 
 from ..timefmt import hour_of
 
@@ -174,3 +175,63 @@ def decide(demand: Demand, now: float, utc_offset: float, replenish_seconds: flo
     size = size_for(per_hour, replenish_seconds, target, floor, ceiling)
     load = per_hour * replenish_seconds / 3600
     return Sizing(size, per_hour, replenish_seconds, hit_rate(size, load))
+
+
+# --- the history kept in Redis (vmpoolerd.store.demand) --------------------------
+
+# The hit rate shown is the share of the VMs asked for in this many hours,
+# the current one included, that were handed out.
+WINDOW_HOURS = 24
+# How much a newly measured replenish time counts in the pool's mean.
+REPLENISH_WEIGHT = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    """What is saved of a pool: its demand, folded to an hour, and the mean
+    seconds from a clone's start to its VM ready (None: none measured)."""
+    demand: Demand = Demand()
+    replenish: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"demand": self.demand.to_json(), "replenish": self.replenish}
+
+    @classmethod
+    def from_json(cls, data: object) -> "History":
+        if not isinstance(data, dict):
+            return cls()
+        replenish = data.get("replenish")
+        return cls(Demand.from_json(data.get("demand")),
+                   float(replenish) if isinstance(replenish, (int, float)) else None)
+
+
+def absorb(history: History, asked: Mapping[int, int], hour: int,
+           replenished: Sequence[float] = ()) -> History:
+    """
+    ``history`` brought up to ``hour``: the counts of the hours that ended
+    since it was folded (asked: VMs asked for by hour) added, and the
+    replenish times measured since it was saved averaged in.  The current
+    hour's count stays out: it is still counting (:func:`counting`).
+    """
+    demand = history.demand
+    for h in sorted(asked):
+        if h < hour and (demand.hour == 0 or h >= demand.hour):
+            demand = count(demand, h, asked[h])
+    replenish = history.replenish
+    for seconds in replenished:
+        replenish = seconds if replenish is None else \
+            (1 - REPLENISH_WEIGHT) * replenish + REPLENISH_WEIGHT * seconds
+    return History(fold(demand, hour), replenish)
+
+
+def counting(history: History, asked: Mapping[int, int], hour: int) -> Demand:
+    """The demand with the current hour's count so far."""
+    return count(history.demand, hour, asked.get(hour, 0))
+
+
+def achieved(asked: Mapping[int, int], hit: Mapping[int, int], hour: int) -> float | None:
+    """The share of VMs asked for that were handed out over the last
+    WINDOW_HOURS hours; None when none was asked for."""
+    window = range(hour - WINDOW_HOURS + 1, hour + 1)
+    wanted = sum(asked.get(h, 0) for h in window)
+    return None if wanted == 0 else sum(hit.get(h, 0) for h in window) / wanted
