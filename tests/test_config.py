@@ -154,6 +154,26 @@ class ErrorTests(SynchronousTestCase):
         self.assertError(self.pool("    size: 1\n    alias: [ok]\n"),
                          ":pools:[1].alias[0]: 'ok' is reserved in API answers")
 
+    def test_size_policy_keys(self) -> None:
+        self.assertError(self.pool("    size: 4\n    size_policy: auto\n"),
+                         ":pools:[1].size_policy: must be one of static, demand")
+        for rate in ("1", "0", "-0.5", "99%"):
+            self.assertError(self.pool(f"    size: 4\n    hit_rate: {rate}\n"),
+                             ":pools:[1].hit_rate: must be a " + (
+                                 "number between 0 and 1 (such as 0.99), not 1"
+                                 if rate == "1" else "positive number"))
+        self.assertError(self.pool("    size: 4\n    min_size: 5\n"),
+                         ":pools:[1].min_size: pool 'second''s min_size must not be more "
+                         "than its size (4)")
+        pool = parse_config(self.pool(
+            "    size: 40\n    size_policy: demand\n    min_size: 0\n    hit_rate: 0.95\n"
+        )).pools[1]
+        self.assertEqual((pool.size_policy, pool.min_size, pool.hit_rate, pool.size),
+                         ("demand", 0, 0.95, 40))
+        first = parse_config(MINIMAL).pools[0]
+        self.assertEqual((first.size_policy, first.min_size, first.hit_rate),
+                         ("static", 1, 0.99))
+
     def test_names(self) -> None:
         self.assertError(MINIMAL.replace("debian-7-i386\n", "debian 7\n", 1),
                          ":pools:[0].name: must be letters, digits, '.', '_' or '-' "

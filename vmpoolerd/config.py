@@ -110,6 +110,11 @@ class PoolConfig:
     domain: str | None = None  # its dns_plugin's domain; None: :config: domain
     create_linked_clone: bool | None = None  # None: :config: create_linked_clones
     datacenter: str | None = None  # None: its provider's
+    # Note [Sizing from demand] in manager/sizing.py: "demand" sizes the
+    # pool between min_size and size for the share of hits hit_rate.
+    size_policy: str = "static"
+    min_size: int = 1
+    hit_rate: float = 0.99
 
 
 @dataclass(frozen=True)
@@ -369,6 +374,14 @@ def _positive_number(where: str, value: Any) -> float:
     return float(value)
 
 
+def _fraction(where: str, value: Any) -> float:
+    number = _positive_number(where, value)
+    if number >= 1:
+        raise ConfigError(f"{where}: must be a number between 0 and 1 (such as 0.99), "
+                          f"not {value!r}")
+    return number
+
+
 def _boolean(where: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{where}: must be true or false")
@@ -591,7 +604,11 @@ POOL_KEYS: Mapping[str, tuple[str, Check]] = {
     "ready_ttl_minutes": ("ready_ttl", _positive_number),
     "create_linked_clone": ("create_linked_clone", _boolean),
     "datacenter": ("datacenter", _string),
+    "size_policy": ("size_policy", _one_of("static", "demand")),
+    "min_size": ("min_size", _integer(0)),
+    "hit_rate": ("hit_rate", _fraction),
 }
+
 
 
 def _pool(s: _Section, providers: Sequence[str], domains: Mapping[str, str | None]
@@ -610,6 +627,9 @@ def _pool(s: _Section, providers: Sequence[str], domains: Mapping[str, str | Non
             raise ConfigError(f"{s.where('dns_plugin')}: pool {name!r} names the DNS config "
                               f"{plugin!r}, which :dns_configs: does not have")
         fields["domain"] = domains[plugin]
+    if fields.get("min_size", 1) > fields["size"]:
+        raise ConfigError(f"{s.where('min_size')}: pool {name!r}'s min_size must not be "
+                          f"more than its size ({fields['size']})")
     return PoolConfig(provider=provider, **fields)
 
 
