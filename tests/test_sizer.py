@@ -1,0 +1,103 @@
+"""
+A pool's demand-driven size kept in a real Redis (vmpoolerd.manager.sizer):
+counts folded once whatever the number of managers, the history and the
+measured replenish time outliving a restart, the decision saved for every
+daemon to show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+
+from vmpoolerd.config import PoolConfig
+from vmpoolerd.manager.sizer import EVERY, PoolSizer
+from vmpoolerd.store.demand import DemandStore
+from vmpoolerd.timefmt import hour_of, utc_offset
+
+from .redis_server import fresh_redis
+
+POOL = PoolConfig(name="demanded", template="t", folder="f", datastore="d", size=20,
+                  size_policy="demand", min_size=2, hit_rate=0.99)
+KEY = "vmpooler__demand__demanded"
+T0 = 1_700_000_000.0
+
+
+class SizerTests(TestCase):
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        self.redis = await fresh_redis(self)
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.store = DemandStore(self.redis, reactor)
+        self.hour = hour_of(T0, utc_offset(T0))
+
+    def sizer(self, pool: PoolConfig = POOL) -> PoolSizer:
+        return PoolSizer(pool, self.store, self.clock)
+
+    async def saved(self) -> dict[str, object]:
+        model = json.loads(await self.redis.hget(KEY, "model"))
+        assert isinstance(model, dict)
+        return model
+
+    async def test_no_demand_is_the_floor_and_demand_raises_it(self) -> None:
+        sizer = self.sizer()
+        await sizer.update()
+        self.assertEqual(sizer.size, 2)
+        self.assertIsNone(sizer.achieved)
+        await self.redis.hincrby(KEY, f"asked:{self.hour}", 30)
+        await self.redis.hincrby(KEY, f"hit:{self.hour}", 20)
+        await sizer.update()  # too soon: nothing read
+        self.assertEqual(sizer.size, 2)
+        self.clock.advance(EVERY)
+        await sizer.update()
+        self.assertGreater(sizer.size or 0, 2)
+        self.assertAlmostEqual(sizer.achieved or 0, 2 / 3)
+        sizing = (await self.saved())["sizing"]
+        assert isinstance(sizing, dict)
+        self.assertEqual(sizing["size"], sizer.size)
+        self.assertEqual(sizing["rate"], 30)
+
+    async def test_a_static_pool_keeps_its_size_and_its_hit_rate_is_kept(self) -> None:
+        sizer = self.sizer(dataclasses.replace(POOL, size_policy="static"))
+        await self.redis.hincrby(KEY, f"asked:{self.hour}", 4)
+        await self.redis.hincrby(KEY, f"hit:{self.hour}", 4)
+        await sizer.update()
+        self.assertIsNone(sizer.size)
+        self.assertEqual(sizer.achieved, 1.0)
+        self.assertIsNone((await self.saved())["sizing"])
+
+    async def test_two_managers_fold_an_hour_once(self) -> None:
+        first, second = self.sizer(), self.sizer()
+        await self.redis.hincrby(KEY, f"asked:{self.hour}", 12)
+        await first.update()
+        await second.update()
+        self.clock.advance(3600)
+        await first.update()
+        await second.update()
+        history = (await self.saved())["history"]
+        assert isinstance(history, dict)
+        day = history["demand"]["day"]
+        self.assertEqual(day[self.hour % 24], [12.0, 1])
+        self.assertEqual(sum(samples for _, samples in day), 1)
+
+    async def test_replenish_time_outlives_a_restart(self) -> None:
+        sizer = self.sizer()
+        sizer.replenished(120.0)
+        await sizer.update()
+        self.assertEqual(sizer.sizing and sizer.sizing.replenish, 120.0)
+        restarted = self.sizer()
+        self.clock.advance(EVERY)
+        await restarted.update()
+        self.assertEqual(restarted.sizing and restarted.sizing.replenish, 120.0)
+
+    async def test_old_counts_go_and_a_damaged_model_costs_only_history(self) -> None:
+        await self.redis.hincrby(KEY, f"asked:{self.hour - 30}", 5)
+        await self.redis.hset(KEY, "model", "{not json")
+        sizer = self.sizer()
+        await sizer.update()
+        self.assertEqual(sizer.size, 2)
+        self.assertFalse(await self.redis.hexists(KEY, f"asked:{self.hour - 30}"))
