@@ -38,8 +38,8 @@ class SizerTests(TestCase):
     def sizer(self, pool: PoolConfig = POOL) -> PoolSizer:
         return PoolSizer(pool, self.store, self.clock)
 
-    async def saved(self) -> dict[str, object]:
-        model = json.loads(await self.redis.hget(KEY, "model"))
+    async def saved(self, field: str = "model") -> dict[str, object]:
+        model = json.loads(await self.redis.hget(KEY, field))
         assert isinstance(model, dict)
         return model
 
@@ -56,10 +56,12 @@ class SizerTests(TestCase):
         await sizer.update()
         self.assertGreater(sizer.size or 0, 2)
         self.assertAlmostEqual(sizer.achieved or 0, 2 / 3)
-        sizing = (await self.saved())["sizing"]
-        assert isinstance(sizing, dict)
-        self.assertEqual(sizing["size"], sizer.size)
-        self.assertEqual(sizing["rate"], 30)
+        shown = await self.saved("shown")
+        self.assertEqual(shown["size"], sizer.size)
+        self.assertEqual(shown["rate_per_hour"], 30)
+        self.assertEqual((shown["policy"], shown["min_size"], shown["max_size"]),
+                         ("demand", 2, 20))
+        self.assertAlmostEqual(shown["achieved_hit_rate"], 2 / 3)  # type: ignore[arg-type]
 
     async def test_a_static_pool_keeps_its_size_and_its_hit_rate_is_kept(self) -> None:
         sizer = self.sizer(dataclasses.replace(POOL, size_policy="static"))
@@ -68,7 +70,8 @@ class SizerTests(TestCase):
         await sizer.update()
         self.assertIsNone(sizer.size)
         self.assertEqual(sizer.achieved, 1.0)
-        self.assertIsNone((await self.saved())["sizing"])
+        self.assertEqual(await self.saved("shown"),
+                         {"policy": "static", "achieved_hit_rate": 1.0})
 
     async def test_two_managers_fold_an_hour_once(self) -> None:
         first, second = self.sizer(), self.sizer()

@@ -67,13 +67,14 @@ class PoolSizer:
             history.replenish or DEFAULT_REPLENISH, pool.hit_rate,
             min(pool.min_size, pool.size), pool.size, MARGIN,
         ) if pool.size_policy == "demand" else None
-        model = {"history": history.to_json(), "achieved": self.achieved,
-                 "sizing": None if self.sizing is None else {
-                     "size": self.sizing.size, "rate": self.sizing.rate,
-                     "replenish": self.sizing.replenish,
-                     "expected_hits": self.sizing.expected_hits}}
-        if not await self._store.save(pool.name, counts, model,
-                                      hour - sizing.WINDOW_HOURS + 1):
+        shown = {"policy": pool.size_policy, "achieved_hit_rate": self.achieved}
+        if self.sizing is not None:
+            shown.update(size=self.sizing.size, rate_per_hour=round(self.sizing.rate, 2),
+                         replenish_seconds=round(self.sizing.replenish, 1),
+                         expected_hit_rate=round(self.sizing.expected_hits, 4),
+                         hit_rate=pool.hit_rate, min_size=pool.min_size, max_size=pool.size)
+        if not await self._store.save(pool.name, counts, {"history": history.to_json()},
+                                      shown, hour - sizing.WINDOW_HOURS + 1):
             # Another manager saved first (it folded the same counts):
             # keep the measurements for the next look.
             self._replenished = measured + self._replenished

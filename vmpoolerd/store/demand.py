@@ -41,9 +41,12 @@ class DemandStore(Scripts):
             model = None
         return DemandCounts(fields.get("version", "0"), model, counts["asked"], counts["hit"])
 
-    async def save(self, pool: str, read: DemandCounts, model: object, keep_from: int) -> bool:
-        """Save ``model`` unless another manager saved since ``read``;
-        counts of hours before ``keep_from`` are dropped."""
+    async def save(self, pool: str, read: DemandCounts, model: object, shown: object,
+                   keep_from: int) -> bool:
+        """Save ``model`` and what ``/status`` shows of it unless another
+        manager saved since ``read``; counts of hours before ``keep_from``
+        are dropped."""
         return bool(await self._script(
             "demand_save", keys=[keys.demand(pool)],
-            args=[json.dumps(model), read.version, KEEP_SECONDS, keep_from]))
+            args=[json.dumps(model), read.version, KEEP_SECONDS, keep_from,
+                  json.dumps(shown)]))

@@ -64,6 +64,11 @@ class PoolStore(Scripts):
         await self._script("clone_end", args=[pool, host, "ok" if ok else "failed",
                                               f"{seconds:.2f}", day])
 
+    async def failed(self, pool: str, host: str, kind: str, reason: str, now: str,
+                     keep: int) -> None:
+        """Record why ``host`` failed (see vm_failed.lua)."""
+        await self._script("vm_failed", args=[pool, host, kind, reason, now, keep])
+
     # -- transitions -----------------------------------------------------------------
 
     async def mark_ready(self, pool: str, host: str, now: str, day: str,

@@ -8,13 +8,15 @@
 -- of the hit rate shown).
 --
 -- KEYS[1]: the hash, ARGV[1]: the history, ARGV[2]: the version read,
--- ARGV[3]: seconds to keep the hash unused, ARGV[4]: the first hour kept.
+-- ARGV[3]: seconds to keep the hash unused, ARGV[4]: the first hour kept,
+-- ARGV[5]: what /status shows (JSON: the size decided and why, the hit
+-- rate achieved), kept in the field "shown".
 -- Returns 1 when saved, 0 when another manager got there first.
 local key = KEYS[1]
 if (redis.call('HGET', key, 'version') or '0') ~= ARGV[2] then
   return 0
 end
-redis.call('HSET', key, 'model', ARGV[1], 'version', tonumber(ARGV[2]) + 1)
+redis.call('HSET', key, 'model', ARGV[1], 'version', tonumber(ARGV[2]) + 1, 'shown', ARGV[5])
 local keep = tonumber(ARGV[4])
 for _, field in ipairs(redis.call('HKEYS', key)) do
   local hour = tonumber(string.match(field, '^%a+:(%d+)$'))
