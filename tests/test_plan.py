@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from vmpoolerd.config import PoolConfig, ServiceConfig
+from vmpoolerd.manager import failures
+from vmpoolerd.manager.failures import VmFailure
 from vmpoolerd.manager.plan import (
     MAX_DISCOVERED_DESTROYS, held,
     Action, Check, Clone, Complete, Destroy, Discover, Forget, MarkEmpty,
@@ -69,7 +71,8 @@ def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
             failed: bool = False, reachable: Iterable[str] | None = None,
             cloning: Iterable[str] = (), slots: int = 0, empty: bool = False,
             pool: PoolConfig = POOL, service: ServiceConfig = SERVICE,
-            doubt: str | None = None, unknown: Iterable[str] = ()) -> Observation:
+            doubt: str | None = None, unknown: Iterable[str] = (),
+            failed_probes: Mapping[str, VmFailure] | None = None) -> Observation:
     """
     An observation of ``vms``.  By default every tracked VM is in the
     inventory, booted, and reachable; ``failed`` makes the inventory fail.
@@ -80,7 +83,7 @@ def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
         pool=pool, service=service, now=NOW, tracked=tuple(vms),
         inventory=None if failed else {s.name: s for s in inventory},
         reachable=frozenset(vm.name for vm in vms) if reachable is None else frozenset(reachable),
-        unknown=frozenset(unknown),
+        unknown=frozenset(unknown), failed_probes=failed_probes or {},
         cloning=frozenset(cloning), clone_slots=slots, empty=empty, doubt=doubt)
 
 
@@ -92,6 +95,12 @@ def transitions(obs: Observation) -> list[Action]:
 def tail(obs: Observation) -> list[Action]:
     """Only the refill and the empty flag of the plan."""
     return [a for a in plan(obs) if isinstance(a, (Clone, MarkEmpty))]
+
+
+def unreachable() -> VmFailure:
+    """A failed probe that gave no reason (the probes here are sets)."""
+    return VmFailure(failures.UNREACHABLE,
+                     f"port {SERVICE.ready_check_port} could not be reached")
 
 
 def with_pool(**changes: object) -> PoolConfig:
@@ -191,15 +200,18 @@ class PendingTests(SynchronousTestCase):
                                              inventory=booting)), [])
         self.assertEqual(transitions(observe(pending("p1", age=15 * MINUTE + 0.5),
                                              inventory=booting)),
-                         [Complete("p1", "pending", "timeout")])
+                         [Complete("p1", "pending", "timeout", VmFailure(
+                             failures.BOOT_TIMEOUT,
+                             "VMware Tools reported no hostname after 15 minutes"))])
 
     def test_timeout_while_unreachable(self) -> None:
         obs = observe(pending("p1", age=16 * MINUTE), reachable=[])
-        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout")])
+        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout", unreachable())])
 
     def test_timeout_while_still_cloning(self) -> None:
         obs = observe(pending("p1", age=16 * MINUTE), inventory=[], cloning=["p1"])
-        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout")])
+        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout", VmFailure(
+            failures.BOOT_TIMEOUT, "not in vSphere after 15 minutes, its clone still running"))])
 
     def test_ready_wins_over_timeout(self) -> None:
         self.assertEqual(transitions(observe(pending("p1", age=HOUR))),
@@ -208,7 +220,7 @@ class PendingTests(SynchronousTestCase):
     def test_pool_timeout_overrides_service(self) -> None:
         obs = observe(pending("p1", age=6 * MINUTE), reachable=[],
                       pool=with_pool(timeout_minutes=5.0))
-        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout")])
+        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout", unreachable())])
         obs = observe(pending("p1", age=20 * MINUTE), reachable=[],
                       pool=with_pool(timeout_minutes=30.0))
         self.assertEqual(transitions(obs), [])
@@ -216,7 +228,7 @@ class PendingTests(SynchronousTestCase):
     def test_service_timeout(self) -> None:
         obs = observe(pending("p1", age=0.06 * MINUTE), reachable=[],
                       service=with_service(timeout_minutes=0.05))
-        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout")])
+        self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout", unreachable())])
 
     def test_unknown_clone_time_never_times_out(self) -> None:
         obs = observe(pending("p1", age=None), inventory=[seen("p1", hostname=None)])
@@ -237,6 +249,34 @@ class PendingTests(SynchronousTestCase):
     def test_in_inventory_and_not_cloning_is_not_lost(self) -> None:
         obs = observe(pending("p1"), inventory=[seen("p1", power="poweredOff")])
         self.assertEqual(transitions(obs), [])
+
+
+class FailureTests(SynchronousTestCase):
+    """Note [Failures explained]: a timed-out or failed VM says why."""
+
+    def timed_out(self, **seen_as: object) -> VmFailure | None:
+        failed_probes = seen_as.pop("failed_probes", None)
+        obs = observe(pending("p1", age=HOUR), inventory=[seen("p1", **seen_as)],  # type: ignore[arg-type]
+                      reachable=[], failed_probes=failed_probes)  # type: ignore[arg-type]
+        [action] = transitions(obs)
+        assert isinstance(action, Complete)
+        return action.failure
+
+    def test_the_probe_says_why(self) -> None:
+        refused = VmFailure(failures.PORT_REFUSED, "port 22 refused the connection")
+        self.assertEqual(self.timed_out(failed_probes={"p1": refused}), refused)
+        obs = observe(ready("r1", checked=None), reachable=[], failed_probes={"r1": refused})
+        self.assertEqual(transitions(obs), [Complete("r1", "ready", "unreachable", refused)])
+
+    def test_what_vsphere_shows_says_why(self) -> None:
+        self.assertEqual(self.timed_out(power="poweredOff"), VmFailure(
+            failures.BOOT_TIMEOUT, "not powered on after 15 minutes"))
+        self.assertEqual(self.timed_out(hostname="localhost"), VmFailure(
+            failures.HOSTNAME, "its hostname is 'localhost', not its name"))
+
+    def test_ends_of_lifetime_are_no_failures(self) -> None:
+        obs = observe(running("x1", out=30 * HOUR))
+        self.assertEqual(transitions(obs), [Complete("x1", "running", "lifetime")])
 
 
 class ReadyTests(SynchronousTestCase):
@@ -267,7 +307,8 @@ class ReadyTests(SynchronousTestCase):
 
     def test_hostname_mismatch(self) -> None:
         obs = observe(ready("r1", checked=None), inventory=[seen("r1", hostname="localhost")])
-        self.assertEqual(transitions(obs), [Complete("r1", "ready", "hostname mismatch")])
+        self.assertEqual(transitions(obs), [Complete("r1", "ready", "hostname mismatch", VmFailure(
+            failures.HOSTNAME, "its hostname is 'localhost', not its name"))])
 
     def test_no_hostname_is_checked_again_later(self) -> None:
         obs = observe(ready("r1", checked=None), inventory=[seen("r1", hostname=None)])
@@ -276,7 +317,7 @@ class ReadyTests(SynchronousTestCase):
 
     def test_unreachable(self) -> None:
         self.assertEqual(transitions(observe(ready("r1", checked=None), reachable=[])),
-                         [Complete("r1", "ready", "unreachable")])
+                         [Complete("r1", "ready", "unreachable", unreachable())])
 
     def test_port_zero_needs_no_probe(self) -> None:
         obs = observe(ready("r1", checked=None), reachable=[], service=NO_PROBE)
@@ -512,12 +553,13 @@ class RefillTests(SynchronousTestCase):
     def test_completed_pending_no_longer_counts(self) -> None:
         obs = observe(ready("r1"), pending("p1"), pending("p2", age=HOUR),
                       reachable=[], slots=10)
-        self.assertEqual(plan(obs), [Complete("p2", "pending", "timeout"), Clone(1)])
+        self.assertEqual(plan(obs), [Complete("p2", "pending", "timeout", unreachable()),
+                                     Clone(1)])
 
     def test_completed_or_forgotten_ready_no_longer_counts(self) -> None:
         obs = observe(ready("r1"), ready("r2", checked=None), ready("r3"),
                       inventory=[seen("r1"), seen("r2")], reachable=["r1"], slots=10)
-        self.assertEqual(plan(obs), [Complete("r2", "ready", "unreachable"),
+        self.assertEqual(plan(obs), [Complete("r2", "ready", "unreachable", unreachable()),
                                      Forget("r3", "ready"), Clone(2)])
 
     def test_lost_clone_is_replaced(self) -> None:

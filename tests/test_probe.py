@@ -36,6 +36,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from .processes import free_port
+from vmpoolerd.manager import failures
+from vmpoolerd.manager.failures import VmFailure
 from vmpoolerd.manager.probe import probe_address, tcp_probe
 
 
@@ -147,7 +149,9 @@ class TcpProbeTests(TestCase):
 
     async def test_closed_port(self) -> None:
         started = time.monotonic()
-        self.assertFalse(await tcp_probe(reactor, "127.0.0.1", free_port(), timeout=2))
+        port = free_port()
+        self.assertEqual(await tcp_probe(reactor, "127.0.0.1", port, timeout=2), VmFailure(
+            failures.PORT_REFUSED, f"port {port} refused the connection"))
         self.assertLess(time.monotonic() - started, 1)  # refused, not timed out
 
     async def test_hostname_is_resolved(self) -> None:
@@ -159,17 +163,17 @@ class TcpProbeTests(TestCase):
 
     async def test_unknown_hostname(self) -> None:
         names = FakeNames({})
-        self.assertFalse(
-            await tcp_probe(NamedReactor(names), "nonexistent.invalid", self.port, timeout=2)
-        )
+        self.assertEqual(
+            await tcp_probe(NamedReactor(names), "nonexistent.invalid", self.port, timeout=2),
+            VmFailure(failures.UNREACHABLE, "the name 'nonexistent.invalid' could not be resolved"))
         self.assertEqual(names.asked, ["nonexistent.invalid"])
 
     async def test_dns_never_answers(self) -> None:
         names = FakeNames({}, hang=["slow.example.test"])
         started = time.monotonic()
-        self.assertFalse(
-            await tcp_probe(NamedReactor(names), "slow.example.test", self.port, timeout=0.3)
-        )
+        self.assertEqual(
+            await tcp_probe(NamedReactor(names), "slow.example.test", self.port, timeout=0.3),
+            VmFailure(failures.PORT_TIMEOUT, f"port {self.port} did not answer within 0.3 s"))
         self.assertLess(time.monotonic() - started, 2)
 
     async def test_no_answer(self) -> None:
@@ -188,7 +192,9 @@ class TcpProbeTests(TestCase):
         else:
             self.fail("could not fill the accept queue")
         started = time.monotonic()
-        self.assertFalse(await tcp_probe(reactor, "127.0.0.1", address[1], timeout=0.5))
+        self.assertEqual(await tcp_probe(reactor, "127.0.0.1", address[1], timeout=0.5),
+                         VmFailure(failures.PORT_TIMEOUT,
+                                   f"port {address[1]} did not answer within 0.5 s"))
         elapsed = time.monotonic() - started
         self.assertGreaterEqual(elapsed, 0.4)
         self.assertLess(elapsed, 2)

@@ -29,6 +29,6 @@ RECENT = 20
 
 
 @dataclass(frozen=True)
-class Failure:
+class VmFailure:
     kind: str
     reason: str

@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from . import failures
 from . import plan as planning
 from ..config import Config, PoolConfig
 from ..names import new_hostname
@@ -30,13 +31,21 @@ from ..telemetry.metrics import Metrics
 from ..timefmt import format_time, local_date
 from ..vsphere.types import VmState, Vsphere
 from .doubt import Doubts
+from .failures import VmFailure
 from .loop import Loop
 from .plan import Observation
 from .probe import probe_address, tcp_probe
 
 log = Logger()
 
-Probe = Callable[[str, int], Awaitable[bool | None]]
+
+def _why(e: Exception) -> str:
+    """An error as a reason: its message, else its type's name."""
+    return str(e) or type(e).__name__
+
+# A readiness probe: True (ready), why not (False: no reason given), or
+# None (could not say: Note [Unknown probes]).
+Probe = Callable[[str, int], Awaitable[bool | VmFailure | None]]
 
 
 class Maintainer:
@@ -171,28 +180,32 @@ class Maintainer:
         # What to probe depends on everything but the probes' results.
         unprobed = Observation(
             pool=pool, service=self._service, now=now, tracked=tracked, inventory=inventory,
-            reachable=frozenset(), unknown=frozenset(),
+            reachable=frozenset(), unknown=frozenset(), failed_probes={},
             cloning=cloning | cloning_before | busy_before | self._busy,
             clone_slots=max(self._service.task_limit - len(cloning), 0), empty=empty,
             doubt=doubt)
-        reachable, unknown = await self._reachable(planning.to_probe(unprobed), inventory)
-        return dataclasses.replace(unprobed, reachable=reachable, unknown=unknown)
+        results = await self._probe_all(planning.to_probe(unprobed), inventory)
+        return dataclasses.replace(
+            unprobed, reachable=frozenset(n for n, ok in results.items() if ok is True),
+            unknown=frozenset(n for n, ok in results.items() if ok is None),
+            failed_probes={n: ok for n, ok in results.items() if isinstance(ok, VmFailure)})
 
-    async def _reachable(self, names: frozenset[str], inventory: dict[str, VmState]
-                         ) -> tuple[frozenset[str], frozenset[str]]:
-        """The names whose readiness probe passes, and those whose probe
-        could not say (Note [Unknown probes]), probed at once."""
+    async def _probe_all(self, names: frozenset[str], inventory: dict[str, VmState]
+                         ) -> dict[str, bool | VmFailure | None]:
+        """Each name's readiness probe, probed at once: True, why not, or
+        None when it could not say (Note [Unknown probes])."""
         port = self._service.ready_check_port
 
-        async def probe(name: str) -> bool | None:
+        async def probe(name: str) -> bool | VmFailure | None:
             address = probe_address(name, self._service.domain, inventory[name].ip,
                                     self._service.ready_check_address)
-            return address is not None and await self._probe(address, port)
+            if address is None:
+                return VmFailure(failures.NO_IP, "VMware Tools reported no IP address")
+            return await self._probe(address, port)
 
         ordered = sorted(names)
         results = await gatherResults([ensureDeferred(probe(n)) for n in ordered])
-        return (frozenset(n for n, ok in zip(ordered, results) if ok),
-                frozenset(n for n, ok in zip(ordered, results) if ok is None))
+        return dict(zip(ordered, results))
 
     async def _execute(self, action: planning.Action, now: float) -> None:
         pool, store, stamp = self.pool.name, self._store, format_time(now)
@@ -205,10 +218,12 @@ class Maintainer:
                              pool=pool, vm=name, seconds=boot_seconds)
             case planning.Check(name):
                 await store.checked(pool, name, stamp)
-            case planning.Complete(name, state, reason):
+            case planning.Complete(name, state, reason, failure):
                 if await store.complete(pool, name, state):
                     log.info("[-] [{pool}] '{vm}' moved from '{state}' to 'completed': "
                              "{reason}", pool=pool, vm=name, state=state, reason=reason)
+                    if failure is not None:
+                        await self._failed(name, failure.kind, failure.reason)
             case planning.Discover(name):
                 await store.discover(pool, name)
                 log.info("[?] [{pool}] '{vm}' found in the folder, unknown to Redis: "
@@ -272,14 +287,23 @@ class Maintainer:
             log.info("[+] [{pool}] '{vm}' cloned in {seconds:.2f} seconds",
                      pool=pool.name, vm=name, seconds=seconds)
         except Exception as e:
-            self._metrics.clone_failed(pool.name)
-            log.warn("[!] [{pool}] '{vm}' clone failed: {error}",
-                     pool=pool.name, vm=name, error=str(e) or type(e).__name__)
+            await self._failed(name, failures.CLONE, f"clone failed: {_why(e)}")
         day = local_date(self._clock.seconds()).isoformat()
         try:
             await self._store.clone_ended(pool.name, name, ok, seconds, day)
         except Exception:
             log.failure("[!] [{pool}] '{vm}' clone end not recorded", pool=pool.name, vm=name)
+
+    async def _failed(self, name: str, kind: str, reason: str) -> None:
+        """Log and record why ``name`` failed (Note [Failures explained])."""
+        pool = self.pool.name
+        log.warn("[!] [{pool}] '{vm}' {reason}", pool=pool, vm=name, reason=reason)
+        self._metrics.failed(pool, kind)
+        try:
+            await self._store.failed(pool, name, kind, reason,
+                                     format_time(self._clock.seconds()), failures.RECENT)
+        except Exception:
+            log.failure("[!] [{pool}] '{vm}' failure not recorded", pool=pool, vm=name)
 
     async def _destroy(self, name: str, state: str) -> None:
         pool = self.pool
@@ -287,8 +311,7 @@ class Maintainer:
         try:
             await self._provider.destroy(pool.folder, name)
         except Exception as e:
-            log.warn("[!] [{pool}] '{vm}' destroy failed: {error}",
-                     pool=pool.name, vm=name, error=str(e) or type(e).__name__)
+            await self._failed(name, failures.DESTROY, f"destroy failed: {_why(e)}")
             return
         seconds = self._clock.seconds() - started
         self._metrics.destroyed(pool.name, seconds)

@@ -108,6 +108,8 @@ from typing import Callable, Mapping, Sequence
 from ..config import PoolConfig, ServiceConfig
 from ..store.records import TrackedVm
 from ..vsphere.types import VmState
+from . import failures
+from .failures import VmFailure
 
 MAX_DISCOVERED_DESTROYS = 3  # per pool per cycle (Note [Held discovered VMs])
 PENDING = "pending"
@@ -138,6 +140,9 @@ class Observation:
     reachable: frozenset[str]
     # Names whose probe could not say (a local error: Note [Unknown probes]).
     unknown: frozenset[str]
+    # Why the probe failed, for names probed and neither reachable nor
+    # unknown (Note [Failures explained] in failures.py).
+    failed_probes: Mapping[str, VmFailure]
     # Names with a clone task in flight (any daemon).
     cloning: frozenset[str]
     # Clones this pool may start now (what is left of task_limit).
@@ -168,11 +173,13 @@ class Check:
 
 @dataclass(frozen=True)
 class Complete:
-    """``state`` -> completed, to be destroyed; ``reason`` is for the log."""
+    """``state`` -> completed, to be destroyed; ``reason`` is for the log,
+    ``failure`` (None: no failure, e.g. a lifetime ended) for the record."""
 
     name: str
     state: str
     reason: str
+    failure: VmFailure | None = None
 
 
 @dataclass(frozen=True)
@@ -309,7 +316,7 @@ def _plan_pending(obs: Observation, vm: TrackedVm) -> Action | None:
         boot = 0.0 if vm.clone_time is None else max(0.0, obs.now - vm.clone_time)
         return Ready(vm.name, boot)
     if _expired(obs.now, vm.clone_time, timeout_seconds(obs)):
-        return Complete(vm.name, PENDING, "timeout")
+        return Complete(vm.name, PENDING, "timeout", _not_ready(obs, vm.name, state))
     if state is None and vm.name not in obs.cloning:
         return Complete(vm.name, PENDING, "clone lost")
     return None
@@ -329,12 +336,38 @@ def _plan_ready(obs: Observation, vm: TrackedVm) -> Action | None:
         # the check is taken again next cycle.
         return None
     if state.hostname != vm.name:
-        return Complete(vm.name, READY, "hostname mismatch")
+        return Complete(vm.name, READY, "hostname mismatch", _mismatch(state.hostname))
     if probing(obs) and vm.name in obs.unknown:
         return None  # Note [Unknown probes]: due again next cycle
     if not _reachable(obs, vm.name):
-        return Complete(vm.name, READY, "unreachable")
+        return Complete(vm.name, READY, "unreachable", _probe_failure(obs, vm.name))
     return Check(vm.name)
+
+
+def _mismatch(hostname: str) -> VmFailure:
+    return VmFailure(failures.HOSTNAME, f"its hostname is {hostname!r}, not its name")
+
+
+def _probe_failure(obs: Observation, name: str) -> VmFailure:
+    return obs.failed_probes.get(name) or VmFailure(
+        failures.UNREACHABLE, f"port {obs.service.ready_check_port} could not be reached")
+
+
+def _not_ready(obs: Observation, name: str, state: VmState | None) -> VmFailure:
+    """Why a pending VM was not ready within its pool's timeout."""
+    after = f"after {timeout_seconds(obs) / 60:g} minutes"
+    if state is None:
+        still = ", its clone still running" if name in obs.cloning else ""
+        return VmFailure(failures.BOOT_TIMEOUT, f"not in vSphere {after}{still}")
+    if not state.powered_on:
+        return VmFailure(failures.BOOT_TIMEOUT, f"not powered on {after}")
+    if state.hostname is None:
+        return VmFailure(failures.BOOT_TIMEOUT, f"VMware Tools reported no hostname {after}")
+    if state.hostname != name:
+        return _mismatch(state.hostname)
+    if probing(obs) and name not in obs.unknown:
+        return _probe_failure(obs, name)
+    return VmFailure(failures.BOOT_TIMEOUT, f"not ready {after}")
 
 
 def _plan_running(obs: Observation, vm: TrackedVm) -> Action | None:

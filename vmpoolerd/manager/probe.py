@@ -10,17 +10,21 @@ caller's to honour.
 from __future__ import annotations
 
 import errno
-from typing import Any
+from typing import Any, Literal
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet import error
 from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.python.failure import Failure
+from twisted.python.failure import Failure as TwistedFailure
 
-__all__ = ["probe_address", "tcp_probe"]
+from . import failures
+from .failures import VmFailure
+
+__all__ = ["probe_address", "tcp_probe", "why_not"]
 
 log = Logger()
 
@@ -49,7 +53,7 @@ class _Probe(Protocol):
         assert self.transport is not None
         self.transport.loseConnection()
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
+    def connectionLost(self, reason: TwistedFailure = connectionDone) -> None:
         self.closed.callback(None)
 
 
@@ -66,13 +70,27 @@ def _local(e: BaseException) -> bool:
     return code in LOCAL_ERRNOS
 
 
+def why_not(host: str, port: int, e: BaseException, timeout: float) -> VmFailure:
+    """A failed probe's kind and reason (Note [Failures explained])."""
+    if isinstance(e, (ConnectionRefusedError, error.ConnectionRefusedError)):
+        return VmFailure(failures.PORT_REFUSED, f"port {port} refused the connection")
+    if isinstance(e, (TimeoutError, error.TimeoutError, error.TCPTimedOutError)):
+        return VmFailure(failures.PORT_TIMEOUT,
+                         f"port {port} did not answer within {timeout:g} s")
+    if isinstance(e, error.DNSLookupError):
+        return VmFailure(failures.UNREACHABLE, f"the name {host!r} could not be resolved")
+    return VmFailure(failures.UNREACHABLE, f"port {port} could not be reached: "
+                                         f"{str(e) or type(e).__name__}")
+
+
 async def tcp_probe(reactor: IReactorTime, host: str, port: int,
-                    timeout: float = 5.0) -> bool | None:
+                    timeout: float = 5.0) -> Literal[True] | VmFailure | None:
     """True if a TCP connection to ``host:port`` opens within ``timeout``
-    seconds (name resolution included); False on refusal, DNS failure or
-    timeout; None when this host could not try (out of descriptors,
-    memory or ports).  Never raises for network errors.  ``reactor`` also
-    connects (IReactorTCP) and resolves names, as every real reactor does."""
+    seconds (name resolution included); why not (:func:`why_not`) on
+    refusal, DNS failure or timeout; None when this host could not try
+    (out of descriptors, memory or ports).  Never raises for network
+    errors.  ``reactor`` also connects (IReactorTCP) and resolves names, as
+    every real reactor does."""
 
     def timed_out(result: Any, after: float) -> None:
         raise TimeoutError(f"no connection within {after} s")
@@ -91,7 +109,7 @@ async def tcp_probe(reactor: IReactorTime, host: str, port: int,
                      host=host, port=port, error=e)
             return None
         log.debug("probe of {host}:{port} failed: {error}", host=host, port=port, error=e)
-        return False
+        return why_not(host, port, e, timeout)
     assert isinstance(probe, _Probe)
     await probe.closed  # so that nothing is left behind in the reactor
     return True

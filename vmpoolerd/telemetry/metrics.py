@@ -41,6 +41,10 @@ class Metrics:
                                 ["pool"], buckets=DURATIONS, registry=r)
         self.clone_failures = Counter("vmpooler_clone_failures", "Clones that failed",
                                       ["pool"], registry=r)
+        self.failures = Counter("vmpooler_vm_failures",
+                                "VMs that failed, by pool and kind (clone, boot_timeout, "
+                                "no_ip, hostname_mismatch, port_refused, port_timeout, "
+                                "unreachable, destroy)", ["pool", "kind"], registry=r)
         self.boots = Histogram("vmpooler_boot_seconds",
                                "From the start of a clone to the VM being ready",
                                ["pool"], buckets=DURATIONS, registry=r)
@@ -80,8 +84,10 @@ class Metrics:
         self.clones.labels(pool).observe(seconds)
         self._send(f"clone.{pool}", seconds)
 
-    def clone_failed(self, pool: str) -> None:
-        self.clone_failures.labels(pool).inc()
+    def failed(self, pool: str, kind: str) -> None:
+        self.failures.labels(pool, kind).inc()
+        if kind == "clone":
+            self.clone_failures.labels(pool).inc()
 
     def booted(self, pool: str, seconds: float) -> None:
         self.boots.labels(pool).observe(seconds)
