@@ -16,7 +16,7 @@ from vmpoolerd.manager import failures
 from vmpoolerd.manager.failures import VmFailure
 from vmpoolerd.manager.plan import (
     MAX_DISCOVERED_DESTROYS, held,
-    Action, Check, Clone, Complete, Destroy, Discover, Forget, MarkEmpty,
+    Action, Check, Clone, Complete, Destroy, Discover, Drain, Forget, MarkEmpty,
     Observation, Ready, TrackedVm, Undiscover, is_quiet, plan, states_after, to_probe,
 )
 from vmpoolerd.vsphere.client import VmState
@@ -72,7 +72,8 @@ def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
             cloning: Iterable[str] = (), slots: int = 0, empty: bool = False,
             pool: PoolConfig = POOL, service: ServiceConfig = SERVICE,
             doubt: str | None = None, unknown: Iterable[str] = (),
-            failed_probes: Mapping[str, VmFailure] | None = None) -> Observation:
+            failed_probes: Mapping[str, VmFailure] | None = None,
+            drain: str | None = None) -> Observation:
     """
     An observation of ``vms``.  By default every tracked VM is in the
     inventory, booted, and reachable; ``failed`` makes the inventory fail.
@@ -84,7 +85,8 @@ def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
         inventory=None if failed else {s.name: s for s in inventory},
         reachable=frozenset(vm.name for vm in vms) if reachable is None else frozenset(reachable),
         unknown=frozenset(unknown), failed_probes=failed_probes or {},
-        cloning=frozenset(cloning), clone_slots=slots, empty=empty, doubt=doubt)
+        cloning=frozenset(cloning), clone_slots=slots, empty=empty, doubt=doubt,
+        drain=drain)
 
 
 def transitions(obs: Observation) -> list[Action]:
@@ -277,6 +279,31 @@ class FailureTests(SynchronousTestCase):
     def test_ends_of_lifetime_are_no_failures(self) -> None:
         obs = observe(running("x1", out=30 * HOUR))
         self.assertEqual(transitions(obs), [Complete("x1", "running", "lifetime")])
+
+
+class LiveSizeTests(SynchronousTestCase):
+    """A pool's live size and template (the config API, its demand)."""
+
+    def test_a_smaller_size_destroys_the_oldest_ready_vms_a_few_a_cycle(self) -> None:
+        vms = [ready(f"r{i}", since=i * MINUTE) for i in range(1, 7)]
+        obs = observe(*vms, running("x1"), pool=with_pool(size=2), slots=10)
+        self.assertEqual(plan(obs), [Complete(f"r{i}", "ready", "pool shrunk")
+                                     for i in (6, 5, 4)])
+
+    def test_pending_vms_are_left_to_become_ready_first(self) -> None:
+        booting = [seen("p1", hostname=None), seen("p2", hostname=None)]
+        obs = observe(ready("r1"), ready("r2"), ready("r3"), pending("p1"), pending("p2"),
+                      inventory=[seen("r1"), seen("r2"), seen("r3"), *booting],
+                      pool=with_pool(size=2), slots=10)
+        self.assertEqual(plan(obs), [Complete("r1", "ready", "pool shrunk")])
+        obs = observe(ready("r1"), pending("p1"), pending("p2"),
+                      inventory=[seen("r1"), *booting], pool=with_pool(size=2), slots=10)
+        self.assertEqual(plan(obs), [])
+
+    def test_a_drain_is_all_a_cycle_does(self) -> None:
+        obs = observe(ready("r1"), pending("p1", age=HOUR), running("x1", out=30 * HOUR),
+                      drain="pool reset", slots=10)
+        self.assertEqual(plan(obs), [Drain("pool reset")])
 
 
 class ReadyTests(SynchronousTestCase):

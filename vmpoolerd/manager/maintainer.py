@@ -30,7 +30,10 @@ from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
 from ..timefmt import format_time, local_date
 from ..vsphere.types import VmState, Vsphere
+from ..store.overrides import Live
 from .doubt import Doubts
+from .live import drain_reason, live_pool
+from .sizer import PoolSizer
 from .failures import VmFailure
 from .loop import Loop
 from .plan import Observation
@@ -70,6 +73,9 @@ class Maintainer:
         self._loop = Loop(clock, self._step, self._service.check_loop_delay_min,
                           self._service.check_loop_delay_max,
                           self._service.check_loop_delay_decay)
+        self._sizer = PoolSizer(pool, store, clock)
+        self._live = Live()  # what Redis said of the pool at the last look
+        self.live = pool  # the pool with its live size, template, clone target
         self._busy: set[str] = set()  # VMs with a clone or destroy in flight
         self._work: set[Deferred[None]] = set()
         self.booting = False
@@ -177,18 +183,30 @@ class Maintainer:
             self.failing = True
             raise
         self.failing = False
+        await self._look_live()
         # What to probe depends on everything but the probes' results.
         unprobed = Observation(
-            pool=pool, service=self._service, now=now, tracked=tracked, inventory=inventory,
+            pool=self.live, service=self._service, now=now, tracked=tracked, inventory=inventory,
             reachable=frozenset(), unknown=frozenset(), failed_probes={},
             cloning=cloning | cloning_before | busy_before | self._busy,
             clone_slots=max(self._service.task_limit - len(cloning), 0), empty=empty,
-            doubt=doubt)
+            doubt=doubt, drain=drain_reason(pool, self._live))
         results = await self._probe_all(planning.to_probe(unprobed), inventory)
         return dataclasses.replace(
             unprobed, reachable=frozenset(n for n, ok in results.items() if ok is True),
             unknown=frozenset(n for n, ok in results.items() if ok is None),
             failed_probes={n: ok for n, ok in results.items() if isinstance(ok, VmFailure)})
+
+    async def _look_live(self) -> None:
+        """The pool's live config (Note [Live pool config] in
+        config_set.lua), its demand looked at first (sizer.py); on a Redis
+        error, the last known."""
+        try:
+            await self._sizer.update()
+        except Exception:
+            log.failure("[!] [{pool}] demand not looked at", pool=self.pool.name)
+        self._live = (await self._store.live([self.pool.name]))[self.pool.name]
+        self.live = live_pool(self.pool, self._live)
 
     async def _probe_all(self, names: frozenset[str], inventory: dict[str, VmState]
                          ) -> dict[str, bool | VmFailure | None]:
@@ -214,6 +232,7 @@ class Maintainer:
                 day = local_date(now).isoformat()
                 if await store.mark_ready(pool, name, stamp, day, boot_seconds):
                     self._metrics.booted(pool, boot_seconds)
+                    self._sizer.replenished(boot_seconds)
                     log.info("[>] [{pool}] '{vm}' moved to 'ready' queue after {seconds:.2f} s",
                              pool=pool, vm=name, seconds=boot_seconds)
             case planning.Check(name):
@@ -244,6 +263,12 @@ class Maintainer:
                 await self._clone(count, now)
             case planning.MarkEmpty(empty):
                 await store.set_empty(pool, empty)
+            case planning.Drain(reason):
+                drained = await store.drain(pool, self._live.cloned_template,
+                                            self.live.template, self._live.reset)
+                if drained >= 0:
+                    log.info("[-] [{pool}] {count} ready and pending VMs moved to "
+                             "'completed': {reason}", pool=pool, count=drained, reason=reason)
             case _:
                 assert_never(action)
 
@@ -265,7 +290,7 @@ class Maintainer:
         d.addBoth(done)
 
     async def _clone(self, count: int, now: float) -> None:
-        pool, service = self.pool, self._service
+        pool, service = self.live, self._service
         names = [new_hostname(service.prefix) for _ in range(count)]
         reserved = await self._store.reserve_clones(
             pool.name, names, service.task_limit, pool.size, format_time(now), now,
@@ -274,7 +299,7 @@ class Maintainer:
             self._background(name, self._clone_one(name))
 
     async def _clone_one(self, name: str) -> None:
-        pool = self.pool
+        pool = self.live
         ok, seconds = False, 0.0
         try:
             seconds = await self._provider.clone(

@@ -112,6 +112,7 @@ from . import failures
 from .failures import VmFailure
 
 MAX_DISCOVERED_DESTROYS = 3  # per pool per cycle (Note [Held discovered VMs])
+MAX_SHRINK = 3  # ready VMs destroyed per cycle when the pool's size falls
 PENDING = "pending"
 READY = "ready"
 RUNNING = "running"
@@ -151,6 +152,9 @@ class Observation:
     empty: bool
     # Why Redis's state is in doubt; None: trusted (Note [Held discovered VMs]).
     doubt: str | None
+    # Why the pool's ready and pending VMs are to be replaced (a new
+    # template, a reset: Note [Draining once] in pool_drain.lua); None: not.
+    drain: str | None
 
 
 # --- actions ---------------------------------------------------------------
@@ -226,8 +230,15 @@ class MarkEmpty:
     empty: bool
 
 
+@dataclass(frozen=True)
+class Drain:
+    """Every ready and pending VM -> completed, to be replaced."""
+
+    reason: str
+
+
 Action = (Ready | Check | Complete | Discover | Undiscover | Destroy | Forget | Clone
-          | MarkEmpty)
+          | MarkEmpty | Drain)
 
 
 # --- the pool's settings, in seconds ----------------------------------------
@@ -463,6 +474,9 @@ def plan(obs: Observation) -> list[Action]:
     """The actions that bring the pool one cycle on (the Notes above)."""
     if obs.inventory is None:
         return []
+    if obs.drain is not None:
+        # The next cycle, at once, destroys what this one drained and refills.
+        return [Drain(obs.drain)]
     actions: list[Action] = []
     live = {vm.name for vm in obs.tracked if vm.state in (PENDING, READY, RUNNING)}
     kept = held(obs)
@@ -484,6 +498,7 @@ def plan(obs: Observation) -> list[Action]:
                 actions.append(action)
     actions.extend(_discoveries(obs, obs.inventory))
 
+    actions.extend(_shrink(obs, actions))
     after = states_after(obs.tracked, actions)
     ready, pending = after[READY], after[PENDING]
     clones = min(obs.pool.size - ready - pending, obs.clone_slots)
@@ -496,13 +511,31 @@ def plan(obs: Observation) -> list[Action]:
     return actions
 
 
+def _shrink(obs: Observation, actions: Sequence[Action]) -> list[Action]:
+    """
+    When the pool holds more ready VMs than its (live) size, those over
+    it that have waited longest go, MAX_SHRINK a cycle.  Pending VMs are
+    left to become ready first (a pool shrinking as its demand falls loses
+    no VM it may still need), and checked-out VMs are never touched.
+    """
+    after = states_after(obs.tracked, actions)
+    excess = min(after[READY] + after[PENDING] - obs.pool.size,
+                 after[READY] - obs.pool.size, MAX_SHRINK)
+    if excess <= 0:
+        return []
+    moved = {a.name for a in actions if isinstance(a, (Complete, Forget))}
+    idle = sorted((vm for vm in obs.tracked if vm.state == READY and vm.name not in moved),
+                  key=lambda vm: (vm.ready_since or 0.0, vm.name))
+    return [Complete(vm.name, READY, "pool shrunk") for vm in idle[:excess]]
+
+
 def is_quiet(actions: Sequence[Action]) -> bool:
     """Nothing but periodic checks happened: the maintainer may back off."""
     return all(isinstance(a, Check) for a in actions)
 
 
 __all__: Sequence[str] = (
-    "Action", "Check", "Clone", "Complete", "Destroy", "Discover", "Forget",
+    "Action", "Check", "Clone", "Complete", "Destroy", "Discover", "Drain", "Forget",
     "MarkEmpty", "Observation", "Ready", "TrackedVm", "Undiscover", "held", "is_quiet", "plan",
     "to_probe",
 )

@@ -68,3 +68,15 @@ def demand(pool: str) -> str:
     """The pool's checkouts by hour (asked:<hour>, hit:<hour>) and their
     folded history (Note [Counting demand] in checkout.lua)."""
     return f"{PREFIX}demand__{pool}"
+
+
+# The config API (Note [Live pool config] in lua/config_set.lua): the
+# kinds of live override, vmpooler 3.x's names, and the set vmpooler keeps
+# of the pools whose override of that kind was deleted ('' for none).
+OVERRIDES = {
+    "poolsize": f"{PREFIX}pool__undo_size_override",
+    "template": f"{PREFIX}pool__undo_template_override",
+    "clone_target": "",
+}
+# The pools a reset is asked for (POST /poolreset).
+POOL_RESET = f"{PREFIX}poolreset"

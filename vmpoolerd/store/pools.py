@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 
 from . import keys
 from .records import TaskRequest, TrackedVm
-from .scripts import Scripts
+from .demand import DemandStore
+from .overrides import Overrides
 from ..timefmt import parse_time
 
 
@@ -26,7 +27,7 @@ def _float_or_none(text: str) -> float | None:
         return None
 
 
-class PoolStore(Scripts):
+class PoolStore(Overrides, DemandStore):
     # -- what the maintainer observes ------------------------------------------------
 
     async def pool_state(self, pool: str, epoch: float, mine: Sequence[str], deadline: float

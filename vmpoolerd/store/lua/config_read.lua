@@ -1,0 +1,25 @@
+-- The live overrides of pools (Note [Live pool config] in config_set.lua)
+-- and the size their demand sets (Note [Counting demand] in checkout.lua).
+-- ARGV: pool names.  Returns, per pool, {size override or '', template
+-- override or '', clone target override or '', reset asked (0 or 1), the
+-- size decided from demand or '', the template its VMs were cloned from or ''}.
+local rows = {}
+for i, pool in ipairs(ARGV) do
+  local size = ''
+  local shown = redis.call('HGET', 'vmpooler__demand__' .. pool, 'shown')
+  if shown then
+    local ok, decoded = pcall(cjson.decode, shown)
+    if ok and type(decoded) == 'table' and decoded.size then
+      size = tostring(decoded.size)
+    end
+  end
+  rows[i] = {
+    redis.call('HGET', 'vmpooler__config__poolsize', pool) or '',
+    redis.call('HGET', 'vmpooler__config__template', pool) or '',
+    redis.call('HGET', 'vmpooler__config__clone_target', pool) or '',
+    redis.call('SISMEMBER', 'vmpooler__poolreset', pool),
+    size,
+    redis.call('HGET', 'vmpooler__pool__template_cloned', pool) or '',
+  }
+end
+return rows

@@ -1,0 +1,24 @@
+-- Set live overrides of one kind (the config API), all or none.
+--
+-- Note [Live pool config]: a pool's size, template and clone target may
+-- be overridden through the API, in vmpooler 3.x's hashes
+-- vmpooler__config__poolsize, __template and __clone_target (pool ->
+-- value), so that every daemon sharing this Redis, vmpooler's included,
+-- obeys the same values, across restarts.  Deleting an override
+-- (config_unset.lua) puts the pool in vmpooler__pool__undo_size_override
+-- or __undo_template_override, as vmpooler does, for its managers.
+--
+-- ARGV[1]: the kind (poolsize, template or clone_target), then pairs of
+-- pool, new value, the value it has now when not overridden.  Returns the
+-- pools whose live value changed.
+local hash = 'vmpooler__config__' .. ARGV[1]
+local changed = {}
+for i = 2, #ARGV, 3 do
+  local pool, value, default = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local now = redis.call('HGET', hash, pool) or default
+  if now ~= value then
+    changed[#changed + 1] = pool
+  end
+  redis.call('HSET', hash, pool, value)
+end
+return changed
