@@ -6,7 +6,20 @@ from typing import Any
 
 import yaml
 
+from vmpoolerd.api.auth import Identity
 from vmpoolerd.config import Config, RedisConfig, parse_config
+
+# The one user of StubDirectory.
+USER, PASSWORD = "jdoe", "s3cret"
+
+
+class StubDirectory:
+    """An LDAP stand-in for API tests: one user, one password (LDAP itself
+    is tested against slapd in test_auth and test_tokens)."""
+
+    async def authenticate(self, user: str, password: str) -> Identity | None:
+        return Identity(f"uid={USER},ou=people,dc=example,dc=com", USER) \
+            if (user, password) == (USER, PASSWORD) else None
 
 
 def config_text(redis: RedisConfig | None = None, auth: dict[str, Any] | None = None,

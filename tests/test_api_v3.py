@@ -11,18 +11,17 @@ import random
 from typing import Any
 
 from vmpoolerd.api.app import VmpoolerApi
-from vmpoolerd.api.auth import Identity
 from vmpoolerd.api.dialect import rfc3339
 from vmpoolerd.config import Config
 
 from .api_case import C7, D32, D64, T0, ApiCase
+from .fixtures import PASSWORD, USER, StubDirectory
 from .http import Client
 
 # D32 and C7 have domains of their own; D64 has :config: domain's.
 DOMAINS = {D32: "d32.example.net", C7: "c7.example.org", D64: "example.com"}
 V3 = ("/api/v3", "/api/v2")
 V1 = ("/api/v1", "")
-USER, PASSWORD = "jdoe", "secret"
 
 
 def with_domains(config: Config, domains: dict[str, str | None],
@@ -31,13 +30,6 @@ def with_domains(config: Config, domains: dict[str, str | None],
     pools = tuple(dataclasses.replace(p, domain=domains.get(p.name)) for p in config.pools)
     return dataclasses.replace(config, pools=pools,
                                service=dataclasses.replace(config.service, domain=default))
-
-
-class Directory:
-    """An LDAP stand-in: one user, one password."""
-
-    async def authenticate(self, user: str, password: str) -> Identity | None:
-        return Identity(f"uid={USER}", USER) if (user, password) == (USER, PASSWORD) else None
 
 
 class V3Case(ApiCase):
@@ -51,7 +43,7 @@ class V3Case(ApiCase):
         await super().setUp()
         self.config = with_domains(self.config, self.domains, self.default)
         self.api = VmpoolerApi(self.config, self.store, self.clock, rng=random.Random(7),
-                               authenticator=Directory() if self.authenticated else None)
+                               authenticator=StubDirectory() if self.authenticated else None)
         self.client = Client(self.api.resource())
 
     async def pool_of(self, host: str) -> str:

@@ -20,7 +20,6 @@ from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from vmpoolerd.api.auth import Identity
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import RedisConfig
 from vmpoolerd.store.api_store import ApiStore
@@ -28,7 +27,7 @@ from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time, local_date
 from vmpoolerd.api.site import ApiSite
 
-from .fixtures import make_config
+from .fixtures import PASSWORD, USER, StubDirectory, make_config
 from .net import listen, port_of
 from .processes import free_port
 from .redis_server import fresh_redis
@@ -43,7 +42,6 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
           "response_headers_conformance", "response_schema_conformance")
 MAX_EXAMPLES = int(os.environ.get("VMPOOLERD_SCHEMATHESIS_EXAMPLES", "20"))
 SEED = os.environ.get("VMPOOLERD_SCHEMATHESIS_SEED", "20161227")
-USER, PASSWORD = "jdoe", "secret"
 HEADER_TOKEN = "0" * 32  # the X-AUTH-TOKEN of every request, USER's
 # Any 5xx fails, so the pools must not run dry: a checkout takes at most
 # MAX_REQUEST_VMS, and a run makes about 40 requests per example.
@@ -132,13 +130,6 @@ class DocumentTests(SynchronousTestCase):
                         if schema != error:
                             schema = doc["components"]["schemas"][schema["$ref"].split("/")[-1]]
                             self.assertEqual(schema["allOf"], [error], where)
-
-
-class StubDirectory:
-    """An LDAP stand-in: one user, one password."""
-
-    async def authenticate(self, user: str, password: str) -> Identity | None:
-        return Identity(f"uid={USER}", USER) if (user, password) == (USER, PASSWORD) else None
 
 
 class SchemathesisTests(TestCase):

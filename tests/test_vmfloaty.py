@@ -19,11 +19,10 @@ from twisted.trial.unittest import TestCase
 from twisted.web.http_headers import Headers
 
 from vmpoolerd.api.app import VmpoolerApi
-from vmpoolerd.api.auth import Identity
 from vmpoolerd.api.site import ApiSite
 from vmpoolerd.store.api_store import ApiStore
 
-from .fixtures import fill_ready, make_config, sets_of
+from .fixtures import PASSWORD, USER, StubDirectory, fill_ready, make_config, sets_of
 from .net import listen, port_of
 from .redis_server import fresh_redis
 
@@ -39,20 +38,11 @@ def floaty_hostnames(body: dict[str, Any]) -> dict[str, list[str]]:
             for pool, value in body.items() if pool not in ("ok", "domain")}
 
 
-class Directory:
-    """The directory's answer for the one user of these tests (LDAP itself
-    is tested against slapd in test_auth and test_tokens)."""
-
-    async def authenticate(self, user: str, password: str) -> Identity | None:
-        return Identity("uid=jdoe,ou=people,dc=example,dc=com", "jdoe") \
-            if (user, password) == ("jdoe", "s3cret") else None
-
-
 class VmfloatyTests(TestCase):
     async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.redis = await fresh_redis(self)
         self.config = make_config(auth={"host": "127.0.0.1", "base": ["dc=example,dc=com"]})
-        api = VmpoolerApi(self.config, ApiStore(self.redis, reactor), reactor, Directory(),
+        api = VmpoolerApi(self.config, ApiStore(self.redis, reactor), reactor, StubDirectory(),
                           random.Random(1))
         port = listen(ApiSite(api.resource(), reactor))
         self.addCleanup(port.stopListening)
@@ -68,7 +58,7 @@ class VmfloatyTests(TestCase):
         return response.code, json.loads(await response.content())
 
     async def test_get_modify_query_delete_on_v1_and_v3_urls(self) -> None:
-        response = await treq.post(f"{self.base}/api/v1/token", auth=("jdoe", "s3cret"),
+        response = await treq.post(f"{self.base}/api/v1/token", auth=(USER, PASSWORD),
                                    persistent=False)
         token = json.loads(await response.content())["token"]
         handed: list[str] = []

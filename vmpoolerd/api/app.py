@@ -27,6 +27,7 @@ from ..store.api_store import ApiStore
 from ..telemetry.metrics import Metrics
 from .dialect import Dialects
 from .errors import json_errors
+from .live import LiveRoutes
 from .reports import OffReactor, ReportRoutes
 from .routes import Authenticator, Callers, Clock
 from .service import HealthCheck, HealthWarning, ServiceRoutes
@@ -59,6 +60,7 @@ class VmpoolerApi:
                 dialects).mount(self.app)
         ReportRoutes(config, store, time, off_reactor).mount(self.app)
         TokenRoutes(config, store, time, callers, dialects).mount(self.app)
+        LiveRoutes(config, store, callers).mount(self.app)
 
     def resource(self) -> InFlight:
         return InFlight(self.app.resource())

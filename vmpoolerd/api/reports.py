@@ -17,7 +17,8 @@ from twisted.web.iweb import IRequest
 from . import validate
 from .errors import ApiError, json_answer, json_bytes
 from .routes import Clock, route
-from ..config import Config
+from ..config import Config, PoolConfig
+from ..live import live_size
 from ..store.api_store import ApiStore, DayHistory, Durations, PoolCounts
 from ..timefmt import local_date
 
@@ -54,7 +55,6 @@ class ReportRoutes:
         self._config = config
         self._store = store
         self._clock = clock
-        self._pools = tuple((p.name, p.size, p.alias) for p in config.pools)
 
     def mount(self, app: Klein) -> None:
         route(app, ["GET"], "/status", self.status)
@@ -63,6 +63,13 @@ class ReportRoutes:
         route(app, ["GET"], "/summary", self.summary_all)
         route(app, ["GET"], "/summary/<string:route>", self.summary_route)
         route(app, ["GET"], "/summary/<string:route>/<string:key>", self.summary_key)
+
+    async def _sized(self, pools: Sequence[PoolConfig]
+                     ) -> list[tuple[str, int, tuple[str, ...]]]:
+        """``(name, live size, aliases)`` of ``pools`` (Note [Live pool
+        config] in config_set.lua)."""
+        live = await self._store.live([p.name for p in pools])
+        return [(p.name, live_size(p, live[p.name]), p.alias) for p in pools]
 
     async def status(self, request: IRequest) -> bytes:
         """The whole status, or only the sections ``?view=a,b`` names (400
@@ -75,7 +82,7 @@ class ReportRoutes:
                            + ", ".join(STATUS_VIEWS))
         cloning, counts, doubt = await self._store.pool_counts(self._config.pool_names)
         clones = await self._store.clones_of(self._clock.today())
-        whole = status(self._pools, cloning, counts, clones, doubt)
+        whole = status(await self._sized(self._config.pools), cloning, counts, clones, doubt)
         return json_answer(request, 200, whole if views is None
                            else {k: v for k, v in whole.items() if k in views})
 
@@ -88,7 +95,8 @@ class ReportRoutes:
         wanted = set(names_listed(request, "pool") or ())
         if not wanted:
             raise ApiError(400, "give the pools to report on as ?pool=a,b")
-        pools = [p for p in self._pools if p[0] in wanted or wanted.intersection(p[2])]
+        pools = await self._sized([p for p in self._config.pools
+                                   if p.name in wanted or wanted.intersection(p.alias)])
         _, counts, _ = await self._store.pool_counts([p[0] for p in pools])
         return json_answer(request, 200, {"pools": {
             name: {"ready": c.ready, "max": size, "alias": list(alias)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..config import Config
 from .errors import ApiError
@@ -48,6 +48,53 @@ def positive_integer(value: Any, what: str) -> int:
             or value > 999_999_999:
         raise ApiError(400, f"{what} must be a positive integer")
     return value
+
+
+MAX_POOL_SIZE = 10_000
+MAX_SETTING = 255  # characters of a template path or clone target
+
+
+def pool_size(value: Any, what: str) -> int:
+    """A live pool size: an integer from 0 (no VM kept ready) up."""
+    if isinstance(value, str) and DIGITS.fullmatch(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not \
+            0 <= value <= MAX_POOL_SIZE:
+        raise ApiError(400, f"{what} must be an integer from 0 to {MAX_POOL_SIZE}")
+    return value
+
+
+def pool_setting(value: Any, what: str) -> str:
+    """A template path or clone target: printable text, not blank."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_SETTING \
+            or not value.isprintable() or not _is_text(value):
+        raise ApiError(400, f"{what} must be printable text of 1 to {MAX_SETTING} "
+                            "characters")
+    return value.strip()
+
+
+def known_pool(config: Config, name: str) -> str:
+    if name not in config.pool_names:
+        raise ApiError(404, f"unknown pool: {name[:MAX_NAME]!r}")
+    return name
+
+
+def pool_values(config: Config, body: bytes, check: Callable[[Any, str], Any]
+                ) -> dict[str, Any]:
+    """
+    ``{"pool": value, ...}``: every pool known (else 404, naming them) and
+    every value good (else 400), so that a body with one bad entry changes
+    nothing.
+    """
+    data = parse_json_object(body, "the request body")
+    if not data:
+        raise ApiError(400, "give the pools and their values as a JSON object, "
+                            'such as {"pool": "value"}')
+    unknown = sorted(name for name in data if name not in config.pool_names)
+    if unknown:
+        shown = ", ".join(repr(name[:MAX_NAME]) for name in unknown[:10])
+        raise ApiError(404, f"unknown pool: {shown}")
+    return {name: check(value, f"the value of {name!r}") for name, value in data.items()}
 
 
 def checkout_counts_from_body(body: bytes) -> dict[str, int]:

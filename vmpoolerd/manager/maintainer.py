@@ -32,7 +32,7 @@ from ..timefmt import format_time, local_date
 from ..vsphere.types import VmState, Vsphere
 from ..store.overrides import Live
 from .doubt import Doubts
-from .live import drain_reason, live_pool
+from ..live import drain_reason, live_pool
 from .sizer import PoolSizer
 from .failures import VmFailure
 from .loop import Loop

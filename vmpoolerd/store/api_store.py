@@ -26,7 +26,8 @@ from .errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRun
                      OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable, TooManyTags,
                      TooManyTasks)
 from .generation import GenerationWatch
-from .scripts import RedisClient, Scripts
+from .overrides import Overrides
+from .scripts import RedisClient
 
 log = Logger()
 HISTORY_CHUNK = 31  # days per summary script call
@@ -113,7 +114,7 @@ class DayHistory:
     tags: Mapping[str, Mapping[str, int]]
 
 
-class ApiStore(Scripts):
+class ApiStore(Overrides):
     """What the API reads and changes."""
 
     def __init__(self, redis: RedisClient, reactor: IReactorTime, timeout: float = 3.0,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..config import PoolConfig
-from ..store.overrides import Live
+from .config import PoolConfig
+from .store.overrides import Live
 
 
 def live_size(pool: PoolConfig, live: Live) -> int:

@@ -1,0 +1,148 @@
+"""
+The config API and pool reset through the API, on a real Redis: vmpooler
+3.x's keys and answers, bad input refused whole, the gate and the token.
+(What the manager makes of the overrides: test_live_pools.)
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from vmpoolerd.api.app import VmpoolerApi
+from vmpoolerd.store.api_store import ApiStore
+
+from .api_case import C7, D32, D64, ApiCase
+from .fixtures import PASSWORD, USER, StubDirectory, make_config
+from .http import Client
+from .redis_server import private_redis
+
+SIZES, TEMPLATES = "vmpooler__config__poolsize", "vmpooler__config__template"
+TARGETS = "vmpooler__config__clone_target"
+UNDO_SIZE, UNDO_TEMPLATE = ("vmpooler__pool__undo_size_override",
+                            "vmpooler__pool__undo_template_override")
+ROUTES = [("GET", "/config"), ("POST", "/config/poolsize"),
+          ("DELETE", f"/config/poolsize/{D32}"), ("POST", "/config/pooltemplate"),
+          ("DELETE", f"/config/pooltemplate/{D32}"), ("POST", "/config/clonetarget"),
+          ("POST", "/poolreset")]
+
+
+class ConfigApiTests(ApiCase):
+    service = {"experimental_features": True}
+
+    async def overrides(self) -> dict[str, Any]:
+        return {key: await self.redis.hgetall(key) for key in (SIZES, TEMPLATES, TARGETS)}
+
+    async def test_get_config_shows_live_values(self) -> None:
+        answer = await self.client.get("/api/v3/config")
+        self.assertEqual(answer.code, 200, answer.body)
+        self.assertEqual(answer.body["status"], {"ok": True})
+        pools = {p["name"]: p for p in answer.body["pool_configuration"]}
+        self.assertEqual(set(pools), {D32, D64, C7})
+        self.assertEqual((pools[D32]["size"], pools[D32]["template"]), (5, "Templates/d32"))
+        self.assertNotIn("size_before_overrides", pools[D32])
+        await self.client.post("/api/v3/config/poolsize", {D32: "2"})
+        await self.client.post("/api/v3/config/pooltemplate", {D32: "Templates/new"})
+        await self.client.post("/api/v3/config/clonetarget", {D32: "cluster2"})
+        pools = {p["name"]: p for p in (await self.client.get("/config")).body[
+            "pool_configuration"]}
+        self.assertEqual({k: pools[D32][k] for k in (
+            "size", "size_before_overrides", "template", "template_before_overrides",
+            "clone_target")}, {"size": 2, "size_before_overrides": 5,
+                               "template": "Templates/new",
+                               "template_before_overrides": "Templates/d32",
+                               "clone_target": "cluster2"})
+
+    async def test_poolsize_201_when_changed_200_when_not(self) -> None:
+        answer = await self.client.post("/api/v3/config/poolsize", {D32: "3", C7: 0})
+        self.assertEqual((answer.code, answer.body), (201, {"ok": True}))
+        self.assertEqual((await self.overrides())[SIZES], {D32: "3", C7: "0"})
+        self.assertEqual((await self.client.post("/api/v3/config/poolsize", {D32: 3})).code, 200)
+        # The file's size, not overridden: nothing changes.
+        self.assertEqual((await self.client.post("/api/v1/config/poolsize", {D64: "5"})).code,
+                         200)
+
+    async def test_deleting_an_override(self) -> None:
+        await self.client.post("/api/v3/config/poolsize", {D32: "3"})
+        await self.client.post("/api/v3/config/pooltemplate", {D32: "Templates/x"})
+        for route, undo in (("poolsize", UNDO_SIZE), ("pooltemplate", UNDO_TEMPLATE)):
+            answer = await self.client.delete(f"/api/v3/config/{route}/{D32}")
+            self.assertEqual((answer.code, answer.body), (201, {"ok": True}))
+            self.assertEqual(await self.redis.smembers(undo), {D32})
+            self.assertEqual((await self.client.delete(f"/api/v3/config/{route}/{D32}")).code,
+                             200)
+            self.assert_error(await self.client.delete(f"/api/v3/config/{route}/nope"), 404)
+        self.assertEqual(await self.overrides(), {SIZES: {}, TEMPLATES: {}, TARGETS: {}})
+
+    async def test_bad_input_changes_nothing(self) -> None:
+        for route, body, code in [
+            ("poolsize", {D32: "3", "nope": "1"}, 404),
+            ("poolsize", {D32: "-1"}, 400), ("poolsize", {D32: "x"}, 400),
+            ("poolsize", {D32: 1.5}, 400), ("poolsize", {D32: True}, 400),
+            ("poolsize", {D32: 10_001}, 400), ("poolsize", {D32: 2, C7: None}, 400),
+            ("poolsize", {}, 400), ("poolsize", [D32], 400), ("poolsize", "3", 400),
+            ("pooltemplate", {D32: ""}, 400), ("pooltemplate", {D32: "a\nb"}, 400),
+            ("pooltemplate", {D32: "x" * 256}, 400), ("pooltemplate", {D32: 7}, 400),
+            ("clonetarget", {D32: " "}, 400), ("clonetarget", {"nope": "c"}, 404),
+        ]:
+            answer = await self.client.post(f"/api/v3/config/{route}", body)
+            self.assert_error(answer, code)
+        self.assert_error(await self.client.post("/api/v3/config/poolsize", b"{not json"), 400)
+        self.assert_error(await self.client.post("/api/v3/poolreset", {D32: "1", "x": "1"}),
+                          404)
+        self.assertEqual(await self.overrides(), {SIZES: {}, TEMPLATES: {}, TARGETS: {}})
+        self.assertEqual(await self.redis.smembers("vmpooler__poolreset"), set())
+
+    async def test_pool_reset_is_asked_for(self) -> None:
+        answer = await self.client.post("/api/v3/poolreset", {D32: "1", C7: "1"})
+        self.assertEqual((answer.code, answer.body), (201, {"ok": True}))
+        self.assertEqual(await self.redis.smembers("vmpooler__poolreset"), {D32, C7})
+
+    async def test_status_and_poolstat_show_the_live_size(self) -> None:
+        await self.client.post("/api/v3/config/poolsize", {D32: "2"})
+        status = (await self.client.get("/api/v3/status")).body
+        self.assertEqual(status["pools"][D32]["max"], 2)
+        poolstat = (await self.client.get(f"/api/v3/poolstat?pool={D32}")).body
+        self.assertEqual(poolstat["pools"][D32]["max"], 2)
+
+
+class GateTests(ApiCase):
+    async def test_405_unless_experimental_features(self) -> None:
+        for method, path in ROUTES:
+            answer = await self.client.request(method, f"/api/v3{path}", {D32: "1"})
+            self.assert_error(answer, 405)
+            self.assertIn("experimental_features", answer.body["error"])
+        self.assertEqual(await self.redis.keys("vmpooler__config__*"), [])
+
+
+class TokenTests(TestCase):
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        server, self.redis = await private_redis(self, 0.5)
+        self.server = server
+        config = make_config(auth={"host": "127.0.0.1", "base": ["dc=example,dc=com"]},
+                             experimental_features=True)
+        self.store = ApiStore(self.redis, reactor, timeout=0.5)
+        self.addCleanup(self.store.stop)
+        api = VmpoolerApi(config, self.store, reactor, StubDirectory(), random.Random(1))
+        self.client = Client(api.resource())
+
+    async def test_a_token_is_required(self) -> None:
+        for method, path in ROUTES:
+            answer = await self.client.request(method, f"/api/v3{path}", {D32: "1"})
+            self.assertEqual(answer.code, 401, (method, path))
+        self.assertEqual(await self.redis.keys("vmpooler__config__*"), [])
+        token = (await self.client.post("/api/v3/token", auth=(USER, PASSWORD))).body["token"]
+        answer = await self.client.post("/api/v3/config/poolsize", {D32: "1"},
+                                        headers={"X-AUTH-TOKEN": token})
+        self.assertEqual(answer.code, 201, answer.body)
+
+    async def test_redis_down_is_503(self) -> None:
+        token = (await self.client.post("/api/v3/token", auth=(USER, PASSWORD))).body["token"]
+        self.server.stop()
+        answer = await self.client.post("/api/v3/config/poolsize", {D32: "1"},
+                                        headers={"X-AUTH-TOKEN": token})
+        self.assertEqual(answer.code, 503)
+        self.assertIs(answer.body["ok"], False)

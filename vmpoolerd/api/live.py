@@ -1,0 +1,128 @@
+"""
+The config API and pool reset (vmpooler 3.x): ``/config``,
+``/config/poolsize``, ``/config/pooltemplate``, ``/config/clonetarget``
+and ``/poolreset``.
+
+They change the live config every daemon on this Redis obeys (Note [Live
+pool config] in store/lua/config_set.lua), so they answer 405 unless
+``experimental_features`` is on, and want a token when authentication is
+configured.  A body naming an unknown pool is refused whole (404); one bad
+value refuses it whole too (400).  Changes answer 201, and 200 when every
+value was already the live one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from klein import Klein
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from . import validate
+from .errors import ApiError, json_answer
+from .routes import Callers, read_body, route
+from ..config import Config, PoolConfig
+from ..live import live_pool
+from ..store.api_store import ApiStore
+from ..store.overrides import Live
+
+log = Logger()
+
+# The kinds of override, by route: the Redis kind, the check of a value,
+# and the pool's value when not overridden.
+KINDS: dict[str, tuple[str, Callable[[Any, str], Any], Callable[[PoolConfig], str]]] = {
+    "poolsize": ("poolsize", validate.pool_size, lambda pool: str(pool.size)),
+    "pooltemplate": ("template", validate.pool_setting, lambda pool: pool.template),
+    "clonetarget": ("clone_target", validate.pool_setting,
+                    lambda pool: pool.clone_target or ""),
+}
+
+
+def pool_configuration(pool: PoolConfig, live: Live) -> dict[str, Any]:
+    """A pool as ``GET /config`` shows it: its live values, in vmpooler's names."""
+    now = live_pool(pool, live)
+    shown: dict[str, Any] = {
+        "name": pool.name, "alias": list(pool.alias), "template": now.template,
+        "folder": pool.folder, "datastore": pool.datastore, "size": now.size,
+        "provider": pool.provider, "size_policy": pool.size_policy,
+    }
+    optional = {"clone_target": now.clone_target, "pool": pool.resource_pool,
+                "timeout": pool.timeout_minutes, "ready_ttl": pool.ready_ttl_minutes,
+                "datacenter": pool.datacenter, "create_linked_clone": pool.create_linked_clone}
+    shown.update((key, value) for key, value in optional.items() if value is not None)
+    if now.size != pool.size:
+        shown["size_before_overrides"] = pool.size
+    if now.template != pool.template:
+        shown["template_before_overrides"] = pool.template
+    return shown
+
+
+class LiveRoutes:
+    def __init__(self, config: Config, store: ApiStore, callers: Callers) -> None:
+        self._config = config
+        self._store = store
+        self._callers = callers
+
+    def mount(self, app: Klein) -> None:
+        route(app, ["GET"], "/config", self.config)
+        for name in KINDS:
+            route(app, ["POST"], f"/config/{name}", self._setter(name))
+        for name in ("poolsize", "pooltemplate"):
+            route(app, ["DELETE"], f"/config/{name}/<string:pool>", self._unsetter(name))
+        route(app, ["POST"], "/poolreset", self.reset)
+
+    async def _allowed(self, request: IRequest) -> str:
+        """405 unless experimental_features; 401 without a token when
+        authentication is configured.  Who asks, for the log."""
+        if not self._config.service.experimental_features:
+            raise ApiError(405, "the config API is off: set experimental_features: true "
+                                "in :config: to use it")
+        caller = await self._callers.required(request)
+        return caller.owner.user if caller is not None else "anonymous"
+
+    async def config(self, request: IRequest) -> bytes:
+        await self._allowed(request)
+        live = await self._store.live(self._config.pool_names)
+        return json_answer(request, 200, {
+            "pool_configuration": [pool_configuration(p, live[p.name])
+                                   for p in self._config.pools],
+            "status": {"ok": True}})
+
+    def _setter(self, name: str) -> Callable[[IRequest], Any]:
+        kind, check, default = KINDS[name]
+
+        async def set_live(request: IRequest) -> bytes:
+            who = await self._allowed(request)
+            values = validate.pool_values(self._config, read_body(request), check)
+            changed = await self._store.set_live(kind, {
+                pool: (str(value), default(self._config.pool(pool)))
+                for pool, value in values.items()})
+            for pool in changed:
+                log.info("[{pool}] {kind} set to {value!r} by {who}", pool=pool, kind=kind,
+                         value=values[pool], who=who)
+            return json_answer(request, 201 if changed else 200, {"ok": True})
+        set_live.__qualname__ = f"LiveRoutes.set_{name}"
+        return set_live
+
+    def _unsetter(self, name: str) -> Callable[[IRequest, str], Any]:
+        kind = KINDS[name][0]
+
+        async def unset_live(request: IRequest, pool: str) -> bytes:
+            who = await self._allowed(request)
+            validate.known_pool(self._config, pool)
+            changed = await self._store.unset_live(kind, pool)
+            if changed:
+                log.info("[{pool}] {kind} override deleted by {who}", pool=pool, kind=kind,
+                         who=who)
+            return json_answer(request, 201 if changed else 200, {"ok": True})
+        unset_live.__qualname__ = f"LiveRoutes.unset_{name}"
+        return unset_live
+
+    async def reset(self, request: IRequest) -> bytes:
+        who = await self._allowed(request)
+        pools = list(validate.pool_values(self._config, read_body(request),
+                                          lambda value, what: value))
+        await self._store.ask_reset(pools)
+        log.info("reset of {pools} asked by {who}", pools=", ".join(pools), who=who)
+        return json_answer(request, 201, {"ok": True})
