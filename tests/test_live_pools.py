@@ -1,0 +1,84 @@
+"""
+What the manager makes of a pool's live config (Note [Live pool config]),
+against a real Redis and the vSphere simulator: sizes up and down, a
+template swapped, a pool reset, overrides obeyed by another manager and
+after a restart.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import reactor
+
+from vmpoolerd.manager.service import Manager
+
+from .manager_case import CENTOS, DEBIAN, ManagerCase
+from .waiting import until
+
+GOOD, OTHER = "Templates/debian/debian-7-x86_64", "Templates/centos-7-plain"
+
+
+class LivePoolTests(ManagerCase):
+    async def ready_in_vsphere(self, pool: str, count: int) -> bool:
+        """``count`` ready VMs, and no other of the pool's VMs in vSphere
+        but the checked-out ones."""
+        ready = await self.members("ready", pool)
+        running = await self.members("running", pool)
+        return len(ready) == count and self.names_in(pool) == ready | running
+
+    async def test_size_up_and_down_never_touching_a_checked_out_vm(self) -> None:
+        self.start()
+        await until("full pools", self.full)
+        out = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
+        await self.store.set_live("poolsize", {DEBIAN: ("6", "3")})
+        await until("6 ready debian VMs", lambda: self.ready_in_vsphere(DEBIAN, 6))
+        await self.store.set_live("poolsize", {DEBIAN: ("1", "3")})
+        await until("1 ready debian VM", lambda: self.ready_in_vsphere(DEBIAN, 1))
+        self.assertIn(out, self.names_in(DEBIAN))
+        self.assertEqual(await self.members("running", DEBIAN), {out})
+        self.assertEqual(len(await self.members("ready", CENTOS)), 2)
+        await self.assert_one_set_each()
+
+    async def test_template_swap_replaces_ready_and_pending_vms(self) -> None:
+        self.start()
+        await until("full pools", self.full)
+        before = await self.members("ready", DEBIAN)
+        # A template that does not exist: the pool drains, and every clone
+        # fails, saying why.
+        await self.store.set_live("template", {DEBIAN: ("Templates/missing", GOOD)})
+        await until("the old VMs gone",
+                    lambda: not (before & self.names_in(DEBIAN)))
+        failures = await until("a clone failure recorded", lambda: self.redis.lrange(
+            f"vmpooler__failures__{DEBIAN}", 0, -1))
+        self.assertIn("clone", failures[0])
+        self.assertIn("missing", failures[0])
+        await self.store.set_live("template", {DEBIAN: (OTHER, GOOD)})
+        await until("3 new ready VMs", lambda: self.ready_in_vsphere(DEBIAN, 3))
+        self.assertFalse(before & await self.members("ready", DEBIAN))
+        self.assertEqual(await self.redis.hget("vmpooler__pool__template_cloned", DEBIAN), OTHER)
+        self.assertEqual(len(await self.members("ready", CENTOS)), 2)
+
+    async def test_pool_reset(self) -> None:
+        self.start()
+        await until("full pools", self.full)
+        centos, debian = await self.members("ready", CENTOS), await self.members("ready", DEBIAN)
+        await self.store.ask_reset([CENTOS])
+
+        async def replaced() -> bool:
+            now = await self.members("ready", CENTOS)
+            return len(now) == 2 and not now & centos and self.names_in(CENTOS) == now
+        await until("centos-7's VMs replaced", replaced)
+        self.assertEqual(await self.redis.smembers("vmpooler__poolreset"), set())
+        self.assertEqual(await self.members("ready", DEBIAN), debian)
+
+    async def test_another_manager_obeys_after_a_restart(self) -> None:
+        self.start()
+        await until("full pools", self.full)
+        await self.manager.stopService()
+        # Set while no manager runs (by another daemon's API, say): the
+        # next manager to start obeys it.
+        await self.store.set_live("poolsize", {CENTOS: ("1", "2")})
+        second = Manager(self.config, self.store, self.provider, reactor, grace=10)
+        second.startService()
+        self.addCleanup(second.stopService)
+        await until("1 ready centos VM", lambda: self.ready_in_vsphere(CENTOS, 1))
+        self.assertEqual(len(await self.members("ready", DEBIAN)), 3)
