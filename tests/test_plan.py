@@ -73,7 +73,7 @@ def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
             pool: PoolConfig = POOL, service: ServiceConfig = SERVICE,
             doubt: str | None = None, unknown: Iterable[str] = (),
             failed_probes: Mapping[str, VmFailure] | None = None,
-            drain: str | None = None) -> Observation:
+            drain: str | None = None, ondemand: Iterable[str] = ()) -> Observation:
     """
     An observation of ``vms``.  By default every tracked VM is in the
     inventory, booted, and reachable; ``failed`` makes the inventory fail.
@@ -85,7 +85,7 @@ def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
         inventory=None if failed else {s.name: s for s in inventory},
         reachable=frozenset(vm.name for vm in vms) if reachable is None else frozenset(reachable),
         unknown=frozenset(unknown), failed_probes=failed_probes or {},
-        cloning=frozenset(cloning), clone_slots=slots, empty=empty, doubt=doubt,
+        cloning=frozenset(cloning), ondemand=frozenset(ondemand), clone_slots=slots, empty=empty, doubt=doubt,
         drain=drain)
 
 
@@ -153,6 +153,11 @@ class DiscoverTests(SynchronousTestCase):
                tracked("d1", "discovered")]
         actions = transitions(observe(*vms))
         self.assertFalse([a for a in actions if isinstance(a, Discover)])
+
+    def test_an_on_demand_vm_is_neither_discovered_nor_counted(self) -> None:
+        obs = observe(ready("r1"), inventory=[seen("r1"), seen("od1")], ondemand=["od1"],
+                      pool=with_pool(size=2), slots=10)
+        self.assertEqual(plan(obs), [Clone(1)])
 
     def test_clone_in_flight_is_not_discovered(self) -> None:
         self.assertEqual(transitions(observe(inventory=[seen("new")], cloning=["new"])), [])

@@ -13,7 +13,7 @@ such work wakes the maintainer.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Awaitable, Callable, Coroutine, assert_never
+from typing import Any, Coroutine, assert_never
 
 from twisted.internet.defer import (
     CancelledError, Deferred, DeferredSemaphore, ensureDeferred, gatherResults,
@@ -29,7 +29,7 @@ from ..names import new_hostname
 from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
 from ..timefmt import format_time, local_date
-from ..vsphere.types import VmState, Vsphere
+from ..vsphere.types import Vsphere
 from ..store.overrides import Live
 from .doubt import Doubts
 from ..live import drain_reason, live_pool
@@ -37,7 +37,7 @@ from .sizer import PoolSizer
 from .failures import VmFailure
 from .loop import Loop
 from .plan import Observation
-from .probe import probe_address, tcp_probe
+from .probe import Probe, probe_all, tcp_probe
 
 log = Logger()
 
@@ -46,9 +46,6 @@ def _why(e: Exception) -> str:
     """An error as a reason: its message, else its type's name."""
     return str(e) or type(e).__name__
 
-# A readiness probe: True (ready), why not (False: no reason given), or
-# None (could not say: Note [Unknown probes]).
-Probe = Callable[[str, int], Awaitable[bool | VmFailure | None]]
 
 
 class Maintainer:
@@ -177,7 +174,7 @@ class Maintainer:
         inventory = {vm.name: vm for vm in vms}
         try:
             now = self._clock.seconds()
-            tracked, cloning, empty = await self._store.pool_state(
+            tracked, cloning, empty, ondemand = await self._store.pool_state(
                 pool.name, now, sorted(self._busy), now + lease)
         except Exception:
             self.failing = True
@@ -188,10 +185,11 @@ class Maintainer:
         unprobed = Observation(
             pool=self.live, service=self._service, now=now, tracked=tracked, inventory=inventory,
             reachable=frozenset(), unknown=frozenset(), failed_probes={},
-            cloning=cloning | cloning_before | busy_before | self._busy,
+            cloning=cloning | cloning_before | busy_before | self._busy, ondemand=ondemand,
             clone_slots=max(self._service.task_limit - len(cloning), 0), empty=empty,
             doubt=doubt, drain=drain_reason(pool, self._live))
-        results = await self._probe_all(planning.to_probe(unprobed), inventory)
+        results = await probe_all(planning.to_probe(unprobed), inventory, self._service,
+                                  self._probe)
         return dataclasses.replace(
             unprobed, reachable=frozenset(n for n, ok in results.items() if ok is True),
             unknown=frozenset(n for n, ok in results.items() if ok is None),
@@ -208,22 +206,7 @@ class Maintainer:
         self._live = (await self._store.live([self.pool.name]))[self.pool.name]
         self.live = live_pool(self.pool, self._live)
 
-    async def _probe_all(self, names: frozenset[str], inventory: dict[str, VmState]
-                         ) -> dict[str, bool | VmFailure | None]:
-        """Each name's readiness probe, probed at once: True, why not, or
-        None when it could not say (Note [Unknown probes])."""
-        port = self._service.ready_check_port
 
-        async def probe(name: str) -> bool | VmFailure | None:
-            address = probe_address(name, self._service.domain, inventory[name].ip,
-                                    self._service.ready_check_address)
-            if address is None:
-                return VmFailure(failures.NO_IP, "VMware Tools reported no IP address")
-            return await self._probe(address, port)
-
-        ordered = sorted(names)
-        results = await gatherResults([ensureDeferred(probe(n)) for n in ordered])
-        return dict(zip(ordered, results))
 
     async def _execute(self, action: planning.Action, now: float) -> None:
         pool, store, stamp = self.pool.name, self._store, format_time(now)

@@ -146,6 +146,9 @@ class Observation:
     failed_probes: Mapping[str, VmFailure]
     # Names with a clone task in flight (any daemon).
     cloning: frozenset[str]
+    # The pool's VMs that on-demand requests are provisioning: neither
+    # counted nor discovered (Note [On-demand VMs] in ondemand_create.lua).
+    ondemand: frozenset[str]
     # Clones this pool may start now (what is left of task_limit).
     clone_slots: int
     # Whether the pool's empty flag is set in Redis.
@@ -288,7 +291,7 @@ def _seen(obs: Observation, name: str) -> VmState | None:
     return obs.inventory.get(name) if obs.inventory is not None else None
 
 
-def _looks_booted(state: VmState | None, name: str) -> bool:
+def looks_booted(state: VmState | None, name: str) -> bool:
     """Powered on, with VMware Tools reporting the VM's name as hostname."""
     return state is not None and state.powered_on and state.hostname == name
 
@@ -323,7 +326,7 @@ def _ready_reaches_probe(obs: Observation, vm: TrackedVm) -> bool:
 
 def _plan_pending(obs: Observation, vm: TrackedVm) -> Action | None:
     state = _seen(obs, vm.name)
-    if _looks_booted(state, vm.name) and _reachable(obs, vm.name):
+    if looks_booted(state, vm.name) and _reachable(obs, vm.name):
         boot = 0.0 if vm.clone_time is None else max(0.0, obs.now - vm.clone_time)
         return Ready(vm.name, boot)
     if _expired(obs.now, vm.clone_time, timeout_seconds(obs)):
@@ -366,9 +369,19 @@ def _probe_failure(obs: Observation, name: str) -> VmFailure:
 
 def _not_ready(obs: Observation, name: str, state: VmState | None) -> VmFailure:
     """Why a pending VM was not ready within its pool's timeout."""
-    after = f"after {timeout_seconds(obs) / 60:g} minutes"
+    probed = probing(obs) and name not in obs.unknown
+    return not_ready(name, state, timeout_seconds(obs), name in obs.cloning,
+                     _probe_failure(obs, name) if probed else None)
+
+
+def not_ready(name: str, state: VmState | None, timeout: float, cloning: bool,
+              probe: VmFailure | None) -> VmFailure:
+    """Why a new VM was not ready within ``timeout`` seconds, from what
+    vSphere shows of it (``state``), whether its clone still runs, and why
+    its probe failed (None: not probed, or no reason)."""
+    after = f"after {timeout / 60:g} minutes"
     if state is None:
-        still = ", its clone still running" if name in obs.cloning else ""
+        still = ", its clone still running" if cloning else ""
         return VmFailure(failures.BOOT_TIMEOUT, f"not in vSphere {after}{still}")
     if not state.powered_on:
         return VmFailure(failures.BOOT_TIMEOUT, f"not powered on {after}")
@@ -376,9 +389,7 @@ def _not_ready(obs: Observation, name: str, state: VmState | None) -> VmFailure:
         return VmFailure(failures.BOOT_TIMEOUT, f"VMware Tools reported no hostname {after}")
     if state.hostname != name:
         return _mismatch(state.hostname)
-    if probing(obs) and name not in obs.unknown:
-        return _probe_failure(obs, name)
-    return VmFailure(failures.BOOT_TIMEOUT, f"not ready {after}")
+    return probe or VmFailure(failures.BOOT_TIMEOUT, f"not ready {after}")
 
 
 def _plan_running(obs: Observation, vm: TrackedVm) -> Action | None:
@@ -411,7 +422,7 @@ def _strangers(obs: Observation, inventory: Mapping[str, VmState]) -> list[str]:
     tracked = {vm.name for vm in obs.tracked}
     return [name for name in sorted(inventory)
             if name not in tracked and not inventory[name].template
-            and name not in obs.cloning]
+            and name not in obs.cloning and name not in obs.ondemand]
 
 
 def _discoveries(obs: Observation, inventory: Mapping[str, VmState]) -> list[Action]:
@@ -452,7 +463,7 @@ def to_probe(obs: Observation) -> frozenset[str]:
         return frozenset()
     names = set()
     for vm in obs.tracked:
-        if vm.state == PENDING and _looks_booted(_seen(obs, vm.name), vm.name):
+        if vm.state == PENDING and looks_booted(_seen(obs, vm.name), vm.name):
             names.add(vm.name)
         elif vm.state == READY and _ready_reaches_probe(obs, vm):
             names.add(vm.name)

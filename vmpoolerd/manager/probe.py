@@ -10,9 +10,9 @@ caller's to honour.
 from __future__ import annotations
 
 import errno
-from typing import Any, Literal
+from typing import Any, Awaitable, Callable, Literal, Mapping
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, gatherResults
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet import error
 from twisted.internet.error import ConnectError
@@ -21,10 +21,12 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure as TwistedFailure
 
+from ..config import ServiceConfig
+from ..vsphere.types import VmState
 from . import failures
 from .failures import VmFailure
 
-__all__ = ["probe_address", "tcp_probe", "why_not"]
+__all__ = ["Probe", "probe_address", "probe_all", "tcp_probe", "why_not"]
 
 log = Logger()
 
@@ -113,3 +115,25 @@ async def tcp_probe(reactor: IReactorTime, host: str, port: int,
     assert isinstance(probe, _Probe)
     await probe.closed  # so that nothing is left behind in the reactor
     return True
+
+
+# A readiness probe: True (ready), why not (False: no reason given), or
+# None (could not say: Note [Unknown probes] in plan.py).
+Probe = Callable[[str, int], Awaitable[bool | VmFailure | None]]
+
+
+async def probe_all(names: frozenset[str], inventory: Mapping[str, VmState],
+                    service: ServiceConfig, probe: Probe) -> dict[str, bool | VmFailure | None]:
+    """Each VM's readiness probe, all at once: True, why not, or None when
+    it could not say."""
+
+    async def one(name: str) -> bool | VmFailure | None:
+        address = probe_address(name, service.domain, inventory[name].ip,
+                                service.ready_check_address)
+        if address is None:
+            return VmFailure(failures.NO_IP, "VMware Tools reported no IP address")
+        return await probe(address, service.ready_check_port)
+
+    ordered = sorted(names)
+    results = await gatherResults([ensureDeferred(one(n)) for n in ordered])
+    return dict(zip(ordered, results))

@@ -1,7 +1,8 @@
 """
 The pool manager: a :class:`~vmpoolerd.manager.maintainer.Maintainer` per
 pool, the :class:`~vmpoolerd.manager.tasks.TaskWorker` for the disk and
-snapshot requests, and the checkout wake-ups, as one service.
+snapshot requests, the :class:`~vmpoolerd.manager.ondemand.OndemandWorker`
+for on-demand requests, and the checkout wake-ups, as one service.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..telemetry.metrics import Metrics
 from ..vsphere.types import Vsphere
 from .doubt import Doubts
 from .maintainer import Maintainer, Probe
+from .ondemand import OndemandWorker
 from .purging import purge
 from .tasks import TaskWorker
 
@@ -69,6 +71,7 @@ class Manager(Service):
                                                probe, metrics, slots, doubts)
                             for p in config.pools}
         self.tasks = TaskWorker(config, store, vspheres, reactor, slots)
+        self.ondemand = OndemandWorker(config, store, vspheres, reactor, probe, metrics)
         self._vspheres = vspheres
         self._purge: Deferred[None] | None = None
         self._subscription: Subscription | None = None
@@ -88,6 +91,7 @@ class Manager(Service):
             self._purge.addErrback(lambda failure: log.failure("[!] the purge failed", failure))
         for maintainer in self.maintainers.values():
             maintainer.start()
+        self.ondemand.start()
         self._subscription = subscribe_checkouts(self._config.redis, IReactorTCP(self._clock),
                                                  self.wake)
         self._schedule_tasks()
@@ -114,6 +118,7 @@ class Manager(Service):
         if self._subscription is not None:
             await self._subscription.disconnect()
         waits = [ensureDeferred(m.stop(self._grace)) for m in self.maintainers.values()]
+        waits.append(ensureDeferred(self.ondemand.stop(self._grace)))
         for work, what in ((self._task_run, "disk or snapshot work"), (self._purge, "the purge")):
             if work is not None:
                 waits.append(Deferred.fromCoroutine(self._bounded(work, what)))

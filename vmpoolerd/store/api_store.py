@@ -26,6 +26,7 @@ from .errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRun
                      OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable, TooManyTags,
                      TooManyTasks)
 from .generation import GenerationWatch
+from .ondemand import OndemandStore
 from .overrides import Overrides
 from .scripts import RedisClient
 
@@ -114,7 +115,7 @@ class DayHistory:
     tags: Mapping[str, Mapping[str, int]]
 
 
-class ApiStore(Overrides):
+class ApiStore(Overrides, OndemandStore):
     """What the API reads and changes."""
 
     def __init__(self, redis: RedisClient, reactor: IReactorTime, timeout: float = 3.0,

@@ -80,3 +80,6 @@ OVERRIDES = {
 }
 # The pools a reset is asked for (POST /poolreset).
 POOL_RESET = f"{PREFIX}poolreset"
+# On-demand requests waiting to be provisioned (Note [On-demand requests]
+# in lua/ondemand_create.lua).
+PROVISIONING = f"{PREFIX}provisioning__request"

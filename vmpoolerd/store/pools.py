@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 from . import keys
 from .records import TaskRequest, TrackedVm
 from .demand import DemandStore
+from .ondemand import OndemandStore
 from .overrides import Overrides
 from ..timefmt import parse_time
 
@@ -27,14 +28,15 @@ def _float_or_none(text: str) -> float | None:
         return None
 
 
-class PoolStore(Overrides, DemandStore):
+class PoolStore(Overrides, DemandStore, OndemandStore):
     # -- what the maintainer observes ------------------------------------------------
 
     async def pool_state(self, pool: str, epoch: float, mine: Sequence[str], deadline: float
-                         ) -> tuple[tuple[TrackedVm, ...], frozenset[str], bool]:
+                         ) -> tuple[tuple[TrackedVm, ...], frozenset[str], bool, frozenset[str]]:
         """The pool's VMs as Redis knows them, the clones in flight (leases
         not run out at ``epoch``, after renewing those of ``mine`` to
-        ``deadline``), the empty flag."""
+        ``deadline``), the empty flag, and its VMs that on-demand requests
+        are provisioning."""
         state = json.loads(await self._script(
             "pool_state", args=[pool, int(epoch), int(deadline), *mine]))
         tracked = tuple(
@@ -42,7 +44,8 @@ class PoolStore(Overrides, DemandStore):
                       checkout=parse_time(checkout), lifetime_hours=_float_or_none(lifetime),
                       last_check=parse_time(check), ready_since=parse_time(ready))
             for name, set_name, clone, checkout, lifetime, check, ready in state["vms"] or [])
-        return tracked, frozenset(state["cloning"] or []), bool(state["empty"])
+        return (tracked, frozenset(state["cloning"] or []), bool(state["empty"]),
+                frozenset(state["ondemand"] or []))
 
     async def cloning(self, mine: Sequence[str], deadline: float) -> frozenset[str]:
         """The names of the clones in flight, in every pool, after renewing

@@ -5,6 +5,7 @@
 -- left in vSphere is destroyed.
 local pool, host = ARGV[1], ARGV[2]
 redis.call('HDEL', 'vmpooler__cloning', host)
+redis.call('SREM', 'vmpooler__odcloning', host)
 redis.call('SET', 'vmpooler__tasks__clone', redis.call('HLEN', 'vmpooler__cloning'))
 if ARGV[3] == 'ok' then
   redis.call('HSET', 'vmpooler__vm__' .. host, 'clone_time', ARGV[4])

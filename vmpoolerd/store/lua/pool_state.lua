@@ -3,7 +3,9 @@
 -- deadline of this maintainer's clones, ARGV[4..]: their names (renewed
 -- here as in clones.lua: after the inventory as well as before it).
 -- Returns JSON {"vms": [[name, set, clone, checkout, lifetime, check,
--- ready], ...], "cloning": [name, ...], "empty": bool}.  "cloning" leaves
+-- ready], ...], "cloning": [name, ...], "empty": bool, "ondemand": [name,
+-- ...]}: "ondemand" names the VMs of the pool that on-demand requests are
+-- provisioning (Note [On-demand VMs] in ondemand_create.lua).  "cloning" leaves
 -- out the entries past their deadline (a crashed daemon's: Note [Clone
 -- leases] in clones.lua), so that they do not take the slots the manager
 -- plans with; clone_reserve.lua drops them.
@@ -29,4 +31,5 @@ for i = 1, #flat, 2 do
   end
 end
 local empty = redis.call('EXISTS', 'vmpooler__empty__' .. pool) == 1
-return cjson.encode({vms = vms, cloning = cloning, empty = empty})
+local ondemand = redis.call('SMEMBERS', 'vmpooler__ondemand__' .. pool)
+return cjson.encode({vms = vms, cloning = cloning, empty = empty, ondemand = ondemand})

@@ -1,0 +1,121 @@
+"""
+One on-demand request's next steps (Note [On-demand requests] in
+store/lua/ondemand_create.lua): pure, from what was observed of it.
+
+A request past ``ondemand_request_ttl``, or whose VMs failed MAX_FAILURES
+times, ends (its VMs are destroyed).  Otherwise each pending VM becomes
+ready as a pool's would (powered on, its name as hostname, its readiness
+port open), or fails (lost clone, past its pool's timeout: the reason is
+kept for the request's message); what is missing is cloned; and once
+every VM asked for is ready, the request is handed out whole.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..store.ondemand import PENDING, OdRequest
+from ..vsphere.types import VmState
+from . import failures
+from .failures import VmFailure
+from .plan import looks_booted, not_ready
+
+# A request fails once this many of its VMs have (clones retried so far).
+MAX_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class OdObservation:
+    request: OdRequest
+    now: float
+    ttl: float                        # seconds: ondemand_request_ttl
+    timeouts: Mapping[str, float]     # seconds for a VM to be ready, by pool
+    inventory: Mapping[str, VmState]  # the request's pools' folders, by VM name
+    cloning: frozenset[str]           # clones in flight (any daemon)
+    probing: bool                     # readiness takes a TCP probe
+    reachable: frozenset[str]         # probed and open
+    failed_probes: Mapping[str, VmFailure]
+
+
+@dataclass(frozen=True)
+class End:
+    """The request fails: its VMs are destroyed, ``reason`` is its message."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class VmReady:
+    name: str
+    pool: str
+
+
+@dataclass(frozen=True)
+class VmFailed:
+    name: str
+    pool: str
+    failure: VmFailure
+
+
+@dataclass(frozen=True)
+class CloneFor:
+    pool: str
+    count: int
+
+
+@dataclass(frozen=True)
+class HandOut:
+    """Every VM asked for is ready: to the requester, all at once."""
+
+
+OdAction = End | VmReady | VmFailed | CloneFor | HandOut
+
+
+def to_probe(obs: OdObservation) -> frozenset[str]:
+    """The pending VMs that look booted, to probe before planning."""
+    if not obs.probing:
+        return frozenset()
+    return frozenset(vm.name for vm in obs.request.pending
+                     if looks_booted(obs.inventory.get(vm.name), vm.name))
+
+
+def plan(obs: OdObservation) -> list[OdAction]:
+    request = obs.request
+    if request.status != PENDING:
+        return []
+    if request.created is not None and obs.now - request.created > obs.ttl:
+        return [End(f"not ready within {obs.ttl / 60:g} minutes (ondemand_request_ttl); "
+                    + (f"the last failure: {request.message}" if request.message
+                       else "its VMs were still being made"))]
+    if request.failures >= MAX_FAILURES:
+        return [End(f"{request.failures} of its VMs failed; the last: {request.message}")]
+    actions: list[OdAction] = []
+    ready = Counter(vm.pool for vm in request.ready)
+    pending: Counter[str] = Counter()
+    for vm in sorted(request.pending, key=lambda v: v.name):
+        state = obs.inventory.get(vm.name)
+        timeout = obs.timeouts.get(vm.pool, 0.0)
+        if looks_booted(state, vm.name) and (not obs.probing or vm.name in obs.reachable):
+            actions.append(VmReady(vm.name, vm.pool))
+            ready[vm.pool] += 1
+        elif vm.clone_time is not None and obs.now - vm.clone_time > timeout:
+            actions.append(VmFailed(vm.name, vm.pool, not_ready(
+                vm.name, state, timeout, vm.name in obs.cloning,
+                obs.failed_probes.get(vm.name))))
+        elif state is None and vm.name not in obs.cloning:
+            actions.append(VmFailed(vm.name, vm.pool, VmFailure(
+                failures.CLONE, "its clone ended and the VM is not in vSphere")))
+        else:
+            pending[vm.pool] += 1
+    wanted: Counter[str] = Counter()
+    for entry in request.wanted:
+        wanted[entry.pool] += entry.count
+    if ready == wanted:
+        actions.append(HandOut())
+        return actions
+    for pool in sorted(wanted):
+        missing = wanted[pool] - ready[pool] - pending[pool]
+        if missing > 0:
+            actions.append(CloneFor(pool, missing))
+    return actions

@@ -1,0 +1,26 @@
+-- One VM of an on-demand request became ready, or failed (Note [On-demand
+-- VMs] in ondemand_create.lua).
+-- ARGV[1]: id, ARGV[2]: host, ARGV[3]: pool, ARGV[4]: "ready" or
+-- "failed", ARGV[5]: now (timestamp), ARGV[6]: why it failed.
+-- ready: pending -> ready.  failed: the VM leaves the request for its
+-- pool's completed set (to be destroyed, if it exists), and the request
+-- counts a failure and keeps its reason.  Returns 1, or 0 when the VM was
+-- no longer the request's pending (or ready) VM.
+local id, host, pool = ARGV[1], ARGV[2], ARGV[3]
+local pending, ready = 'vmpooler__odpending__' .. id, 'vmpooler__odready__' .. id
+if ARGV[4] == 'ready' then
+  if redis.call('SMOVE', pending, ready, host) == 0 then
+    return 0
+  end
+  redis.call('HSET', 'vmpooler__vm__' .. host, 'ready', ARGV[5])
+  return 1
+end
+if redis.call('SREM', pending, host) + redis.call('SREM', ready, host) == 0 then
+  return 0
+end
+redis.call('SREM', 'vmpooler__ondemand__' .. pool, host)
+redis.call('SADD', 'vmpooler__completed__' .. pool, host)
+local key = 'vmpooler__odrequest__' .. id
+redis.call('HINCRBY', key, 'failures', 1)
+redis.call('HSET', key, 'message', ARGV[6])
+return 1
