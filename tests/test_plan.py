@@ -85,8 +85,8 @@ def observe(*vms: TrackedVm, inventory: Iterable[VmState] | None = None,
         inventory=None if failed else {s.name: s for s in inventory},
         reachable=frozenset(vm.name for vm in vms) if reachable is None else frozenset(reachable),
         unknown=frozenset(unknown), failed_probes=failed_probes or {},
-        cloning=frozenset(cloning), ondemand=frozenset(ondemand), clone_slots=slots, empty=empty, doubt=doubt,
-        drain=drain)
+        cloning=frozenset(cloning), ondemand=frozenset(ondemand), clone_slots=slots,
+        empty=empty, doubt=doubt, drain=drain)
 
 
 def transitions(obs: Observation) -> list[Action]:

@@ -28,6 +28,7 @@ from ..telemetry.metrics import Metrics
 from .dialect import Dialects
 from .errors import json_errors
 from .live import LiveRoutes
+from .ondemand import OndemandRoutes
 from .reports import OffReactor, ReportRoutes
 from .routes import Authenticator, Callers, Clock
 from .service import HealthCheck, HealthWarning, ServiceRoutes
@@ -61,6 +62,8 @@ class VmpoolerApi:
         ReportRoutes(config, store, time, off_reactor).mount(self.app)
         TokenRoutes(config, store, time, callers, dialects).mount(self.app)
         LiveRoutes(config, store, callers).mount(self.app)
+        OndemandRoutes(config, store, time, callers, dialects,
+                       rng or random.Random()).mount(self.app)
 
     def resource(self) -> InFlight:
         return InFlight(self.app.resource())

@@ -84,6 +84,9 @@ class Dialects:
         self.domains = tuple(sorted({d for d in domains.values() if d}))
         self._by_generation = {V1: Dialect(config, False, domains),
                                V3: Dialect(config, True, domains)}
+        # What answers that name VMs by their FQDNs whatever the prefix use
+        # (on-demand requests, a vmpooler 3.x route).
+        self.fqdn = self._by_generation[V3]
 
     def of(self, request: IRequest) -> Dialect:
         return self._by_generation[getattr(request, _NOTE, V1)]

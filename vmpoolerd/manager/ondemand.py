@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from ..config import Config, PoolConfig
 from ..live import live_pool
 from ..names import new_hostname
-from ..store.ondemand import FAILED, OdRequest
+from ..store.ondemand import FAILED, PENDING, OdRequest
 from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
 from ..timefmt import format_time, local_date
@@ -59,6 +59,7 @@ class OndemandWorker:
                           min(service.check_loop_delay_max, CLAIM_SECONDS / 3),
                           service.check_loop_delay_decay)
         self._busy: dict[str, str] = {}  # clones in flight: name -> request id
+        self._claimed: set[str] = set()
         self._work: set[Deferred[None]] = set()
 
     def start(self) -> None:
@@ -78,6 +79,11 @@ class OndemandWorker:
                 await wait
             except Exception:
                 log.warn("[!] [ondemand] stopping with clones still running")
+        # The next manager need not wait for the claims to run out.
+        try:
+            await self._store.release(sorted(self._claimed), self.owner)
+        except Exception:
+            log.warn("[!] [ondemand] claims not released: they run out by themselves")
 
     async def _step(self) -> bool:
         """One cycle: whether it was quiet (nothing to do, nothing in flight)."""
@@ -85,6 +91,7 @@ class OndemandWorker:
         try:
             for request_id in await self._store.queued(AT_ONCE):
                 if await self._store.claim(request_id, self.owner, CLAIM_SECONDS):
+                    self._claimed.add(request_id)
                     acted = await self._one(request_id) or acted
         except Exception:
             log.failure("[!] [ondemand] cycle failed")
@@ -94,7 +101,8 @@ class OndemandWorker:
     async def _one(self, request_id: str) -> bool:
         """Observe, plan and act on one claimed request; whether it acted."""
         request = await self._store.request(request_id)
-        if request is None:
+        if request is None or request.status != PENDING:
+            self._claimed.discard(request_id)
             return False
         obs = await self._observe(request)
         if obs is None:

@@ -90,6 +90,11 @@ class OndemandStore(Scripts):
         return bool(await self._script("ondemand_claim",
                                        args=[request_id, owner, int(seconds * 1000)]))
 
+    async def release(self, request_ids: Sequence[str], owner: str) -> None:
+        """Give up the claims of ``owner`` on these requests."""
+        for request_id in request_ids:
+            await self._script("ondemand_claim", args=[request_id, owner, 0])
+
     async def reserve(self, request_id: str, pool: str, names: Sequence[str], task_limit: int,
                       ondemand_limit: int, now: str, epoch: float, lease: float,
                       owner: str) -> list[str]:

@@ -1,0 +1,139 @@
+"""
+On-demand requests (vmpooler 3.x's ``/ondemandvm``): ask for VMs no pool
+keeps ready, poll until they are, receive them all at once (Note
+[On-demand requests] in store/lua/ondemand_create.lua).  A pool manager
+provisions them (manager/ondemand.py); these routes store, report and end
+requests.  Hostnames are FQDNs under every prefix, as vmpooler 3.x names
+them.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from typing import Any
+
+from klein import Klein
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from . import validate
+from .dialect import Dialects
+from .errors import ApiError, json_answer
+from .routes import Callers, Clock, read_body, route
+from ..config import Config
+from ..store.api_store import ApiStore
+from ..store.ondemand import DELETED, PENDING, READY, OdRequest, Wanted
+
+log = Logger()
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def request_id(value: Any) -> str:
+    if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
+        raise ApiError(400, "request_id must be 1 to 100 letters, digits, '.', '_' or '-'")
+    return value
+
+
+class OndemandRoutes:
+    def __init__(self, config: Config, store: ApiStore, clock: Clock, callers: Callers,
+                 dialects: Dialects, rng: random.Random) -> None:
+        self._config = config
+        self._store = store
+        self._clock = clock
+        self._callers = callers
+        self._dialect = dialects.fqdn
+        self._rng = rng
+
+    def mount(self, app: Klein) -> None:
+        route(app, ["POST"], "/ondemandvm", self.create_json)
+        route(app, ["POST"], "/ondemandvm/<string:names>", self.create_path)
+        route(app, ["GET"], "/ondemandvm/<string:rid>", self.status)
+        route(app, ["DELETE"], "/ondemandvm/<string:rid>", self.delete)
+
+    async def create_json(self, request: IRequest) -> bytes:
+        data = validate.parse_json_object(read_body(request), "the request body") or {}
+        rid = request_id(data.pop("request_id")) if "request_id" in data else None
+        counts = {name: validate.positive_integer(count, f"the count of {name[:200]!r}")
+                  for name, count in data.items()}
+        return await self._create(request, counts, rid)
+
+    async def create_path(self, request: IRequest, names: str) -> bytes:
+        return await self._create(request, validate.checkout_counts_from_path(names), None)
+
+    async def _create(self, request: IRequest, counts: dict[str, int],
+                      rid: str | None) -> bytes:
+        caller = await self._callers.required(request)
+        if not counts:
+            raise ApiError(400, "ask for at least one VM")
+        bad = sorted(name for name in counts if not self._config.pools_for(name))
+        if bad:
+            return json_answer(request, 404, {
+                "ok": False, "bad_templates": bad,
+                "error": "unknown pool: " + ", ".join(repr(b[:200]) for b in bad[:10])})
+        wanted = [Wanted(name, self._rng.choice(self._config.pools_for(name)), count)
+                  for name, count in counts.items()]
+        limit = self._config.service.max_ondemand_instances_per_request
+        per_pool: dict[str, int] = {}
+        for w in wanted:
+            per_pool[w.pool] = per_pool.get(w.pool, 0) + w.count
+        over = sorted(pool for pool, n in per_pool.items() if n > limit)
+        if over:
+            raise ApiError(403, f"at most {limit} VMs of a pool in one request "
+                                f"(max_ondemand_instances_per_request): {', '.join(over)}")
+        rid = rid or str(uuid.uuid4())
+        owner = caller.owner if caller is not None else None
+        if not await self._store.create(rid, wanted, self._clock.now(), self._clock.seconds(),
+                                        caller.token if caller else "",
+                                        owner.user if owner else "", owner.dn if owner else ""):
+            raise ApiError(409, f"request {rid!r} exists already")
+        log.info("[ondemand] request {id} for {wanted} by {user}", id=rid,
+                 wanted=", ".join(f"{w.count} {w.pool}" for w in wanted),
+                 user=owner.user if owner else "anonymous")
+        return json_answer(request, 201, {"ok": True, "request_id": rid})
+
+    async def _known(self, rid: str) -> OdRequest:
+        found = await self._store.request(request_id(rid))
+        if found is None:
+            raise ApiError(404, f"no request {rid!r}")
+        return found
+
+    async def status(self, request: IRequest, rid: str) -> bytes:
+        found = await self._known(rid)
+        body: dict[str, Any] = {"ok": True, "request_id": found.id}
+        if found.status == READY:
+            body["ready"] = True
+            hosts = list(found.hostnames)
+            for w in found.wanted:
+                mine = [h for h in hosts if h[0] == w.pool][:w.count]
+                for h in mine:
+                    hosts.remove(h)
+                body.setdefault(w.alias, {"hostname": []})["hostname"].extend(
+                    self._dialect.hostname(host, pool) for pool, host in mine)
+            return json_answer(request, 200, body)
+        body["ready"] = False
+        if found.status != PENDING:
+            body["message"] = found.message or found.status
+            return json_answer(request, 200, body)
+        ready = [vm.pool for vm in found.ready]
+        for w in found.wanted:
+            n = min(ready.count(w.pool), w.count)
+            for _ in range(n):
+                ready.remove(w.pool)
+            body[w.alias] = {"ready": str(n), "pending": str(w.count - n)}
+        return json_answer(request, 202, body)
+
+    async def delete(self, request: IRequest, rid: str) -> bytes:
+        caller = await self._callers.required(request)
+        found = await self._known(rid)
+        owner_dn, owner = found.fields.get("token:user_dn", ""), found.fields.get("token:user")
+        if caller is not None and owner and (caller.owner.dn != owner_dn if owner_dn
+                                             else caller.owner.user != owner):
+            raise ApiError(401, "the request was made with another user's token")
+        who = caller.owner.user if caller else "anonymous"
+        if await self._store.end(found.id, DELETED, f"deleted by {who}",
+                                 int(self._config.redis.data_ttl_hours * 3600)) == 1:
+            log.info("[ondemand] request {id} deleted by {user}", id=found.id, user=who)
+        return json_answer(request, 200, {"ok": True})
