@@ -235,6 +235,54 @@ class DaemonTests(TestCase):
         process.send_signal(signal.SIGTERM)
         self.assertEqual(await self.wait_exit(process), -signal.SIGTERM)
 
+    async def test_vmfloaty_ondemand_polls_until_its_vms_are_ready(self) -> None:
+        """vmfloaty's --ondemand: post the request, poll every few seconds
+        (202) until the answer is 200 with every VM, on v1 and v3 URLs."""
+        redis = await fresh_redis(self)
+        vcsim = start_vcsim(None, self, boot_delay_ms=300, clone_delay_ms=300)
+        port = free_port()
+        process = self.start(
+            f":vsphere:\n  server: '{vcsim.host}'\n  port: {vcsim.port}\n"
+            f"  username: '{vcsim.username}'\n  password: '{vcsim.password}'\n"
+            "  insecure: true\n"
+            f":redis:\n  server: '127.0.0.1'\n  port: {redis_server().config.port}\n"
+            f":config:\n  host: '127.0.0.1'\n  port: {port}\n  ready_check_port: 0\n"
+            "  check_loop_delay_min: 0.2\n  check_loop_delay_max: 1\n  prefix: 't-'\n"
+            "  domain: 'example.com'\n"
+            ":pools:\n"
+            "  - name: 'debian-7'\n    template: 'Templates/debian/debian-7-x86_64'\n"
+            "    folder: 'Pools/debian-7'\n    datastore: 'LocalDS_0'\n    size: 1\n")
+        await self.wait_listening(process, port)
+        for api in ("/api/v1", "/api/v3"):
+            base = f"http://127.0.0.1:{port}{api}"
+            response = await treq.post(f"{base}/ondemandvm", json.dumps({"debian-7": 2}).encode(),
+                                       headers=Headers({"X-AUTH-TOKEN": ["anything"]}),
+                                       persistent=False)
+            created = json.loads(await response.content())
+            self.assertEqual(response.code, 201, created)
+            codes = []
+            while True:
+                response = await treq.get(f"{base}/ondemandvm/{created['request_id']}",
+                                          persistent=False)
+                body = json.loads(await response.content())
+                codes.append(response.code)
+                if response.code == 200 or len(codes) > 30:
+                    break
+                self.assertEqual((response.code, body["ready"]), (202, False), body)
+                await deferLater(reactor, 1)  # vmfloaty waits between polls
+            self.assertEqual(response.code, 200, body)
+            self.assertIs(body["ready"], True)
+            self.assertEqual(codes[0], 202)
+            hosts = body["debian-7"]["hostname"]
+            self.assertEqual(len(hosts), 2)
+            self.assertTrue(all(h.endswith(".example.com") for h in hosts), hosts)
+            names = {h.partition(".")[0] for h in hosts}
+            self.assertLessEqual(names, await redis.smembers("vmpooler__running__debian-7"))
+            self.assertLessEqual(names, {vm.name for vm in
+                                         vcsim.client().inventory("Pools/debian-7")})
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(await self.wait_exit(process), -signal.SIGTERM)
+
     async def test_json_logfile(self) -> None:
         await fresh_redis(self)
         port, logfile = free_port(), self.mktemp()
