@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 
 from ..config import Config
+from ..store import keys
 from ..store.connection import subscribe_checkouts
 from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
@@ -79,6 +80,9 @@ class Manager(Service):
         self._task_run: Deferred[None] | None = None
 
     def wake(self, pool: str) -> None:
+        if pool == keys.ONDEMAND_WAKEUP:
+            self.ondemand.wake()
+            return
         maintainer = self.maintainers.get(pool)
         if maintainer is not None:
             maintainer.wake()

@@ -83,3 +83,5 @@ POOL_RESET = f"{PREFIX}poolreset"
 # On-demand requests waiting to be provisioned (Note [On-demand requests]
 # in lua/ondemand_create.lua).
 PROVISIONING = f"{PREFIX}provisioning__request"
+# What a new on-demand request publishes on CHECKOUT_CHANNEL.
+ONDEMAND_WAKEUP = ":ondemand"

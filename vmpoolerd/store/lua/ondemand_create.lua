@@ -32,4 +32,6 @@ if ARGV[5] ~= '' then
   end
 end
 redis.call('ZADD', 'vmpooler__provisioning__request', ARGV[4], ARGV[1])
+-- Wake the managers (no pool is named ":ondemand").
+redis.call('PUBLISH', 'vmpooler__checkout', ':ondemand')
 return 1
