@@ -164,9 +164,9 @@ def make_service(config: Config, reactor: Any = default_reactor,
     for provider in providers.values():
         provider.setServiceParent(top)
     doubts = Doubts(generation, generation_store, pools)
-    Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics),
-            pool_vspheres(config, providers), reactor,
-            metrics=metrics, doubts=doubts).setServiceParent(top)
+    manager = Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics),
+                      pool_vspheres(config, providers), reactor, metrics=metrics, doubts=doubts)
+    manager.setServiceParent(top)
     dashboard_store = DashboardStore(redis, reactor, REDIS_TIMEOUT)
     Sampler(config, dashboard_store, reactor).setServiceParent(top)
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
@@ -178,7 +178,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
     api = VmpoolerApi(config, store, reactor, auth,
                       metrics=metrics, health=health, throttle=throttle,
                       warnings={"redis": lambda: generation.doubt and
-                                f"Redis's state is in doubt: {generation.doubt}"},
+                                f"Redis's state is in doubt: {generation.doubt}",
+                                "pools": manager.paused},
                       off_reactor=partial(deferToThreadPool, reactor, reactor.getThreadPool()),
                       dashboard=Dashboard(config, dashboard_store, reactor).resource())
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \

@@ -51,6 +51,7 @@ type Inventory struct {
 	CloneDelayMs  int            `json:"clone_delay_ms"`  // delay of CloneVM_Task
 	BootDelayMs   int            `json:"boot_delay_ms"`   // power-on to guest hostname
 	GuestIP       string         `json:"guest_ip"`        // default 127.0.0.1
+	GuestHostName string         `json:"guest_hostname"`  // default: each VM's name
 	MethodDelayMs map[string]int `json:"method_delay_ms"` // any other SOAP method
 	SessionIdle   string         `json:"session_idle"`    // e.g. "2s": idle sessions expire
 	IdleTimeout   string         `json:"idle_timeout"`    // e.g. "1s": idle connections are closed
@@ -155,7 +156,8 @@ func main() {
 		handler.ServeHTTP(w, r)
 	})
 
-	go emulateGuests(time.Duration(inv.BootDelayMs)*time.Millisecond, inv.GuestIP)
+	go emulateGuests(time.Duration(inv.BootDelayMs)*time.Millisecond, inv.GuestIP,
+		inv.GuestHostName)
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
@@ -324,9 +326,10 @@ func createVM(ctx context.Context, folder *object.Folder, pool *object.ResourceP
 }
 
 // emulateGuests plays VMware Tools: every VM powered on for at least boot
-// reports its name and ip; every powered-off VM reports nothing. Changes go
-// through Map.Update, so property collectors and filters see them.
-func emulateGuests(boot time.Duration, ip string) {
+// reports its name (or hostname, when set) and ip; every powered-off VM
+// reports nothing. Changes go through Map.Update, so property collectors
+// and filters see them.
+func emulateGuests(boot time.Duration, ip string, hostname string) {
 	for range time.Tick(50 * time.Millisecond) {
 		for _, e := range simulator.Map.All("VirtualMachine") {
 			vm := e.(*simulator.VirtualMachine)
@@ -337,6 +340,9 @@ func emulateGuests(boot time.Duration, ip string) {
 				name, addr, tools := "", "", types.VirtualMachineToolsRunningStatusGuestToolsNotRunning
 				if booted {
 					name, addr, tools = vm.Name, ip, types.VirtualMachineToolsRunningStatusGuestToolsRunning
+					if hostname != "" {
+						name = hostname
+					}
 				}
 				if vm.Guest.HostName == name && vm.Guest.IpAddress == addr {
 					return

@@ -273,10 +273,25 @@ def status(pools: Sequence[tuple[str, int, tuple[str, ...]]], cloning: int,
                   "running": running, "completed": completed,
                   "total": pending + ready + running + completed},
         "status": _status_line(empty, doubt),
-        "pools": {name: {"ready": c.ready, "running": c.running, "pending": c.pending,
-                         "max": size_, "alias": list(alias), "lastBoot": c.last_boot}
+        "pools": {name: _pool_status(size_, alias, c)
                   for (name, size_, alias), c in zip(pools, counts)},
     }
+
+
+def _pool_status(size: int, alias: Sequence[str], c: PoolCounts) -> dict[str, Any]:
+    """One pool in ``/status``: vmpooler's keys, then why its VMs failed
+    (Note [Failures explained]) and what its demand says (Note [Sizing
+    from demand])."""
+    shown: dict[str, Any] = {"ready": c.ready, "running": c.running, "pending": c.pending,
+                             "max": size, "alias": list(alias), "lastBoot": c.last_boot}
+    if c.failures:
+        shown["failures"] = {"count": dict(c.failures),
+                             "recent": [f for f in c.recent_failures if f is not None]}
+    if c.sizing is not None:
+        shown["demand"] = c.sizing
+    if c.clone_pause is not None:
+        shown["clones_paused"] = c.clone_pause
+    return shown
 
 
 def _status_line(empty: Sequence[str], doubt: str | None) -> dict[str, Any]:

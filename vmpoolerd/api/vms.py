@@ -144,6 +144,9 @@ class VmRoutes:
             info["snapshots"] = snapshots
         if f.get("disk"):
             info["disk"] = f["disk"].split(":")
+        if f.get("failure"):  # Note [Failures explained]
+            info["failure"] = {"kind": f.get("failure_kind", ""), "reason": f["failure"],
+                               "time": f.get("failed", "")}
         info.update(self._dialects.of(request).vm_fields(
             vm.hostname, f.get("template", ""), checkout if state == "running" else None,
             lifetime, self._clock.seconds()))

@@ -42,6 +42,13 @@ from .probe import Probe, probe_all, tcp_probe
 log = Logger()
 
 
+# Note [Failing clones]: failures in a row before a pause, its first
+# length and its longest (seconds).
+PAUSE_AFTER = 3
+MIN_PAUSE = 30.0
+MAX_PAUSE = 600.0
+
+
 def _why(e: Exception) -> str:
     """An error as a reason: its message, else its type's name."""
     return str(e) or type(e).__name__
@@ -78,6 +85,11 @@ class Maintainer:
         self.booting = False
         self.failing = False
         self.holding = 0  # discovered VMs held (Note [Held discovered VMs])
+        # Note [Failing clones]: clones failed in a row, the last reason,
+        # and until when no clone is started.
+        self.clone_failures = 0
+        self.clone_failure = ""
+        self.paused_until = 0.0
 
     # --- the loop --------------------------------------------------------------
 
@@ -186,7 +198,8 @@ class Maintainer:
             pool=self.live, service=self._service, now=now, tracked=tracked, inventory=inventory,
             reachable=frozenset(), unknown=frozenset(), failed_probes={},
             cloning=cloning | cloning_before | busy_before | self._busy, ondemand=ondemand,
-            clone_slots=max(self._service.task_limit - len(cloning), 0), empty=empty,
+            clone_slots=0 if now < self.paused_until else
+            max(self._service.task_limit - len(cloning), 0), empty=empty,
             doubt=doubt, drain=drain_reason(pool, self._live))
         results = await probe_all(planning.to_probe(unprobed), inventory, self._service,
                                   self._probe)
@@ -291,16 +304,43 @@ class Maintainer:
                 clone_target=pool.clone_target or self._service.clone_target,
                 linked=self._linked)
             ok = True
+            self.clone_failures, self.paused_until = 0, 0.0
             self._metrics.cloned(pool.name, seconds)
             log.info("[+] [{pool}] '{vm}' cloned in {seconds:.2f} seconds",
                      pool=pool.name, vm=name, seconds=seconds)
         except Exception as e:
             await self._failed(name, failures.CLONE, f"clone failed: {_why(e)}")
+            await self._clone_failed(f"clone failed: {_why(e)}")
         day = local_date(self._clock.seconds()).isoformat()
         try:
             await self._store.clone_ended(pool.name, name, ok, seconds, day)
         except Exception:
             log.failure("[!] [{pool}] '{vm}' clone end not recorded", pool=pool.name, vm=name)
+
+    async def _clone_failed(self, reason: str) -> None:
+        """
+        Note [Failing clones]: a pool whose clones keep failing (its
+        template missing, its datastore full) stops cloning for a while
+        after PAUSE_AFTER failures in a row, twice as long each time up to
+        MAX_PAUSE, rather than retrying at full rate; /status and the
+        health check say so (the pause is kept in Redis for every daemon
+        to show).  A clone that succeeds ends it.
+        """
+        self.clone_failures += 1
+        self.clone_failure = reason
+        if self.clone_failures < PAUSE_AFTER:
+            return
+        pause = min(MIN_PAUSE * 2 ** (self.clone_failures - PAUSE_AFTER), MAX_PAUSE)
+        now = self._clock.seconds()
+        self.paused_until = now + pause
+        log.warn("[!] [{pool}] {count} clones failed in a row: no clone for {pause:g} s "
+                 "({reason})", pool=self.pool.name, count=self.clone_failures, pause=pause,
+                 reason=reason)
+        try:
+            await self._store.pause_clones(self.pool.name, self.clone_failures, reason,
+                                           format_time(self.paused_until), pause)
+        except Exception:
+            log.failure("[!] [{pool}] clone pause not recorded", pool=self.pool.name)
 
     async def _failed(self, name: str, kind: str, reason: str) -> None:
         """Log and record why ``name`` failed (Note [Failures explained])."""

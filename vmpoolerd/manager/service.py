@@ -79,6 +79,14 @@ class Manager(Service):
         self._task_call: IDelayedCall | None = None
         self._task_run: Deferred[None] | None = None
 
+    def paused(self) -> str | None:
+        """The pools whose clones are paused, failing (Note [Failing
+        clones] in maintainer.py), for the health check; None: none."""
+        now = self._clock.seconds()
+        paused = [f"{name}: {m.clone_failures} clones failed in a row ({m.clone_failure})"
+                  for name, m in sorted(self.maintainers.items()) if m.paused_until > now]
+        return "; ".join(paused) or None
+
     def wake(self, pool: str) -> None:
         if pool == keys.ONDEMAND_WAKEUP:
             self.ondemand.wake()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -98,6 +98,21 @@ class PoolCounts:
     pending: int
     completed: int
     last_boot: str
+    # Note [Failures explained] in manager/failures.py: counts by kind, and
+    # the last few ({"host", "kind", "reason", "time"}).
+    failures: Mapping[str, int] = field(default_factory=dict)
+    recent_failures: tuple[Any, ...] = ()
+    # What its demand says (Note [Sizing from demand]): None before a look.
+    sizing: Any = None
+    # Its clones paused, failing (Note [Failing clones]): None when not.
+    clone_pause: Any = None
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -293,7 +308,11 @@ class ApiStore(Overrides, OndemandStore):
         doubt (Note [Redis generations]; None: it is not)."""
         cloning, rows, doubt = await self._script("status", args=list(pools))
         return int(cloning), [
-            PoolCounts(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows
+            PoolCounts(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4],
+                       {k: int(v) for k, v in zip(r[5][::2], r[5][1::2])},
+                       tuple(_json_or_none(f) for f in r[6]), _json_or_none(r[7]),
+                       _json_or_none(r[8]))
+            for r in rows
         ], str(doubt) or None
 
     async def history(self, days: Sequence[str]) -> list[DayHistory]:

@@ -30,6 +30,12 @@ def pool_set(state: str, pool: str) -> str:
     return f"{PREFIX}{state}__{pool}"
 
 
+def clone_pause(pool: str) -> str:
+    """Set while the pool's clones are paused, failing (JSON: failures,
+    reason, until)."""
+    return f"{PREFIX}clone_pause__{pool}"
+
+
 def empty(pool: str) -> str:
     """Set while the pool has no ready VM (vmpooler's flag)."""
     return f"{PREFIX}empty__{pool}"

@@ -73,6 +73,15 @@ class PoolStore(Overrides, DemandStore, OndemandStore):
         """Record why ``host`` failed (see vm_failed.lua)."""
         await self._script("vm_failed", args=[pool, host, kind, reason, now, keep])
 
+    async def pause_clones(self, pool: str, failures: int, reason: str, until: str,
+                           seconds: float) -> None:
+        """Say, for ``seconds``, that the pool's clones are paused (Note
+        [Failing clones] in maintainer.py)."""
+        await self._call(self._redis.execute_command(
+            "SET", keys.clone_pause(pool),
+            json.dumps({"failures": failures, "reason": reason, "until": until}),
+            "EX", max(int(seconds), 1)))
+
     # -- transitions -----------------------------------------------------------------
 
     async def mark_ready(self, pool: str, host: str, now: str, day: str,

@@ -1,0 +1,105 @@
+"""
+Every failure explained (Note [Failures explained]), against a real Redis
+and the vSphere simulator: a missing template, a VM without an IP, a
+closed readiness port and a hostname that is not the VM's name each say
+why, on the VM's record (GET /vm), in /status and in /metrics; a pool
+whose clones keep failing pauses them and says so (Note [Failing clones]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from twisted.internet import reactor
+
+from vmpoolerd.manager.service import Manager
+
+from .manager_case import CENTOS, DEBIAN, ManagerCase
+from .processes import free_port
+from .waiting import until
+
+
+class FailureCase(ManagerCase):
+    service: dict[str, Any] = {"timeout": 0.05}  # 3 s to become ready
+
+    async def failure_of(self, pool: str, kind: str) -> dict[str, Any]:
+        """The pool's first recorded failure of ``kind``, checked everywhere
+        it is shown."""
+        async def recorded() -> Any:
+            for raw in await self.redis.lrange(f"vmpooler__failures__{pool}", 0, -1):
+                failure = json.loads(raw)
+                if failure["kind"] == kind:
+                    return failure
+            return None
+        failure: dict[str, Any] = await until(f"a {kind} failure of {pool}", recorded,
+                                              seconds=60)
+        vm = (await self.client.get(f"/api/v1/vm/{failure['host']}")).body[failure["host"]]
+        self.assertEqual((vm["failure"]["kind"], vm["failure"]["reason"]),
+                         (kind, failure["reason"]))
+        status = (await self.client.get("/api/v1/status")).body["pools"][pool]
+        self.assertGreaterEqual(status["failures"]["count"][kind], 1)
+        self.assertIn(kind, [f["kind"] for f in status["failures"]["recent"]])
+        metrics = self.metrics.render().decode()
+        self.assertIn(f'vmpooler_vm_failures_total{{kind="{kind}",pool="{pool}"}}', metrics)
+        return failure
+
+
+class MissingTemplateTests(FailureCase):
+    async def test_clones_fail_saying_why_then_pause(self) -> None:
+        self.config = dataclasses.replace(self.config, pools=tuple(
+            dataclasses.replace(p, template="Templates/gone") if p.name == CENTOS else p
+            for p in self.config.pools))
+        self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10,
+                               metrics=self.metrics)
+        self.start()
+        failure = await self.failure_of(CENTOS, "clone")
+        self.assertIn("Templates/gone", failure["reason"])
+
+        async def paused() -> Any:
+            return (await self.client.get("/api/v1/status")).body["pools"][CENTOS].get(
+                "clones_paused")
+        pause = await until("the pool's clones paused", paused)
+        self.assertGreaterEqual(pause["failures"], 3)
+        self.assertIn("Templates/gone", pause["reason"])
+        self.assertIn(CENTOS, self.manager.paused() or "")
+        # No clone is tried while paused, and the other pool fills.
+        tried = len(await self.redis.lrange(f"vmpooler__failures__{CENTOS}", 0, -1))
+        await until("debian-7 full", lambda: self.ready(DEBIAN, 3))
+        self.assertEqual(len(await self.redis.lrange(f"vmpooler__failures__{CENTOS}", 0, -1)),
+                         tried)
+
+    async def ready(self, pool: str, count: int) -> bool:
+        return len(await self.members("ready", pool)) == count
+
+
+class NoAddressTests(FailureCase):
+    vcsim = {"boot_delay_ms": 100, "guest_ip": ""}
+
+    async def test_a_vm_without_an_ip(self) -> None:
+        self.start()
+        failure = await self.failure_of(DEBIAN, "no_ip")
+        self.assertEqual(failure["reason"], "VMware Tools reported no IP address")
+
+
+class ClosedPortTests(FailureCase):
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        self.port = free_port()
+        self.service = {**FailureCase.service, "ready_check_port": self.port}
+        await super().setUp()
+
+    async def test_a_closed_port(self) -> None:
+        self.assertEqual(self.config.service.ready_check_port, self.port)
+        self.start()
+        failure = await self.failure_of(CENTOS, "port_refused")
+        self.assertEqual(failure["reason"], f"port {self.port} refused the connection")
+
+
+class HostnameTests(FailureCase):
+    vcsim = {"boot_delay_ms": 100, "guest_hostname": "localhost"}
+
+    async def test_a_hostname_that_is_not_the_vms_name(self) -> None:
+        self.start()
+        failure = await self.failure_of(DEBIAN, "hostname_mismatch")
+        self.assertEqual(failure["reason"], "its hostname is 'localhost', not its name")
