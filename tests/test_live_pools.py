@@ -7,10 +7,15 @@ after a restart.
 
 from __future__ import annotations
 
+import dataclasses
+
 from twisted.internet import reactor
 
+from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.manager.service import Manager
+from vmpoolerd.store.api_store import ApiStore
 
+from .http import Client
 from .manager_case import CENTOS, DEBIAN, ManagerCase
 from .waiting import until
 
@@ -55,6 +60,9 @@ class LivePoolTests(ManagerCase):
         await until("3 new ready VMs", lambda: self.ready_in_vsphere(DEBIAN, 3))
         self.assertFalse(before & await self.members("ready", DEBIAN))
         self.assertEqual(await self.redis.hget("vmpooler__pool__template_cloned", DEBIAN), OTHER)
+        # The pause the missing template caused ended with the new template.
+        self.assertNotIn("clones_paused",
+                         (await self.client.get("/api/v1/status")).body["pools"][DEBIAN])
         self.assertEqual(len(await self.members("ready", CENTOS)), 2)
 
     async def test_pool_reset(self) -> None:
@@ -82,3 +90,29 @@ class LivePoolTests(ManagerCase):
         self.addCleanup(second.stopService)
         await until("1 ready centos VM", lambda: self.ready_in_vsphere(CENTOS, 1))
         self.assertEqual(len(await self.members("ready", DEBIAN)), 3)
+
+
+class DemandSizedTests(ManagerCase):
+    async def test_a_pool_without_demand_sits_at_its_floor_and_says_why(self) -> None:
+        self.config = dataclasses.replace(self.config, pools=tuple(
+            dataclasses.replace(p, size_policy="demand", min_size=1) if p.name == DEBIAN
+            else p for p in self.config.pools))
+        self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10,
+                               metrics=self.metrics)
+        self.client = Client(VmpoolerApi(self.config, ApiStore(self.redis, reactor),
+                                         reactor).resource())
+        self.start()
+        await until("debian-7 at its floor, centos-7 full",
+                    lambda: self.at(DEBIAN, 1, CENTOS, 2))
+        pool = (await self.client.get("/api/v1/status")).body["pools"][DEBIAN]
+        self.assertEqual(pool["max"], 1)
+        self.assertEqual((pool["demand"]["policy"], pool["demand"]["size"],
+                          pool["demand"]["max_size"]), ("demand", 1, 3))
+        self.assertIsNone(pool["demand"]["achieved_hit_rate"])
+        metrics = self.metrics.render().decode()
+        self.assertIn(f'vmpooler_pool_size{{pool="{DEBIAN}"}} 1.0', metrics)
+        self.assertIn(f'vmpooler_pool_size{{pool="{CENTOS}"}} 2.0', metrics)
+
+    async def at(self, pool: str, count: int, other: str, other_count: int) -> bool:
+        return (len(await self.members("ready", pool)) == count
+                and len(await self.members("ready", other)) == other_count)

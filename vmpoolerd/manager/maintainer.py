@@ -218,6 +218,9 @@ class Maintainer:
             log.failure("[!] [{pool}] demand not looked at", pool=self.pool.name)
         self._live = (await self._store.live([self.pool.name]))[self.pool.name]
         self.live = live_pool(self.pool, self._live)
+        sizing = self._sizer.sizing
+        self._metrics.sized(self.pool.name, self.live.size,
+                            sizing.rate if sizing is not None else None, self._sizer.achieved)
 
 
 
@@ -262,6 +265,8 @@ class Maintainer:
             case planning.Drain(reason):
                 drained = await store.drain(pool, self._live.cloned_template,
                                             self.live.template, self._live.reset)
+                # A new template, or a reset, deserves new clones at once.
+                await self._resume_clones()
                 if drained >= 0:
                     log.info("[-] [{pool}] {count} ready and pending VMs moved to "
                              "'completed': {reason}", pool=pool, count=drained, reason=reason)
@@ -304,7 +309,7 @@ class Maintainer:
                 clone_target=pool.clone_target or self._service.clone_target,
                 linked=self._linked)
             ok = True
-            self.clone_failures, self.paused_until = 0, 0.0
+            await self._resume_clones()
             self._metrics.cloned(pool.name, seconds)
             log.info("[+] [{pool}] '{vm}' cloned in {seconds:.2f} seconds",
                      pool=pool.name, vm=name, seconds=seconds)
@@ -324,7 +329,8 @@ class Maintainer:
         after PAUSE_AFTER failures in a row, twice as long each time up to
         MAX_PAUSE, rather than retrying at full rate; /status and the
         health check say so (the pause is kept in Redis for every daemon
-        to show).  A clone that succeeds ends it.
+        to show).  A clone that succeeds ends it, and so does a drain (a
+        new template, a reset).
         """
         self.clone_failures += 1
         self.clone_failure = reason
@@ -341,6 +347,15 @@ class Maintainer:
                                            format_time(self.paused_until), pause)
         except Exception:
             log.failure("[!] [{pool}] clone pause not recorded", pool=self.pool.name)
+
+    async def _resume_clones(self) -> None:
+        """Clones work again (Note [Failing clones])."""
+        paused, self.paused_until, self.clone_failures = self.paused_until, 0.0, 0
+        if paused:
+            try:
+                await self._store.resume_clones(self.pool.name)
+            except Exception:
+                log.failure("[!] [{pool}] clone pause not cleared", pool=self.pool.name)
 
     async def _failed(self, name: str, kind: str, reason: str) -> None:
         """Log and record why ``name`` failed (Note [Failures explained])."""

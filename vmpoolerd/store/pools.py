@@ -82,6 +82,9 @@ class PoolStore(Overrides, DemandStore, OndemandStore):
             json.dumps({"failures": failures, "reason": reason, "until": until}),
             "EX", max(int(seconds), 1)))
 
+    async def resume_clones(self, pool: str) -> None:
+        await self._call(self._redis.execute_command("DEL", keys.clone_pause(pool)))
+
     # -- transitions -----------------------------------------------------------------
 
     async def mark_ready(self, pool: str, host: str, now: str, day: str,

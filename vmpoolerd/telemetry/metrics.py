@@ -45,6 +45,15 @@ class Metrics:
                                 "VMs that failed, by pool and kind (clone, boot_timeout, "
                                 "no_ip, hostname_mismatch, port_refused, port_timeout, "
                                 "unreachable, destroy)", ["pool", "kind"], registry=r)
+        self.pool_size = Gauge("vmpooler_pool_size",
+                               "Each pool's live size (its file's, the config API's or its "
+                               "demand's)", ["pool"], registry=r)
+        self.demand_rate = Gauge("vmpooler_pool_demand_per_hour",
+                                 "The checkouts per hour a demand-sized pool is sized for",
+                                 ["pool"], registry=r)
+        self.hit_rate = Gauge("vmpooler_pool_hit_rate",
+                              "The share of VMs asked for that were handed out, last 24 hours",
+                              ["pool"], registry=r)
         self.boots = Histogram("vmpooler_boot_seconds",
                                "From the start of a clone to the VM being ready",
                                ["pool"], buckets=DURATIONS, registry=r)
@@ -88,6 +97,15 @@ class Metrics:
         self.failures.labels(pool, kind).inc()
         if kind == "clone":
             self.clone_failures.labels(pool).inc()
+
+    def sized(self, pool: str, size: int, rate: float | None, achieved: float | None) -> None:
+        """What the pool's size is, and what its demand says (Note [Sizing
+        from demand])."""
+        self.pool_size.labels(pool).set(size)
+        if rate is not None:
+            self.demand_rate.labels(pool).set(rate)
+        if achieved is not None:
+            self.hit_rate.labels(pool).set(achieved)
 
     def booted(self, pool: str, seconds: float) -> None:
         self.boots.labels(pool).observe(seconds)
