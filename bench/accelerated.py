@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from twisted.internet.base import DelayedCall
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
 from zope.interface import implementer
 
 
@@ -36,8 +36,11 @@ class _Call:
         return bool(self._call.active())
 
 
-@implementer(IReactorTime)
+@implementer(IReactorTime, IReactorTCP)
 class Accelerated:
+    """Time, sped up; everything else (connecting, resolving) is the
+    reactor's own."""
+
     def __init__(self, reactor: Any, speed: float, start: float) -> None:
         self._reactor = reactor
         self.speed = speed
@@ -57,3 +60,6 @@ class Accelerated:
 
     def getDelayedCalls(self) -> list[IDelayedCall]:
         return [_Call(self, call) for call in self._reactor.getDelayedCalls()]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)

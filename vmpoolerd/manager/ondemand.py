@@ -114,6 +114,12 @@ class OndemandWorker:
 
     async def _observe(self, request: OdRequest) -> od.OdObservation | None:
         pools = sorted({w.pool for w in request.wanted if w.pool in self._config.pool_names})
+        # Note [Clones around the inventory] in maintainer.py: the clones in
+        # flight are read before the inventory as well as after it, so that
+        # one ending between the two looks is not taken for a lost clone.
+        busy_before = set(self._busy)
+        cloning_before = await self._store.cloning(
+            sorted(busy_before), self._clock.seconds() + self._lease())
         inventory: dict[str, VmState] = {}
         for pool in pools:
             try:
@@ -124,13 +130,13 @@ class OndemandWorker:
                 return None
             inventory.update((vm.name, vm) for vm in vms)
         now = self._clock.seconds()
-        mine = sorted(self._busy)
-        cloning = await self._store.cloning(mine, now + self._lease())
+        cloning = await self._store.cloning(sorted(self._busy), now + self._lease())
         obs = od.OdObservation(
             request=request, now=now, ttl=60.0 * self._service.ondemand_request_ttl_minutes,
             timeouts={p: planning.pool_timeout(self._config.pool(p), self._service)
                       for p in pools},
-            inventory=inventory, cloning=cloning | set(mine),
+            inventory=inventory,
+            cloning=cloning | cloning_before | busy_before | set(self._busy),
             probing=self._service.ready_check_port != 0, reachable=frozenset(),
             failed_probes={})
         results = await probe_all(od.to_probe(obs), inventory, self._service, self._probe)
