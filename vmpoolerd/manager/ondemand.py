@@ -99,7 +99,9 @@ class OndemandWorker:
         return not acted and not self._busy
 
     async def _one(self, request_id: str) -> bool:
-        """Observe, plan and act on one claimed request; whether it acted."""
+        """Observe, plan and act on one claimed request; whether it acted
+        or has VMs booting (they become ready unannounced: the worker
+        then looks again soon, as a maintainer does)."""
         request = await self._store.request(request_id)
         if request is None or request.status != PENDING:
             self._claimed.discard(request_id)
@@ -110,7 +112,7 @@ class OndemandWorker:
         actions = od.plan(obs)
         for action in actions:
             await self._execute(request, action)
-        return bool(actions)
+        return bool(actions) or bool(request.pending)
 
     async def _observe(self, request: OdRequest) -> od.OdObservation | None:
         pools = sorted({w.pool for w in request.wanted if w.pool in self._config.pool_names})
