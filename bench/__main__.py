@@ -1,6 +1,7 @@
 """
 `make bench`: checkout throughput and latency against a bare Klein handler,
-then the pool manager's figures (bench/manager.py).
+then the pool manager's figures (bench/manager.py), on-demand requests'
+overhead (bench/ondemand.py) and demand-driven sizing (bench/sizing.py).
 
 The servers run on this machine in the same run, under the same load:
 wrk, 1 thread, 8 connections, POST /api/v1/vm/<pool>.  The daemon checks
@@ -224,3 +225,6 @@ if __name__ == "__main__":
     main()
     # The pool manager's figures, in a process of its own (its own reactor).
     subprocess.run([sys.executable, "-m", "bench.manager"], check=True)
+    # On-demand requests' overhead, and demand-driven sizing over a week.
+    subprocess.run([sys.executable, "-m", "bench.ondemand"], check=True)
+    subprocess.run([sys.executable, "-m", "bench.sizing"], check=True)

@@ -182,3 +182,17 @@ class HistoryTests(SynchronousTestCase):
         text = json.dumps(history.to_json())
         self.assertEqual(sizing.History.from_json(json.loads(text)), history)
         self.assertEqual(sizing.History.from_json("junk"), sizing.History())
+
+
+class FeedbackTests(SynchronousTestCase):
+    def test_missing_raises_the_rate_sized_for(self) -> None:
+        self.assertEqual(sizing.boost(None, 0.99), 1.0)
+        self.assertEqual(sizing.boost(0.995, 0.99), 1.0)
+        self.assertAlmostEqual(sizing.boost(0.98, 0.99), 2.0)
+        self.assertEqual(sizing.boost(0.5, 0.99), sizing.MAX_BOOST)
+        demand = trained([20] * 24, 7)
+        now = MONDAY + 7 * DAY + 10 * HOUR
+        met = sizing.decide(demand, now, 0, REPLENISH, TARGET, 1, 50, 900, achieved=0.995)
+        short = sizing.decide(demand, now, 0, REPLENISH, TARGET, 1, 50, 900, achieved=0.98)
+        self.assertEqual(short.rate, 2 * met.rate)
+        self.assertGreater(short.size, met.size)

@@ -24,8 +24,9 @@ EVERY = 60.0
 # The replenish time assumed until one is measured.
 DEFAULT_REPLENISH = 300.0
 # Seconds looked ahead beyond the replenish time, for the pool to be grown
-# in time for a known peak (a cycle or two of slack).
-MARGIN = 900.0
+# in time for a known peak: an hour, so that a pool is at its peak size
+# before the peak's hour begins.
+MARGIN = 3600.0
 
 
 class PoolSizer:
@@ -65,7 +66,7 @@ class PoolSizer:
         self.sizing = sizing.decide(
             sizing.counting(history, counts.asked, hour), now, offset,
             history.replenish or DEFAULT_REPLENISH, pool.hit_rate,
-            min(pool.min_size, pool.size), pool.size, MARGIN,
+            min(pool.min_size, pool.size), pool.size, MARGIN, self.achieved,
         ) if pool.size_policy == "demand" else None
         shown = {"policy": pool.size_policy, "achieved_hit_rate": self.achieved}
         if self.sizing is not None:

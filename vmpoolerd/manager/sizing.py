@@ -14,7 +14,10 @@ pool's ``hit_rate``, between its ``min_size`` and its ``size``.
 Note [Demand estimate]: r is not known; it is estimated from the
 checkouts counted per hour (:class:`Demand`), at the larger of:
 - the recent rate: the checkouts of the last hour, taken as the current
-  hour's count plus the share of the previous hour's not yet slid past;
+  hour's count plus the share of the previous hour's not yet slid past,
+  or the current hour's pace if higher (its count over the part of the
+  hour gone, at least BURST_WINDOW of it), so that a burst is met while
+  it lasts;
 - the expected rate of every hour from now to ``lookahead`` seconds on
   (the replenish time and a margin), so that a pool grows before a known
   peak rather than after it.  An hour's expected rate is what the same
@@ -38,6 +41,11 @@ HOURS_PER_WEEK = 168
 _EPOCH_HOUR_OF_WEEK = 3 * 24
 # How much the newest observation of an hour counts in its mean.
 WEIGHT = 0.5
+# The most the rate sized for is raised when the pool misses (Note
+# [Sizing feedback]).
+MAX_BOOST = 3.0
+# The shortest part of an hour whose pace is taken for the hour's rate.
+BURST_WINDOW = 0.25
 # A gap of more than a week without a fold adds one zero to each hour of
 # the week, not one per week missed.
 _MAX_FOLD = HOURS_PER_WEEK
@@ -131,7 +139,8 @@ def rate(demand: Demand, now: float, utc_offset: float, lookahead: float) -> flo
     hour = hour_of(now, utc_offset)
     rolled = fold(demand, hour)
     into_hour = (now + utc_offset) / 3600 - hour
-    recent = rolled.current + rolled.previous * (1 - into_hour)
+    recent = max(rolled.current + rolled.previous * (1 - into_hour),
+                 rolled.current / max(into_hour, BURST_WINDOW))
     last = hour_of(now + max(lookahead, 0.0), utc_offset)
     ahead = max(expected_rate(rolled, h) for h in range(hour, last + 1))
     return max(recent, ahead)
@@ -168,13 +177,32 @@ class Sizing:
 
 
 def decide(demand: Demand, now: float, utc_offset: float, replenish_seconds: float,
-           target: float, floor: int, ceiling: int, margin: float) -> Sizing:
-    """The pool's size now (Note [Sizing from demand]); ``margin`` seconds
-    are looked ahead beyond the replenish time."""
-    per_hour = rate(demand, now, utc_offset, replenish_seconds + margin)
+           target: float, floor: int, ceiling: int, margin: float,
+           achieved: float | None = None) -> Sizing:
+    """
+    The pool's size now (Note [Sizing from demand]); ``margin`` seconds
+    are looked ahead beyond the replenish time.
+
+    Note [Sizing feedback]: the model is a model.  Replacements that take
+    longer than measured (a busy vCenter, a manager's cycle), checkouts
+    that come in bursts, make the pool miss more than Erlang's formula
+    says; so when the hit rate ``achieved`` over the last day is below
+    the target, the rate sized for is raised by the shortfall in units of
+    the target's miss rate (1% short of 99% doubles it), at most
+    MAX_BOOST times.
+    """
+    per_hour = rate(demand, now, utc_offset, replenish_seconds + margin) * \
+        boost(achieved, target)
     size = size_for(per_hour, replenish_seconds, target, floor, ceiling)
     load = per_hour * replenish_seconds / 3600
     return Sizing(size, per_hour, replenish_seconds, hit_rate(size, load))
+
+
+def boost(achieved: float | None, target: float) -> float:
+    """How much more demand to size for (Note [Sizing feedback])."""
+    if achieved is None or achieved >= target:
+        return 1.0
+    return min(1.0 + (target - achieved) / (1.0 - target), MAX_BOOST)
 
 
 # --- the history kept in Redis (vmpoolerd.store.demand) --------------------------
