@@ -15,15 +15,13 @@ Both run against the vSphere simulator (tests/vcsim) and a private Redis.
 from __future__ import annotations
 
 import statistics
-import subprocess
-import tempfile
 from typing import Any
 
 import yaml
 from twisted.internet import defer, task
 from twisted.internet.protocol import Factory, Protocol
 
-from tests.processes import free_port, stop_process
+from tests.processes import stop_process
 from tests.vcsim_server import inventory, start_vcsim
 from vmpoolerd.config import Config, parse_config
 from vmpoolerd.manager.service import Manager
@@ -32,6 +30,8 @@ from vmpoolerd.vsphere.provider import Provider
 from vmpoolerd.store.api_store import ApiStore, Request
 from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time
+
+from .servers import start_redis
 
 POOLS = 10
 
@@ -127,11 +127,7 @@ async def replacement_latency(reactor: Any, redis_port: int) -> list[float]:
 
 
 async def main(reactor: Any) -> None:
-    directory = tempfile.mkdtemp(prefix="vmpoolerd-bench-")
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", directory],
-                             stdout=subprocess.DEVNULL)
+    port, redis = start_redis()
     try:
         await task.deferLater(reactor, 0.5)
         small = await round_trips(reactor, port, 3)

@@ -13,15 +13,13 @@ the default loop delays (check_loop_delay_min 5 s) and with 1 s.
 from __future__ import annotations
 
 import statistics
-import subprocess
-import tempfile
 import time
 from typing import Any
 
 import yaml
 from twisted.internet import defer, task
 
-from tests.processes import free_port, stop_process
+from tests.processes import stop_process
 from tests.vcsim_server import inventory, start_vcsim
 from vmpoolerd.config import Config, parse_config
 from vmpoolerd.manager.service import Manager
@@ -32,6 +30,8 @@ from vmpoolerd.store.ondemand import READY, Wanted
 from vmpoolerd.store.pools import PoolStore
 from vmpoolerd.timefmt import format_time
 from vmpoolerd.vsphere.provider import Provider
+
+from .servers import start_redis
 
 POOL, FOLDER, TEMPLATE = "od", "Pools/od", "Templates/centos-7-plain"
 SIZES = (1, 5, 20)
@@ -118,11 +118,7 @@ async def measure(reactor: Any, redis_port: int, loop_min: float) -> dict[int, l
 
 
 async def main(reactor: Any) -> None:
-    directory = tempfile.mkdtemp(prefix="vmpoolerd-bench-")
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", directory],
-                             stdout=subprocess.DEVNULL)
+    port, redis = start_redis()
     try:
         await sleep(reactor, 0.5)
         for loop_min in (5.0, 1.0):

@@ -22,15 +22,13 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import subprocess
-import tempfile
 import time
 from typing import Any
 
 import yaml
 from twisted.internet import defer, task
 
-from tests.processes import free_port, stop_process
+from tests.processes import stop_process
 from tests.vcsim_server import inventory, start_vcsim
 from vmpoolerd.config import Config, parse_config
 from vmpoolerd.manager import sizing
@@ -45,6 +43,7 @@ from vmpoolerd.timefmt import format_time, hour_of, utc_offset
 from vmpoolerd.vsphere.provider import Provider
 
 from . import demand_week
+from .servers import start_redis
 from .accelerated import Accelerated
 
 SPEED = float(os.environ.get("BENCH_SIZING_SPEED", "2400"))  # simulated s per real s
@@ -133,11 +132,7 @@ async def sample(reactor: Any, clock: Accelerated, redis: Any, end: float,
 
 
 async def main(reactor: Any) -> None:
-    directory = tempfile.mkdtemp(prefix="vmpoolerd-bench-")
-    port = free_port()
-    redis_process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", directory], stdout=subprocess.DEVNULL)
+    port, redis_process = start_redis()
     server = start_vcsim(inventory(folders=list(POOLS.values())), clone_delay_ms=CLONE_MS,
                          boot_delay_ms=BOOT_MS)
     try:

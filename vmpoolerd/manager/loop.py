@@ -16,9 +16,9 @@ never dies.
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterable
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 WAKE_SPACING = 0.5
@@ -93,3 +93,20 @@ class Loop:
                                  self._minimum, self._maximum, self._decay)
         self._schedule(self._soonest() if self._again else self._delay)
         self._again = False
+
+
+async def finish(loop: Loop, work: Iterable[Deferred[None]], grace: float,
+                 clock: IReactorTime) -> bool:
+    """Stop ``loop`` and give its running step and ``work`` ``grace``
+    seconds to end; whether they did."""
+    loop.stop()
+    pending = [d for d in [loop.current, *work] if d is not None and not d.called]
+    if not pending:
+        return True
+    wait = gatherResults(pending, consumeErrors=True)
+    wait.addTimeout(grace, clock)
+    try:
+        await wait
+    except Exception:
+        return False
+    return True

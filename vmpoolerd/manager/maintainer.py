@@ -16,7 +16,7 @@ import dataclasses
 from typing import Any, Coroutine, assert_never
 
 from twisted.internet.defer import (
-    CancelledError, Deferred, DeferredSemaphore, ensureDeferred, gatherResults,
+    CancelledError, Deferred, DeferredSemaphore, ensureDeferred,
 )
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -35,7 +35,7 @@ from .doubt import Doubts
 from ..live import drain_reason, live_pool
 from .sizer import PoolSizer
 from .failures import VmFailure
-from .loop import Loop
+from .loop import Loop, finish
 from .plan import Observation
 from .probe import Probe, probe_all, tcp_probe
 
@@ -113,17 +113,9 @@ class Maintainer:
         is left to the provider's own stop (and, should it not end, to the
         next start's reconciliation: see Note [Pending before cloning]).
         """
-        self._loop.stop()
-        current = self._loop.current
-        pending = [d for d in [current, *self._work] if d is not None and not d.called]
-        if pending:
-            wait = gatherResults(pending, consumeErrors=True)
-            wait.addTimeout(grace, self._clock)
-            try:
-                await wait
-            except Exception:
-                log.warn("[!] [{pool}] stopping with vSphere work still running",
-                         pool=self.pool.name)
+        if not await finish(self._loop, self._work, grace, self._clock):
+            log.warn("[!] [{pool}] stopping with vSphere work still running",
+                     pool=self.pool.name)
 
     async def _step(self) -> bool:
         """One cycle for the loop: whether it was quiet (a failure is)."""

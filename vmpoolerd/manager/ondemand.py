@@ -14,7 +14,7 @@ import dataclasses
 import secrets
 from typing import Any, Mapping
 
-from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -30,7 +30,7 @@ from ..vsphere.types import VmState, Vsphere
 from . import failures
 from . import ondemand_plan as od
 from . import plan as planning
-from .loop import Loop
+from .loop import Loop, finish
 from .probe import Probe, probe_all, tcp_probe
 
 log = Logger()
@@ -69,16 +69,8 @@ class OndemandWorker:
         self._loop.wake()
 
     async def stop(self, grace: float) -> None:
-        self._loop.stop()
-        pending = [d for d in [self._loop.current, *self._work]
-                   if d is not None and not d.called]
-        if pending:
-            wait = gatherResults(pending, consumeErrors=True)
-            wait.addTimeout(grace, self._clock)
-            try:
-                await wait
-            except Exception:
-                log.warn("[!] [ondemand] stopping with clones still running")
+        if not await finish(self._loop, self._work, grace, self._clock):
+            log.warn("[!] [ondemand] stopping with clones still running")
         # The next manager need not wait for the claims to run out.
         try:
             await self._store.release(sorted(self._claimed), self.owner)

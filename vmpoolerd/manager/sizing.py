@@ -20,7 +20,9 @@ checkouts counted per hour (:class:`Demand`), at the larger of:
   it lasts;
 - the expected rate of every hour from now to ``lookahead`` seconds on
   (the replenish time and a margin), so that a pool grows before a known
-  peak rather than after it.  An hour's expected rate is what the same
+  peak rather than after it, with HEADROOM standard deviations of a
+  Poisson count on top (a mean of past hours is not the next one).  An
+  hour's expected rate is what the same
   hour of the week brought on past weeks or, until a week has been seen,
   what the same hour of the day brought on past days; both are
   exponentially weighted means in which the newest observation counts
@@ -32,6 +34,7 @@ first checkouts.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Mapping, Sequence
 
 from ..timefmt import hour_of
@@ -44,6 +47,8 @@ WEIGHT = 0.5
 # The most the rate sized for is raised when the pool misses (Note
 # [Sizing feedback]).
 MAX_BOOST = 3.0
+# Standard deviations of an hour's count sized for above its expectation.
+HEADROOM = 2.0
 # The shortest part of an hour whose pace is taken for the hour's rate.
 BURST_WINDOW = 0.25
 # A gap of more than a week without a fold adds one zero to each hour of
@@ -143,7 +148,7 @@ def rate(demand: Demand, now: float, utc_offset: float, lookahead: float) -> flo
                  rolled.current / max(into_hour, BURST_WINDOW))
     last = hour_of(now + max(lookahead, 0.0), utc_offset)
     ahead = max(expected_rate(rolled, h) for h in range(hour, last + 1))
-    return max(recent, ahead)
+    return max(recent, ahead + HEADROOM * math.sqrt(ahead))
 
 
 def hit_rate(size: int, load: float) -> float:
