@@ -69,9 +69,9 @@ def dashboard_api(config: Config, redis: Any, clock: IReactorTime,
                   timeout: float = 3.0) -> tuple[VmpoolerApi, DashboardStore]:
     """The API with the dashboard mounted, as the daemon serves it."""
     store = DashboardStore(redis, reactor, timeout)
-    dashboard = Dashboard(config, store, clock)
-    return VmpoolerApi(config, ApiStore(redis, reactor, timeout), clock,
-                       dashboard=dashboard.resource()), store
+    api_store = ApiStore(redis, reactor, timeout)
+    dashboard = Dashboard(config, store, clock, api_store.live)
+    return VmpoolerApi(config, api_store, clock, dashboard=dashboard.resource()), store
 
 
 async def raw_get(resource: IResource, path: str, method: str = "GET"
@@ -122,6 +122,11 @@ class StatsTests(DashboardCase):
                                            D64: {"size": 5, "ready": 0},
                                            C7: {"size": 3, "ready": 3}})
             self.assertEqual(list(answer.body), [D32, D64, C7])
+
+    async def test_the_live_size(self) -> None:
+        await self.redis.hset("vmpooler__config__poolsize", D32, "2")
+        answer = await self.client.get("/dashboard/stats/vmpooler/pool")
+        self.assertEqual(answer.body[D32], {"size": 2, "ready": 0})
 
     async def test_pool_history_oldest_first(self) -> None:
         answer = await self.client.get("/dashboard/stats/vmpooler/pool?history=1")

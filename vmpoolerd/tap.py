@@ -181,7 +181,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
                                 f"Redis's state is in doubt: {generation.doubt}",
                                 "pools": manager.paused},
                       off_reactor=partial(deferToThreadPool, reactor, reactor.getThreadPool()),
-                      dashboard=Dashboard(config, dashboard_store, reactor).resource())
+                      dashboard=Dashboard(config, dashboard_store, reactor,
+                                          store.live).resource())
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)
     log.info("vmpoolerd for {site}: {n} pools, Redis at {redis}:{port}, auth {auth}",

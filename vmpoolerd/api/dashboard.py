@@ -34,7 +34,7 @@ A :class:`Sampler` per daemon records a sample of every pool every
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any, Awaitable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
 from klein import Klein
 from twisted.application.service import Service
@@ -50,6 +50,8 @@ from .errors import ApiError, json_answer, json_errors
 from .routes import route
 from ..store.dashboard import HORIZON, DashboardStore
 from ..store.errors import StoreUnavailable
+from ..store.overrides import Live
+from ..live import live_size
 TYPES = {
     "html": "text/html; charset=utf-8",
     "js": "text/javascript; charset=utf-8",
@@ -129,8 +131,11 @@ def major(pool: str) -> str:
 
 
 class Dashboard:
-    def __init__(self, config: Config, store: DashboardStore, clock: IReactorTime) -> None:
-        self._pools = tuple((p.name, p.size) for p in config.pools)
+    def __init__(self, config: Config, store: DashboardStore, clock: IReactorTime,
+                 live: Callable[[Sequence[str]], Awaitable[Mapping[str, Live]]] | None = None
+                 ) -> None:
+        self._pools = config.pools
+        self._live = live  # the pools' live config (sizes), when known
         self._names = config.pool_names
         self._store = store
         self._clock = clock
@@ -172,9 +177,12 @@ class Dashboard:
         with_history = value is not None and value.lower() not in (b"0", b"false")
         since = self._clock.seconds() - HORIZON if with_history else None
         samples = await self._store.read(self._names, since)
+        live = await self._live(self._names) if self._live is not None else {}
         body: dict[str, dict[str, Any]] = {}
-        for (name, size), sample in zip(self._pools, samples):
-            body[name] = {"size": size, "ready": sample.ready}
+        for pool, sample in zip(self._pools, samples):
+            name = pool.name
+            body[name] = {"size": live_size(pool, live.get(name, Live())),
+                          "ready": sample.ready}
             if with_history:
                 body[name]["history"] = sample.history or []
         return json_answer(request, 200, body)

@@ -206,6 +206,8 @@ class Maintainer:
         error, the last known."""
         try:
             await self._sizer.update()
+        except CancelledError:
+            raise  # stopping
         except Exception:
             log.failure("[!] [{pool}] demand not looked at", pool=self.pool.name)
         self._live = (await self._store.live([self.pool.name]))[self.pool.name]
