@@ -121,6 +121,8 @@ class Maintainer:
         """One cycle for the loop: whether it was quiet (a failure is)."""
         try:
             actions = await self.cycle()
+        except CancelledError:
+            return True  # stopping: Redis or vSphere calls given up
         except Exception:
             self.failing = True
             log.failure("[!] [{pool}] maintenance cycle failed", pool=self.pool.name)
