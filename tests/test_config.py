@@ -174,6 +174,15 @@ class ErrorTests(SynchronousTestCase):
         self.assertEqual((first.size_policy, first.min_size, first.hit_rate),
                          ("static", 1, 0.99))
 
+    def test_listen(self) -> None:
+        for description, why in (("bogus:1", "Unknown endpoint type: 'bogus'"),
+                                 ("tcp:port", "invalid literal for int() with base 10: 'port'")):
+            self.assertError(MINIMAL + f":config:\n  listen: '{description}'\n",
+                             f":config:.listen: not a server endpoint description Twisted can "
+                             f"use ({description!r}): {why}")
+        config = parse_config(MINIMAL + ":config:\n  listen: 'unix:/x.sock'\n")
+        self.assertEqual(config.service.listen, "unix:/x.sock")
+
     def test_names(self) -> None:
         self.assertError(MINIMAL.replace("debian-7-i386\n", "debian 7\n", 1),
                          ":pools:[0].name: must be letters, digits, '.', '_' or '-' "

@@ -8,8 +8,10 @@ import resource
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 
 import treq
 from twisted.application.service import IServiceMaker
@@ -154,6 +156,59 @@ class DaemonTests(TestCase):
         self.assertIn("waiting for 1 requests to finish", log)
         self.assertNotIn("vsphere-secret", log)
         self.assertNotIn("secret", log)
+
+    async def test_listens_on_a_unix_socket(self) -> None:
+        """``:config: listen`` takes any Twisted server endpoint."""
+        await fresh_redis(self)
+        path = os.path.join(tempfile.mkdtemp(prefix="vmpoolerd-"), "api.sock")
+        process = self.start(config_text(redis_server().config, listen=f"unix:{path}"))
+
+        def answers() -> bytes | None:
+            self.assertIsNone(process.poll(), "the daemon exited")
+            try:
+                with socket.socket(socket.AF_UNIX) as client:
+                    client.connect(path)
+                    client.sendall(b"GET /api/v1/vm HTTP/1.0\r\n\r\n")
+                    return b"".join(iter(lambda: client.recv(65536), b""))
+            except OSError:
+                return None
+        answer = await until("an answer on the socket", answers, seconds=10)
+        self.assertTrue(answer.startswith(b"HTTP/1.0 200"), answer[:100])
+        self.assertIn(b'"debian-7-i386"', answer)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(await self.wait_exit(process), -signal.SIGTERM)
+        with open(self.log) as f:
+            self.assertIn(f"API listening on {path}", f.read())
+
+    async def test_listens_with_tls(self) -> None:
+        await fresh_redis(self)
+        directory = tempfile.mkdtemp(prefix="vmpoolerd-")
+        key, cert = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "1", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        port = free_port()
+        process = self.start(config_text(
+            redis_server().config,
+            listen=f"ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}"))
+        await self.wait_listening(process, port)
+        context = ssl.create_default_context(cafile=cert)
+        context.check_hostname = False
+        with socket.create_connection(("127.0.0.1", port), 5) as raw, \
+                context.wrap_socket(raw) as client:
+            client.sendall(b"GET /api/v1/vm HTTP/1.0\r\n\r\n")
+            answer = b"".join(iter(lambda: client.recv(65536), b""))
+        self.assertTrue(answer.startswith(b"HTTP/1.0 200"), answer[:100])
+        self.assertIn(b'"debian-7-i386"', answer)
+        # Plain HTTP on that port gets no answer from the API.
+        head, _ = b"", None
+        with socket.create_connection(("127.0.0.1", port), 5) as plain:
+            plain.sendall(b"GET /api/v1/vm HTTP/1.0\r\n\r\n")
+            try:
+                head = plain.recv(100)
+            except OSError:
+                pass
+        self.assertFalse(head.startswith(b"HTTP/1.1 200"))
 
     async def test_clients_beyond_its_descriptors_are_refused_politely(self) -> None:
         """Note [Connection cap], in a daemon whose descriptor limit is low."""

@@ -26,6 +26,7 @@ from functools import cached_property
 from typing import Any, Callable, Mapping, Sequence
 
 import yaml
+from twisted.internet.endpoints import serverFromString
 
 DEFAULT_CONFIG_PATH = "etc/vmpooler.yaml"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a whole name: fullmatch
@@ -125,6 +126,10 @@ class ServiceConfig:
     logfile: str | None = None
     port: int = 4567
     host: str = "0.0.0.0"
+    # A Twisted server endpoint description ("tcp:4567:interface=127.0.0.1",
+    # "ssl:4567:privateKey=key.pem:certKey=cert.pem", "unix:/run/vmpoolerd.sock");
+    # None: port and host.
+    listen: str | None = None
     task_limit: int = 10
     timeout_minutes: float = 15.0
     vm_checktime_minutes: float = 15.0
@@ -382,6 +387,22 @@ def _fraction(where: str, value: Any) -> float:
     return number
 
 
+def _listen(where: str, value: Any) -> str:
+    """A server endpoint description that Twisted can build (its key and
+    certificate files read, for ssl), checked without listening."""
+    description = _string(where, value)
+    try:
+        serverFromString(_NoReactor(), description)
+    except Exception as e:
+        raise ConfigError(f"{where}: not a server endpoint description Twisted can use "
+                          f"({description!r}): {e}") from None
+    return description
+
+
+class _NoReactor:
+    """What an endpoint is built on to be checked: it never listens."""
+
+
 def _boolean(where: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{where}: must be true or false")
@@ -554,6 +575,7 @@ def _paths(where: str, value: Any) -> tuple[str, ...]:
 SERVICE_KEYS: Mapping[str, tuple[str, Check]] = {
     "site_name": ("site_name", _string), "logfile": ("logfile", _string),
     "port": ("port", _port), "host": ("host", _string),
+    "listen": ("listen", _listen),
     "task_limit": ("task_limit", _positive_int),
     "timeout_minutes": ("timeout", _positive_number),
     "vm_checktime_minutes": ("vm_checktime", _positive_number),

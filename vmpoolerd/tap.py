@@ -17,7 +17,7 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet import reactor as default_reactor
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
@@ -75,6 +75,10 @@ class Options(usage.Options):
 
 
 def listen_endpoint(config: Config, reactor: Any) -> IStreamServerEndpoint:
+    """``:config: listen`` (any Twisted server endpoint), else ``port`` on
+    ``host``."""
+    if config.service.listen is not None:
+        return serverFromString(reactor, config.service.listen)
     host, port = config.service.host, config.service.port
     if ":" in host:
         return TCP6ServerEndpoint(reactor, port, interface=host)

@@ -126,6 +126,13 @@ class ApiRequest(Request):
     channel: ApiChannel
     received = 0
 
+    def getRequestHostname(self) -> bytes:
+        """The Host header's name; without one, on a socket with no host
+        name (``listen: unix:...``), ``localhost``."""
+        if self.getHeader(b"host") is None and not hasattr(self.getHost(), "host"):
+            return b"localhost"
+        return super().getRequestHostname()  # type: ignore[no-any-return]
+
     def handleContentChunk(self, data: bytes) -> None:
         self.received += len(data)
         if self.received <= MAX_BODY:
@@ -402,7 +409,10 @@ class WebService(Service):
         def listening(port: IListeningPort) -> None:
             self._port = port
             address: Any = port.getHost()
-            log.info("API listening on {host}:{port}", host=address.host, port=address.port)
+            name = getattr(address, "name", None)  # a UNIX socket's path
+            where = name.decode() if isinstance(name, bytes) else name or \
+                f"{address.host}:{address.port}"
+            log.info("API listening on {where}", where=where)
         return d.addCallback(listening)
 
     async def _stop(self) -> None:
