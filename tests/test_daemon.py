@@ -68,6 +68,14 @@ class PluginTests(SynchronousTestCase):
             Options(environ={}).parseOptions(["--config", path, "--log-format", "xml"])
         self.assertEqual(str(caught.exception), "--log-format: must be one of vmpooler, json")
 
+    def test_a_bad_role_is_a_usage_error(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(config_text())
+        with self.assertRaises(usage.UsageError) as caught:
+            Options(environ={}).parseOptions(["--config", path, "--role", "both"])
+        self.assertEqual(str(caught.exception), "--role: must be one of all, api, manager")
+
     def test_config_from_the_environment(self) -> None:
         path = self.mktemp()
         with open(path, "w") as f:
@@ -337,6 +345,55 @@ class DaemonTests(TestCase):
                                          vcsim.client().inventory("Pools/debian-7")})
         process.send_signal(signal.SIGTERM)
         self.assertEqual(await self.wait_exit(process), -signal.SIGTERM)
+
+    async def test_an_api_daemon_and_a_manager_daemon(self) -> None:
+        """--role: the manager fills the pools from the simulator and serves
+        only its health check and metrics; the API daemon, whose vCenter
+        does not even exist, hands the VMs out."""
+        redis = await fresh_redis(self)
+        vcsim = start_vcsim(None, self, boot_delay_ms=100)
+
+        def config(server: str, port: int, api_port: int) -> str:
+            return (f":vsphere:\n  server: '{server}'\n  port: {port}\n"
+                    f"  username: '{vcsim.username}'\n  password: '{vcsim.password}'\n"
+                    "  insecure: true\n"
+                    f":redis:\n  server: '127.0.0.1'\n  port: {redis_server().config.port}\n"
+                    f":config:\n  host: '127.0.0.1'\n  port: {api_port}\n"
+                    "  ready_check_port: 0\n  check_loop_delay_min: 0.2\n"
+                    "  check_loop_delay_max: 1\n  prefix: 't-'\n"
+                    ":pools:\n"
+                    "  - name: 'debian-7'\n    template: 'Templates/debian/debian-7-x86_64'\n"
+                    "    folder: 'Pools/debian-7'\n    datastore: 'LocalDS_0'\n    size: 2\n")
+        manager_port, api_port = free_port(), free_port()
+        manager = self.start(config(vcsim.host, vcsim.port, manager_port), "--role", "manager")
+        api = self.start(config("127.0.0.1", free_port(), api_port), "--role", "api")
+        await self.wait_listening(manager, manager_port)
+        await self.wait_listening(api, api_port)
+        await until("the manager to fill the pool", lambda: redis.scard(
+            "vmpooler__ready__debian-7").addCallback(lambda n: n == 2), seconds=30)
+
+        async def get(port: int, path: str) -> tuple[int, bytes]:
+            response = await treq.get(f"http://127.0.0.1:{port}{path}", persistent=False)
+            return response.code, await response.content()
+        response = await treq.post(f"http://127.0.0.1:{api_port}/api/v1/vm/debian-7+debian-7",
+                                   persistent=False)
+        body = json.loads(await response.content())
+        self.assertEqual(response.code, 200, body)
+        self.assertEqual(len(body["debian-7"]["hostname"]), 2)
+        code, raw = await get(api_port, "/api/v1/healthcheck")
+        self.assertEqual((code, json.loads(raw)["ok"]), (200, True))
+        code, raw = await get(manager_port, "/api/v1/vm")
+        self.assertEqual(code, 404)
+        self.assertIs(json.loads(raw)["ok"], False)
+        self.assertEqual((await get(manager_port, "/api/v1/healthcheck"))[0], 200)
+        code, raw = await get(manager_port, "/metrics")
+        self.assertEqual(code, 200)
+        self.assertIn(b"vmpooler_pool_vms", raw)
+        for process in (api, manager):
+            process.send_signal(signal.SIGTERM)
+            self.assertEqual(await self.wait_exit(process), -signal.SIGTERM)
+        with open(self.log) as f:
+            self.assertIn("vmpoolerd (api)", f.read())
 
     async def test_json_logfile(self) -> None:
         await fresh_redis(self)

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from .api.app import VmpoolerApi
-from .api.service import HealthCheck
+from .api.service import HealthCheck, HealthWarning
 from .api.auth import LdapAuthenticator
 from .config import Config, ConfigError, VsphereConfig, config_path, read_config
 from .api.dashboard import Dashboard, Sampler
@@ -47,6 +47,8 @@ from .api.throttle import PasswordThrottle
 from .store.ratelimit import RateLimitStore
 
 REDIS_TIMEOUT = 3.0
+# What a daemon does: serve the API, keep the pools, or both.
+ROLES = ("all", "api", "manager")
 HEALTH_TIMEOUT = 2.0
 
 log = Logger()
@@ -58,6 +60,9 @@ class Options(usage.Options):
          "The YAML configuration (default: $VMPOOLER_CONFIG, else etc/vmpooler.yaml)."],
         ["log-format", None, "vmpooler",
          "How the :config: logfile is written: vmpooler (lines) or json (JSON lines)."],
+        ["role", None, "all",
+         "api (the API only: never talks to vSphere), manager (the pools only: its port "
+         "serves the health check and metrics) or all."],
     ]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -67,6 +72,8 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if self["log-format"] not in FORMATS:
             raise usage.UsageError(f"--log-format: must be one of {', '.join(FORMATS)}")
+        if self["role"] not in ROLES:
+            raise usage.UsageError(f"--role: must be one of {', '.join(ROLES)}")
         path = config_path(self["config"], self.environ)
         try:
             self["parsed"] = read_config(path, self.environ)
@@ -140,13 +147,18 @@ def pool_vspheres(config: Config, providers: Mapping[str, Provider]) -> dict[str
 
 
 def make_service(config: Config, reactor: Any = default_reactor,
-                 log_format: str = "vmpooler") -> IService:
+                 log_format: str = "vmpooler", role: str = "all") -> IService:
     """
     The log file, Graphite, Redis, the vSphere provider, the pool manager,
     the dashboard's sampler and the API, started in that order and stopped in the reverse one (see
     OrderedService): the API drains, the maintainers finish their cycles,
     vSphere calls get their grace, and Redis closes last.
+
+    ``role`` "api" leaves out the providers and the manager (the daemon
+    never talks to vSphere); "manager" leaves out the dashboard's sampler
+    and serves only the health check and the metrics.
     """
+    managing, serving = role in ("all", "manager"), role in ("all", "api")
     top = OrderedService()
     if config.service.logfile:
         LogFile(config.service.logfile, log_format).setServiceParent(top)
@@ -164,15 +176,21 @@ def make_service(config: Config, reactor: Any = default_reactor,
     generation_store = GenerationStore(redis, reactor, REDIS_TIMEOUT)
     generation = GenerationWatch(generation_store, pools)
     GenerationCheck(generation, reactor).setServiceParent(top)
-    providers = make_providers(config, reactor, metrics)
+    providers = make_providers(config, reactor, metrics) if managing else {}
     for provider in providers.values():
         provider.setServiceParent(top)
-    doubts = Doubts(generation, generation_store, pools)
-    manager = Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics),
-                      pool_vspheres(config, providers), reactor, metrics=metrics, doubts=doubts)
-    manager.setServiceParent(top)
+    warnings: dict[str, HealthWarning] = {
+        "redis": lambda: generation.doubt and f"Redis's state is in doubt: {generation.doubt}"}
+    if managing:
+        doubts = Doubts(generation, generation_store, pools)
+        manager = Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics),
+                          pool_vspheres(config, providers), reactor, metrics=metrics,
+                          doubts=doubts)
+        manager.setServiceParent(top)
+        warnings["pools"] = manager.paused
     dashboard_store = DashboardStore(redis, reactor, REDIS_TIMEOUT)
-    Sampler(config, dashboard_store, reactor).setServiceParent(top)
+    if serving:
+        Sampler(config, dashboard_store, reactor).setServiceParent(top)
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
     health = {"redis": Scripts(redis, reactor, HEALTH_TIMEOUT).ping,
               **provider_health(providers)}
@@ -180,17 +198,15 @@ def make_service(config: Config, reactor: Any = default_reactor,
     redis_service.stores.append(store)
     throttle = PasswordThrottle(RateLimitStore(redis, reactor, REDIS_TIMEOUT), reactor)
     api = VmpoolerApi(config, store, reactor, auth,
-                      metrics=metrics, health=health, throttle=throttle,
-                      warnings={"redis": lambda: generation.doubt and
-                                f"Redis's state is in doubt: {generation.doubt}",
-                                "pools": manager.paused},
+                      metrics=metrics, health=health, throttle=throttle, warnings=warnings,
                       off_reactor=partial(deferToThreadPool, reactor, reactor.getThreadPool()),
                       dashboard=Dashboard(config, dashboard_store, reactor,
-                                          store.live).resource())
+                                          store.live).resource(),
+                      health_only=not serving)
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)
-    log.info("vmpoolerd for {site}: {n} pools, Redis at {redis}:{port}, auth {auth}",
-             site=config.service.site_name, n=len(config.pools),
+    log.info("vmpoolerd ({role}) for {site}: {n} pools, Redis at {redis}:{port}, auth {auth}",
+             role=role, site=config.service.site_name, n=len(config.pools),
              redis=config.redis.server, port=config.redis.port,
              auth="ldap" if config.auth else "off")
     for warning in config.warnings:
@@ -199,7 +215,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
 
 
 def makeService(options: Options) -> IService:
-    service = make_service(options["parsed"], log_format=options["log-format"])
+    service = make_service(options["parsed"], log_format=options["log-format"],
+                           role=options["role"])
     # Note [Frozen start-up objects]: what start-up made lives as long as the
     # process.  Moving it out of the garbage collector's sight keeps full
     # collections short, so that they do not show in the checkout latency

@@ -47,7 +47,9 @@ class VmpoolerApi:
                  health: Mapping[str, HealthCheck] | None = None,
                  throttle: PasswordThrottle | None = None,
                  warnings: Mapping[str, HealthWarning] | None = None,
-                 off_reactor: OffReactor | None = None) -> None:
+                 off_reactor: OffReactor | None = None, health_only: bool = False) -> None:
+        """``health_only``: a manager daemon's API, the health check and the
+        metrics only (every other path is a 404)."""
         self.app = Klein()
         json_errors(self.app)
         # "//" in a path is no route (werkzeug would merge it and redirect).
@@ -56,7 +58,10 @@ class VmpoolerApi:
         callers = Callers(store, time, authenticator, throttle)
         metrics = metrics or Metrics()
         dialects = Dialects(config)
-        ServiceRoutes(dashboard, metrics, health or {}, clock, warnings).mount(self.app)
+        ServiceRoutes(dashboard, metrics, health or {}, clock, warnings).mount(
+            self.app, health_only)
+        if health_only:
+            return
         VmRoutes(config, store, time, callers, rng or random.Random(), metrics,
                 dialects).mount(self.app)
         ReportRoutes(config, store, time, off_reactor).mount(self.app)

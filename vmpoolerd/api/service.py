@@ -46,12 +46,15 @@ class ServiceRoutes:
         self._answers: dict[str, tuple[float, Deferred[str | None]]] = {}
         self._openapi = resources.files(__package__).joinpath("openapi.json").read_bytes()
 
-    def mount(self, app: Klein) -> None:
-        route(app, ["GET"], "/", self.root)
-        route(app, None, "/dashboard", self.dashboard, branch=True)
-        route(app, ["GET"], "/openapi.json", self.openapi)
+    def mount(self, app: Klein, health_only: bool = False) -> None:
+        """Every route; with ``health_only`` (a manager's), the health check
+        and the metrics only."""
         route(app, ["GET"], "/metrics", self.metrics)
         route(app, ["GET"], "/healthcheck", self.healthcheck)
+        if not health_only:
+            route(app, ["GET"], "/", self.root)
+            route(app, None, "/dashboard", self.dashboard, branch=True)
+            route(app, ["GET"], "/openapi.json", self.openapi)
 
     def root(self, request: IRequest) -> bytes:
         request.redirect(b"/dashboard/")
