@@ -137,8 +137,9 @@ class HealingTests(ManagerCase):
         self.vsphere.clone("Templates/centos-7-plain", FOLDERS[CENTOS], "LocalDS_0", "stray-vm")
         self.assertIn("stray-vm", self.names_in(CENTOS))
         await until("the stray VM destroyed", lambda: "stray-vm" not in self.names_in(CENTOS))
-        self.assertFalse(await self.redis.sismember(f"vmpooler__discovered__{CENTOS}",
-                                                    "stray-vm"))
+        # Its record goes once the destroy has returned (a moment after).
+        await until("the stray VM out of discovered", lambda: self.redis.sismember(
+            f"vmpooler__discovered__{CENTOS}", "stray-vm").addCallback(lambda member: not member))
 
     async def test_restart_reconciles(self) -> None:
         # A crashed daemon left: a pending name whose clone never started,
