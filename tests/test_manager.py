@@ -15,10 +15,12 @@ from twisted.trial.unittest import TestCase
 from vmpoolerd.config import RedisConfig
 from vmpoolerd.manager.loop import WAKE_SPACING
 from vmpoolerd.manager.maintainer import Maintainer
+from vmpoolerd.manager.ondemand import OndemandWorker
 from vmpoolerd.manager.plan import Clone, MarkEmpty
 from vmpoolerd.manager.tasks import TASK_LEASE
 from vmpoolerd.manager.service import Manager
 from vmpoolerd.store.connection import subscribe_checkouts
+from vmpoolerd.store.ondemand import Wanted
 from vmpoolerd.store.pools import PoolStore
 from vmpoolerd.timefmt import format_time, local_date
 
@@ -335,6 +337,32 @@ class RaceTests(TestCase):
         provider.answer("inventory", [])
         self.assertEqual(await second, [])
         self.assertEqual(await self.redis.smembers(f"vmpooler__pending__{DEBIAN}"), {name})
+
+    async def test_an_on_demand_clone_ending_during_the_inventory_is_kept(self) -> None:
+        """The same interleaving for an on-demand request's clone: it was
+        once taken for a lost clone, failing the request."""
+        provider = ScriptedProvider()
+        store = PoolStore(self.redis, reactor)
+        worker = OndemandWorker(self.config, store, {DEBIAN: provider, CENTOS: provider},
+                                reactor)
+        now = reactor.seconds()
+        await store.create("r1", [Wanted(DEBIAN, DEBIAN, 1)], format_time(now), now)
+        first = ensureDeferred(worker.cycle())
+        await self.asked(provider, "inventory")
+        provider.answer("inventory", [])
+        await first
+        await self.asked(provider, "clone")
+        name = provider.calls["clone"][0][0][3]
+        second = ensureDeferred(worker.cycle())
+        await self.asked(provider, "inventory")
+        provider.answer("clone", 2.0)
+        await until("the clone's end recorded", lambda: self.redis.hexists(
+            "vmpooler__cloning", name).addCallback(lambda there: not there))
+        provider.answer("inventory", [])
+        await second
+        request = await store.request("r1")
+        assert request is not None
+        self.assertEqual((request.failures, [vm.name for vm in request.pending]), (0, [name]))
 
     async def test_linked_clones_where_the_config_asks(self) -> None:
         for own, linked in ((None, False), (True, True)):

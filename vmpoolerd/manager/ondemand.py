@@ -55,7 +55,7 @@ class OndemandWorker:
         self.owner = owner or secrets.token_hex(8)
         self._keep = int(config.redis.data_ttl_hours * 3600)
         service = config.service
-        self._loop = Loop(clock, self._step, service.check_loop_delay_min,
+        self._loop = Loop(clock, self.cycle, service.check_loop_delay_min,
                           min(service.check_loop_delay_max, CLAIM_SECONDS / 3),
                           service.check_loop_delay_decay)
         self._busy: dict[str, str] = {}  # clones in flight: name -> request id
@@ -77,7 +77,7 @@ class OndemandWorker:
         except Exception:
             log.warn("[!] [ondemand] claims not released: they run out by themselves")
 
-    async def _step(self) -> bool:
+    async def cycle(self) -> bool:
         """One cycle: whether it was quiet (nothing to do, nothing in flight)."""
         acted = False
         try:
