@@ -279,11 +279,13 @@ def status(pools: Sequence[tuple[str, int, tuple[str, ...]]], cloning: int,
 
 
 def _pool_status(size: int, alias: Sequence[str], c: PoolCounts) -> dict[str, Any]:
-    """One pool in ``/status``: vmpooler's keys, then why its VMs failed
-    (Note [Failures explained]) and what its demand says (Note [Sizing
-    from demand])."""
+    """One pool in ``/status``: vmpooler's keys, then the manager holding
+    its lease (Note [Pool leases]; null: none), why its VMs failed (Note
+    [Failures explained]) and what its demand says (Note [Sizing from
+    demand])."""
     shown: dict[str, Any] = {"ready": c.ready, "running": c.running, "pending": c.pending,
-                             "max": size, "alias": list(alias), "lastBoot": c.last_boot}
+                             "max": size, "alias": list(alias), "lastBoot": c.last_boot,
+                             "manager": c.manager}
     if c.failures:
         shown["failures"] = {"count": dict(c.failures),
                              "recent": [f for f in c.recent_failures if f is not None]}

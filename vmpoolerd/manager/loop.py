@@ -48,8 +48,15 @@ class Loop:
         self.steps = 0
 
     def start(self) -> None:
+        """Run steps, the first at once (or, started again while a step
+        still runs, right after it)."""
+        if not self._stopped:
+            return
         self._stopped = False
-        self._schedule(0)
+        if self._running:
+            self._again = True
+        else:
+            self._schedule(0)
 
     def wake(self) -> None:
         """Run a step now (or right after the one running)."""

@@ -13,7 +13,7 @@ such work wakes the maintainer.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Coroutine, assert_never
+from typing import Any, Callable, Coroutine, assert_never
 
 from twisted.internet.defer import (
     CancelledError, Deferred, DeferredSemaphore, ensureDeferred,
@@ -26,6 +26,7 @@ from . import failures
 from . import plan as planning
 from ..config import Config, PoolConfig
 from ..names import new_hostname
+from ..store.errors import LeaseLost
 from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
 from ..timefmt import format_time, local_date
@@ -35,6 +36,7 @@ from .doubt import Doubts
 from ..live import drain_reason, live_pool
 from .sizer import PoolSizer
 from .failures import VmFailure
+from .leases import RESERVATION
 from .loop import Loop, finish
 from .plan import Observation
 from .probe import Probe, probe_all, tcp_probe
@@ -56,13 +58,22 @@ def _why(e: Exception) -> str:
 
 
 class Maintainer:
-    """Keeps one pool full."""
+    """
+    Keeps one pool full.
+
+    With an ``identity`` (its manager's), every write of a cycle is
+    checked against the pool's lease being that manager's (Note [Pool
+    leases] in leases.py), and ``lost`` is told the pool's name when one
+    finds it is not; the writes that end work in the background (a clone,
+    a destroy) are the daemon's own and go unchecked.
+    """
 
     def __init__(self, pool: PoolConfig, config: Config, store: PoolStore, provider: Vsphere,
                  clock: IReactorTime, probe: Probe | None = None,
                  metrics: Metrics | None = None,
                  slots: DeferredSemaphore | None = None,
-                 doubts: Doubts | None = None) -> None:
+                 doubts: Doubts | None = None, identity: str | None = None,
+                 lost: Callable[[str], None] | None = None) -> None:
         self.pool = pool
         self._linked = config.linked_clones(pool.name)
         self._doubts = doubts
@@ -71,13 +82,15 @@ class Maintainer:
         self._service = config.service
         self._expire = int(config.redis.data_ttl_hours * 3600)
         self._store = store
+        self._cycle = store if identity is None else store.holding(pool.name, identity)
+        self._lost = lost
         self._provider = provider
         self._clock = clock
         self._probe = probe or (lambda host, port: tcp_probe(clock, host, port))
         self._loop = Loop(clock, self._step, self._service.check_loop_delay_min,
                           self._service.check_loop_delay_max,
                           self._service.check_loop_delay_decay)
-        self._sizer = PoolSizer(pool, store, clock)
+        self._sizer = PoolSizer(pool, self._cycle, clock)
         self._live = Live()  # what Redis said of the pool at the last look
         self.live = pool  # the pool with its live size, template, clone target
         self._busy: set[str] = set()  # VMs with a clone or destroy in flight
@@ -99,7 +112,18 @@ class Maintainer:
         return self._loop.steps
 
     def start(self) -> None:
+        """Run cycles (again, after :meth:`halt`)."""
         self._loop.start()
+
+    def halt(self) -> None:
+        """No new cycle (the lease is gone); the one running and the work
+        in flight go on, and fail to write if they need the lease."""
+        self._loop.stop()
+
+    @property
+    def in_flight(self) -> frozenset[str]:
+        """The VMs with a clone or a destroy in flight."""
+        return frozenset(self._busy)
 
     def wake(self) -> None:
         """Run a cycle now (or right after the one running); not while failing."""
@@ -123,6 +147,13 @@ class Maintainer:
             actions = await self.cycle()
         except CancelledError:
             return True  # stopping: Redis or vSphere calls given up
+        except LeaseLost:
+            log.info("[{pool}] lease lost: maintained by another manager now",
+                     pool=self.pool.name)
+            self.halt()
+            if self._lost is not None:
+                self._lost(self.pool.name)
+            return True
         except Exception:
             self.failing = True
             log.failure("[!] [{pool}] maintenance cycle failed", pool=self.pool.name)
@@ -166,9 +197,7 @@ class Maintainer:
         # is not taken for a lost clone.
         doubt = None if self._doubts is None else await self._doubts.check()
         busy_before = set(self._busy)
-        lease = planning.clone_lease(pool, self._service)
-        cloning_before = await self._store.cloning(sorted(busy_before),
-                                                   self._clock.seconds() + lease)
+        cloning_before = await self._store.cloning(self._clock.seconds())
         try:
             vms = await self._provider.inventory(pool.folder)
         except Exception as e:
@@ -180,8 +209,7 @@ class Maintainer:
         inventory = {vm.name: vm for vm in vms}
         try:
             now = self._clock.seconds()
-            tracked, cloning, empty, ondemand = await self._store.pool_state(
-                pool.name, now, sorted(self._busy), now + lease)
+            tracked, cloning, empty, ondemand = await self._cycle.pool_state(pool.name, now)
         except Exception:
             self.failing = True
             raise
@@ -221,7 +249,7 @@ class Maintainer:
 
 
     async def _execute(self, action: planning.Action, now: float) -> None:
-        pool, store, stamp = self.pool.name, self._store, format_time(now)
+        pool, store, stamp = self.pool.name, self._cycle, format_time(now)
         match action:
             case planning.Ready(name, boot_seconds):
                 day = local_date(now).isoformat()
@@ -252,6 +280,7 @@ class Maintainer:
                              pool=pool, vm=name)
             case planning.Destroy(name, state):
                 if name not in self._busy:
+                    await store.hold()
                     self._background(name, self._slots.run(
                         lambda: ensureDeferred(self._destroy(name, state))))
             case planning.Clone(count):
@@ -289,9 +318,9 @@ class Maintainer:
     async def _clone(self, count: int, now: float) -> None:
         pool, service = self.live, self._service
         names = [new_hostname(service.prefix) for _ in range(count)]
-        reserved = await self._store.reserve_clones(
+        reserved = await self._cycle.reserve_clones(
             pool.name, names, service.task_limit, pool.size, format_time(now), now,
-            planning.clone_lease(pool, service))
+            RESERVATION)
         for name in reserved:
             self._background(name, self._clone_one(name))
 

@@ -30,6 +30,7 @@ from ..vsphere.types import VmState, Vsphere
 from . import failures
 from . import ondemand_plan as od
 from . import plan as planning
+from .leases import RESERVATION
 from .loop import Loop, finish
 from .probe import Probe, probe_all, tcp_probe
 
@@ -64,6 +65,11 @@ class OndemandWorker:
 
     def start(self) -> None:
         self._loop.start()
+
+    @property
+    def in_flight(self) -> frozenset[str]:
+        """The VMs with a clone in flight."""
+        return frozenset(self._busy)
 
     def wake(self) -> None:
         self._loop.wake()
@@ -112,8 +118,7 @@ class OndemandWorker:
         # flight are read before the inventory as well as after it, so that
         # one ending between the two looks is not taken for a lost clone.
         busy_before = set(self._busy)
-        cloning_before = await self._store.cloning(
-            sorted(busy_before), self._clock.seconds() + self._lease())
+        cloning_before = await self._store.cloning(self._clock.seconds())
         inventory: dict[str, VmState] = {}
         for pool in pools:
             try:
@@ -124,7 +129,7 @@ class OndemandWorker:
                 return None
             inventory.update((vm.name, vm) for vm in vms)
         now = self._clock.seconds()
-        cloning = await self._store.cloning(sorted(self._busy), now + self._lease())
+        cloning = await self._store.cloning(now)
         obs = od.OdObservation(
             request=request, now=now, ttl=60.0 * self._service.ondemand_request_ttl_minutes,
             timeouts={p: planning.pool_timeout(self._config.pool(p), self._service)
@@ -138,9 +143,6 @@ class OndemandWorker:
             obs, reachable=frozenset(n for n, ok in results.items() if ok is True),
             failed_probes={n: ok for n, ok in results.items()
                            if isinstance(ok, failures.VmFailure)})
-
-    def _lease(self) -> float:
-        return max(planning.clone_lease(p, self._service) for p in self._config.pools)
 
     async def _execute(self, request: OdRequest, action: od.OdAction) -> None:
         store, stamp = self._store, format_time(self._clock.seconds())
@@ -178,7 +180,7 @@ class OndemandWorker:
         names = [new_hostname(service.prefix) for _ in range(count)]
         reserved = await self._store.reserve(
             request_id, pool_name, names, service.task_limit, service.ondemand_clone_limit,
-            format_time(now), now, planning.clone_lease(pool, service), self.owner)
+            format_time(now), now, RESERVATION, self.owner)
         if not reserved:
             return
         live = live_pool(pool, (await self._store.live([pool_name]))[pool_name])

@@ -252,15 +252,6 @@ def pool_timeout(pool: PoolConfig, service: ServiceConfig) -> float:
     return 60.0 * (pool.timeout_minutes or service.timeout_minutes)
 
 
-def clone_lease(pool: PoolConfig, service: ServiceConfig) -> float:
-    """
-    Seconds a clone's slot is held without renewal (Note [Clone leases] in
-    clones.lua): the pool's timeout, and at least two of the slowest
-    maintenance cycles, which renew it.
-    """
-    return max(pool_timeout(pool, service), 2.0 * service.check_loop_delay_max)
-
-
 def timeout_seconds(obs: Observation) -> float:
     return pool_timeout(obs.pool, obs.service)
 

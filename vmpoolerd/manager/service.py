@@ -1,6 +1,7 @@
 """
 The pool manager: a :class:`~vmpoolerd.manager.maintainer.Maintainer` per
-pool, the :class:`~vmpoolerd.manager.tasks.TaskWorker` for the disk and
+pool, running while the manager holds the pool's lease (Note [Pool
+leases] in leases.py), the :class:`~vmpoolerd.manager.tasks.TaskWorker` for the disk and
 snapshot requests, the :class:`~vmpoolerd.manager.ondemand.OndemandWorker`
 for on-demand requests, and the checkout wake-ups, as one service.
 """
@@ -21,6 +22,7 @@ from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
 from ..vsphere.types import Vsphere
 from .doubt import Doubts
+from .leases import Leases, manager_id
 from .maintainer import Maintainer, Probe
 from .ondemand import OndemandWorker
 from .purging import purge
@@ -54,22 +56,30 @@ class Manager(Service):
 
     ``provider`` is each pool's vSphere, by pool name (a pool uses its own
     vCenter, see :func:`vmpoolerd.tap.pool_vspheres`), or one for all pools.
+    ``identity`` names the manager in the pool leases (default: its host,
+    its process and a random part).
     """
 
     def __init__(self, config: Config, store: PoolStore,
                  provider: Vsphere | Mapping[str, Vsphere],
                  reactor: IReactorTime, probe: Probe | None = None, grace: float = 30.0,
-                 metrics: Metrics | None = None, doubts: Doubts | None = None) -> None:
+                 metrics: Metrics | None = None, doubts: Doubts | None = None,
+                 identity: str | None = None) -> None:
         self._config = config
         self._clock = reactor
         self._grace = grace
+        self._metrics = metrics or Metrics()
+        self.identity = identity or manager_id()
         vspheres = (provider if isinstance(provider, Mapping)
                     else {p.name: provider for p in config.pools})
         # Destroys and disk/snapshot work share task_limit slots (see
         # provider_threads).
         slots = DeferredSemaphore(config.service.task_limit)
+        self.leases = Leases(self.identity, config.pool_names, store, reactor,
+                             self._in_flight, self._held)
         self.maintainers = {p.name: Maintainer(p, config, store, vspheres[p.name], reactor,
-                                               probe, metrics, slots, doubts)
+                                               probe, metrics, slots, doubts,
+                                               self.identity, self.leases.lost)
                             for p in config.pools}
         self.tasks = TaskWorker(config, store, vspheres, reactor, slots)
         self.ondemand = OndemandWorker(config, store, vspheres, reactor, probe, metrics)
@@ -87,6 +97,23 @@ class Manager(Service):
                   for name, m in sorted(self.maintainers.items()) if m.paused_until > now]
         return "; ".join(paused) or None
 
+    def _in_flight(self) -> list[str]:
+        """The daemon's clones in flight (and destroys: those have no
+        reservation to renew)."""
+        names = set(self.ondemand.in_flight)
+        for maintainer in self.maintainers.values():
+            names |= maintainer.in_flight
+        return sorted(names)
+
+    def _held(self, pools: frozenset[str]) -> None:
+        """The pools whose leases the manager holds are now ``pools``."""
+        for name, maintainer in self.maintainers.items():
+            if name in pools and self.running:
+                maintainer.start()
+            else:
+                maintainer.halt()
+            self._metrics.lease(name, self.identity, name in pools)
+
     def wake(self, pool: str) -> None:
         if pool == keys.ONDEMAND_WAKEUP:
             self.ondemand.wake()
@@ -101,8 +128,7 @@ class Manager(Service):
             # Beside the maintainers: it never touches a pool's folder.
             self._purge = ensureDeferred(purge(self._config, self._vspheres))
             self._purge.addErrback(lambda failure: log.failure("[!] the purge failed", failure))
-        for maintainer in self.maintainers.values():
-            maintainer.start()
+        self.leases.start()
         self.ondemand.start()
         self._subscription = subscribe_checkouts(self._config.redis, IReactorTCP(self._clock),
                                                  self.wake)
@@ -129,12 +155,16 @@ class Manager(Service):
             self._task_call.cancel()
         if self._subscription is not None:
             await self._subscription.disconnect()
+        # Another manager may take the pools over while this one's clones
+        # and destroys end (their reservations renewed until then).
+        await self.leases.release()
         waits = [ensureDeferred(m.stop(self._grace)) for m in self.maintainers.values()]
         waits.append(ensureDeferred(self.ondemand.stop(self._grace)))
         for work, what in ((self._task_run, "disk or snapshot work"), (self._purge, "the purge")):
             if work is not None:
                 waits.append(Deferred.fromCoroutine(self._bounded(work, what)))
         await gatherResults(waits, consumeErrors=True)
+        self.leases.stop()
 
     async def _bounded(self, work: Deferred[None], what: str) -> None:
         """Work in progress, given the same grace."""

@@ -106,6 +106,9 @@ class PoolCounts:
     sizing: Any = None
     # Its clones paused, failing (Note [Failing clones]): None when not.
     clone_pause: Any = None
+    # The id of the manager holding its lease (Note [Pool leases]); None:
+    # no manager maintains it now.
+    manager: str | None = None
 
 
 def _json_or_none(text: str) -> Any:
@@ -311,7 +314,7 @@ class ApiStore(Overrides, OndemandStore):
             PoolCounts(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4],
                        {k: int(v) for k, v in zip(r[5][::2], r[5][1::2])},
                        tuple(_json_or_none(f) for f in r[6]), _json_or_none(r[7]),
-                       _json_or_none(r[8]))
+                       _json_or_none(r[8]), r[9] or None)
             for r in rows
         ], str(doubt) or None
 

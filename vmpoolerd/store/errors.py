@@ -11,6 +11,11 @@ class StoreUnavailable(Exception):
     """Redis did not answer in time, is not connected, or is busy."""
 
 
+class LeaseLost(Exception):
+    """The manager no longer holds the pool's lease: it changed nothing
+    (Note [Pool leases] in manager/leases.py)."""
+
+
 class StoreRefusal(Exception):
     """A change the store refused because of the data it found."""
 

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 from . import keys
 from .records import TaskRequest, TrackedVm
 from .demand import DemandStore
+from .leases import LeaseStore
 from .ondemand import OndemandStore
 from .overrides import Overrides
 from ..timefmt import parse_time
@@ -28,17 +29,15 @@ def _float_or_none(text: str) -> float | None:
         return None
 
 
-class PoolStore(Overrides, DemandStore, OndemandStore):
+class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore):
     # -- what the maintainer observes ------------------------------------------------
 
-    async def pool_state(self, pool: str, epoch: float, mine: Sequence[str], deadline: float
+    async def pool_state(self, pool: str, epoch: float
                          ) -> tuple[tuple[TrackedVm, ...], frozenset[str], bool, frozenset[str]]:
-        """The pool's VMs as Redis knows them, the clones in flight (leases
-        not run out at ``epoch``, after renewing those of ``mine`` to
-        ``deadline``), the empty flag, and its VMs that on-demand requests
-        are provisioning."""
-        state = json.loads(await self._script(
-            "pool_state", args=[pool, int(epoch), int(deadline), *mine]))
+        """The pool's VMs as Redis knows them, the clones in flight
+        (reservations not run out at ``epoch``), the empty flag, and its VMs
+        that on-demand requests are provisioning."""
+        state = json.loads(await self._script("pool_state", args=[pool, int(epoch)]))
         tracked = tuple(
             TrackedVm(name=name, state=set_name, clone_time=parse_time(clone),
                       checkout=parse_time(checkout), lifetime_hours=_float_or_none(lifetime),
@@ -47,21 +46,23 @@ class PoolStore(Overrides, DemandStore, OndemandStore):
         return (tracked, frozenset(state["cloning"] or []), bool(state["empty"]),
                 frozenset(state["ondemand"] or []))
 
-    async def cloning(self, mine: Sequence[str], deadline: float) -> frozenset[str]:
-        """The names of the clones in flight, in every pool, after renewing
-        the leases of ``mine`` to ``deadline`` (see clones.lua)."""
-        names = await self._script("clones", args=[int(deadline), *mine])
-        return frozenset(names or [])
+    async def cloning(self, epoch: float) -> frozenset[str]:
+        """The names of the clones in flight, in every pool: reservations
+        not run out at ``epoch`` (Note [Clone reservations] in
+        clone_reserve.lua)."""
+        flat = await self._call(self._redis.execute_command("HGETALL", keys.CLONING)) or []
+        return frozenset(name for name, deadline in zip(flat[::2], flat[1::2])
+                         if float(deadline) >= int(epoch))
 
     # -- clones ----------------------------------------------------------------------
 
     async def reserve_clones(self, pool: str, names: Sequence[str], task_limit: int,
                              size: int, now: str, epoch: float,
-                             lease: float) -> list[str]:
+                             reservation: float) -> list[str]:
         """The names now pending and counted as cloning (see clone_reserve.lua)."""
         return list(await self._script(
             "clone_reserve",
-            args=[pool, task_limit, size, now, int(epoch), int(lease), *names]))
+            args=[pool, task_limit, size, now, int(epoch), int(reservation), *names]))
 
     async def clone_ended(self, pool: str, host: str, ok: bool, seconds: float,
                           day: str) -> None:
@@ -77,13 +78,13 @@ class PoolStore(Overrides, DemandStore, OndemandStore):
                            seconds: float) -> None:
         """Say, for ``seconds``, that the pool's clones are paused (Note
         [Failing clones] in maintainer.py)."""
-        await self._call(self._redis.execute_command(
+        await self._write(
             "SET", keys.clone_pause(pool),
             json.dumps({"failures": failures, "reason": reason, "until": until}),
-            "EX", max(int(seconds), 1)))
+            "EX", max(int(seconds), 1))
 
     async def resume_clones(self, pool: str) -> None:
-        await self._call(self._redis.execute_command("DEL", keys.clone_pause(pool)))
+        await self._write("DEL", keys.clone_pause(pool))
 
     # -- transitions -----------------------------------------------------------------
 
@@ -143,7 +144,12 @@ class PoolStore(Overrides, DemandStore, OndemandStore):
 
     async def set_empty(self, pool: str, empty: bool) -> None:
         key = keys.empty(pool)
-        await self._call(self._redis.set(key, "true") if empty else self._redis.delete(key))
+        await self._write(*(("SET", key, "true") if empty else ("DEL", key)))
+
+    async def hold(self) -> None:
+        """Nothing, but checked against the pool's lease as every write
+        (Note [Pool leases] in manager/leases.py)."""
+        await self._script("held")
 
     # -- disk and snapshot requests ------------------------------------------------------
 

@@ -10,9 +10,10 @@ reconnects by itself.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from importlib import resources
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol, Self, Sequence
 
 import txredisapi
 from twisted.internet.defer import Deferred, TimeoutError
@@ -20,7 +21,7 @@ from twisted.internet.error import ConnectError, ConnectionLost
 from twisted.internet.interfaces import IReactorTime
 
 from ..telemetry.metrics import Metrics
-from .errors import StoreUnavailable
+from .errors import LeaseLost, StoreUnavailable
 
 UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
                                  "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
@@ -38,14 +39,21 @@ class RedisClient(Protocol):
     def disconnect(self) -> Deferred[Any]: ...
 
 
-def load_scripts() -> dict[str, tuple[str, str]]:
-    """Each script of ``lua/`` (source and SHA1), by its file's name."""
+def load_scripts(preamble: str = "") -> dict[str, tuple[str, str]]:
+    """Each script of ``lua/`` (source and SHA1), by its file's name, each
+    after ``preamble``."""
     found = {}
     for entry in resources.files(__package__).joinpath("lua").iterdir():
         if entry.name.endswith(".lua"):
-            source = entry.read_text()
+            source = preamble + entry.read_text()
             found[entry.name[:-4]] = (source, hashlib.sha1(source.encode()).hexdigest())
     return found
+
+
+def load_fenced() -> dict[str, tuple[str, str]]:
+    """The scripts as a lease holder runs them (Note [Pool leases])."""
+    lua = resources.files(__package__).joinpath("lua")
+    return load_scripts(lua.joinpath("preamble", "lease.lua").read_text())
 
 
 class Scripts:
@@ -58,6 +66,20 @@ class Scripts:
         self._timeout = timeout
         self._metrics = metrics
         self._scripts = load_scripts()
+        self._lease: tuple[str, str] | None = None  # see held_by
+
+    def held_by(self, lease: str, holder: str) -> Self:
+        """
+        This store, with every script checked against the lease ``lease``
+        (a key) being ``holder``'s, and every plain write made through a
+        script (:meth:`_write`): Note [Pool leases] in manager/leases.py.
+        A write without the lease raises :class:`LeaseLost` and changes
+        nothing.
+        """
+        fenced = copy.copy(self)
+        fenced._lease = (lease, holder)
+        fenced._scripts = load_fenced()
+        return fenced
 
     async def _call(self, d: Deferred[Any]) -> Any:
         d.addTimeout(self._timeout, self._reactor)
@@ -69,8 +91,11 @@ class Scripts:
         except txredisapi.ResponseError as e:
             # Redis busy with a script, loading its data, a read-only
             # replica, out of memory...: not the request's fault.
-            if str(e).split(" ", 1)[0] in UNAVAILABLE_REPLIES:
-                raise self._unavailable(str(e).split(" ", 1)[0]) from None
+            reply = str(e).split(" ", 1)[0]
+            if reply in UNAVAILABLE_REPLIES:
+                raise self._unavailable(reply) from None
+            if reply == "NOTHELD":
+                raise LeaseLost(str(e)) from None
             raise
 
     def _unavailable(self, why: str) -> StoreUnavailable:
@@ -82,6 +107,8 @@ class Scripts:
                       args: Sequence[Any] = ()) -> Any:
         """Run a script by its hash, loading it first if Redis lacks it."""
         source, sha = self._scripts[name]
+        if self._lease is not None:
+            args = [*self._lease, *args]
         try:
             return await self._call(self._redis.execute_command(
                 "EVALSHA", sha, len(keys), *keys, *args))
@@ -90,6 +117,12 @@ class Scripts:
                 raise
         return await self._call(self._redis.execute_command(
             "EVAL", source, len(keys), *keys, *args))
+
+    async def _write(self, *command: Any) -> Any:
+        """A plain write; a lease holder's through command.lua."""
+        if self._lease is not None:
+            return await self._script("command", args=command)
+        return await self._call(self._redis.execute_command(*command))
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())

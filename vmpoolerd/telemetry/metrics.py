@@ -54,6 +54,10 @@ class Metrics:
         self.hit_rate = Gauge("vmpooler_pool_hit_rate",
                               "The share of VMs asked for that were handed out, last 24 hours",
                               ["pool"], registry=r)
+        self.leases = Gauge("vmpooler_pool_lease",
+                            "1 for each pool whose lease this manager (its id the manager "
+                            "label) holds, 0 for the others it serves", ["pool", "manager"],
+                            registry=r)
         self.boots = Histogram("vmpooler_boot_seconds",
                                "From the start of a clone to the VM being ready",
                                ["pool"], buckets=DURATIONS, registry=r)
@@ -106,6 +110,9 @@ class Metrics:
             self.demand_rate.labels(pool).set(rate)
         if achieved is not None:
             self.hit_rate.labels(pool).set(achieved)
+
+    def lease(self, pool: str, manager: str, held: bool) -> None:
+        self.leases.labels(pool, manager).set(1 if held else 0)
 
     def booted(self, pool: str, seconds: float) -> None:
         self.boots.labels(pool).observe(seconds)

@@ -4,19 +4,26 @@
 -- Note [Pending before cloning]: a clone's name is in the pool's pending
 -- set, with its hash, BEFORE its clone task starts, so that a crash at any
 -- moment leaves nothing in vSphere that Redis does not know of.  The names
--- of clones in flight are in the hash vmpooler__cloning (name -> the epoch
--- second its lease runs out: Note [Clone leases] in clones.lua), and
--- vmpooler__tasks__clone is kept equal to its size.  An entry past its
--- deadline is a crashed daemon's: it is dropped here, so the limit cannot
--- leak away.
+-- of clones in flight are in the hash vmpooler__cloning, and
+-- vmpooler__tasks__clone is kept equal to its size.
+--
+-- Note [Clone reservations]: an entry of vmpooler__cloning (name -> the
+-- epoch second it runs out) is a short lease of the daemon running the
+-- clone on one of the task_limit slots.  That daemon's lease timer renews
+-- it every few seconds for as long as the clone runs, however long vCenter
+-- takes (lease_round.lua); only a dead (or cut off) daemon's entries run
+-- out, within seconds of its death.  Such an entry is dropped here, so the
+-- limit cannot leak away, and pool_state.lua leaves it out: its pending VM
+-- is then a clone lost when it is not in vSphere (its place is freed), and
+-- is adopted, readied as any pending VM, when it is.
 --
 -- Note [Daemons sharing a pool]: every daemon's maintainer may plan the
 -- same deficit at the same moment; the count is checked again here, where
 -- it is atomic, so that a pool is never filled past its size.
 --
 -- ARGV[1]: pool, ARGV[2]: task_limit, ARGV[3]: pool size, ARGV[4]: now
--- (timestamp text), ARGV[5]: now (epoch seconds), ARGV[6]: the lease
--- (seconds), ARGV[7..]: candidate names.  A candidate already known
+-- (timestamp text), ARGV[5]: now (epoch seconds), ARGV[6]: the
+-- reservation's length (seconds), ARGV[7..]: candidate names.  A candidate already known
 -- to Redis is skipped.  Returns the names reserved.
 local pool, limit, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now, epoch, lease = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])

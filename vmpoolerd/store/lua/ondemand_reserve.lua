@@ -1,12 +1,12 @@
 -- Reserve names for a request's clones, within task_limit (all clones)
 -- and ondemand_clone_limit (on-demand clones), as clone_reserve.lua does
--- for pools (Note [Pending before cloning], Note [Clone leases]); only
+-- for pools (Note [Pending before cloning], Note [Clone reservations]); only
 -- while the request is pending and this manager's (Note [On-demand VMs]
 -- in ondemand_create.lua).
 --
 -- ARGV[1]: id, ARGV[2]: pool, ARGV[3]: task_limit, ARGV[4]:
 -- ondemand_clone_limit, ARGV[5]: now (timestamp), ARGV[6]: now (epoch
--- seconds), ARGV[7]: the lease (seconds), ARGV[8]: the manager's id,
+-- seconds), ARGV[7]: the reservation's length (seconds), ARGV[8]: the manager's id,
 -- ARGV[9..]: candidate names.  Returns the names reserved.
 local id, pool = ARGV[1], ARGV[2]
 local limit, od_limit = tonumber(ARGV[3]), tonumber(ARGV[4])

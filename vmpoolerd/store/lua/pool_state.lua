@@ -1,20 +1,14 @@
 -- Everything the pool manager needs to know of one pool, in one call.
--- ARGV[1]: pool name, ARGV[2]: now (epoch seconds), ARGV[3]: the new
--- deadline of this maintainer's clones, ARGV[4..]: their names (renewed
--- here as in clones.lua: after the inventory as well as before it).
+-- ARGV[1]: pool name, ARGV[2]: now (epoch seconds).
 -- Returns JSON {"vms": [[name, set, clone, checkout, lifetime, check,
 -- ready], ...], "cloning": [name, ...], "empty": bool, "ondemand": [name,
 -- ...]}: "ondemand" names the VMs of the pool that on-demand requests are
 -- provisioning (Note [On-demand VMs] in ondemand_create.lua).  "cloning" leaves
--- out the entries past their deadline (a crashed daemon's: Note [Clone
--- leases] in clones.lua), so that they do not take the slots the manager
--- plans with; clone_reserve.lua drops them.
+-- out the reservations run out (a crashed daemon's: Note [Clone
+-- reservations] in clone_reserve.lua), so that they do not take the slots
+-- the manager plans with, and their pending VMs count as clones lost
+-- (adopted instead if they reached vSphere); clone_reserve.lua drops them.
 local pool, epoch = ARGV[1], tonumber(ARGV[2])
-for i = 4, #ARGV do
-  if redis.call('HEXISTS', 'vmpooler__cloning', ARGV[i]) == 1 then
-    redis.call('HSET', 'vmpooler__cloning', ARGV[i], ARGV[3])
-  end
-end
 local vms = {}
 for _, set in ipairs({'pending', 'ready', 'running', 'completed', 'discovered'}) do
   for _, host in ipairs(redis.call('SMEMBERS', 'vmpooler__' .. set .. '__' .. pool)) do

@@ -1,0 +1,145 @@
+"""
+Which pools this manager maintains: its lease timer.
+
+Note [Pool leases]: any number of managers may share one Redis; each pool
+is maintained by one of them at a time, the holder of its lease
+(``vmpooler__lease__<pool>``: the manager's id, for LEASE seconds).  A
+timer of its own, every RENEW seconds and never held up by a pool's cycle
+(which may back off to a minute), renews what the manager holds, gives
+back what it holds beyond its share (its pools divided by the managers
+alive, rounded up) and takes free pools up to that share, all in one
+script (``lua/lease_round.lua``).  So managers spread the pools between
+them, one that joins gets its share within two rounds, and a killed
+manager's pools are free within LEASE seconds and taken within RENEW
+more.  A manager that stops gives its leases back at once.
+
+Every write a maintainer makes in a cycle runs in a script that first
+checks the lease (``lua/preamble/lease.lua``, :meth:`Scripts.held_by
+<vmpoolerd.store.scripts.Scripts.held_by>`): a manager that paused past
+its lease (a stuck thread, a network split) changes nothing, and stops
+that pool's maintainer when told so (``LeaseLost``).  The manager also
+stops its maintainers by itself once its last renewal is LEASE seconds
+old, before the lease can pass to another.
+
+The same timer renews the reservations of the manager's clones in flight
+(Note [Clone reservations] in ``lua/clone_reserve.lua``) to RESERVATION
+seconds: a killed manager's clones free their slots within that.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from typing import Callable, Iterable, Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from ..store.leases import LeaseStore
+
+log = Logger()
+
+LEASE = 10.0  # seconds a pool's lease lasts unrenewed (CONTRACT: at most 15)
+RENEW = 2.0  # seconds between the timer's rounds
+RESERVATION = 15.0  # seconds a clone's reservation lasts unrenewed
+
+
+def manager_id() -> str:
+    """This manager's id: its host, its process, and a random part (a
+    restarted manager is another, even with the same pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Leases:
+    """
+    The lease timer of the manager ``identity`` serving ``pools``; calls
+    ``changed`` with the pools it holds whenever they change.
+    ``reserved`` answers the names of its clones in flight.
+    """
+
+    def __init__(self, identity: str, pools: Sequence[str], store: LeaseStore,
+                 clock: IReactorTime, reserved: Callable[[], Iterable[str]],
+                 changed: Callable[[frozenset[str]], None]) -> None:
+        self.identity = identity
+        self._pools = list(pools)
+        self._store = store
+        self._clock = clock
+        self._reserved = reserved
+        self._changed = changed
+        self._loop = LoopingCall(self._round)
+        self._loop.clock = clock
+        self._expiry: IDelayedCall | None = None
+        self._failing = False
+        self.held: frozenset[str] = frozenset()
+        self.rounds = 0
+
+    def start(self) -> None:
+        self._loop.start(RENEW, now=True)
+
+    def _round(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._attempt())
+
+    async def _attempt(self) -> None:
+        sent = self._clock.seconds()
+        try:
+            held = await self._store.lease_round(
+                self.identity, self._pools, LEASE, sorted(self._reserved()),
+                sent + RESERVATION)
+        except Exception as e:
+            if not self._failing:
+                log.warn("[!] pool leases not renewed: {error}", error=str(e) or type(e).__name__)
+            self._failing = True
+            return
+        self.rounds += 1
+        if self._failing:
+            log.info("pool leases renewed again")
+            self._failing = False
+        # Redis started the leases after ``sent``: they cannot run out
+        # before this does.
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
+        self._expiry = self._clock.callLater(max(sent + LEASE - self._clock.seconds(), 0),
+                                             self._expire)
+        self._hold(held)
+
+    def _expire(self) -> None:
+        """No renewal for LEASE seconds: another manager may now hold them."""
+        self._expiry = None
+        if self.held:
+            log.warn("[!] pool leases not renewed for {seconds:g} s: maintaining none of "
+                     "{pools} until they are", seconds=LEASE, pools=", ".join(sorted(self.held)))
+        self._hold(frozenset())
+
+    def _hold(self, held: frozenset[str]) -> None:
+        if held == self.held:
+            return
+        for pool in sorted(held - self.held):
+            log.info("[{pool}] lease taken by {manager}", pool=pool, manager=self.identity)
+        for pool in sorted(self.held - held):
+            log.info("[{pool}] lease given up by {manager}", pool=pool, manager=self.identity)
+        self.held = held
+        self._changed(held)
+
+    def lost(self, pool: str) -> None:
+        """A write found ``pool``'s lease held by another (or by none)."""
+        self._hold(self.held - {pool})
+
+    async def release(self) -> None:
+        """Hold nothing more, and say so in Redis at once; the timer goes on
+        renewing the clones' reservations until :meth:`stop`."""
+        pools, self._pools = self._pools, []
+        self._hold(frozenset())
+        try:
+            await self._store.lease_release(self.identity, pools)
+        except Exception as e:
+            log.warn("[!] pool leases not given back (they run out in {seconds:g} s): "
+                     "{error}", seconds=LEASE, error=str(e) or type(e).__name__)
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()

@@ -1,0 +1,31 @@
+"""
+The managers' side of Redis for pool leases and clone reservations
+(``lua/lease_round.lua``, ``lease_release.lua``; Note [Pool leases] in
+``manager/leases.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Self, Sequence
+
+from . import keys
+from .scripts import Scripts
+
+
+class LeaseStore(Scripts):
+    def holding(self, pool: str, identity: str) -> Self:
+        """This store, its writes checked against ``pool``'s lease being
+        ``identity``'s (see Scripts.held_by)."""
+        return self.held_by(keys.lease(pool), identity)
+
+    async def lease_round(self, identity: str, pools: Sequence[str], lease: float,
+                          reserved: Sequence[str], deadline: float) -> frozenset[str]:
+        """The pools ``identity`` holds for ``lease`` seconds more, after
+        renewing the reservations of its clones ``reserved`` to
+        ``deadline`` (see lease_round.lua)."""
+        held = await self._script("lease_round", args=[
+            identity, int(lease * 1000), int(deadline), len(pools), *pools, *reserved])
+        return frozenset(held or [])
+
+    async def lease_release(self, identity: str, pools: Sequence[str]) -> None:
+        await self._script("lease_release", args=[identity, *pools])

@@ -1,0 +1,12 @@
+-- A manager stopping gives back its leases at once, so that another takes
+-- its pools over without waiting for them to run out (Note [Pool leases]
+-- in manager/leases.py).  ARGV[1]: its id, ARGV[2..]: the pools it serves.
+local id = ARGV[1]
+for i = 2, #ARGV do
+  if redis.call('GET', 'vmpooler__lease__' .. ARGV[i]) == id then
+    redis.call('DEL', 'vmpooler__lease__' .. ARGV[i])
+  end
+end
+redis.call('DEL', 'vmpooler__manager__' .. id)
+redis.call('SREM', 'vmpooler__managers', id)
+return 1

@@ -1,0 +1,59 @@
+-- One round of a manager's lease timer (Note [Pool leases] in
+-- manager/leases.py), atomic: the manager says it is alive, renews the
+-- leases it holds, gives back what it holds beyond its share, takes free
+-- pools up to its share, and renews the reservations of its clones in
+-- flight (Note [Clone reservations] in clone_reserve.lua).
+--
+-- Its share is the pools it serves divided by the managers alive, rounded
+-- up: a manager that joins gets pools given back by the others, one that
+-- dies leaves its pools free when its leases run out.
+--
+-- ARGV[1]: the manager's id, ARGV[2]: the lease (milliseconds), ARGV[3]:
+-- the reservations' new deadline (epoch seconds), ARGV[4]: n, the number
+-- of pools, ARGV[5..4+n]: the pools it serves, ARGV[5+n..]: the names of
+-- its clones in flight.  Returns the pools it holds.  A manager serving no
+-- pool (one stopping: lease_release.lua) is not counted alive.
+local id, ttl, deadline, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+if n > 0 then
+  redis.call('SET', 'vmpooler__manager__' .. id, '1', 'PX', ttl)
+  redis.call('SADD', 'vmpooler__managers', id)
+end
+local alive = 0
+for _, other in ipairs(redis.call('SMEMBERS', 'vmpooler__managers')) do
+  if redis.call('EXISTS', 'vmpooler__manager__' .. other) == 1 then
+    alive = alive + 1
+  else
+    redis.call('SREM', 'vmpooler__managers', other)
+  end
+end
+local share = 0
+if n > 0 then
+  share = math.ceil(n / alive)
+end
+local held, free = {}, {}
+for i = 5, 4 + n do
+  local holder = redis.call('GET', 'vmpooler__lease__' .. ARGV[i])
+  if holder == id then
+    held[#held + 1] = ARGV[i]
+  elseif not holder then
+    free[#free + 1] = ARGV[i]
+  end
+end
+while #held > share do
+  redis.call('DEL', 'vmpooler__lease__' .. table.remove(held))
+end
+for _, pool in ipairs(free) do
+  if #held >= share then
+    break
+  end
+  held[#held + 1] = pool
+end
+for _, pool in ipairs(held) do
+  redis.call('SET', 'vmpooler__lease__' .. pool, id, 'PX', ttl)
+end
+for i = 5 + n, #ARGV do
+  if redis.call('HEXISTS', 'vmpooler__cloning', ARGV[i]) == 1 then
+    redis.call('HSET', 'vmpooler__cloning', ARGV[i], deadline)
+  end
+end
+return held
