@@ -416,6 +416,7 @@ class StatusTests(ApiCase):
         await self.redis.sadd(f"vmpooler__pending__{D64}", ["p1", "p2"])
         await self.redis.set("vmpooler__tasks__clone", "1")
         await self.redis.hset("vmpooler__lastboot", D64, "2023-11-14 22:00:00 +0000")
+        await self.redis.set(f"vmpooler__lease__{D64}", "host-a:123:0f0f0f")
         today = local_date(T0).isoformat()
         await self.redis.hset(f"vmpooler__clone__{today}", f"{D64}:a", "2.5")
         await self.redis.hset(f"vmpooler__clone__{today}", f"{D64}:b", "4.5")
@@ -434,8 +435,10 @@ class StatusTests(ApiCase):
                                               "empty": [C7]})
             self.assertEqual(body["pools"][D64], {
                 "ready": 5, "running": 0, "pending": 2, "max": 5,
-                "alias": ["debian-7-64", "debian"], "lastBoot": "2023-11-14 22:00:00 +0000"})
+                "alias": ["debian-7-64", "debian"], "lastBoot": "2023-11-14 22:00:00 +0000",
+                "manager": "host-a:123:0f0f0f"})
             self.assertEqual(body["pools"][C7]["running"], 3)
+            self.assertIsNone(body["pools"][C7]["manager"])  # no manager holds it
 
     async def test_all_pools_ready(self) -> None:
         body = (await self.client.get("/api/v1/status")).body

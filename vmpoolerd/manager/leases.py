@@ -7,8 +7,8 @@ is maintained by one of them at a time, the holder of its lease
 timer of its own, every RENEW seconds and never held up by a pool's cycle
 (which may back off to a minute), renews what the manager holds, gives
 back what it holds beyond its share (its pools divided by the managers
-alive, rounded up) and takes free pools up to that share, all in one
-script (``lua/lease_round.lua``).  So managers spread the pools between
+alive, the remainder one each to the first by id) and takes free pools up
+to that share, all in one script (``lua/lease_round.lua``).  So managers spread the pools between
 them, one that joins gets its share within two rounds, and a killed
 manager's pools are free within LEASE seconds and taken within RENEW
 more.  A manager that stops gives its leases back at once.

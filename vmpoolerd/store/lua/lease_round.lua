@@ -4,9 +4,10 @@
 -- pools up to its share, and renews the reservations of its clones in
 -- flight (Note [Clone reservations] in clone_reserve.lua).
 --
--- Its share is the pools it serves divided by the managers alive, rounded
--- up: a manager that joins gets pools given back by the others, one that
--- dies leaves its pools free when its leases run out.
+-- Its share is the pools it serves divided by the managers alive, the
+-- remainder going one each to the first managers by id, so that the shares
+-- add up to the pools: a manager that joins gets pools given back by the
+-- others, one that dies leaves its pools free when its leases run out.
 --
 -- ARGV[1]: the manager's id, ARGV[2]: the lease (milliseconds), ARGV[3]:
 -- the reservations' new deadline (epoch seconds), ARGV[4]: n, the number
@@ -18,17 +19,23 @@ if n > 0 then
   redis.call('SET', 'vmpooler__manager__' .. id, '1', 'PX', ttl)
   redis.call('SADD', 'vmpooler__managers', id)
 end
-local alive = 0
+local alive = {}
 for _, other in ipairs(redis.call('SMEMBERS', 'vmpooler__managers')) do
   if redis.call('EXISTS', 'vmpooler__manager__' .. other) == 1 then
-    alive = alive + 1
+    alive[#alive + 1] = other
   else
     redis.call('SREM', 'vmpooler__managers', other)
   end
 end
+table.sort(alive)
 local share = 0
-if n > 0 then
-  share = math.ceil(n / alive)
+for rank, other in ipairs(alive) do
+  if other == id then
+    share = math.floor(n / #alive)
+    if rank <= n % #alive then
+      share = share + 1
+    end
+  end
 end
 local held, free = {}, {}
 for i = 5, 4 + n do
