@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import select
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 
 import treq
@@ -19,20 +17,18 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.plugin import getPlugins
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http_headers import Headers
 
 from vmpoolerd.api.site import connection_cap
 from vmpoolerd.tap import Options
 
+from .daemons import DaemonCase
 from .fixtures import config_text, fill_ready
-from .processes import free_port, stop_process
+from .processes import free_port
 from .redis_server import fresh_redis, redis_server
 from .vcsim_server import VcsimServer, start_vcsim
 from .waiting import until
-
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
-
 
 def raw_get(port: int, path: str) -> tuple[bytes, bytes]:
     """The head and body of a GET, as they come on the wire."""
@@ -85,38 +81,8 @@ class PluginTests(SynchronousTestCase):
         self.assertEqual(options["parsed"].redis.port, 7000)
 
 
-class DaemonTests(TestCase):
+class DaemonTests(DaemonCase):
     timeout = 60
-
-    def start(self, text: str, *options: str, descriptors: int | None = None
-              ) -> subprocess.Popen[bytes]:
-        path = self.mktemp()
-        with open(path, "w") as f:
-            f.write(text)
-        self.log = self.mktemp()
-        process = subprocess.Popen(
-            [TWISTD, "-n", "--logfile", self.log, "--pidfile", "", "vmpoolerd", "--config", path,
-             *options],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, "VSPHERE_PASSWORD": "vsphere-secret"},
-            preexec_fn=None if descriptors is None else lambda: resource.setrlimit(
-                resource.RLIMIT_NOFILE, (descriptors, descriptors)))
-        self.addCleanup(stop_process, process, 0)
-        return process
-
-    async def wait_listening(self, process: subprocess.Popen[bytes], port: int) -> None:
-        def listening() -> bool:
-            self.assertIsNone(process.poll(), "the daemon exited")
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.1).close()
-            except OSError:
-                return False
-            return True
-        await until("the daemon to listen", listening, seconds=10)
-
-    async def wait_exit(self, process: subprocess.Popen[bytes]) -> int:
-        await until("the daemon to stop", lambda: process.poll() is not None, seconds=10)
-        return process.returncode
 
     async def test_serves_and_stops_on_sigterm(self) -> None:
         redis = await fresh_redis(self)

@@ -6,6 +6,8 @@ takeover, and the clone reservations the lease timer renews.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
@@ -13,11 +15,14 @@ from twisted.trial.unittest import TestCase
 
 from vmpoolerd.manager.leases import LEASE, RENEW, RESERVATION, Leases
 from vmpoolerd.manager.maintainer import Maintainer
+from vmpoolerd.manager.service import Manager
 from vmpoolerd.store.errors import LeaseLost
 from vmpoolerd.store.pools import PoolStore
+from vmpoolerd.vsphere.provider import Provider
 
-from .manager_case import DEBIAN, ManagerCase
+from .manager_case import CENTOS, DEBIAN, ManagerCase
 from .redis_server import fresh_redis
+from .waiting import until
 
 POOLS = ["a", "b", "c", "d"]
 
@@ -176,3 +181,48 @@ class MaintainerLeaseTests(ManagerCase):
         await self.redis.set(f"vmpooler__lease__{DEBIAN}", "me")
         await maintainer.cycle()
         self.assertEqual(await self.redis.scard(f"vmpooler__pending__{DEBIAN}"), pool.size)
+
+
+class NeverClones:
+    """A provider whose clones never reach vSphere (the daemon dies first)."""
+
+    def __init__(self, real: Provider) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def clone(self, *args: Any, **kwargs: Any) -> Deferred[float]:
+        return Deferred()
+
+
+class DeadManagerTests(ManagerCase):
+    service = {"timeout": 15}  # minutes: what a short pool would wait before
+
+    async def test_a_dead_managers_clones_that_never_reached_vsphere_are_dropped(self) -> None:
+        """A manager dies with every clone reserved and none started in
+        vSphere.  Another takes its pools once its leases run out, drops
+        the reservations once they do, and fills the pools: in seconds,
+        not the pools' 15-minute timeout."""
+        dead = Manager(self.config, self.store, NeverClones(self.provider),  # type: ignore[arg-type]
+                       reactor, grace=0.1, identity="dead")
+        dead.startService()
+        self.addCleanup(dead.stopService)
+
+        async def reserved() -> set[str]:
+            names = (await self.members("pending", DEBIAN)) | await self.members(
+                "pending", CENTOS)
+            return names if len(names) == 5 else set()
+        lost = await until("the doomed clones to be reserved", reserved, seconds=10)
+        # It dies: no more rounds, no more cycles, nothing given back.
+        dead.leases.stop()
+        for maintainer in dead.maintainers.values():
+            maintainer.halt()
+        self.start()
+        await until("the pools to fill again", self.full, seconds=45)
+        for pool in (DEBIAN, CENTOS):
+            self.assertEqual(await self.redis.get(f"vmpooler__lease__{pool}"),
+                             self.manager.identity)
+            self.assertFalse(lost & await self.members("pending", pool))
+            self.assertFalse(lost & self.names_in(pool))
+        self.assertFalse(lost & set(await self.redis.hkeys("vmpooler__cloning")))
