@@ -65,6 +65,18 @@ class RedisConfig:
     password: str | None = field(default=None, repr=False)
     db: int = 0
     data_ttl_hours: float = 168.0
+    # Redis Sentinel (CONTRACT §8): the Sentinels' ``host:port`` (then
+    # server and port are not used) and the name of the master they watch.
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str = "mymaster"
+
+    @property
+    def where(self) -> str:
+        """Where the daemon finds Redis, for its log."""
+        if self.sentinels:
+            return (f"master {self.master_name!r} of Sentinels "
+                    + ", ".join(f"{host}:{port}" for host, port in self.sentinels))
+        return f"{self.server}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -493,10 +505,27 @@ def _dns_configs(s: _Section) -> dict[str, str | None]:
     return domains
 
 
+def _address(where: str, value: Any) -> tuple[str, int]:
+    """``host:port`` (a Sentinel's)."""
+    host, colon, port = _string(where, value).rpartition(":")
+    if not colon or not host:
+        raise ConfigError(f"{where}: must be host:port, not {value!r}")
+    return host.strip("[]"), _port(where, port)
+
+
+def _addresses(where: str, value: Any) -> tuple[tuple[str, int], ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ConfigError(f"{where}: must list at least one Sentinel (host:port)")
+    return tuple(_address(f"{where}[{i}]", v) for i, v in enumerate(values))
+
+
 def _redis(s: _Section, environ: Mapping[str, str]) -> RedisConfig:
     fields = s.fields({"server": ("server", _string), "port": ("port", _port),
                        "password": ("password", _string), "db": ("db", _port_or_zero),
-                       "data_ttl_hours": ("data_ttl", _positive_number)})
+                       "data_ttl_hours": ("data_ttl", _positive_number),
+                       "sentinels": ("sentinels", _addresses),
+                       "master_name": ("master_name", _name)})
     if environ.get("REDIS_SERVER"):
         fields["server"] = environ["REDIS_SERVER"]
     if environ.get("REDIS_PORT"):

@@ -205,10 +205,9 @@ def make_service(config: Config, reactor: Any = default_reactor,
                       health_only=not serving)
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)
-    log.info("vmpoolerd ({role}) for {site}: {n} pools, Redis at {redis}:{port}, auth {auth}",
+    log.info("vmpoolerd ({role}) for {site}: {n} pools, Redis at {redis}, auth {auth}",
              role=role, site=config.service.site_name, n=len(config.pools),
-             redis=config.redis.server, port=config.redis.port,
-             auth="ldap" if config.auth else "off")
+             redis=config.redis.where, auth="ldap" if config.auth else "off")
     for warning in config.warnings:
         log.warn("config: {warning}", warning=warning)
     return top

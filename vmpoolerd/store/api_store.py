@@ -196,12 +196,15 @@ class ApiStore(Overrides, OndemandStore):
         key = f"{self._batch_prefix}{next(self._batches)}"
         seen = self._generation.seen if self._generation else None
         try:
-            answer = json.loads(await self._script(
+            text, replicated = await self._replicated(
                 "checkout", keys=[key], args=[payload, UNDO_WINDOW, seen.id if seen else "",
-                                              seen.count if seen else 0]))
+                                              seen.count if seen else 0])
+            if not replicated:  # Note [Replicated answers] in scripts.py
+                raise StoreUnavailable("no Redis replica acknowledged the checkout in time")
         except StoreUnavailable:
             self._undo([key], [UNDO_WINDOW], self._reactor.seconds() + UNDO_WINDOW, 0.0)
             raise
+        answer = json.loads(text)
         if answer == "cancelled":  # an undo got there first: nothing was handed out
             raise StoreUnavailable("Redis did not answer in time")
         if answer == "doubt":  # Note [Checkouts and generations] in checkout.lua

@@ -47,9 +47,17 @@ class LogsIn(txredisapi.RedisProtocol):
                 await self.auth(login.password)
             if login.db:
                 await self.select(login.db)
+            # Through Sentinels (Note [Following the master]), a server
+            # that is no longer the master is left at once.
+            role = (await self.role())[0] if login.sentinels else "master"
         except Exception as e:  # the reply, a timeout, a lost connection
             log.warn("Redis: logging in on a new connection failed ({error}); trying again",
                      error=str(e) or type(e).__name__)
+            self.transport.loseConnection()
+            return
+        if role != "master":
+            log.warn("Redis: {peer} is a {role}, not the master; asking the Sentinels again",
+                     peer=str(self.transport.getPeer()), role=role)
             self.transport.loseConnection()
             return
         # Without a password or a database of its factory's, txredisapi's
@@ -83,7 +91,10 @@ class _Connection(LogsIn):
 
 
 def connect(config: RedisConfig, timeout: float) -> txredisapi.ConnectionHandler:
-    """A lazy, self-reconnecting txredisapi connection pool."""
+    """A lazy, self-reconnecting txredisapi connection pool (to the master
+    the Sentinels name, when ``config`` lists them)."""
+    if config.sentinels:
+        return _through_sentinels(config, timeout)
     redis = txredisapi.lazyConnectionPool(
         host=config.server, port=config.port, poolsize=2, convertNumbers=False,
         connectTimeout=timeout, replyTimeout=timeout)
@@ -91,6 +102,51 @@ def connect(config: RedisConfig, timeout: float) -> txredisapi.ConnectionHandler
     redis._factory.protocol = _Connection
     redis._factory.login = config
     return redis
+
+
+class _SentinelFactory(txredisapi.SentinelConnectionFactory):
+    """
+    Note [Following the master]: with ``:redis: sentinels:``, every
+    connection attempt first asks the Sentinels which server is the master
+    of ``master_name`` (txredisapi's Sentinel endpoint), and a connection
+    made to a server that is not the master is dropped (LogsIn).  When the
+    master dies its connections are lost, and the attempts go on, at most
+    a second apart, until the Sentinels name the replica they promoted: no
+    restart, no change of config.  A Sentinel that does not answer is
+    skipped; one that has no healthy master to name is asked again.
+    """
+
+    maxDelay = 1  # seconds between attempts, at most (also each one's connect timeout)
+
+
+class _SentinelHandler(txredisapi.ConnectionHandler):
+    """Disconnecting closes the Sentinel connections too."""
+
+    async def _disconnect(self) -> None:
+        await self._factory.disconnect()
+        await self._factory.sentinel_manager.disconnect()
+
+    def disconnect(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._disconnect())
+
+
+def _sentinels(config: RedisConfig, timeout: float) -> txredisapi.Sentinel:
+    sentinels = txredisapi.Sentinel(list(config.sentinels), connectTimeout=timeout,
+                                    replyTimeout=timeout, convertNumbers=False)
+    # How long one discovery waits for a Sentinel to name a healthy master.
+    sentinels.discovery_timeout = timeout
+    return sentinels
+
+
+def _through_sentinels(config: RedisConfig, timeout: float) -> txredisapi.ConnectionHandler:
+    factory = _SentinelFactory(
+        sentinel_manager=_sentinels(config, timeout), service_name=config.master_name,
+        is_master=True, uuid=None, dbid=None, poolsize=2, isLazy=True,
+        handler=_SentinelHandler, convertNumbers=False, replyTimeout=timeout)
+    factory.protocol = _Connection
+    factory.login = config
+    factory.startConnecting(txredisapi._SentinelEndpoint(factory))
+    return factory.handler
 
 
 class _Wakeups(LogsIn, txredisapi.SubscriberProtocol):
@@ -109,14 +165,31 @@ class _Wakeups(LogsIn, txredisapi.SubscriberProtocol):
         self.factory.on_checkout(message)
 
 
+class _WakeupFactory(txredisapi.SubscriberFactory):
+    sentinel_manager: txredisapi.Sentinel | None = None
+
+    async def _disconnect(self) -> None:
+        await super().disconnect()
+        if self.sentinel_manager is not None:
+            await self.sentinel_manager.disconnect()
+
+    def disconnect(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._disconnect())
+
+
 def subscribe_checkouts(config: RedisConfig, reactor: IReactorTCP,
                         on_checkout: Callable[[str], None]) -> Any:
     """A self-reconnecting subscription; call ``.disconnect()`` on the result to end it."""
-    factory = txredisapi.SubscriberFactory()
+    factory = _WakeupFactory()
     factory.protocol = _Wakeups
     factory.login = config  # see LogsIn
     factory.on_checkout = on_checkout
-    factory.startConnecting(HostnameEndpoint(reactor, config.server, config.port))
+    if config.sentinels:  # Note [Following the master]
+        factory.sentinel_manager = _sentinels(config, 3.0)
+        factory.service_name, factory.is_master = config.master_name, True
+        factory.startConnecting(txredisapi._SentinelEndpoint(factory))
+    else:
+        factory.startConnecting(HostnameEndpoint(reactor, config.server, config.port))
     return factory
 
 

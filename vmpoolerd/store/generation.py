@@ -66,9 +66,14 @@ class Generation:
 class GenerationStore(Scripts):
     async def check(self, seen: Generation, pools: Sequence[str]) -> Generation:
         """Check Redis against what the daemon saw (lua/generation.lua); the
-        marker as it is now, and the doubt, if any."""
-        marker, count, doubt = await self._script(
+        marker as it is now, and the doubt, if any.  A marker no replica
+        has yet is not taken as seen (Note [Replicated answers] in
+        scripts.py): were the master to die, the replica promoted would
+        otherwise look rolled back."""
+        (marker, count, doubt), replicated = await self._replicated(
             "generation", args=[seen.id, seen.count, secrets.token_hex(8), *pools])
+        if not replicated:
+            return dataclasses.replace(seen, doubt=str(doubt) or None)
         return Generation(str(marker), int(count), str(doubt) or None)
 
     async def doubt(self) -> str | None:

@@ -23,12 +23,15 @@ from twisted.internet.interfaces import IReactorTime
 from ..telemetry.metrics import Metrics
 from .errors import LeaseLost, StoreUnavailable
 
+WAIT_MS = 1000  # how long a write waits for a replica to have it (Note [Replicated answers])
 UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
                                  "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
 
 
 class RedisClient(Protocol):
     """What the stores use of a txredisapi connection pool."""
+
+    _factory: Any  # txredisapi's: its connections
 
     def execute_command(self, *args: Any) -> Deferred[Any]: ...
     def ping(self) -> Deferred[Any]: ...
@@ -104,19 +107,49 @@ class Scripts:
         return StoreUnavailable(f"Redis did not answer: {why}")
 
     async def _script(self, name: str, keys: Sequence[str] = (),
-                      args: Sequence[Any] = ()) -> Any:
-        """Run a script by its hash, loading it first if Redis lacks it."""
+                      args: Sequence[Any] = (), on: Any = None) -> Any:
+        """Run a script by its hash, loading it first if Redis lacks it (on
+        the connection ``on``, else on any)."""
+        client = on or self._redis
         source, sha = self._scripts[name]
         if self._lease is not None:
             args = [*self._lease, *args]
         try:
-            return await self._call(self._redis.execute_command(
+            return await self._call(client.execute_command(
                 "EVALSHA", sha, len(keys), *keys, *args))
         except txredisapi.ResponseError as e:
             if not str(e).startswith("NOSCRIPT"):
                 raise
-        return await self._call(self._redis.execute_command(
+        return await self._call(client.execute_command(
             "EVAL", source, len(keys), *keys, *args))
+
+    async def _replicated(self, name: str, keys: Sequence[str] = (),
+                          args: Sequence[Any] = ()) -> tuple[Any, bool]:
+        """
+        Run a script, and whether a replica has its writes (or the master
+        has none).
+
+        Note [Replicated answers]: a Redis master acknowledges a write
+        before its replicas have it; should it die then, Sentinel promotes
+        a replica without it.  A checkout answered so would be undone by
+        the failover, and its VMs handed out again.  So when the master has
+        replicas, the script's answer is used only once ``WAIT`` says one
+        has it.  ``WAIT`` counts what its own connection wrote, so the
+        script, the ``ROLE`` that says whether there are replicas (sent
+        with it: no extra round trip) and the ``WAIT`` go on one connection.
+        """
+        connection = await self._call(self._redis._factory.getConnection(peek=True))
+        role = connection.execute_command("ROLE")
+        try:
+            answer = await self._script(name, keys, args, on=connection)
+        except Exception:
+            role.addErrback(lambda _: None)
+            raise
+        master = await self._call(role)
+        if master[0] != "master" or not master[2]:
+            return answer, True
+        acked = await self._call(connection.execute_command("WAIT", 1, WAIT_MS))
+        return answer, int(acked) >= 1
 
     async def _write(self, *command: Any) -> Any:
         """A plain write; a lease holder's through command.lua."""
