@@ -183,6 +183,22 @@ class ErrorTests(SynchronousTestCase):
         config = parse_config(MINIMAL + ":config:\n  listen: 'unix:/x.sock'\n")
         self.assertEqual(config.service.listen, "unix:/x.sock")
 
+    def test_sentinels(self) -> None:
+        config = parse_config(MINIMAL + ":redis:\n  sentinels: ['10.0.0.1:26379', "
+                              "'[::1]:26380']\n  master_name: pooler\n")
+        self.assertEqual((config.redis.sentinels, config.redis.master_name),
+                         ((("10.0.0.1", 26379), ("::1", 26380)), "pooler"))
+        self.assertEqual(parse_config(MINIMAL + ":redis:\n  sentinels: 's:1'\n"
+                                      ).redis.master_name, "mymaster")
+        for entry, why in (("'s'", "must be host:port, not 's'"),
+                           ("':26379'", "must be host:port, not ':26379'"),
+                           ("'s:0'", "must be a positive integer"),
+                           ("'s:99999'", "must be a port number (1-65535)")):
+            self.assertError(MINIMAL + f":redis:\n  sentinels: [{entry}]\n",
+                             f":redis:.sentinels[0]: {why}")
+        self.assertError(MINIMAL + ":redis:\n  sentinels: []\n",
+                         ":redis:.sentinels: must list at least one Sentinel (host:port)")
+
     def test_names(self) -> None:
         self.assertError(MINIMAL.replace("debian-7-i386\n", "debian 7\n", 1),
                          ":pools:[0].name: must be letters, digits, '.', '_' or '-' "
