@@ -6,6 +6,9 @@ Several daemons on one Redis (part of `make bench`), with real processes:
   VM of its pool checked out at that moment.  The figure is the time from
   the kill to that pool's next cycle under the other manager (its first
   replacement clone recorded), against the goal of 15 s;
+- crash recovery: a manager killed with every clone in flight, a new one
+  started at once; the time until the pools are full again, against the
+  goal of 60 s (the pools' timeout, 15 minutes, before);
 - failover: an API daemon reaches Redis through three Sentinels (a master
   and a replica); four clients check out one VM at a time, without pause,
   and the master is killed with kill -9.  The figure is the time from the
@@ -145,6 +148,56 @@ def takeover(tmp: str) -> None:
         stop_process(redis)
 
 
+# --- crash recovery ---------------------------------------------------------------
+
+
+def recovery(tmp: str) -> None:
+    """A manager killed with every clone in flight (clones take 2 s), and a
+    new one started at once: seconds until the pools are full again, with,
+    for scale, how long filling them from empty took in the same run."""
+    redis_port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", tmp],
+                             stdout=subprocess.DEVNULL)
+    vcsim = start_vcsim(None, boot_delay_ms=100, clone_delay_ms=2000)
+    processes = [redis]
+    try:
+        wait_port(redis_port, redis)
+
+        def manager(name: str) -> None:
+            port = free_port()
+            text = manager_config(vcsim, redis_port, port).replace("size: 2", "size: 3")
+            process = twistd(tmp, name, text, "--role", "manager")
+            processes.append(process)
+            wait_port(port, process)
+
+        def full() -> bool:
+            return all(int(cli(redis_port, "SCARD", f"vmpooler__ready__{pool}")) == 3
+                       for pool in POOLS)
+        started = time.monotonic()
+        manager("recovery0")
+        filled = until("the pools to fill", full) - started
+        for pool in POOLS:  # as checkouts would: every VM out, six clones to make
+            for host in cli(redis_port, "SMEMBERS", f"vmpooler__ready__{pool}").split():
+                cli(redis_port, "SMOVE", f"vmpooler__ready__{pool}",
+                    f"vmpooler__running__{pool}", host)
+        until("six clones in flight",
+              lambda: int(cli(redis_port, "HLEN", "vmpooler__cloning")) == 6)
+        processes[-1].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        processes[-1].wait()
+        manager("recovery1")
+        back = until("the pools to be full again", full, seconds=120) - killed
+        print(f"crash recovery: pools full again {back:.1f} s after kill -9 of their manager "
+              f"with six clones in flight and a new manager started at once (goal <= 60 s; "
+              f"before, their 15-minute timeout); filling them from empty took "
+              f"{filled:.1f} s")
+    finally:
+        for process in reversed(processes):
+            stop_process(process)
+        vcsim.stop()
+
+
 # --- failover ---------------------------------------------------------------------
 
 
@@ -261,6 +314,7 @@ def main() -> None:
     print("several daemons: takeover of a killed manager's pools (two twistd managers, "
           "the simulator, one Redis)")
     takeover(tmp)
+    recovery(tmp)
     print("Sentinel failover: kill -9 of the master under 4 clients checking out through "
           "an API daemon (a master, a replica, three Sentinels)")
     figures = []

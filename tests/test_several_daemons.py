@@ -1,7 +1,9 @@
 """
 Several daemons on one Redis, as separate twistd processes (CONTRACT §8):
-managers spread the pools and take over a killed one's, and a manager
-killed mid-clone leaves its pool short for seconds, not for its timeout.
+managers spread the pools and take over a killed one's, a manager killed
+mid-clone leaves its pool short for seconds, not for its timeout, and the
+README's deployment (two managers, two API daemons, Sentinel) survives
+its master's death.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import time
 
 import treq
 
+from vmpoolerd.store.connection import connect
+
 from .daemons import DaemonCase
 from .processes import free_port
 from .redis_server import fresh_redis, redis_server
+from .sentinel_servers import SentinelGroup
 from .vcsim_server import VcsimServer, start_vcsim
 from .waiting import until
 
@@ -135,3 +140,75 @@ class SeveralManagersTests(DaemonCase):
             self.assertLessEqual(names, known)
         second.send_signal(signal.SIGTERM)
         self.assertEqual(await self.wait_exit(second), -signal.SIGTERM)
+
+
+class SentinelDeploymentTests(DaemonCase):
+    timeout = 120
+
+    async def test_two_managers_and_two_api_daemons_through_sentinel(self) -> None:
+        """The README's example: two managers and two API daemons, Redis
+        behind three Sentinels.  The managers share the pools, both API
+        daemons hand VMs out, and after the master's kill -9 the promoted
+        replica serves them all, the pools kept full, no VM handed twice,
+        Redis not in doubt."""
+        group = SentinelGroup()
+        self.addCleanup(group.stop)
+        redis = connect(group.config, 3.0)
+        self.addCleanup(redis.disconnect)
+        vcsim = start_vcsim(None, self, boot_delay_ms=100)
+
+        def sentinel_config(port: int) -> str:
+            plain = config(vcsim, port)
+            start, end = plain.index(":redis:"), plain.index(":config:")
+            return plain[:start] + group.yaml() + plain[end:]
+        managers: list[tuple[subprocess.Popen[bytes], int]] = []
+        apis: list[tuple[subprocess.Popen[bytes], int]] = []
+        for role, started in (("manager", managers), ("manager", managers), ("api", apis),
+                              ("api", apis)):
+            port = free_port()
+            process = self.start(sentinel_config(port), "--role", role)
+            await self.wait_listening(process, port)
+            started.append((process, port))
+
+        async def holders() -> set[str | None]:
+            return {await redis.get(f"vmpooler__lease__{pool}") for pool in POOLS}
+
+        async def spread_and_full() -> bool:
+            return (len(await holders() - {None}) == 2
+                    and all([await redis.scard(f"vmpooler__ready__{p}") == 2 for p in POOLS]))
+        await until("the managers to share the pools and fill them", spread_and_full,
+                    seconds=30)
+        handed: list[str] = []
+
+        async def checkout(port: int, pool: str) -> None:
+            response = await treq.post(f"http://127.0.0.1:{port}/api/v1/vm/{pool}",
+                                       persistent=False)
+            body = json.loads(await response.content())
+            self.assertEqual(response.code, 200, body)
+            handed.append(body[pool]["hostname"])
+        for (_, port), pool in zip(apis, POOLS):
+            await checkout(port, pool)
+        await until("the pools to refill", spread_and_full, seconds=30)
+        group.kill_master()
+        await until("the Sentinels to promote the replica", group.promoted, seconds=30)
+
+        async def answered() -> bool:
+            response = await treq.post(f"http://127.0.0.1:{apis[1][1]}/api/v1/vm/debian-7",
+                                       persistent=False)
+            body = json.loads(await response.content())
+            if response.code == 200:
+                handed.append(body["debian-7"]["hostname"])
+            return response.code == 200
+        await until("a checkout answered by the promoted replica", answered, seconds=15)
+        await checkout(apis[0][1], "centos-7")
+        await until("the managers to refill the pools on the promoted replica",
+                    spread_and_full, seconds=30)
+        self.assertEqual(len(handed), len(set(handed)))
+        running = set()
+        for pool in POOLS:
+            running |= set(await redis.smembers(f"vmpooler__running__{pool}"))
+        self.assertEqual(running, set(handed))
+        status = json.loads(await (await treq.get(
+            f"http://127.0.0.1:{apis[0][1]}/status", persistent=False)).content())
+        self.assertNotIn("doubt", status["status"])
+        self.assertEqual({status["pools"][p]["manager"] for p in POOLS}, await holders())
