@@ -197,9 +197,21 @@ class PendingTests(SynchronousTestCase):
 
     def test_reachable_but_not_booted_waits(self) -> None:
         for state in (seen("p1", hostname=None), seen("p1", hostname="localhost"),
-                      seen("p1", power="poweredOff"), seen("p1", power="suspended")):
+                      seen("p1", power="suspended")):
             self.assertEqual(transitions(observe(pending("p1"), inventory=[state])), [],
                              state)
+        # Powered off while its clone runs (it is powered on at its end).
+        self.assertEqual(transitions(observe(pending("p1"), cloning=["p1"], inventory=[
+            seen("p1", power="poweredOff", hostname=None)])), [])
+
+    def test_powered_off_with_its_clone_over_is_completed(self) -> None:
+        """Its daemon died between the clone and the power-on."""
+        obs = observe(pending("p1"), inventory=[seen("p1", power="poweredOff", hostname=None)],
+                      slots=1)
+        self.assertEqual(plan(obs)[:2], [
+            Complete("p1", "pending", "powered off", VmFailure(
+                failures.CLONE, "powered off with its clone over (its daemon died before "
+                "powering it on?)")), Clone(1)])
 
     def test_timeout_boundary(self) -> None:
         booting = [seen("p1", hostname=None)]
@@ -254,7 +266,8 @@ class PendingTests(SynchronousTestCase):
                          [])
 
     def test_in_inventory_and_not_cloning_is_not_lost(self) -> None:
-        obs = observe(pending("p1"), inventory=[seen("p1", power="poweredOff")])
+        """Booting with no clone in flight (a dead daemon's, adopted): waited for."""
+        obs = observe(pending("p1"), inventory=[seen("p1", hostname=None)])
         self.assertEqual(transitions(obs), [])
 
 

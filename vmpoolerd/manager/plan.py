@@ -19,8 +19,12 @@ function for its state, against the inventory of the pool folder:
   the pool's ``timeout`` since its clone was recorded -> completed
   ("timeout").  Else, absent from the inventory with no clone task in
   flight -> completed ("clone lost": the daemon died between recording
-  the name and starting the clone, or the clone failed).  Else it is
-  still cloning or booting: nothing.
+  the name and starting the clone, or the clone failed); powered off with
+  no clone task in flight -> completed ("powered off": a clone is
+  powered on before its task ends, so its daemon died in between, or
+  someone powered it off).  Else it is still cloning or booting: nothing.
+  A crashed daemon's pending VM that reached vSphere powered on is so
+  adopted: it becomes ready as any (Note [Clone reservations]).
 - ready: gone from vSphere -> :class:`Forget`; powered off -> completed;
   past ``ready_ttl`` since it became ready -> completed ("ready_ttl");
   due its periodic check (never checked, or ``vm_checktime`` minutes
@@ -322,8 +326,13 @@ def _plan_pending(obs: Observation, vm: TrackedVm) -> Action | None:
         return Ready(vm.name, boot)
     if _expired(obs.now, vm.clone_time, timeout_seconds(obs)):
         return Complete(vm.name, PENDING, "timeout", _not_ready(obs, vm.name, state))
-    if state is None and vm.name not in obs.cloning:
-        return Complete(vm.name, PENDING, "clone lost")
+    if vm.name not in obs.cloning:
+        if state is None:
+            return Complete(vm.name, PENDING, "clone lost")
+        if state.power_state == "poweredOff":
+            return Complete(vm.name, PENDING, "powered off", VmFailure(
+                failures.CLONE, "powered off with its clone over (its daemon died before "
+                "powering it on?)"))
     return None
 
 
