@@ -1,7 +1,8 @@
 """
 `make bench`: checkout throughput and latency against a bare Klein handler,
 then the pool manager's figures (bench/manager.py), on-demand requests'
-overhead (bench/ondemand.py) and demand-driven sizing (bench/sizing.py).
+overhead (bench/ondemand.py), demand-driven sizing (bench/sizing.py) and
+several daemons on one Redis (bench/several.py).
 
 The servers run on this machine in the same run, under the same load:
 wrk, 1 thread, 8 connections, POST /api/v1/vm/<pool>.  The daemon checks
@@ -228,3 +229,5 @@ if __name__ == "__main__":
     # On-demand requests' overhead, and demand-driven sizing over a week.
     subprocess.run([sys.executable, "-m", "bench.ondemand"], check=True)
     subprocess.run([sys.executable, "-m", "bench.sizing"], check=True)
+    # Several daemons: takeover, crash recovery, Sentinel failover, WAIT.
+    subprocess.run([sys.executable, "-m", "bench.several"], check=True)

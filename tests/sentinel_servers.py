@@ -63,7 +63,8 @@ class SentinelGroup:
         self.replica = RedisServer("--replicaof", "127.0.0.1", str(self.master.port))
         self.sentinels = [SentinelServer(self.master.port) for _ in range(3)]
         _wait("the replica to follow the master", lambda: "master_link_status:up"
-              in self.replica.cli("INFO", "replication"))
+              in self.replica.cli("INFO", "replication")
+              and "state=online" in self.master.cli("INFO", "replication"))
         _wait("the Sentinels to know each other and the replica", self._watching)
 
     def _watching(self) -> bool:
