@@ -144,14 +144,18 @@ class LeaseTimerTests(TestCase):
         self.assertEqual(self.changes[-1], frozenset(POOLS) - {"b"})
         # Redis stops answering: once the last renewal is LEASE old, the
         # manager acts on none, before another could take them.
+        self.assertIsNone(self.leases.trouble())
         self.leases._store = PoolStore(_Silent(), reactor, timeout=0.05)  # type: ignore[arg-type]
         for _ in range(int(LEASE / RENEW) - 1):
             self.clock.advance(RENEW)
             await deferLater(reactor, 0.1)
         self.assertEqual(self.changes[-1], frozenset(POOLS) - {"b"})
+        self.assertEqual(self.leases.trouble(), "pool leases not renewed (Redis did not "
+                         "answer: TimeoutError); pools still maintained: a, c, d")
         self.clock.advance(RENEW)
         await deferLater(reactor, 0.1)
         self.assertEqual(self.changes[-1], frozenset())
+        self.assertIn("pools still maintained: none", self.leases.trouble() or "")
 
 
 class _Silent:

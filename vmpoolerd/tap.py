@@ -188,6 +188,7 @@ def make_service(config: Config, reactor: Any = default_reactor,
                           doubts=doubts)
         manager.setServiceParent(top)
         warnings["pools"] = manager.paused
+        warnings["leases"] = manager.leases.trouble
     dashboard_store = DashboardStore(redis, reactor, REDIS_TIMEOUT)
     if serving:
         Sampler(config, dashboard_store, reactor).setServiceParent(top)

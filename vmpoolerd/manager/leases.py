@@ -72,7 +72,7 @@ class Leases:
         self._loop = LoopingCall(self._round)
         self._loop.clock = clock
         self._expiry: IDelayedCall | None = None
-        self._failing = False
+        self._failing: str | None = None  # why the last round failed
         self.held: frozenset[str] = frozenset()
         self.rounds = 0
 
@@ -89,14 +89,14 @@ class Leases:
                 self.identity, self._pools, LEASE, sorted(self._reserved()),
                 sent + RESERVATION)
         except Exception as e:
-            if not self._failing:
+            if self._failing is None:
                 log.warn("[!] pool leases not renewed: {error}", error=str(e) or type(e).__name__)
-            self._failing = True
+            self._failing = str(e) or type(e).__name__
             return
         self.rounds += 1
-        if self._failing:
+        if self._failing is not None:
             log.info("pool leases renewed again")
-            self._failing = False
+            self._failing = None
         # Redis started the leases after ``sent``: they cannot run out
         # before this does.
         if self._expiry is not None and self._expiry.active():
@@ -104,6 +104,13 @@ class Leases:
         self._expiry = self._clock.callLater(max(sent + LEASE - self._clock.seconds(), 0),
                                              self._expire)
         self._hold(held)
+
+    def trouble(self) -> str | None:
+        """For the health check: why the leases are not being renewed."""
+        if self._failing is None:
+            return None
+        held = ", ".join(sorted(self.held)) or "none"
+        return f"pool leases not renewed ({self._failing}); pools still maintained: {held}"
 
     def _expire(self) -> None:
         """No renewal for LEASE seconds: another manager may now hold them."""
