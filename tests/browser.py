@@ -81,10 +81,10 @@ class Cards(HTMLParser):
     """
     The dashboard's pool cards in a dumped DOM: ``cards[pool][field]`` is
     the text of the card's element of class ``field`` (``name``, ``ready``,
-    ``size``, ``running``).
+    ``size``, ``running``, ``explain``).
     """
 
-    FIELDS = ("name", "ready", "size", "running")
+    FIELDS = ("name", "ready", "size", "running", "explain")
 
     def __init__(self, html: str) -> None:
         super().__init__()

@@ -70,7 +70,7 @@ def dashboard_api(config: Config, redis: Any, clock: IReactorTime,
     """The API with the dashboard mounted, as the daemon serves it."""
     store = DashboardStore(redis, reactor, timeout)
     api_store = ApiStore(redis, reactor, timeout)
-    dashboard = Dashboard(config, store, clock, api_store.live)
+    dashboard = Dashboard(config, store, clock, api_store.live, api_store.pool_counts)
     return VmpoolerApi(config, api_store, clock, dashboard=dashboard.resource()), store
 
 
@@ -127,6 +127,26 @@ class StatsTests(DashboardCase):
         await self.redis.hset("vmpooler__config__poolsize", D32, "2")
         answer = await self.client.get("/dashboard/stats/vmpooler/pool")
         self.assertEqual(answer.body[D32], {"size": 2, "ready": 0})
+
+    async def test_failures_and_demand_explained(self) -> None:
+        """What /status says of a pool besides its counts (Note [Failures
+        explained], Note [Sizing from demand])."""
+        failure = {"host": "d32x", "kind": "port_refused", "reason": "port 22 refused",
+                   "time": "2026-11-29 00:00:00 +0000"}
+        await self.redis.hset(f"vmpooler__failure_counts__{D32}", "port_refused", "2")
+        await self.redis.lpush(f"vmpooler__failures__{D32}", json.dumps(failure))
+        demand = {"policy": "demand", "achieved_hit_rate": 0.97, "size": 4,
+                  "rate_per_hour": 12.5, "replenish_seconds": 90, "expected_hit_rate": 0.995,
+                  "hit_rate": 0.99, "min_size": 1, "max_size": 5}
+        await self.redis.hset(f"vmpooler__demand__{D64}", "shown", json.dumps(demand))
+        body = (await self.client.get("/dashboard/stats/vmpooler/pool")).body
+        self.assertEqual(body[D32], {"size": 5, "ready": 0, "failures": {
+            "count": {"port_refused": 2}, "recent": [failure]}})
+        self.assertEqual(body[D64], {"size": 5, "ready": 0, "demand": demand})
+        self.assertEqual(body[C7], {"size": 3, "ready": 0})
+        status = (await self.client.get("/api/v1/status")).body["pools"]
+        self.assertEqual(status[D32]["failures"], body[D32]["failures"])
+        self.assertEqual(status[D64]["demand"], demand)
 
     async def test_pool_history_oldest_first(self) -> None:
         answer = await self.client.get("/dashboard/stats/vmpooler/pool?history=1")
@@ -445,8 +465,21 @@ class BrowserTests(TestCase):
         await screenshot(self.url, path)
         self.assertGreater(os.path.getsize(path), 10_000)
 
+        # What /status explains shows under the chart: a pool's failures,
+        # and what its demand says (as the manager records them).
+        await self.redis.hset(f"vmpooler__failure_counts__{D32}", "no_ip", "1")
+        await self.redis.lpush(f"vmpooler__failures__{D32}", json.dumps(
+            {"host": "t-x", "kind": "no_ip", "reason": "no IP address after 15 minutes",
+             "time": "2026-11-29 00:00:00 +0000"}))
+        await self.redis.hset(f"vmpooler__demand__{C7}", "shown", json.dumps(
+            {"policy": "demand", "achieved_hit_rate": 0.9875, "size": 2,
+             "rate_per_hour": 3.5, "hit_rate": 0.99}))
+        explained = {D32: "1 failure", C7: "98.7% hits (24 h) \u00b7 sized 2 for 3.5/h, "
+                     "target 99%"}
         cards = await self.cards()
         for pool, size in BROWSER_POOLS.items():
+            explain = cards.cards[pool].pop("explain")
+            self.assertEqual(explain, explained.get(pool, ""), pool)
             self.assertEqual(cards.cards[pool], {"name": pool, "ready": str(size),
                                                  "size": str(size),
                                                  "running": str(running[pool])})

@@ -202,7 +202,7 @@ def make_service(config: Config, reactor: Any = default_reactor,
                       metrics=metrics, health=health, throttle=throttle, warnings=warnings,
                       off_reactor=partial(deferToThreadPool, reactor, reactor.getThreadPool()),
                       dashboard=Dashboard(config, dashboard_store, reactor,
-                                          store.live).resource(),
+                                          store.live, store.pool_counts).resource(),
                       health_only=not serving)
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)

@@ -8,7 +8,11 @@ the routes below are relative to it.  Their JSON is public API:
 
 ``GET /dashboard/stats/vmpooler/pool[?history=1]``
     ``{pool: {"size": 5, "ready": 3}}`` for every configured pool, in the
-    configuration's order.  With ``history`` (any value but ``0`` or
+    configuration's order; with what ``/status`` says of the pool besides
+    its counts, when there is something to say: ``failures`` (counts by
+    kind, the last few), ``demand`` (the hit rate achieved; for a
+    demand-sized pool the size set and the estimate behind it) and
+    ``clones_paused``.  With ``history`` (any value but ``0`` or
     ``false``) each pool also has ``"history": [[epoch, ready, running],
     ...]``, the samples of the last hour, oldest first (epoch: whole
     seconds).  vmpooler's ``history`` came from Graphite as bare numbers.
@@ -47,7 +51,9 @@ from twisted.web.resource import IResource
 
 from ..config import Config
 from .errors import ApiError, json_answer, json_errors
+from .reports import explained
 from .routes import route
+from ..store.api_store import PoolCounts
 from ..store.dashboard import HORIZON, DashboardStore
 from ..store.errors import StoreUnavailable
 from ..store.overrides import Live
@@ -130,12 +136,22 @@ def major(pool: str) -> str:
     return pool.split("-", 1)[0]
 
 
+Counts = Callable[[Sequence[str]], Awaitable[tuple[int, list[PoolCounts], str | None]]]
+
+
 class Dashboard:
+    """
+    The dashboard's routes.  ``live`` reads the pools' live config (their
+    sizes), ``counts`` what ``/status`` says of them (their failures and
+    demand); without them, the file's sizes and no explanation.
+    """
+
     def __init__(self, config: Config, store: DashboardStore, clock: IReactorTime,
-                 live: Callable[[Sequence[str]], Awaitable[Mapping[str, Live]]] | None = None
-                 ) -> None:
+                 live: Callable[[Sequence[str]], Awaitable[Mapping[str, Live]]] | None = None,
+                 counts: Counts | None = None) -> None:
         self._pools = config.pools
         self._live = live  # the pools' live config (sizes), when known
+        self._counts = counts
         self._names = config.pool_names
         self._store = store
         self._clock = clock
@@ -178,11 +194,13 @@ class Dashboard:
         since = self._clock.seconds() - HORIZON if with_history else None
         samples = await self._store.read(self._names, since)
         live = await self._live(self._names) if self._live is not None else {}
+        counts = (await self._counts(self._names))[1] if self._counts is not None else []
         body: dict[str, dict[str, Any]] = {}
-        for pool, sample in zip(self._pools, samples):
+        for i, (pool, sample) in enumerate(zip(self._pools, samples)):
             name = pool.name
             body[name] = {"size": live_size(pool, live.get(name, Live())),
-                          "ready": sample.ready}
+                          "ready": sample.ready,
+                          **(explained(counts[i]) if counts else {})}
             if with_history:
                 body[name]["history"] = sample.history or []
         return json_answer(request, 200, body)

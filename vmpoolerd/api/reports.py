@@ -283,9 +283,16 @@ def _pool_status(size: int, alias: Sequence[str], c: PoolCounts) -> dict[str, An
     its lease (Note [Pool leases]; null: none), why its VMs failed (Note
     [Failures explained]) and what its demand says (Note [Sizing from
     demand])."""
-    shown: dict[str, Any] = {"ready": c.ready, "running": c.running, "pending": c.pending,
-                             "max": size, "alias": list(alias), "lastBoot": c.last_boot,
-                             "manager": c.manager}
+    return {"ready": c.ready, "running": c.running, "pending": c.pending, "max": size,
+            "alias": list(alias), "lastBoot": c.last_boot, "manager": c.manager,
+            **explained(c)}
+
+
+def explained(c: PoolCounts) -> dict[str, Any]:
+    """What ``/status`` and the dashboard say of a pool besides its counts:
+    why its VMs failed, what its demand says, and its clones' pause (each
+    only when there is something to say)."""
+    shown: dict[str, Any] = {}
     if c.failures:
         shown["failures"] = {"count": dict(c.failures),
                              "recent": [f for f in c.recent_failures if f is not None]}

@@ -65,8 +65,35 @@
     c.chart.setAttribute("viewBox", "0 0 " + W + " " + H);
     c.chart.setAttribute("preserveAspectRatio", "none");
     c.chart.setAttribute("aria-hidden", "true");
-    c.root.append(title, counts, bar, c.chart);
+    c.explain = element("div", "explain");
+    c.root.append(title, counts, bar, c.chart, c.explain);
     return c;
+  }
+
+  function percent(rate) {
+    return (Math.floor(rate * 1000) / 10) + "%";
+  }
+
+  // What /status says of a pool besides its counts: the hit rate achieved,
+  // the size its demand sets and why, its failures (the last few in the
+  // tooltip) and a pause of its clones.
+  function explain(c, p) {
+    var parts = [], d = p.demand, f = p.failures;
+    if (d && d.achieved_hit_rate !== null && d.achieved_hit_rate !== undefined)
+      parts.push(percent(d.achieved_hit_rate) + " hits (24 h)");
+    if (d && d.policy === "demand" && d.size !== undefined)
+      parts.push("sized " + d.size + " for " + d.rate_per_hour + "/h, target " +
+                 percent(d.hit_rate));
+    if (f) {
+      var total = 0;
+      Object.keys(f.count).forEach(function (kind) { total += f.count[kind]; });
+      parts.push(total + (total === 1 ? " failure" : " failures"));
+    }
+    if (p.clones_paused) parts.push("clones paused");
+    c.explain.textContent = parts.join(" \u00b7 ");
+    c.explain.title = f ? f.recent.map(function (r) {
+      return r.time + " " + r.host + ": " + r.reason;
+    }).join("\n") : "";
   }
 
   function build(names) {
@@ -137,6 +164,7 @@
       c.fill.style.width = Math.min(100, p.size ? p.ready / p.size * 100 : 0) + "%";
       c.root.classList.toggle("empty", p.ready === 0);
       c.root.classList.toggle("low", p.ready > 0 && p.ready < p.size / 2);
+      explain(c, p);
       var samples = (history[name] || []).filter(function (s) { return s[0] >= start; });
       draw(c, samples.concat([[now, p.ready, r]]), p.size, start, now);
     });
