@@ -107,9 +107,14 @@ class DemandTests(SynchronousTestCase):
         now = MONDAY + 7 * DAY + 14 * HOUR
         burst = sizing.count(demand, hour_of(now, 0), 80)
         self.assertGreater(size_at(burst, now + 60), 8)
-        # Two hours on, the burst's hour has slid out of the recent rate,
-        # and its weight in the history of that hour is one observation.
-        self.assertLess(size_at(burst, now + 2 * HOUR + 60), 4)
+        # The pool keeps a busier hour's size HOLD_HOURS on (bursts come
+        # in working hours), sized from that hour's mean, in which the
+        # burst is one observation of two ...
+        held = size_at(burst, now + 2 * HOUR + 60)
+        self.assertGreater(held, 8)
+        self.assertLess(held, size_at(burst, now + 60))
+        # ... and then falls back.
+        self.assertLess(size_at(burst, now + (sizing.HOLD_HOURS + 1) * HOUR + 60), 4)
 
     def test_the_size_never_leaves_its_bounds(self) -> None:
         demand = sizing.count(trained([500] * 24, 7), hour_of(MONDAY + 7 * DAY, 0), 500)

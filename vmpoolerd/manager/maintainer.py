@@ -236,8 +236,8 @@ class Maintainer:
         error, the last known."""
         try:
             await self._sizer.update()
-        except CancelledError:
-            raise  # stopping
+        except (CancelledError, LeaseLost):
+            raise  # stopping, or no longer this manager's pool
         except Exception:
             log.failure("[!] [{pool}] demand not looked at", pool=self.pool.name)
         self._live = (await self._store.live([self.pool.name]))[self.pool.name]
@@ -265,7 +265,7 @@ class Maintainer:
                     log.info("[-] [{pool}] '{vm}' moved from '{state}' to 'completed': "
                              "{reason}", pool=pool, vm=name, state=state, reason=reason)
                     if failure is not None:
-                        await self._failed(name, failure.kind, failure.reason)
+                        await self._failed(name, failure.kind, failure.reason, store)
             case planning.Discover(name):
                 await store.discover(pool, name)
                 log.info("[?] [{pool}] '{vm}' found in the folder, unknown to Redis: "
@@ -291,7 +291,7 @@ class Maintainer:
                 drained = await store.drain(pool, self._live.cloned_template,
                                             self.live.template, self._live.reset)
                 # A new template, or a reset, deserves new clones at once.
-                await self._resume_clones()
+                await self._resume_clones(store)
                 if drained >= 0:
                     log.info("[-] [{pool}] {count} ready and pending VMs moved to "
                              "'completed': {reason}", pool=pool, count=drained, reason=reason)
@@ -373,23 +373,31 @@ class Maintainer:
         except Exception:
             log.failure("[!] [{pool}] clone pause not recorded", pool=self.pool.name)
 
-    async def _resume_clones(self) -> None:
-        """Clones work again (Note [Failing clones])."""
+    async def _resume_clones(self, store: PoolStore | None = None) -> None:
+        """Clones work again (Note [Failing clones]); said through
+        ``store`` (a cycle's, checked against the lease) or the daemon's."""
         paused, self.paused_until, self.clone_failures = self.paused_until, 0.0, 0
         if paused:
             try:
-                await self._store.resume_clones(self.pool.name)
+                await (store or self._store).resume_clones(self.pool.name)
+            except LeaseLost:
+                raise
             except Exception:
                 log.failure("[!] [{pool}] clone pause not cleared", pool=self.pool.name)
 
-    async def _failed(self, name: str, kind: str, reason: str) -> None:
-        """Log and record why ``name`` failed (Note [Failures explained])."""
+    async def _failed(self, name: str, kind: str, reason: str,
+                      store: PoolStore | None = None) -> None:
+        """Log and record why ``name`` failed (Note [Failures explained]),
+        through ``store`` (a cycle's) or the daemon's."""
         pool = self.pool.name
         log.warn("[!] [{pool}] '{vm}' {reason}", pool=pool, vm=name, reason=reason)
         self._metrics.failed(pool, kind)
         try:
-            await self._store.failed(pool, name, kind, reason,
-                                     format_time(self._clock.seconds()), failures.RECENT)
+            await (store or self._store).failed(pool, name, kind, reason,
+                                                format_time(self._clock.seconds()),
+                                                failures.RECENT)
+        except LeaseLost:
+            raise
         except Exception:
             log.failure("[!] [{pool}] '{vm}' failure not recorded", pool=pool, vm=name)
 

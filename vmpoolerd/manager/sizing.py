@@ -18,10 +18,13 @@ checkouts counted per hour (:class:`Demand`), at the larger of:
   or the current hour's pace if higher (its count over the part of the
   hour gone, at least BURST_WINDOW of it), so that a burst is met while
   it lasts;
-- the expected rate of every hour from now to ``lookahead`` seconds on
-  (the replenish time and a margin), so that a pool grows before a known
-  peak rather than after it, with HEADROOM standard deviations of a
-  Poisson count on top (a mean of past hours is not the next one).  An
+- the expected rate of every hour from HOLD_HOURS ago to ``lookahead``
+  seconds on (the replenish time and a margin), so that a pool grows
+  before a known peak rather than after it, and keeps a busy morning's
+  size through the working day, when bursts come that no hourly mean
+  foresees (a team's pipeline fanning out), with HEADROOM standard
+  deviations of a Poisson count on top (a mean of past hours is not the
+  next one).  An
   hour's expected rate is what the same
   hour of the week brought on past weeks or, until a week has been seen,
   what the same hour of the day brought on past days; both are
@@ -51,6 +54,9 @@ MAX_BOOST = 3.0
 HEADROOM = 2.0
 # The shortest part of an hour whose pace is taken for the hour's rate.
 BURST_WINDOW = 0.25
+# Hours a pool keeps the size of a busier hour it has passed (Note
+# [Demand estimate]): about a working day.
+HOLD_HOURS = 8
 # A gap of more than a week without a fold adds one zero to each hour of
 # the week, not one per week missed.
 _MAX_FOLD = HOURS_PER_WEEK
@@ -147,7 +153,7 @@ def rate(demand: Demand, now: float, utc_offset: float, lookahead: float) -> flo
     recent = max(rolled.current + rolled.previous * (1 - into_hour),
                  rolled.current / max(into_hour, BURST_WINDOW))
     last = hour_of(now + max(lookahead, 0.0), utc_offset)
-    ahead = max(expected_rate(rolled, h) for h in range(hour, last + 1))
+    ahead = max(expected_rate(rolled, h) for h in range(hour - HOLD_HOURS, last + 1))
     return max(recent, ahead + HEADROOM * math.sqrt(ahead))
 
 
