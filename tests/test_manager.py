@@ -195,7 +195,10 @@ class SessionTests(ManagerCase):
         self.start()
         await until("full pools", self.full)
         session = self.daemon_vsphere.session_key
-        await deferLater(reactor, 2.5)  # idle past the session's life
+        # Idle past the session's life: the last quiet cycle was 0.55 s
+        # after the pools filled, the next is 5 s later, and the simulator
+        # looks for idle sessions once a second (so 2.5 s could miss it).
+        await deferLater(reactor, 3.5)
         host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
         await until("a replacement clone ready", self.full)
         self.assertIn(host, await self.members("running", DEBIAN))
