@@ -157,8 +157,9 @@ async def main(reactor: Any) -> None:
         await redis.hset("vmpooler__demand__demand", "model",
                          json.dumps({"history": history(start, replenish).to_json()}))
         metrics = Metrics()
+        # The leases last real seconds in Redis: their end is timed so.
         manager = Manager(cfg, PoolStore(redis, reactor), provider, clock, grace=5,
-                          metrics=metrics)
+                          metrics=metrics, redis_time=reactor)
         # Its Redis calls are bounded in the clock's seconds: 3 real ones.
         store = ApiStore(redis, clock, timeout=3 * SPEED)
         manager.startService()

@@ -158,6 +158,27 @@ class LeaseTimerTests(TestCase):
         self.assertIn("pools still maintained: none", self.leases.trouble() or "")
 
 
+class RedisTimeTests(TestCase):
+    async def test_the_leases_end_in_redis_time_not_the_maintainers(self) -> None:
+        """A benchmark's sped-up clock runs the rounds; the leases still
+        last LEASE of Redis's seconds."""
+        redis = await fresh_redis(self)
+        fast, real = Clock(), Clock()
+        changes: list[frozenset[str]] = []
+        leases = Leases("m1", POOLS, PoolStore(redis, reactor), fast, lambda: [],
+                        changes.append, redis_time=real)
+        self.addCleanup(leases.stop)
+        leases.start()
+        await until("the first round", lambda: leases.rounds == 1, seconds=5)
+        leases._store = PoolStore(_Silent(), reactor, timeout=0.05)  # type: ignore[arg-type]
+        for _ in range(3):
+            fast.advance(10 * LEASE)  # rounds try, and fail
+            await deferLater(reactor, 0.1)
+        self.assertEqual(changes, [frozenset(POOLS)])
+        real.advance(LEASE)
+        self.assertEqual(changes[-1], frozenset())
+
+
 class _Silent:
     """A Redis that never answers."""
 

@@ -57,14 +57,16 @@ class Manager(Service):
     ``provider`` is each pool's vSphere, by pool name (a pool uses its own
     vCenter, see :func:`vmpoolerd.tap.pool_vspheres`), or one for all pools.
     ``identity`` names the manager in the pool leases (default: its host,
-    its process and a random part).
+    its process and a random part); ``redis_time`` times their end, in
+    Redis's real seconds (default: ``reactor``; see Leases).
     """
 
     def __init__(self, config: Config, store: PoolStore,
                  provider: Vsphere | Mapping[str, Vsphere],
                  reactor: IReactorTime, probe: Probe | None = None, grace: float = 30.0,
                  metrics: Metrics | None = None, doubts: Doubts | None = None,
-                 identity: str | None = None) -> None:
+                 identity: str | None = None, redis_time: IReactorTime | None = None
+                 ) -> None:
         self._config = config
         self._clock = reactor
         self._grace = grace
@@ -76,7 +78,7 @@ class Manager(Service):
         # provider_threads).
         slots = DeferredSemaphore(config.service.task_limit)
         self.leases = Leases(self.identity, config.pool_names, store, reactor,
-                             self._in_flight, self._held)
+                             self._in_flight, self._held, redis_time)
         self.maintainers = {p.name: Maintainer(p, config, store, vspheres[p.name], reactor,
                                                probe, metrics, slots, doubts,
                                                self.identity, self.leases.lost)
