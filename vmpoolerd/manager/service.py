@@ -99,13 +99,13 @@ class Manager(Service):
                   for name, m in sorted(self.maintainers.items()) if m.paused_until > now]
         return "; ".join(paused) or None
 
-    def _in_flight(self) -> list[str]:
+    def _in_flight(self) -> set[str]:
         """The daemon's clones in flight (and destroys: those have no
         reservation to renew)."""
         names = set(self.ondemand.in_flight)
         for maintainer in self.maintainers.values():
             names |= maintainer.in_flight
-        return sorted(names)
+        return names
 
     def _held(self, pools: frozenset[str]) -> None:
         """The pools whose leases the manager holds are now ``pools``."""

@@ -19,8 +19,6 @@ DOUBTFUL = f"{PREFIX}doubtful"
 # The clones in flight: name -> the epoch second its reservation runs out
 # (Note [Clone reservations] in lua/clone_reserve.lua).
 CLONING = f"{PREFIX}cloning"
-# The managers alive (Note [Pool leases] in manager/leases.py).
-MANAGERS = f"{PREFIX}managers"
 # The sets a pool's VMs are in, as the planner names them.
 POOL_SETS = ("pending", "ready", "running", "completed", "discovered")
 
@@ -45,11 +43,6 @@ def lease(pool: str) -> str:
     """The pool's lease: the id of the manager maintaining it, while it
     lasts (Note [Pool leases] in manager/leases.py)."""
     return f"{PREFIX}lease__{pool}"
-
-
-def manager(identity: str) -> str:
-    """Set while the manager ``identity`` is alive (it renews it)."""
-    return f"{PREFIX}manager__{identity}"
 
 
 def empty(pool: str) -> str:

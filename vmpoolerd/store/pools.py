@@ -148,8 +148,10 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore):
 
     async def hold(self) -> None:
         """Nothing, but checked against the pool's lease as every write
-        (Note [Pool leases] in manager/leases.py)."""
-        await self._script("held")
+        (Note [Pool leases] in manager/leases.py); without a lease, no
+        call at all."""
+        if self._lease is not None:
+            await self._script("held")
 
     # -- disk and snapshot requests ------------------------------------------------------
 

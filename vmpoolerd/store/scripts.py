@@ -11,6 +11,7 @@ reconnects by itself.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 from importlib import resources
 from typing import Any, Protocol, Self, Sequence
@@ -53,8 +54,10 @@ def load_scripts(preamble: str = "") -> dict[str, tuple[str, str]]:
     return found
 
 
+@functools.cache
 def load_fenced() -> dict[str, tuple[str, str]]:
-    """The scripts as a lease holder runs them (Note [Pool leases])."""
+    """The scripts as a lease holder runs them (Note [Pool leases]); read
+    once, however many pools are held."""
     lua = resources.files(__package__).joinpath("lua")
     return load_scripts(lua.joinpath("preamble", "lease.lua").read_text())
 
