@@ -31,7 +31,7 @@ from twisted.internet import defer, task
 from tests.processes import stop_process
 from tests.vcsim_server import inventory, start_vcsim
 from vmpoolerd.config import Config, parse_config
-from vmpoolerd.manager import sizing
+from vmpoolerd.manager import sizing_plan as sizing
 from vmpoolerd.manager.service import Manager
 from vmpoolerd.names import new_hostname
 from vmpoolerd.store.api_store import ApiStore, Request

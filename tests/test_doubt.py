@@ -1,6 +1,6 @@
 """
 Pools on a Redis in doubt (Note [Held discovered VMs] in
-vmpoolerd/manager/plan.py, Note [Ending a doubt] in
+vmpoolerd/manager/pool_plan.py, Note [Ending a doubt] in
 vmpoolerd/manager/doubt.py): the manager against a real Redis and the
 vSphere simulator, Redis flushed under it.
 """

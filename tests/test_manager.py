@@ -16,7 +16,7 @@ from vmpoolerd.config import RedisConfig
 from vmpoolerd.manager.loop import WAKE_SPACING
 from vmpoolerd.manager.maintainer import Maintainer
 from vmpoolerd.manager.ondemand import OndemandWorker
-from vmpoolerd.manager.plan import Clone, MarkEmpty
+from vmpoolerd.manager.pool_plan import Clone, MarkEmpty
 from vmpoolerd.manager.tasks import TASK_LEASE
 from vmpoolerd.manager.service import Manager
 from vmpoolerd.store.connection import subscribe_checkouts

@@ -8,7 +8,7 @@ from twisted.internet import reactor
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from vmpoolerd.manager.purge import PURGE_LIMIT, purge_roots, victims
+from vmpoolerd.manager.purge_plan import PURGE_LIMIT, purge_roots, victims
 from vmpoolerd.manager.service import Manager
 from vmpoolerd.store.pools import PoolStore
 from vmpoolerd.vsphere.provider import Provider

@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 
 from vmpoolerd.config import PoolConfig
 from vmpoolerd.manager.sizer import EVERY, PoolSizer
-from vmpoolerd.manager.sizing import BURST_WINDOW, MAX_BOOST
+from vmpoolerd.manager.sizing_plan import BURST_WINDOW, MAX_BOOST
 from vmpoolerd.store.demand import DemandStore
 from vmpoolerd.timefmt import hour_of, utc_offset
 

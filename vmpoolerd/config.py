@@ -123,7 +123,7 @@ class PoolConfig:
     domain: str | None = None  # its dns_plugin's domain; None: :config: domain
     create_linked_clone: bool | None = None  # None: :config: create_linked_clones
     datacenter: str | None = None  # None: its provider's
-    # Note [Sizing from demand] in manager/sizing.py: "demand" sizes the
+    # Note [Sizing from demand] in manager/sizing_plan.py: "demand" sizes the
     # pool between min_size and size for the share of hits hit_rate.
     size_policy: str = "static"
     min_size: int = 1

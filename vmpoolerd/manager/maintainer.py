@@ -1,6 +1,6 @@
 """
 One pool's maintainer: each cycle observes the pool (Redis, vSphere, the
-readiness probes), plans once (:func:`vmpoolerd.manager.plan.plan`, pure),
+readiness probes), plans once (:func:`vmpoolerd.manager.pool_plan.plan`, pure),
 and executes the plan.  Its :class:`~vmpoolerd.manager.loop.Loop` runs the
 cycles (Note [Maintainer loop]).
 
@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import failures
-from . import plan as planning
+from . import pool_plan as planning
 from ..config import Config, PoolConfig
 from ..names import new_hostname
 from ..store.errors import LeaseLost
@@ -38,7 +38,7 @@ from .sizer import PoolSizer
 from .failures import VmFailure
 from .leases import RESERVATION
 from .loop import Loop, finish
-from .plan import Observation
+from .pool_plan import Observation
 from .probe import Probe, probe_all, tcp_probe
 
 log = Logger()

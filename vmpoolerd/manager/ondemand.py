@@ -29,7 +29,7 @@ from ..timefmt import format_time, local_date
 from ..vsphere.types import VmState, Vsphere
 from . import failures
 from . import ondemand_plan as od
-from . import plan as planning
+from . import pool_plan as planning
 from .leases import RESERVATION
 from .loop import Loop, finish
 from .probe import Probe, probe_all, tcp_probe

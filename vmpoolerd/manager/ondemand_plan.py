@@ -20,7 +20,7 @@ from ..store.ondemand import PENDING, OdRequest
 from ..vsphere.types import VmState
 from . import failures
 from .failures import VmFailure
-from .plan import looks_booted, not_ready
+from .pool_plan import looks_booted, not_ready
 
 # A request fails once this many of its VMs have (clones retried so far).
 MAX_FAILURES = 3

@@ -65,7 +65,7 @@ LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOME
 
 
 def _local(e: BaseException) -> bool:
-    """Whether *e* says this host could not try (Note [Unknown probes] in plan.py)."""
+    """Whether *e* says this host could not try (Note [Unknown probes] in pool_plan.py)."""
     code = getattr(e, "osError", None) if isinstance(e, ConnectError) else None
     if code is None and isinstance(e, OSError):
         code = e.errno
@@ -118,7 +118,7 @@ async def tcp_probe(reactor: IReactorTime, host: str, port: int,
 
 
 # A readiness probe: True (ready), why not (False: no reason given), or
-# None (could not say: Note [Unknown probes] in plan.py).
+# None (could not say: Note [Unknown probes] in pool_plan.py).
 Probe = Callable[[str, int], Awaitable[bool | VmFailure | None]]
 
 

@@ -1,7 +1,7 @@
 """
 The purge at start (``purge_unconfigured_resources``): in each vCenter and
 datacenter the pools use, what no pool owns in their folders' parents is
-destroyed, one log line each.  The choice is :mod:`vmpoolerd.manager.purge`'s
+destroyed, one log line each.  The choice is :mod:`vmpoolerd.manager.purge_plan`'s
 (Note [What the purge spares]).
 """
 
@@ -14,7 +14,7 @@ from twisted.logger import Logger
 
 from ..config import Config, PoolConfig
 from ..vsphere.types import Vsphere
-from .purge import PURGE_LIMIT, purge_roots, victims
+from .purge_plan import PURGE_LIMIT, purge_roots, victims
 
 log = Logger()
 

@@ -1,5 +1,5 @@
 """
-One pool's demand-driven size (Note [Sizing from demand] in sizing.py): at
+One pool's demand-driven size (Note [Sizing from demand] in sizing_plan.py): at
 most once every ``EVERY`` seconds, its maintainer folds the checkouts
 counted in Redis into the pool's history, saves it with what it decided
 (shown by ``/status``, the dashboard and ``/metrics`` of every daemon),
@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IReactorTime
 from ..config import PoolConfig
 from ..store.demand import DemandStore
 from ..timefmt import hour_of, utc_offset
-from . import sizing
+from . import sizing_plan as sizing
 
 # Seconds between two looks at the demand.
 EVERY = 60.0

@@ -1,5 +1,5 @@
 """
-The pure pool maintenance plan (vmpoolerd.manager.plan): vmpooler's state machine,
+The pure pool maintenance plan (vmpoolerd.manager.pool_plan): vmpooler's state machine,
 refill and the empty flag, with no I/O.
 """
 
@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from vmpoolerd.config import PoolConfig, ServiceConfig
 from vmpoolerd.manager import failures
 from vmpoolerd.manager.failures import VmFailure
-from vmpoolerd.manager.plan import (
+from vmpoolerd.manager.pool_plan import (
     MAX_DISCOVERED_DESTROYS, held,
     Action, Check, Clone, Complete, Destroy, Discover, Drain, Forget, MarkEmpty,
     Observation, Ready, TrackedVm, Undiscover, is_quiet, plan, states_after, to_probe,

@@ -1,5 +1,5 @@
 """
-The demand-driven sizing (vmpoolerd.manager.sizing): pure, so driven with
+The demand-driven sizing (vmpoolerd.manager.sizing_plan): pure, so driven with
 made-up histories and times.
 """
 
@@ -9,8 +9,8 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from vmpoolerd.manager import sizing
-from vmpoolerd.manager.sizing import Demand
+from vmpoolerd.manager import sizing_plan as sizing
+from vmpoolerd.manager.sizing_plan import Demand
 from vmpoolerd.timefmt import hour_of
 
 HOUR = 3600.0
