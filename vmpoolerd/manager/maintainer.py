@@ -34,7 +34,7 @@ from ..vsphere.types import Vsphere
 from ..store.overrides import Live
 from .doubt import Doubts
 from ..live import drain_reason, live_pool
-from .sizer import PoolSizer
+from .sizing import PoolSizer
 from .failures import VmFailure
 from .leases import RESERVATION
 from .loop import Loop, finish
@@ -232,7 +232,7 @@ class Maintainer:
 
     async def _look_live(self) -> None:
         """The pool's live config (Note [Live pool config] in
-        config_set.lua), its demand looked at first (sizer.py); on a Redis
+        config_set.lua), its demand looked at first (sizing.py); on a Redis
         error, the last known."""
         try:
             await self._sizer.update()

@@ -1,6 +1,6 @@
 """
 The purge's choices (``purge_unconfigured_resources``), pure: which folders
-it looks in, and what in them no pool owns.  :mod:`vmpoolerd.manager.purging`
+it looks in, and what in them no pool owns.  :mod:`vmpoolerd.manager.purge`
 reads vSphere and does it.
 
 Note [What the purge spares]: it looks only in the parents of the pools'

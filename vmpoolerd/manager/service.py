@@ -25,7 +25,7 @@ from .doubt import Doubts
 from .leases import Leases, manager_id
 from .maintainer import Maintainer, Probe
 from .ondemand import OndemandWorker
-from .purging import purge
+from .purge import purge
 from .tasks import TaskWorker
 
 log = Logger()

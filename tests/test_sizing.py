@@ -1,5 +1,5 @@
 """
-A pool's demand-driven size kept in a real Redis (vmpoolerd.manager.sizer):
+A pool's demand-driven size kept in a real Redis (vmpoolerd.manager.sizing):
 counts folded once whatever the number of managers, the history and the
 measured replenish time outliving a restart, the decision saved for every
 daemon to show.
@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.config import PoolConfig
-from vmpoolerd.manager.sizer import EVERY, PoolSizer
+from vmpoolerd.manager.sizing import EVERY, PoolSizer
 from vmpoolerd.manager.sizing_plan import BURST_WINDOW, MAX_BOOST
 from vmpoolerd.store.demand import DemandStore
 from vmpoolerd.timefmt import hour_of, utc_offset
