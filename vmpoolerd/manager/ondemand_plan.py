@@ -3,24 +3,24 @@ One on-demand request's next steps (Note [On-demand requests] in
 store/lua/ondemand_create.lua): pure, from what was observed of it.
 
 A request past ``ondemand_request_ttl``, or whose VMs failed MAX_FAILURES
-times, ends (its VMs are destroyed).  Otherwise each pending VM becomes
-ready as a pool's would (powered on, its name as hostname, its readiness
-port open), or fails (lost clone, past its pool's timeout: the reason is
-kept for the request's message); what is missing is cloned; and once
-every VM asked for is ready, the request is handed out whole.
+times, ends (its VMs are destroyed).  Otherwise each pending VM is judged
+as a pool's is (Note [Judging a pending VM] in pending_plan.py): it
+becomes ready, or fails (the reason is kept for the request's message), or
+is waited for; what is missing is cloned; and once every VM asked for is
+ready, the request is handed out whole.  What is the request's own is
+here: its TTL, its failures, its counts and the hand-out.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, assert_never
 
-from ..store.ondemand import PENDING, OdRequest
+from ..store.ondemand import PENDING, OdRequest, OdVm
 from ..vsphere.types import VmState
-from . import failures
 from .failures import VmFailure
-from .pool_plan import looks_booted, not_ready
+from .pending_plan import Booted, Failed, Pending, judge, looks_booted
 
 # A request fails once this many of its VMs have (clones retried so far).
 MAX_FAILURES = 3
@@ -80,6 +80,13 @@ def to_probe(obs: OdObservation) -> frozenset[str]:
                      if looks_booted(obs.inventory.get(vm.name), vm.name))
 
 
+def _judge(obs: OdObservation, vm: OdVm) -> Booted | Failed | None:
+    return judge(Pending(vm.name, vm.clone_time, obs.inventory.get(vm.name),
+                         vm.name in obs.cloning, not obs.probing or vm.name in obs.reachable,
+                         obs.failed_probes.get(vm.name)),
+                 obs.now, obs.timeouts.get(vm.pool, 0.0))
+
+
 def plan(obs: OdObservation) -> list[OdAction]:
     request = obs.request
     if request.status != PENDING:
@@ -94,20 +101,17 @@ def plan(obs: OdObservation) -> list[OdAction]:
     ready = Counter(vm.pool for vm in request.ready)
     pending: Counter[str] = Counter()
     for vm in sorted(request.pending, key=lambda v: v.name):
-        state = obs.inventory.get(vm.name)
-        timeout = obs.timeouts.get(vm.pool, 0.0)
-        if looks_booted(state, vm.name) and (not obs.probing or vm.name in obs.reachable):
-            actions.append(VmReady(vm.name, vm.pool))
-            ready[vm.pool] += 1
-        elif vm.clone_time is not None and obs.now - vm.clone_time > timeout:
-            actions.append(VmFailed(vm.name, vm.pool, not_ready(
-                vm.name, state, timeout, vm.name in obs.cloning,
-                obs.failed_probes.get(vm.name))))
-        elif state is None and vm.name not in obs.cloning:
-            actions.append(VmFailed(vm.name, vm.pool, VmFailure(
-                failures.CLONE, "its clone ended and the VM is not in vSphere")))
-        else:
-            pending[vm.pool] += 1
+        verdict = _judge(obs, vm)
+        match verdict:
+            case Booted():
+                actions.append(VmReady(vm.name, vm.pool))
+                ready[vm.pool] += 1
+            case Failed(_, failure):
+                actions.append(VmFailed(vm.name, vm.pool, failure))
+            case None:
+                pending[vm.pool] += 1
+            case _:
+                assert_never(verdict)
     wanted: Counter[str] = Counter()
     for entry in request.wanted:
         wanted[entry.pool] += entry.count

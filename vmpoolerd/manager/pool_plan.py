@@ -13,18 +13,11 @@ sets ``pending``, ``ready``, ``running``, ``completed`` and ``discovered``
 (CONTRACT §3).  Each cycle, every tracked VM is judged on its own, by the
 function for its state, against the inventory of the pool folder:
 
-- pending: it *looks booted* (in the inventory, powered on, and VMware
-  Tools report its name as guest hostname) and its readiness probe
-  passed (or ``ready_check_port`` is 0) -> :class:`Ready`.  Else, past
-  the pool's ``timeout`` since its clone was recorded -> completed
-  ("timeout").  Else, absent from the inventory with no clone task in
-  flight -> completed ("clone lost": the daemon died between recording
-  the name and starting the clone, or the clone failed); powered off with
-  no clone task in flight -> completed ("powered off": a clone is
-  powered on before its task ends, so its daemon died in between, or
-  someone powered it off).  Else it is still cloning or booting: nothing.
-  A crashed daemon's pending VM that reached vSphere powered on is so
-  adopted: it becomes ready as any (Note [Clone reservations]).
+- pending: judged as an on-demand request's pending VMs are
+  (Note [Judging a pending VM] in pending_plan.py): booted ->
+  :class:`Ready`; failed -> completed with its reason ("timeout", "clone
+  lost", "powered off"), a lost clone without a failure record (Note [A
+  pool's lost clone]); else nothing.
 - ready: gone from vSphere -> :class:`Forget`; powered off -> completed;
   past ``ready_ttl`` since it became ready -> completed ("ready_ttl");
   due its periodic check (never checked, or ``vm_checktime`` minutes
@@ -107,13 +100,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence, assert_never
 
 from ..config import PoolConfig, ServiceConfig
 from ..store.records import TrackedVm
 from ..vsphere.types import VmState
 from . import failures
 from .failures import VmFailure
+from .pending_plan import LOST, Booted, Failed, Pending, judge, looks_booted, mismatch
 
 MAX_DISCOVERED_DESTROYS = 3  # per pool per cycle (Note [Held discovered VMs])
 MAX_SHRINK = 3  # ready VMs destroyed per cycle when the pool's size falls
@@ -286,11 +280,6 @@ def _seen(obs: Observation, name: str) -> VmState | None:
     return obs.inventory.get(name) if obs.inventory is not None else None
 
 
-def looks_booted(state: VmState | None, name: str) -> bool:
-    """Powered on, with VMware Tools reporting the VM's name as hostname."""
-    return state is not None and state.powered_on and state.hostname == name
-
-
 def _reachable(obs: Observation, name: str) -> bool:
     return not probing(obs) or name in obs.reachable
 
@@ -320,20 +309,28 @@ def _ready_reaches_probe(obs: Observation, vm: TrackedVm) -> bool:
 
 
 def _plan_pending(obs: Observation, vm: TrackedVm) -> Action | None:
+    """
+    Note [A pool's lost clone]: a pool's pending VM lost (no clone in
+    flight, not in vSphere) is completed without a failure record, as it
+    always was: a clone that failed was recorded by its runner and left
+    pending then (clone_end.lua).  A request's lost VM is recorded, since
+    its failures count (Note [On-demand requests]).
+    """
     state = _seen(obs, vm.name)
-    if looks_booted(state, vm.name) and _reachable(obs, vm.name):
-        boot = 0.0 if vm.clone_time is None else max(0.0, obs.now - vm.clone_time)
-        return Ready(vm.name, boot)
-    if _expired(obs.now, vm.clone_time, timeout_seconds(obs)):
-        return Complete(vm.name, PENDING, "timeout", _not_ready(obs, vm.name, state))
-    if vm.name not in obs.cloning:
-        if state is None:
-            return Complete(vm.name, PENDING, "clone lost")
-        if state.power_state == "poweredOff":
-            return Complete(vm.name, PENDING, "powered off", VmFailure(
-                failures.CLONE, "powered off with its clone over (its daemon died before "
-                "powering it on?)"))
-    return None
+    probed = probing(obs) and vm.name not in obs.unknown
+    verdict = judge(Pending(vm.name, vm.clone_time, state, vm.name in obs.cloning,
+                            _reachable(obs, vm.name),
+                            _probe_failure(obs, vm.name) if probed else None),
+                    obs.now, timeout_seconds(obs))
+    match verdict:
+        case Booted(boot_seconds):
+            return Ready(vm.name, boot_seconds)
+        case Failed(reason, failure):
+            return Complete(vm.name, PENDING, reason, None if reason == LOST else failure)
+        case None:
+            return None
+        case _:
+            assert_never(verdict)
 
 
 def _plan_ready(obs: Observation, vm: TrackedVm) -> Action | None:
@@ -350,7 +347,7 @@ def _plan_ready(obs: Observation, vm: TrackedVm) -> Action | None:
         # the check is taken again next cycle.
         return None
     if state.hostname != vm.name:
-        return Complete(vm.name, READY, "hostname mismatch", _mismatch(state.hostname))
+        return Complete(vm.name, READY, "hostname mismatch", mismatch(state.hostname))
     if probing(obs) and vm.name in obs.unknown:
         return None  # Note [Unknown probes]: due again next cycle
     if not _reachable(obs, vm.name):
@@ -358,38 +355,9 @@ def _plan_ready(obs: Observation, vm: TrackedVm) -> Action | None:
     return Check(vm.name)
 
 
-def _mismatch(hostname: str) -> VmFailure:
-    return VmFailure(failures.HOSTNAME, f"its hostname is {hostname!r}, not its name")
-
-
 def _probe_failure(obs: Observation, name: str) -> VmFailure:
     return obs.failed_probes.get(name) or VmFailure(
         failures.UNREACHABLE, f"port {obs.service.ready_check_port} could not be reached")
-
-
-def _not_ready(obs: Observation, name: str, state: VmState | None) -> VmFailure:
-    """Why a pending VM was not ready within its pool's timeout."""
-    probed = probing(obs) and name not in obs.unknown
-    return not_ready(name, state, timeout_seconds(obs), name in obs.cloning,
-                     _probe_failure(obs, name) if probed else None)
-
-
-def not_ready(name: str, state: VmState | None, timeout: float, cloning: bool,
-              probe: VmFailure | None) -> VmFailure:
-    """Why a new VM was not ready within ``timeout`` seconds, from what
-    vSphere shows of it (``state``), whether its clone still runs, and why
-    its probe failed (None: not probed, or no reason)."""
-    after = f"after {timeout / 60:g} minutes"
-    if state is None:
-        still = ", its clone still running" if cloning else ""
-        return VmFailure(failures.BOOT_TIMEOUT, f"not in vSphere {after}{still}")
-    if not state.powered_on:
-        return VmFailure(failures.BOOT_TIMEOUT, f"not powered on {after}")
-    if state.hostname is None:
-        return VmFailure(failures.BOOT_TIMEOUT, f"VMware Tools reported no hostname {after}")
-    if state.hostname != name:
-        return _mismatch(state.hostname)
-    return probe or VmFailure(failures.BOOT_TIMEOUT, f"not ready {after}")
 
 
 def _plan_running(obs: Observation, vm: TrackedVm) -> Action | None:
