@@ -4,57 +4,46 @@ readiness probes), plans once (:func:`vmpoolerd.manager.pool_plan.plan`, pure),
 and executes the plan.  Its :class:`~vmpoolerd.manager.loop.Loop` runs the
 cycles (Note [Maintainer loop]).
 
-Note [Work in the background]: clones and destroys take minutes on a real
-vCenter.  A cycle starts them and goes on; the names with work in flight
-are remembered so that no VM is cloned or destroyed twice, and the end of
-such work wakes the maintainer.
+Clones and destroys run in the background (Note [Work in the background]
+in clones.py); the clones through the one clone runner the on-demand
+worker uses too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Coroutine, assert_never
+from typing import Callable, Sequence, assert_never
 
-from twisted.internet.defer import (
-    CancelledError, Deferred, DeferredSemaphore, ensureDeferred,
-)
+from twisted.internet.defer import CancelledError, DeferredSemaphore, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from . import failures
 from . import pool_plan as planning
 from ..config import Config, PoolConfig
-from ..names import new_hostname
 from ..store.errors import LeaseLost
 from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
 from ..timefmt import format_time, local_date
-from ..vsphere.types import Vsphere
+from ..store.records import TrackedVm
+from ..vsphere.types import VmState, Vsphere
 from ..store.overrides import Live
 from .doubt import Doubts
 from ..live import drain_reason, live_pool
 from .sizing import PoolSizer
+from . import observe
+from .clones import Background, ClonePause, CloneRunner, record_failure, why
 from .failures import VmFailure
 from .leases import RESERVATION
 from .loop import Loop, finish
 from .pool_plan import Observation
-from .probe import Probe, probe_all, tcp_probe
+from .probe import Probe, tcp_probe
 
 log = Logger()
 
-
-# Note [Failing clones]: failures in a row before a pause, its first
-# length and its longest (seconds).
-PAUSE_AFTER = 3
-MIN_PAUSE = 30.0
-MAX_PAUSE = 600.0
-
-
-def _why(e: Exception) -> str:
-    """An error as a reason: its message, else its type's name."""
-    return str(e) or type(e).__name__
-
+# What pool_state.lua says of a pool: its VMs, the clones in flight, the
+# empty flag, its on-demand VMs.
+PoolState = tuple[tuple[TrackedVm, ...], frozenset[str], bool, frozenset[str]]
 
 
 class Maintainer:
@@ -74,15 +63,23 @@ class Maintainer:
                  slots: DeferredSemaphore | None = None,
                  doubts: Doubts | None = None, identity: str | None = None,
                  lost: Callable[[str], None] | None = None) -> None:
+        # One view of the pool: its file's config with Redis's on top, as
+        # of the last look (vmpoolerd/live.py); the two it is made of.
         self.pool = pool
+        self._configured = pool
+        self._overrides = Live()
         self._linked = config.linked_clones(pool.name)
         self._doubts = doubts
         self._slots = slots or DeferredSemaphore(config.service.task_limit)
         self._metrics = metrics or Metrics()
         self._service = config.service
         self._expire = int(config.redis.data_ttl_hours * 3600)
-        self._store = store
-        self._cycle = store if identity is None else store.holding(pool.name, identity)
+        # The writes, by what fences them: a cycle's are checked against
+        # the pool's lease (with an identity); the background's, ending
+        # work that ran (Note [Background writes] in clones.py), and the
+        # reads that need no fence, are the daemon's.
+        self._cycle_writes = store if identity is None else store.holding(pool.name, identity)
+        self._background_writes = store
         self._lost = lost
         self._provider = provider
         self._clock = clock
@@ -90,19 +87,28 @@ class Maintainer:
         self._loop = Loop(clock, self._step, self._service.check_loop_delay_min,
                           self._service.check_loop_delay_max,
                           self._service.check_loop_delay_decay)
-        self._sizer = PoolSizer(pool, self._cycle, clock)
-        self._live = Live()  # what Redis said of the pool at the last look
-        self.live = pool  # the pool with its live size, template, clone target
-        self._busy: set[str] = set()  # VMs with a clone or destroy in flight
-        self._work: set[Deferred[None]] = set()
+        self._sizer = PoolSizer(pool, self._cycle_writes, clock)
+        self._background = Background(pool.name, self.wake)  # clones and destroys
+        self._clones = CloneRunner(self._service, store, clock, self._metrics, self._background)
+        self._pause = ClonePause(pool.name, store, clock)  # Note [Failing clones]
         self.booting = False
         self.failing = False
         self.holding = 0  # discovered VMs held (Note [Held discovered VMs])
-        # Note [Failing clones]: clones failed in a row, the last reason,
-        # and until when no clone is started.
-        self.clone_failures = 0
-        self.clone_failure = ""
-        self.paused_until = 0.0
+
+    @property
+    def clone_failures(self) -> int:
+        """Clones failed in a row (Note [Failing clones] in clones.py)."""
+        return self._pause.failures
+
+    @property
+    def clone_failure(self) -> str:
+        """The last failed clone's reason."""
+        return self._pause.reason
+
+    @property
+    def paused_until(self) -> float:
+        """No clone is started before."""
+        return self._pause.until
 
     # --- the loop --------------------------------------------------------------
 
@@ -123,7 +129,7 @@ class Maintainer:
     @property
     def in_flight(self) -> frozenset[str]:
         """The VMs with a clone or a destroy in flight."""
-        return frozenset(self._busy)
+        return self._background.in_flight
 
     def wake(self) -> None:
         """Run a cycle now (or right after the one running); not while failing."""
@@ -137,7 +143,7 @@ class Maintainer:
         is left to the provider's own stop (and, should it not end, to the
         next start's reconciliation: see Note [Pending before cloning]).
         """
-        if not await finish(self._loop, self._work, grace, self._clock):
+        if not await finish(self._loop, self._background.work, grace, self._clock):
             log.warn("[!] [{pool}] stopping with vSphere work still running",
                      pool=self.pool.name)
 
@@ -185,50 +191,51 @@ class Maintainer:
         return actions
 
     async def observe(self) -> Observation | None:
-        """The pool as Redis, vSphere and the probes show it; None when the
-        inventory could not be read (Note [Failed inventory]): the cycle
-        then does nothing, and the loop backs off."""
-        pool = self.pool
-        # Note [Clones around the inventory]: vSphere is read first and Redis
-        # second, so that a clone recorded and made between the two looks is
-        # not taken for a stranger (discovered).  The clones in flight are
-        # read on both sides of the inventory, so that one that ends between
-        # the two looks, absent from the inventory but no longer in flight,
-        # is not taken for a lost clone.
+        """The pool as Redis, vSphere and the probes show it (Note [Clones
+        around the inventory] in observe.py); None when the inventory could
+        not be read (Note [Failed inventory]): the cycle then does nothing,
+        and the loop backs off."""
         doubt = None if self._doubts is None else await self._doubts.check()
-        busy_before = set(self._busy)
-        cloning_before = await self._store.cloning(self._clock.seconds())
+        seen = await observe.around_inventory(
+            self._background_writes, self._clock, lambda: self._background.in_flight,
+            self._inventory, self._pool_state)
+        if seen is None:
+            return None
+        self.failing = False
+        tracked, cloning, empty, ondemand = seen.redis
+        await self._look_live()
+        # What to probe depends on everything but the probes' results.
+        unprobed = Observation(
+            pool=self.pool, service=self._service, now=seen.now, tracked=tracked,
+            inventory=seen.inventory, reachable=frozenset(), unknown=frozenset(),
+            failed_probes={}, cloning=seen.cloning, ondemand=ondemand,
+            clone_slots=0 if seen.now < self.paused_until else
+            max(self._service.task_limit - len(cloning), 0), empty=empty,
+            doubt=doubt, drain=drain_reason(self._configured, self._overrides))
+        probed = await observe.probe(planning.to_probe(unprobed), seen.inventory,
+                                     self._service, self._probe)
+        return dataclasses.replace(unprobed, reachable=probed.reachable,
+                                   unknown=probed.unknown, failed_probes=probed.failed)
+
+    async def _inventory(self) -> dict[str, VmState] | None:
+        pool = self.pool
         try:
             vms = await self._provider.inventory(pool.folder)
         except Exception as e:
             self.failing = True
             self.booting = False  # back off: the pending VMs cannot be seen
             log.warn("[!] [{pool}] inventory of {folder!r} failed: {error}",
-                     pool=pool.name, folder=pool.folder, error=str(e) or type(e).__name__)
+                     pool=pool.name, folder=pool.folder, error=why(e))
             return None
-        inventory = {vm.name: vm for vm in vms}
+        return {vm.name: vm for vm in vms}
+
+    async def _pool_state(self, now: float) -> tuple[frozenset[str], PoolState]:
         try:
-            now = self._clock.seconds()
-            tracked, cloning, empty, ondemand = await self._cycle.pool_state(pool.name, now)
+            state = await self._cycle_writes.pool_state(self.pool.name, now)
         except Exception:
             self.failing = True
             raise
-        self.failing = False
-        await self._look_live()
-        # What to probe depends on everything but the probes' results.
-        unprobed = Observation(
-            pool=self.live, service=self._service, now=now, tracked=tracked, inventory=inventory,
-            reachable=frozenset(), unknown=frozenset(), failed_probes={},
-            cloning=cloning | cloning_before | busy_before | self._busy, ondemand=ondemand,
-            clone_slots=0 if now < self.paused_until else
-            max(self._service.task_limit - len(cloning), 0), empty=empty,
-            doubt=doubt, drain=drain_reason(pool, self._live))
-        results = await probe_all(planning.to_probe(unprobed), inventory, self._service,
-                                  self._probe)
-        return dataclasses.replace(
-            unprobed, reachable=frozenset(n for n, ok in results.items() if ok is True),
-            unknown=frozenset(n for n, ok in results.items() if ok is None),
-            failed_probes={n: ok for n, ok in results.items() if isinstance(ok, VmFailure)})
+        return state[1], state
 
     async def _look_live(self) -> None:
         """The pool's live config (Note [Live pool config] in
@@ -240,16 +247,15 @@ class Maintainer:
             raise  # stopping, or no longer this manager's pool
         except Exception:
             log.failure("[!] [{pool}] demand not looked at", pool=self.pool.name)
-        self._live = (await self._store.live([self.pool.name]))[self.pool.name]
-        self.live = live_pool(self.pool, self._live)
+        name = self._configured.name
+        self._overrides = (await self._background_writes.live([name]))[name]
+        self.pool = live_pool(self._configured, self._overrides)
         sizing = self._sizer.sizing
-        self._metrics.sized(self.pool.name, self.live.size,
+        self._metrics.sized(name, self.pool.size,
                             sizing.rate if sizing is not None else None, self._sizer.achieved)
 
-
-
     async def _execute(self, action: planning.Action, now: float) -> None:
-        pool, store, stamp = self.pool.name, self._cycle, format_time(now)
+        pool, store, stamp = self.pool.name, self._cycle_writes, format_time(now)
         match action:
             case planning.Ready(name, boot_seconds):
                 day = local_date(now).isoformat()
@@ -265,7 +271,7 @@ class Maintainer:
                     log.info("[-] [{pool}] '{vm}' moved from '{state}' to 'completed': "
                              "{reason}", pool=pool, vm=name, state=state, reason=reason)
                     if failure is not None:
-                        await self._failed(name, failure.kind, failure.reason, store)
+                        await self._failed(name, failure, store)
             case planning.Discover(name):
                 await store.discover(pool, name)
                 log.info("[?] [{pool}] '{vm}' found in the folder, unknown to Redis: "
@@ -279,19 +285,19 @@ class Maintainer:
                     log.info("[-] [{pool}] '{vm}' is gone from vSphere: forgotten",
                              pool=pool, vm=name)
             case planning.Destroy(name, state):
-                if name not in self._busy:
+                if name not in self._background.in_flight:
                     await store.hold()
-                    self._background(name, self._slots.run(
+                    self._background.run(name, self._slots.run(
                         lambda: ensureDeferred(self._destroy(name, state))))
             case planning.Clone(count):
                 await self._clone(count, now)
             case planning.MarkEmpty(empty):
                 await store.set_empty(pool, empty)
             case planning.Drain(reason):
-                drained = await store.drain(pool, self._live.cloned_template,
-                                            self.live.template, self._live.reset)
+                drained = await store.drain(pool, self._overrides.cloned_template,
+                                            self.pool.template, self._overrides.reset)
                 # A new template, or a reset, deserves new clones at once.
-                await self._resume_clones(store)
+                await self._pause.resume(store)
                 if drained >= 0:
                     log.info("[-] [{pool}] {count} ready and pending VMs moved to "
                              "'completed': {reason}", pool=pool, count=drained, reason=reason)
@@ -300,106 +306,26 @@ class Maintainer:
 
     # --- work in the background ----------------------------------------------------
 
-    def _background(self, name: str,
-                    work: Coroutine[Any, Any, None] | Deferred[None]) -> None:
-        self._busy.add(name)
-        d = ensureDeferred(work)
-        self._work.add(d)
-
-        def done(result: object) -> None:
-            self._busy.discard(name)
-            self._work.discard(d)
-            if isinstance(result, Failure) and not result.check(CancelledError):
-                log.failure("[!] [{pool}] '{vm}' work failed", result,
-                            pool=self.pool.name, vm=name)
-            self.wake()
-        d.addBoth(done)
-
     async def _clone(self, count: int, now: float) -> None:
-        pool, service = self.live, self._service
-        names = [new_hostname(service.prefix) for _ in range(count)]
-        reserved = await self._cycle.reserve_clones(
-            pool.name, names, service.task_limit, pool.size, format_time(now), now,
-            RESERVATION)
-        for name in reserved:
-            self._background(name, self._clone_one(name))
+        pool, service = self.pool, self._service
 
-    async def _clone_one(self, name: str) -> None:
-        pool = self.live
-        ok, seconds = False, 0.0
-        try:
-            seconds = await self._provider.clone(
-                pool.template, pool.folder, pool.datastore, name,
-                resource_pool=pool.resource_pool,
-                clone_target=pool.clone_target or self._service.clone_target,
-                linked=self._linked)
-            ok = True
-            await self._resume_clones()
-            self._metrics.cloned(pool.name, seconds)
-            log.info("[+] [{pool}] '{vm}' cloned in {seconds:.2f} seconds",
-                     pool=pool.name, vm=name, seconds=seconds)
-        except Exception as e:
-            await self._failed(name, failures.CLONE, f"clone failed: {_why(e)}")
-            await self._clone_failed(f"clone failed: {_why(e)}")
-        day = local_date(self._clock.seconds()).isoformat()
-        try:
-            await self._store.clone_ended(pool.name, name, ok, seconds, day)
-        except Exception:
-            log.failure("[!] [{pool}] '{vm}' clone end not recorded", pool=pool.name, vm=name)
+        async def reserve(names: Sequence[str]) -> list[str]:
+            return await self._cycle_writes.reserve_clones(
+                pool.name, names, service.task_limit, pool.size, format_time(now), now,
+                RESERVATION)
 
-    async def _clone_failed(self, reason: str) -> None:
-        """
-        Note [Failing clones]: a pool whose clones keep failing (its
-        template missing, its datastore full) stops cloning for a while
-        after PAUSE_AFTER failures in a row, twice as long each time up to
-        MAX_PAUSE, rather than retrying at full rate; /status and the
-        health check say so (the pause is kept in Redis for every daemon
-        to show).  A clone that succeeds ends it, and so does a drain (a
-        new template, a reset).
-        """
-        self.clone_failures += 1
-        self.clone_failure = reason
-        if self.clone_failures < PAUSE_AFTER:
-            return
-        pause = min(MIN_PAUSE * 2 ** (self.clone_failures - PAUSE_AFTER), MAX_PAUSE)
-        now = self._clock.seconds()
-        self.paused_until = now + pause
-        log.warn("[!] [{pool}] {count} clones failed in a row: no clone for {pause:g} s "
-                 "({reason})", pool=self.pool.name, count=self.clone_failures, pause=pause,
-                 reason=reason)
-        try:
-            await self._store.pause_clones(self.pool.name, self.clone_failures, reason,
-                                           format_time(self.paused_until), pause)
-        except Exception:
-            log.failure("[!] [{pool}] clone pause not recorded", pool=self.pool.name)
+        await self._clones.start(pool, self._provider, self._linked, count, reserve,
+                                 self._clone_failed, self._pause)
 
-    async def _resume_clones(self, store: PoolStore | None = None) -> None:
-        """Clones work again (Note [Failing clones]); said through
-        ``store`` (a cycle's, checked against the lease) or the daemon's."""
-        paused, self.paused_until, self.clone_failures = self.paused_until, 0.0, 0
-        if paused:
-            try:
-                await (store or self._store).resume_clones(self.pool.name)
-            except LeaseLost:
-                raise
-            except Exception:
-                log.failure("[!] [{pool}] clone pause not cleared", pool=self.pool.name)
+    async def _clone_failed(self, name: str, failure: VmFailure) -> None:
+        await self._failed(name, failure, self._background_writes)
 
-    async def _failed(self, name: str, kind: str, reason: str,
-                      store: PoolStore | None = None) -> None:
+    async def _failed(self, name: str, failure: VmFailure, store: PoolStore) -> None:
         """Log and record why ``name`` failed (Note [Failures explained]),
-        through ``store`` (a cycle's) or the daemon's."""
-        pool = self.pool.name
-        log.warn("[!] [{pool}] '{vm}' {reason}", pool=pool, vm=name, reason=reason)
-        self._metrics.failed(pool, kind)
-        try:
-            await (store or self._store).failed(pool, name, kind, reason,
-                                                format_time(self._clock.seconds()),
-                                                failures.RECENT)
-        except LeaseLost:
-            raise
-        except Exception:
-            log.failure("[!] [{pool}] '{vm}' failure not recorded", pool=pool, vm=name)
+        through ``store``: a cycle's or the background's."""
+        log.warn("[!] [{pool}] '{vm}' {reason}", pool=self.pool.name, vm=name,
+                 reason=failure.reason)
+        await record_failure(store, self._metrics, self._clock, self.pool.name, name, failure)
 
     async def _destroy(self, name: str, state: str) -> None:
         pool = self.pool
@@ -407,11 +333,13 @@ class Maintainer:
         try:
             await self._provider.destroy(pool.folder, name)
         except Exception as e:
-            await self._failed(name, failures.DESTROY, f"destroy failed: {_why(e)}")
+            await self._failed(name, VmFailure(failures.DESTROY, f"destroy failed: {why(e)}"),
+                               self._background_writes)
             return
         seconds = self._clock.seconds() - started
         self._metrics.destroyed(pool.name, seconds)
         stamp = format_time(self._clock.seconds())
-        if await self._store.record_destroyed(pool.name, name, state, stamp, self._expire):
+        if await self._background_writes.record_destroyed(pool.name, name, state, stamp,
+                                                          self._expire):
             log.info("[-] [{pool}] '{vm}' destroyed in {seconds:.2f} seconds",
                      pool=pool.name, vm=name, seconds=seconds)

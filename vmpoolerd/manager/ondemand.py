@@ -2,37 +2,37 @@
 The on-demand worker: provisions the queued on-demand requests (Note
 [On-demand requests] in store/lua/ondemand_create.lua) beside the pool
 maintainers.  Each cycle it claims what it can of the queue, observes each
-claimed request (Redis, its pools' folders, the readiness probes), plans
-(ondemand_plan.py, pure) and executes.  Clones run in the background, as
-the maintainers' do (Note [Work in the background] in maintainer.py),
-within task_limit and ondemand_clone_limit for every daemon together.
+claimed request (Redis, its pools' folders, the readiness probes: as a
+maintainer observes its pool, observe.py), plans (ondemand_plan.py, pure)
+and executes.  Clones run in the background through the maintainers' clone
+runner (clones.py), within task_limit and ondemand_clone_limit for every
+daemon together.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
-from typing import Any, Mapping
+from typing import Mapping, Sequence, assert_never
 
-from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
-from ..config import Config, PoolConfig
+from ..config import Config
 from ..live import live_pool
-from ..names import new_hostname
 from ..store.ondemand import FAILED, PENDING, OdRequest
 from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
-from ..timefmt import format_time, local_date
+from ..timefmt import format_time
 from ..vsphere.types import VmState, Vsphere
-from . import failures
+from . import observe
 from . import ondemand_plan as od
 from . import pool_plan as planning
+from .clones import Background, CloneRunner, record_failure, why
+from .failures import VmFailure
 from .leases import RESERVATION
 from .loop import Loop, finish
-from .probe import Probe, probe_all, tcp_probe
+from .probe import Probe, tcp_probe
 
 log = Logger()
 
@@ -59,9 +59,10 @@ class OndemandWorker:
         self._loop = Loop(clock, self.cycle, service.check_loop_delay_min,
                           min(service.check_loop_delay_max, CLAIM_SECONDS / 3),
                           service.check_loop_delay_decay)
-        self._busy: dict[str, str] = {}  # clones in flight: name -> request id
         self._claimed: set[str] = set()
-        self._work: set[Deferred[None]] = set()
+        self._background = Background("ondemand", self.wake)  # clones in flight
+        self._clones = CloneRunner(config.service, store, clock, self._metrics,
+                                   self._background)
 
     def start(self) -> None:
         self._loop.start()
@@ -69,13 +70,13 @@ class OndemandWorker:
     @property
     def in_flight(self) -> frozenset[str]:
         """The VMs with a clone in flight."""
-        return frozenset(self._busy)
+        return self._background.in_flight
 
     def wake(self) -> None:
         self._loop.wake()
 
     async def stop(self, grace: float) -> None:
-        if not await finish(self._loop, self._work, grace, self._clock):
+        if not await finish(self._loop, self._background.work, grace, self._clock):
             log.warn("[!] [ondemand] stopping with clones still running")
         # The next manager need not wait for the claims to run out.
         try:
@@ -94,7 +95,7 @@ class OndemandWorker:
         except Exception:
             log.failure("[!] [ondemand] cycle failed")
             return True
-        return not acted and not self._busy
+        return not acted and not self._background.in_flight
 
     async def _one(self, request_id: str) -> bool:
         """Observe, plan and act on one claimed request; whether it acted
@@ -113,36 +114,42 @@ class OndemandWorker:
         return bool(actions) or bool(request.pending)
 
     async def _observe(self, request: OdRequest) -> od.OdObservation | None:
+        """The request as Redis, its pools' folders and the probes show it
+        (Note [Clones around the inventory] in observe.py); None when an
+        inventory could not be read."""
         pools = sorted({w.pool for w in request.wanted if w.pool in self._config.pool_names})
-        # Note [Clones around the inventory] in maintainer.py: the clones in
-        # flight are read before the inventory as well as after it, so that
-        # one ending between the two looks is not taken for a lost clone.
-        busy_before = set(self._busy)
-        cloning_before = await self._store.cloning(self._clock.seconds())
-        inventory: dict[str, VmState] = {}
-        for pool in pools:
-            try:
-                vms = await self._vspheres[pool].inventory(self._config.pool(pool).folder)
-            except Exception as e:
-                log.warn("[!] [ondemand] request {id}: inventory of {pool} failed: {error}",
-                         id=request.id, pool=pool, error=str(e) or type(e).__name__)
-                return None
-            inventory.update((vm.name, vm) for vm in vms)
-        now = self._clock.seconds()
-        cloning = await self._store.cloning(now)
+
+        async def inventory() -> dict[str, VmState] | None:
+            seen: dict[str, VmState] = {}
+            for pool in pools:
+                try:
+                    vms = await self._vspheres[pool].inventory(self._config.pool(pool).folder)
+                except Exception as e:
+                    log.warn("[!] [ondemand] request {id}: inventory of {pool} failed: {error}",
+                             id=request.id, pool=pool, error=why(e))
+                    return None
+                seen.update((vm.name, vm) for vm in vms)
+            return seen
+
+        async def cloning(now: float) -> tuple[frozenset[str], None]:
+            return await self._store.cloning(now), None
+
+        seen = await observe.around_inventory(self._store, self._clock,
+                                              lambda: self._background.in_flight,
+                                              inventory, cloning)
+        if seen is None:
+            return None
         obs = od.OdObservation(
-            request=request, now=now, ttl=60.0 * self._service.ondemand_request_ttl_minutes,
+            request=request, now=seen.now,
+            ttl=60.0 * self._service.ondemand_request_ttl_minutes,
             timeouts={p: planning.pool_timeout(self._config.pool(p), self._service)
                       for p in pools},
-            inventory=inventory,
-            cloning=cloning | cloning_before | busy_before | set(self._busy),
+            inventory=seen.inventory, cloning=seen.cloning,
             probing=self._service.ready_check_port != 0, reachable=frozenset(),
             failed_probes={})
-        results = await probe_all(od.to_probe(obs), inventory, self._service, self._probe)
-        return dataclasses.replace(
-            obs, reachable=frozenset(n for n, ok in results.items() if ok is True),
-            failed_probes={n: ok for n, ok in results.items()
-                           if isinstance(ok, failures.VmFailure)})
+        probed = await observe.probe(od.to_probe(obs), seen.inventory, self._service,
+                                     self._probe)
+        return dataclasses.replace(obs, reachable=probed.reachable, failed_probes=probed.failed)
 
     async def _execute(self, request: OdRequest, action: od.OdAction) -> None:
         store, stamp = self._store, format_time(self._clock.seconds())
@@ -163,55 +170,36 @@ class OndemandWorker:
                 if await store.hand_out(request.id, stamp, self._keep):
                     log.info("[+] [ondemand] request {id} handed out to {user}",
                              id=request.id, user=request.fields.get("token:user", "anonymous"))
+            case _:
+                assert_never(action)
 
     async def _failed(self, request_id: str, name: str, pool: str,
-                      failure: failures.VmFailure) -> None:
+                      failure: VmFailure) -> None:
+        """Fail ``name`` in its request and, if it was still there, record
+        why as a pool's failures are (clones.record_failure)."""
         now = format_time(self._clock.seconds())
         if await self._store.vm_failed(request_id, name, pool, now, failure.reason):
             log.warn("[!] [{pool}] '{vm}' of on-demand request {id}: {reason}", pool=pool,
                      vm=name, id=request_id, reason=failure.reason)
-            self._metrics.failed(pool, failure.kind)
-            await self._store.failed(pool, name, failure.kind, failure.reason, now,
-                                     failures.RECENT)
+            await record_failure(self._store, self._metrics, self._clock, pool, name, failure)
 
     async def _clone(self, request_id: str, pool_name: str, count: int) -> None:
-        service, now = self._service, self._clock.seconds()
-        pool = self._config.pool(pool_name)
-        names = [new_hostname(service.prefix) for _ in range(count)]
-        reserved = await self._store.reserve(
-            request_id, pool_name, names, service.task_limit, service.ondemand_clone_limit,
-            format_time(now), now, RESERVATION, self.owner)
-        if not reserved:
-            return
-        live = live_pool(pool, (await self._store.live([pool_name]))[pool_name])
-        for name in reserved:
-            self._busy[name] = request_id
-            d = ensureDeferred(self._clone_one(request_id, live, name))
-            self._work.add(d)
-            d.addBoth(self._done, name, d)
+        service = self._service
 
-    def _done(self, result: Any, name: str, d: Deferred[None]) -> None:
-        self._busy.pop(name, None)
-        self._work.discard(d)
-        if isinstance(result, Failure):
-            log.failure("[!] [ondemand] '{vm}' clone work failed", result, vm=name)
-        self.wake()
+        async def reserve(names: Sequence[str]) -> list[str]:
+            now = self._clock.seconds()
+            return await self._store.reserve(
+                request_id, pool_name, names, service.task_limit, service.ondemand_clone_limit,
+                format_time(now), now, RESERVATION, self.owner)
 
-    async def _clone_one(self, request_id: str, pool: PoolConfig, name: str) -> None:
-        ok, seconds = False, 0.0
-        try:
-            seconds = await self._vspheres[pool.name].clone(
-                pool.template, pool.folder, pool.datastore, name,
-                resource_pool=pool.resource_pool,
-                clone_target=pool.clone_target or self._service.clone_target,
-                linked=self._config.linked_clones(pool.name))
-            ok = True
-            self._metrics.cloned(pool.name, seconds)
-            log.info("[+] [{pool}] '{vm}' cloned for on-demand request {id} in {seconds:.2f} s",
-                     pool=pool.name, vm=name, id=request_id, seconds=seconds)
-        except Exception as e:
-            await self._failed(request_id, name, pool.name, failures.VmFailure(
-                failures.CLONE, f"clone failed: {str(e) or type(e).__name__}"))
-        day = local_date(self._clock.seconds()).isoformat()
-        await self._store.clone_ended(pool.name, name, ok, seconds, day)
+        async def failed(name: str, failure: VmFailure) -> None:
+            try:
+                await self._failed(request_id, name, pool_name, failure)
+            except Exception:
+                log.failure("[!] [ondemand] '{vm}' failure not recorded", vm=name)
 
+        live = live_pool(self._config.pool(pool_name),
+                         (await self._store.live([pool_name]))[pool_name])
+        await self._clones.start(live, self._vspheres[pool_name],
+                                 self._config.linked_clones(pool_name), count, reserve, failed,
+                                 what=f" for on-demand request {request_id}")
