@@ -93,7 +93,7 @@ class Manager(Service):
 
     def paused(self) -> str | None:
         """The pools whose clones are paused, failing (Note [Failing
-        clones] in maintainer.py), for the health check; None: none."""
+        clones] in clones.py), for the health check; None: none."""
         now = self._clock.seconds()
         paused = [f"{name}: {m.clone_failures} clones failed in a row ({m.clone_failure})"
                   for name, m in sorted(self.maintainers.items()) if m.paused_until > now]

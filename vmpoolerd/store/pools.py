@@ -77,7 +77,7 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore):
     async def pause_clones(self, pool: str, failures: int, reason: str, until: str,
                            seconds: float) -> None:
         """Say, for ``seconds``, that the pool's clones are paused (Note
-        [Failing clones] in maintainer.py)."""
+        [Failing clones] in manager/clones.py)."""
         await self._write(
             "SET", keys.clone_pause(pool),
             json.dumps({"failures": failures, "reason": reason, "until": until}),
