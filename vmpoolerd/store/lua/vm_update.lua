@@ -11,21 +11,21 @@
 -- so to the next user and never reclaimed.  A checkout starts a VM with
 -- its pool's lifetime and no tags (checkout.lua), whatever it held.
 --
--- Returns 1, or (nothing written) 0 when the VM is unknown, -2 when its
--- owner is no longer the one checked, -3 when it is not running, -4 when
--- it would hold more than ARGV[6] tags.
+-- Returns R.DONE, or (nothing written) R.NO_SUCH_VM, R.OTHER_OWNER (its
+-- owner is no longer the one checked), R.NOT_RUNNING, or R.TOO_MANY_TAGS
+-- (it would hold more than ARGV[6]); R is errors.VmChange.
 local host = ARGV[1]
-local vm = 'vmpooler__vm__' .. host
+local vm = K.vm(host)
 local pool = redis.call('HGET', vm, 'template')
 if not pool then
-  return 0
+  return R.NO_SUCH_VM
 end
 local owner = redis.call('HGET', vm, 'token:user_dn') or redis.call('HGET', vm, 'token:user') or ''
 if ARGV[4] ~= '*' and owner ~= ARGV[4] then
-  return -2
+  return R.OTHER_OWNER
 end
-if redis.call('SISMEMBER', 'vmpooler__running__' .. pool, host) == 0 then
-  return -3
+if redis.call('SISMEMBER', K.pool_set('running', pool), host) == 0 then
+  return R.NOT_RUNNING
 end
 local change = cjson.decode(ARGV[3])
 local tags = change.tags or {}
@@ -39,7 +39,7 @@ for _ in pairs(tags) do
   count = count + 1
 end
 if count > tonumber(ARGV[6]) then
-  return -4
+  return R.TOO_MANY_TAGS
 end
 if change.lifetime then
   redis.call('HSET', vm, 'lifetime', change.lifetime)
@@ -51,4 +51,4 @@ end
 if next(tags) ~= nil then
   redis.call('EXPIRE', ARGV[2], ARGV[5])
 end
-return 1
+return R.DONE
