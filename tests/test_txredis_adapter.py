@@ -68,6 +68,12 @@ class ConnectionTests(TestCase):
         self.assertIn(connection, redis._factory.pool)
         self.assertEqual(await connection.execute_command("PING"), "PONG")
 
+    async def test_connected_fires_once_the_pool_is_up(self) -> None:
+        redis = connect(redis_server().config, 3.0)
+        self.addCleanup(redis.disconnect)
+        self.assertIs(await txredis_adapter.connected(redis), redis)
+        self.assertEqual(len(redis._factory.pool), 2)
+
     async def test_connections_are_of_the_protocol_set(self) -> None:
         redis = connect(redis_server().config, 3.0)
         self.addCleanup(redis.disconnect)

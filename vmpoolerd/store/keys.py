@@ -3,14 +3,14 @@ Every Redis key and channel the daemon uses, by what it holds.
 
 The names are vmpooler's own (docs/compatibility.rst, "Redis"), so that a
 vmpooler and a vmpoolerd can share one Redis.  No module outside
-``vmpoolerd.store`` names a key; the Lua scripts build the per-pool and
-per-VM keys from the same prefix.
+``vmpoolerd.store`` names a key.
 
 Note [One key layout]: the Lua scripts name no key themselves.  Each is
 run after a prelude (prelude.py) whose table ``K`` is generated from this
 module's ``LUA`` table: ``K.vm(host)`` is built from :func:`vm` itself, so
-that the two languages cannot spell a key differently.  A test fails when
-a script spells the prefix.
+that the two languages cannot spell a key differently.  A test
+(tests/test_store_lua.py) fails when a script spells the prefix, uses a
+builder this table lacks, or a builder builds other than Python does.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 The Lua each script runs after (Note [One key layout] in keys.py): the
 key builders ``K`` generated from keys.LUA, the answers ``R`` from
 errors.VmChange, and the rules several scripts share
-(``lua/preamble/clones.lua``); a lease holder's scripts also start with
+(``lua/preamble/clones.lua``, ``vms.lua``); a lease holder's scripts also start with
 ``lua/preamble/lease.lua`` (Note [Pool leases]).
 """
 
@@ -44,7 +44,7 @@ def _preamble(name: str) -> str:
 def prelude(script: str, fenced: bool = False) -> str:
     """What runs before ``script``: only the builders it (or the shared
     rules) uses, so that a call defines no more functions than it needs."""
-    shared = _preamble("clones.lua")
+    shared = _preamble("clones.lua") + _preamble("vms.lua")
     used = sorted(set(_USED.findall(shared + script)))
     unknown = [name for name in used if name not in keys.LUA]
     if unknown:

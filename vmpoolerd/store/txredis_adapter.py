@@ -9,6 +9,8 @@ there (setup.cfg pins the versions that test passed with).
   class set on the factory first is the one every connection uses; and a
   script whose writes are then waited for (``WAIT``) must run on one
   connection of the pool, which only the factory hands out.
+- ``ConnectionHandler._connected``: fires once every connection of a
+  pool is up (tests wait for it, so that none is still logging in).
 - ``_SentinelEndpoint``: the endpoint that asks the Sentinels for the
   master before each connection attempt (Note [Following the master] in
   connection.py); txredisapi builds it only inside ``makeSentinel...``
@@ -39,6 +41,12 @@ def one_connection(handler: Any) -> Deferred[Any]:
     share a connection)."""
     connection: Deferred[Any] = handler._factory.getConnection(peek=True)
     return connection
+
+
+def connected(handler: Any) -> Deferred[Any]:
+    """Fires once every connection of ``handler``'s pool is up."""
+    up: Deferred[Any] = handler._connected
+    return up
 
 
 def sentinel_endpoint(factory: Any) -> IStreamClientEndpoint:

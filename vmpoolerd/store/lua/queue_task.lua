@@ -8,18 +8,10 @@
 -- Returns R.DONE (queued), R.NO_SUCH_VM, R.NO_SUCH_SNAPSHOT (the field is
 -- missing), R.OTHER_OWNER (the owner is no longer the one checked),
 -- R.NOT_RUNNING or R.TOO_MANY_TASKS (errors.VmChange).  Note [Changes to running VMs only] in vm_update.lua.
-local pool = redis.call('HGET', KEYS[1], 'template')
-if not pool then
-  return R.NO_SUCH_VM
-end
-local owner = redis.call('HGET', KEYS[1], 'token:user_dn')
-  or redis.call('HGET', KEYS[1], 'token:user') or ''
-if ARGV[3] ~= '*' and owner ~= ARGV[3] then
-  return R.OTHER_OWNER
-end
 local host = string.sub(KEYS[1], string.len(K.vm('')) + 1)
-if redis.call('SISMEMBER', K.pool_set('running', pool), host) == 0 then
-  return R.NOT_RUNNING
+local pool, refused = running_vm(host, ARGV[3])
+if not pool then
+  return refused
 end
 if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then
   return R.NO_SUCH_SNAPSHOT

@@ -4,18 +4,11 @@
 -- R.NO_SUCH_VM, R.OTHER_OWNER (its owner is no longer the one checked) or
 -- R.NOT_RUNNING (errors.VmChange).
 local host = ARGV[1]
-local vm = K.vm(host)
-local pool = redis.call('HGET', vm, 'template')
+local pool, refused = running_vm(host, ARGV[2])
 if not pool then
-  return R.NO_SUCH_VM
+  return refused
 end
-local owner = redis.call('HGET', vm, 'token:user_dn') or redis.call('HGET', vm, 'token:user') or ''
-if ARGV[2] ~= '*' and owner ~= ARGV[2] then
-  return R.OTHER_OWNER
-end
-if redis.call('SREM', K.pool_set('running', pool), host) == 0 then
-  return R.NOT_RUNNING
-end
+redis.call('SREM', K.pool_set('running', pool), host)
 redis.call('SADD', K.pool_set('completed', pool), host)
 redis.call('HDEL', K.active(pool), host)
 return R.DONE

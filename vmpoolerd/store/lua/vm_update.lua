@@ -15,18 +15,11 @@
 -- owner is no longer the one checked), R.NOT_RUNNING, or R.TOO_MANY_TAGS
 -- (it would hold more than ARGV[6]); R is errors.VmChange.
 local host = ARGV[1]
-local vm = K.vm(host)
-local pool = redis.call('HGET', vm, 'template')
+local pool, refused = running_vm(host, ARGV[4])
 if not pool then
-  return R.NO_SUCH_VM
+  return refused
 end
-local owner = redis.call('HGET', vm, 'token:user_dn') or redis.call('HGET', vm, 'token:user') or ''
-if ARGV[4] ~= '*' and owner ~= ARGV[4] then
-  return R.OTHER_OWNER
-end
-if redis.call('SISMEMBER', K.pool_set('running', pool), host) == 0 then
-  return R.NOT_RUNNING
-end
+local vm = K.vm(host)
 local change = cjson.decode(ARGV[3])
 local tags = change.tags or {}
 local count = 0
