@@ -20,6 +20,7 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.config import RedisConfig
+from vmpoolerd.store import txredis_adapter
 from vmpoolerd.store.connection import connect
 
 from .processes import free_port, stop_process
@@ -93,7 +94,7 @@ async def fresh_redis(test: TestCase, timeout: float = 3.0) -> Any:
     test.addCleanup(redis.disconnect)
     # Every connection of the pool up, so that none is still selecting its
     # database when the test ends (an unheard failure would land in a later test).
-    await redis._connected
+    await txredis_adapter.connected(redis)
     await redis.ping()
     return redis
 
@@ -105,5 +106,5 @@ async def private_redis(test: TestCase, timeout: float) -> tuple[RedisServer, An
     test.addCleanup(server.stop)
     redis = connect(server.config, timeout)
     test.addCleanup(redis.disconnect)
-    await redis._connected
+    await txredis_adapter.connected(redis)
     return server, redis

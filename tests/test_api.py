@@ -31,6 +31,7 @@ from vmpoolerd.store.errors import StoreRefusal
 from vmpoolerd.store.api_store import (
     MAX_TAGS, MAX_TASKS_PER_VM, ApiStore, DayHistory, Durations, Request,
 )
+from vmpoolerd.store import txredis_adapter
 from vmpoolerd.store.connection import connect
 from vmpoolerd.timefmt import format_time, local_date, parse_time
 from vmpoolerd.api.site import ApiSite
@@ -574,7 +575,7 @@ class RedisDownTests(TestCase):
         self.addCleanup(server.stop)
         redis = connect(RedisConfig(server="127.0.0.1", port=server.port, db=1), 0.5)
         self.addCleanup(redis.disconnect)
-        await redis._connected
+        await txredis_adapter.connected(redis)
         store = ApiStore(redis, reactor, timeout=0.5)
         self.addCleanup(store.stop)
         client = Client(VmpoolerApi(make_config(), store, Clock()).resource())
@@ -600,7 +601,7 @@ class RedisLoginTests(TestCase):
         redis = connect(RedisConfig(server="127.0.0.1", port=server.port,
                                     password="s3cret-pw", db=2), 1)
         self.addCleanup(redis.disconnect)
-        await redis._connected
+        await txredis_adapter.connected(redis)
         await redis.set("vmpooler__test__db", "two")
         self.assertEqual(server.cli("-a", "s3cret-pw", "--no-auth-warning", "-n", "2",
                                     "GET", "vmpooler__test__db").strip(), "two")

@@ -29,6 +29,7 @@ from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import Config, parse_config
 from vmpoolerd.api.dashboard import Dashboard, Sampler
 from vmpoolerd.manager.service import Manager
+from vmpoolerd.store import txredis_adapter
 from vmpoolerd.store.pools import PoolStore
 from vmpoolerd.vsphere.provider import Provider
 from vmpoolerd.store.api_store import ApiStore
@@ -55,7 +56,7 @@ async def connected_redis(test: TestCase) -> Any:
     holds, and the error lands in a later test.
     """
     redis = await fresh_redis(test)
-    await redis._connected
+    await txredis_adapter.connected(redis)
     return redis
 
 

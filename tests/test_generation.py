@@ -110,7 +110,7 @@ class GenerationTests(TestCase):
     async def test_release_ends_the_doubt_only(self) -> None:
         await self.watch().check()
         await self.redis.sadd(f"vmpooler__discovered__{D32}", "held1")
-        await self.store.release()
+        await self.store.release_held()
         self.assertIsNone(await self.store.doubt())
         self.assertEqual(await self.members("discovered"), {"held1"})
 
@@ -185,5 +185,5 @@ class GenerationCheckTests(TestCase):
                                                for e in events))
         warnings = [e for e in events if "in doubt" in e.get("log_format", "")]
         self.assertEqual(len(warnings), 1)  # once, not at every check
-        await GenerationStore(redis, reactor).release()
+        await GenerationStore(redis, reactor).release_held()
         await until("the doubt to end", lambda: check.watch.doubt is None)

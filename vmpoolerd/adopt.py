@@ -34,7 +34,7 @@ async def run(reactor: IReactorTime, config: Config, release: bool) -> str:
         doubt = await store.doubt()
         before = f"doubt ended ({doubt or 'there was none'})"
         if release:
-            await store.release()
+            await store.release_held()
             return f"{before}; held VMs are left to be destroyed"
         adopted = await store.adopt(config.pool_names, format_time(reactor.seconds()))
         return f"{before}; {adopted} held VMs adopted as running"

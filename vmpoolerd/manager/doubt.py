@@ -47,6 +47,6 @@ class Doubts:
         self._clear.add(pool)
         if self._clear >= self._pools:
             self._clear.clear()
-            await self._store.release()
+            await self._store.release_held()
             log.info("Redis's state is proven: no pool folder holds a VM it does not know "
                      "(was in doubt: {doubt})", doubt=doubt)

@@ -80,7 +80,7 @@ class OndemandWorker:
             log.warn("[!] [ondemand] stopping with clones still running")
         # The next manager need not wait for the claims to run out.
         try:
-            await self._store.release(sorted(self._claimed), self.owner)
+            await self._store.release_claims(sorted(self._claimed), self.owner)
         except Exception:
             log.warn("[!] [ondemand] claims not released: they run out by themselves")
 

@@ -56,7 +56,7 @@ class PoolSizer:
         self._last = now
         offset = utc_offset(now)
         hour = hour_of(now, offset)
-        counts = await self._store.read(self.pool.name)
+        counts = await self._store.read_demand(self.pool.name)
         saved = counts.model if isinstance(counts.model, dict) else {}
         measured, self._replenished = self._replenished, []
         history = sizing.absorb(sizing.History.from_json(saved.get("history")),
@@ -74,8 +74,8 @@ class PoolSizer:
                          replenish_seconds=round(self.sizing.replenish, 1),
                          expected_hit_rate=round(self.sizing.expected_hits, 4),
                          hit_rate=pool.hit_rate, min_size=pool.min_size, max_size=pool.size)
-        if not await self._store.save(pool.name, counts, {"history": history.to_json()},
-                                      shown, hour - sizing.WINDOW_HOURS + 1):
+        if not await self._store.save_demand(pool.name, counts, {"history": history.to_json()},
+                                             shown, hour - sizing.WINDOW_HOURS + 1):
             # Another manager saved first (it folded the same counts):
             # keep the measurements for the next look.
             self._replenished = measured + self._replenished

@@ -24,7 +24,7 @@ from . import keys
 from .coalesce import Coalescer
 from .errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRunning,
                      OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable, TooManyTags,
-                     TooManyTasks)
+                     TooManyTasks, VmChange)
 from .generation import GenerationWatch
 from .ondemand import OndemandStore
 from .overrides import Overrides
@@ -37,11 +37,12 @@ ANY_OWNER = "*"  # a VM change that checks no owner
 MAX_TAGS = 64  # tags one VM may hold
 MAX_TASKS_PER_VM = 8  # disk (or snapshot) requests one VM may have waiting
 MAX_TASKS = 500  # disk (or snapshot) requests waiting in all
-# The answers of the scripts that change a VM (vm_update, vm_return,
-# queue_task): done, and the refusals (0: no such VM).
-DONE = 1
-REFUSED: Mapping[int, type[StoreRefusal]] = {
-    -1: NoSuchSnapshot, -2: OtherOwner, -3: NotRunning, -4: TooManyTags, -5: TooManyTasks,
+# The refusals of the scripts that change a VM (errors.VmChange); NO_SUCH_VM
+# raises what the caller says is missing.
+REFUSED: Mapping[VmChange, type[StoreRefusal]] = {
+    VmChange.NO_SUCH_SNAPSHOT: NoSuchSnapshot, VmChange.OTHER_OWNER: OtherOwner,
+    VmChange.NOT_RUNNING: NotRunning, VmChange.TOO_MANY_TAGS: TooManyTags,
+    VmChange.TOO_MANY_TASKS: TooManyTasks,
 }
 
 
@@ -262,8 +263,8 @@ class ApiStore(Overrides, OndemandStore):
     async def _owned_change(self, name: str, missing: type[Exception],
                             touched: Sequence[str] = (), args: Sequence[Any] = ()) -> None:
         """Run a script that changes a VM; ``missing`` is raised if there is none."""
-        answer = int(await self._script(name, keys=touched, args=args))
-        if answer != DONE:
+        answer = VmChange(int(await self._script(name, keys=touched, args=args)))
+        if answer != VmChange.DONE:
             raise REFUSED.get(answer, missing)()
 
     async def update_vm(self, hostname: str, tag_day: str, lifetime: str | None,

@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IReactorTCP
 from twisted.logger import Logger
 
 from ..config import RedisConfig
-from . import keys
+from . import keys, txredis_adapter
 from .scripts import RedisClient
 
 if TYPE_CHECKING:
@@ -99,8 +99,7 @@ def connect(config: RedisConfig, timeout: float) -> txredisapi.ConnectionHandler
         host=config.server, port=config.port, poolsize=2, convertNumbers=False,
         connectTimeout=timeout, replyTimeout=timeout)
     # Before any connection is made: they are made by the reactor, later.
-    redis._factory.protocol = _Connection
-    redis._factory.login = config
+    txredis_adapter.set_protocol(redis, _Connection, login=config)
     return redis
 
 
@@ -119,17 +118,6 @@ class _SentinelFactory(txredisapi.SentinelConnectionFactory):
     maxDelay = 1  # seconds between attempts, at most (also each one's connect timeout)
 
 
-class _SentinelHandler(txredisapi.ConnectionHandler):
-    """Disconnecting closes the Sentinel connections too."""
-
-    async def _disconnect(self) -> None:
-        await self._factory.disconnect()
-        await self._factory.sentinel_manager.disconnect()
-
-    def disconnect(self) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._disconnect())
-
-
 def _sentinels(config: RedisConfig, timeout: float) -> txredisapi.Sentinel:
     sentinels = txredisapi.Sentinel(list(config.sentinels), connectTimeout=timeout,
                                     replyTimeout=timeout, convertNumbers=False)
@@ -142,10 +130,10 @@ def _through_sentinels(config: RedisConfig, timeout: float) -> txredisapi.Connec
     factory = _SentinelFactory(
         sentinel_manager=_sentinels(config, timeout), service_name=config.master_name,
         is_master=True, uuid=None, dbid=None, poolsize=2, isLazy=True,
-        handler=_SentinelHandler, convertNumbers=False, replyTimeout=timeout)
+        handler=txredis_adapter.ClosingSentinels, convertNumbers=False, replyTimeout=timeout)
     factory.protocol = _Connection
     factory.login = config
-    factory.startConnecting(txredisapi._SentinelEndpoint(factory))
+    factory.startConnecting(txredis_adapter.sentinel_endpoint(factory))
     return factory.handler
 
 
@@ -187,7 +175,7 @@ def subscribe_checkouts(config: RedisConfig, reactor: IReactorTCP,
     if config.sentinels:  # Note [Following the master]
         factory.sentinel_manager = _sentinels(config, 3.0)
         factory.service_name, factory.is_master = config.master_name, True
-        factory.startConnecting(txredisapi._SentinelEndpoint(factory))
+        factory.startConnecting(txredis_adapter.sentinel_endpoint(factory))
     else:
         factory.startConnecting(HostnameEndpoint(reactor, config.server, config.port))
     return factory

@@ -6,6 +6,22 @@ nothing of HTTP.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class VmChange(IntEnum):
+    """What the scripts that change a VM answer (vm_update, vm_return,
+    queue_task): done, or why nothing changed.  The scripts return them as
+    ``R.<name>`` (prelude.py), so that both languages read one table."""
+
+    DONE = 1
+    NO_SUCH_VM = 0
+    NO_SUCH_SNAPSHOT = -1
+    OTHER_OWNER = -2
+    NOT_RUNNING = -3
+    TOO_MANY_TAGS = -4
+    TOO_MANY_TASKS = -5
+
 
 class StoreUnavailable(Exception):
     """Redis did not answer in time, is not connected, or is busy."""

@@ -85,7 +85,7 @@ class GenerationStore(Scripts):
         """End the doubt; the VMs held in discovered become running (lua/adopt.lua)."""
         return int(await self._script("adopt", args=[now, *pools]))
 
-    async def release(self) -> None:
+    async def release_held(self) -> None:
         """End the doubt; the VMs held in discovered are destroyed, a few per cycle."""
         await self._call(self._redis.execute_command("DEL", keys.DOUBTFUL))
 

@@ -3,11 +3,19 @@ Every Redis key and channel the daemon uses, by what it holds.
 
 The names are vmpooler's own (docs/compatibility.rst, "Redis"), so that a
 vmpooler and a vmpoolerd can share one Redis.  No module outside
-``vmpoolerd.store`` names a key; the Lua scripts build the per-pool and
-per-VM keys from the same prefix.
+``vmpoolerd.store`` names a key.
+
+Note [One key layout]: the Lua scripts name no key themselves.  Each is
+run after a prelude (prelude.py) whose table ``K`` is generated from this
+module's ``LUA`` table: ``K.vm(host)`` is built from :func:`vm` itself, so
+that the two languages cannot spell a key differently.  A test
+(tests/test_store_lua.py) fails when a script spells the prefix, uses a
+builder this table lacks, or a builder builds other than Python does.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 PREFIX = "vmpooler__"
 # A checkout anywhere publishes its pool's name here (wakes the maintainers).
@@ -19,8 +27,14 @@ DOUBTFUL = f"{PREFIX}doubtful"
 # The clones in flight: name -> the epoch second its reservation runs out
 # (Note [Clone reservations] in lua/clone_reserve.lua).
 CLONING = f"{PREFIX}cloning"
+# The on-demand clones among them (Note [On-demand VMs] in ondemand_create.lua).
+ODCLONING = f"{PREFIX}odcloning"
 # The sets a pool's VMs are in, as the planner names them.
 POOL_SETS = ("pending", "ready", "running", "completed", "discovered")
+# Each pool's last boot time, by pool.
+LASTBOOT = f"{PREFIX}lastboot"
+# The managers alive (each also has its manager() key while it lives).
+MANAGERS = f"{PREFIX}managers"
 
 
 def vm(host: str) -> str:
@@ -33,6 +47,26 @@ def pool_set(state: str, pool: str) -> str:
     return f"{PREFIX}{state}__{pool}"
 
 
+def active(pool: str) -> str:
+    """The pool's checked-out VMs: hostname -> checkout time."""
+    return f"{PREFIX}active__{pool}"
+
+
+def failure_counts(pool: str) -> str:
+    """The pool's failures counted by kind (Note [Failures explained])."""
+    return f"{PREFIX}failure_counts__{pool}"
+
+
+def failures(pool: str) -> str:
+    """The pool's last failures, newest first (JSON each)."""
+    return f"{PREFIX}failures__{pool}"
+
+
+def dashboard(pool: str) -> str:
+    """The pool's sampled ready and running counts (dashboard_sample.lua)."""
+    return f"{PREFIX}dashboard__{pool}"
+
+
 def clone_pause(pool: str) -> str:
     """Set while the pool's clones are paused, failing (JSON: failures,
     reason, until)."""
@@ -43,6 +77,11 @@ def lease(pool: str) -> str:
     """The pool's lease: the id of the manager maintaining it, while it
     lasts (Note [Pool leases] in manager/leases.py)."""
     return f"{PREFIX}lease__{pool}"
+
+
+def manager(identity: str) -> str:
+    """Exists while the manager ``identity`` lives (lease_round.lua)."""
+    return f"{PREFIX}manager__{identity}"
 
 
 def empty(pool: str) -> str:
@@ -74,6 +113,16 @@ def boot(day: str) -> str:
     return f"{PREFIX}boot__{day}"
 
 
+def clone(day: str) -> str:
+    """The day's clone times, ``<pool>:<host>`` to seconds."""
+    return f"{PREFIX}clone__{day}"
+
+
+def ratelimit(subject: str, window: str) -> str:
+    """Attempts of ``subject`` counted in the fixed window ``window``."""
+    return f"{PREFIX}ratelimit__{subject}__{window}"
+
+
 def checkout_batch_prefix(unique: str) -> str:
     """Where a store's checkout batches are marked (see checkout.lua)."""
     return f"{PREFIX}checkout_batch__{unique}_"
@@ -88,11 +137,22 @@ def demand(pool: str) -> str:
 # The config API (Note [Live pool config] in lua/config_set.lua): the
 # kinds of live override, vmpooler 3.x's names, and the set vmpooler keeps
 # of the pools whose override of that kind was deleted ('' for none).
+UNDO_SIZE_OVERRIDE = f"{PREFIX}pool__undo_size_override"
+UNDO_TEMPLATE_OVERRIDE = f"{PREFIX}pool__undo_template_override"
 OVERRIDES = {
-    "poolsize": f"{PREFIX}pool__undo_size_override",
-    "template": f"{PREFIX}pool__undo_template_override",
+    "poolsize": UNDO_SIZE_OVERRIDE,
+    "template": UNDO_TEMPLATE_OVERRIDE,
     "clone_target": "",
 }
+
+
+def config(kind: str) -> str:
+    """The live override of ``kind`` (a key of OVERRIDES): pool -> value."""
+    return f"{PREFIX}config__{kind}"
+
+
+# The template each pool's VMs were last cloned from (pool_drain.lua).
+TEMPLATE_CLONED = f"{PREFIX}pool__template_cloned"
 # The pools a reset is asked for (POST /poolreset).
 POOL_RESET = f"{PREFIX}poolreset"
 # On-demand requests waiting to be provisioned (Note [On-demand requests]
@@ -100,3 +160,47 @@ POOL_RESET = f"{PREFIX}poolreset"
 PROVISIONING = f"{PREFIX}provisioning__request"
 # What a new on-demand request publishes on CHECKOUT_CHANNEL.
 ONDEMAND_WAKEUP = ":ondemand"
+
+
+def odrequest(request_id: str) -> str:
+    """An on-demand request's hash (requested, token, status...)."""
+    return f"{PREFIX}odrequest__{request_id}"
+
+
+def odclaim(request_id: str) -> str:
+    """The id of the manager provisioning the request, while it does."""
+    return f"{PREFIX}odclaim__{request_id}"
+
+
+def odpending(request_id: str) -> str:
+    """The request's VMs being cloned."""
+    return f"{PREFIX}odpending__{request_id}"
+
+
+def odready(request_id: str) -> str:
+    """The request's VMs ready, not yet handed out."""
+    return f"{PREFIX}odready__{request_id}"
+
+
+def ondemand(pool: str) -> str:
+    """The pool's VMs that on-demand requests are provisioning."""
+    return f"{PREFIX}ondemand__{pool}"
+
+
+# What the Lua prelude's table K holds (Note [One key layout]): every key
+# family above, by the name the scripts use.
+LUA: dict[str, str | Callable[..., str]] = {
+    "CHECKOUT_CHANNEL": CHECKOUT_CHANNEL, "ONDEMAND_WAKEUP": ONDEMAND_WAKEUP,
+    "GENERATION": GENERATION, "DOUBTFUL": DOUBTFUL, "CLONING": CLONING,
+    "ODCLONING": ODCLONING, "LASTBOOT": LASTBOOT, "MANAGERS": MANAGERS,
+    "POOL_RESET": POOL_RESET, "PROVISIONING": PROVISIONING,
+    "TEMPLATE_CLONED": TEMPLATE_CLONED, "UNDO_SIZE_OVERRIDE": UNDO_SIZE_OVERRIDE,
+    "UNDO_TEMPLATE_OVERRIDE": UNDO_TEMPLATE_OVERRIDE,
+    "vm": vm, "pool_set": pool_set, "active": active, "failure_counts": failure_counts,
+    "failures": failures, "dashboard": dashboard, "clone_pause": clone_pause,
+    "lease": lease, "manager": manager, "empty": empty, "tasks": tasks,
+    "tasks_working": tasks_working, "token": token, "tag": tag, "boot": boot,
+    "clone": clone, "ratelimit": ratelimit, "demand": demand, "config": config,
+    "odrequest": odrequest, "odclaim": odclaim, "odpending": odpending,
+    "odready": odready, "ondemand": ondemand, "checkout_batch_prefix": checkout_batch_prefix,
+}

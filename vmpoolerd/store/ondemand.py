@@ -90,7 +90,7 @@ class OndemandStore(Scripts):
         return bool(await self._script("ondemand_claim",
                                        args=[request_id, owner, int(seconds * 1000)]))
 
-    async def release(self, request_ids: Sequence[str], owner: str) -> None:
+    async def release_claims(self, request_ids: Sequence[str], owner: str) -> None:
         """Give up the claims of ``owner`` on these requests."""
         for request_id in request_ids:
             await self._script("ondemand_claim", args=[request_id, owner, 0])

@@ -1,6 +1,6 @@
 """
 The pool manager's side of Redis: what it observes of a pool, and the
-guarded transitions it makes (``lua/pool_state.lua``, ``move.lua``,
+guarded transitions it makes (``lua/pool_state.lua``, ``cloning.lua``, ``move.lua``,
 ``clone_reserve.lua``, ``clone_end.lua``, ``vm_record.lua``).
 
 Each transition is a method named for what it does; all but the clone
@@ -50,9 +50,7 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore):
         """The names of the clones in flight, in every pool: reservations
         not run out at ``epoch`` (Note [Clone reservations] in
         clone_reserve.lua)."""
-        flat = await self._call(self._redis.execute_command("HGETALL", keys.CLONING)) or []
-        return frozenset(name for name, deadline in zip(flat[::2], flat[1::2])
-                         if float(deadline) >= int(epoch))
+        return frozenset(await self._script("cloning", args=[int(epoch)]) or [])
 
     # -- clones ----------------------------------------------------------------------
 

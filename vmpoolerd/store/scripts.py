@@ -22,7 +22,9 @@ from twisted.internet.error import ConnectError, ConnectionLost
 from twisted.internet.interfaces import IReactorTime
 
 from ..telemetry.metrics import Metrics
+from . import txredis_adapter
 from .errors import LeaseLost, StoreUnavailable
+from .prelude import prelude
 
 WAIT_MS = 1000  # how long a write waits for a replica to have it (Note [Replicated answers])
 UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
@@ -30,9 +32,8 @@ UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "O
 
 
 class RedisClient(Protocol):
-    """What the stores use of a txredisapi connection pool."""
-
-    _factory: Any  # txredisapi's: its connections
+    """What the stores use of a txredisapi connection pool (and, through
+    txredis_adapter, of its private parts)."""
 
     def execute_command(self, *args: Any) -> Deferred[Any]: ...
     def ping(self) -> Deferred[Any]: ...
@@ -43,23 +44,18 @@ class RedisClient(Protocol):
     def disconnect(self) -> Deferred[Any]: ...
 
 
-def load_scripts(preamble: str = "") -> dict[str, tuple[str, str]]:
+@functools.cache
+def load_scripts(fenced: bool = False) -> dict[str, tuple[str, str]]:
     """Each script of ``lua/`` (source and SHA1), by its file's name, each
-    after ``preamble``."""
+    after its prelude (prelude.py); ``fenced``: as a lease holder runs them
+    (Note [Pool leases]).  Read once, however many stores and pools."""
     found = {}
     for entry in resources.files(__package__).joinpath("lua").iterdir():
         if entry.name.endswith(".lua"):
-            source = preamble + entry.read_text()
+            script = entry.read_text()
+            source = prelude(script, fenced) + "\n" + script
             found[entry.name[:-4]] = (source, hashlib.sha1(source.encode()).hexdigest())
     return found
-
-
-@functools.cache
-def load_fenced() -> dict[str, tuple[str, str]]:
-    """The scripts as a lease holder runs them (Note [Pool leases]); read
-    once, however many pools are held."""
-    lua = resources.files(__package__).joinpath("lua")
-    return load_scripts(lua.joinpath("preamble", "lease.lua").read_text())
 
 
 class Scripts:
@@ -84,7 +80,7 @@ class Scripts:
         """
         fenced = copy.copy(self)
         fenced._lease = (lease, holder)
-        fenced._scripts = load_fenced()
+        fenced._scripts = load_scripts(fenced=True)
         return fenced
 
     async def _call(self, d: Deferred[Any]) -> Any:
@@ -141,7 +137,7 @@ class Scripts:
         script, the ``ROLE`` that says whether there are replicas (sent
         with it: no extra round trip) and the ``WAIT`` go on one connection.
         """
-        connection = await self._call(self._redis._factory.getConnection(peek=True))
+        connection = await self._call(txredis_adapter.one_connection(self._redis))
         role = connection.execute_command("ROLE")
         try:
             answer = await self._script(name, keys, args, on=connection)

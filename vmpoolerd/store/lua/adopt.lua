@@ -9,15 +9,15 @@
 local adopted = 0
 for i = 2, #ARGV do
   local pool = ARGV[i]
-  local held = 'vmpooler__discovered__' .. pool
+  local held = K.pool_set('discovered', pool)
   for _, host in ipairs(redis.call('SMEMBERS', held)) do
-    redis.call('SMOVE', held, 'vmpooler__running__' .. pool, host)
-    redis.call('HSET', 'vmpooler__active__' .. pool, host, ARGV[1])
-    redis.call('HSET', 'vmpooler__vm__' .. host, 'template', pool, 'checkout', ARGV[1])
-    redis.call('HDEL', 'vmpooler__vm__' .. host, 'token:token', 'token:user', 'token:user_dn', 'lifetime')
-    redis.call('PERSIST', 'vmpooler__vm__' .. host)
+    redis.call('SMOVE', held, K.pool_set('running', pool), host)
+    redis.call('HSET', K.active(pool), host, ARGV[1])
+    redis.call('HSET', K.vm(host), 'template', pool, 'checkout', ARGV[1])
+    redis.call('HDEL', K.vm(host), 'token:token', 'token:user', 'token:user_dn', 'lifetime')
+    redis.call('PERSIST', K.vm(host))
     adopted = adopted + 1
   end
 end
-redis.call('DEL', 'vmpooler__doubtful')
+redis.call('DEL', K.DOUBTFUL)
 return adopted

@@ -41,7 +41,7 @@
 -- one entry per request, {name: [[host, pool], ...]} or false, "generation": the
 -- count}; or "cancelled"; or "doubt".
 if ARGV[3] ~= '' then
-  local marker = redis.call('HMGET', 'vmpooler__generation', 'id', 'n')
+  local marker = redis.call('HMGET', K.GENERATION, 'id', 'n')
   if marker[1] ~= ARGV[3] or tonumber(marker[2] or '0') < tonumber(ARGV[4]) then
     return cjson.encode('doubt')
   end
@@ -52,7 +52,7 @@ end
 local batch = cjson.decode(ARGV[1])
 local function count(pool, field, n)
   if batch.hour then
-    local key = 'vmpooler__demand__' .. pool
+    local key = K.demand(pool)
     redis.call('HINCRBY', key, field .. ':' .. batch.hour, n)
     redis.call('EXPIRE', key, 2592000)
   end
@@ -67,7 +67,7 @@ for i, req in ipairs(batch.requests) do
     for _, pool in ipairs(pools) do
       if remaining == 0 then break end
       local n = math.min(remaining,
-        redis.call('SCARD', 'vmpooler__ready__' .. pool) - (taken[pool] or 0))
+        redis.call('SCARD', K.pool_set('ready', pool)) - (taken[pool] or 0))
       if n > 0 then
         taken[pool] = (taken[pool] or 0) + n
         plan[#plan + 1] = {name, pool, n}
@@ -84,10 +84,10 @@ for i, req in ipairs(batch.requests) do
     for _, step in ipairs(plan) do
       local name, pool = step[1], step[2]
       vms[name] = vms[name] or {}
-      for _, host in ipairs(redis.call('SPOP', 'vmpooler__ready__' .. pool, step[3])) do
-        redis.call('SADD', 'vmpooler__running__' .. pool, host)
-        redis.call('HSET', 'vmpooler__active__' .. pool, host, now)
-        local vm = 'vmpooler__vm__' .. host
+      for _, host in ipairs(redis.call('SPOP', K.pool_set('ready', pool), step[3])) do
+        redis.call('SADD', K.pool_set('running', pool), host)
+        redis.call('HSET', K.active(pool), host, now)
+        local vm = K.vm(host)
         -- A VM starts its checkout with the lifetime it is given (in
         -- fields, else its pool's) and no tags, whatever was set on it
         -- before (Note [Changes to running VMs only] in vm_update.lua).
@@ -116,16 +116,16 @@ for i, req in ipairs(batch.requests) do
   end
 end
 for pool in pairs(touched) do
-  if redis.call('SCARD', 'vmpooler__ready__' .. pool) == 0 then
-    redis.call('SET', 'vmpooler__empty__' .. pool, 'true')
+  if redis.call('SCARD', K.pool_set('ready', pool)) == 0 then
+    redis.call('SET', K.empty(pool), 'true')
   end
-  redis.call('PUBLISH', 'vmpooler__checkout', pool)
+  redis.call('PUBLISH', K.CHECKOUT_CHANNEL, pool)
 end
 local generation = 0
 if #handed > 0 then
   redis.call('SET', KEYS[1], cjson.encode(handed), 'EX', ARGV[2])
   if ARGV[3] ~= '' then
-    generation = redis.call('HINCRBY', 'vmpooler__generation', 'n', 1)
+    generation = redis.call('HINCRBY', K.GENERATION, 'n', 1)
   end
 end
 return cjson.encode({results = results, generation = generation})

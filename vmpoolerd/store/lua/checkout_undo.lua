@@ -17,7 +17,7 @@ if #KEYS == 1 then
   handed = cjson.decode(batch)
 else
   for _, host in ipairs(cjson.decode(ARGV[2])) do
-    local pool = redis.call('HGET', 'vmpooler__vm__' .. host, 'template')
+    local pool = redis.call('HGET', K.vm(host), 'template')
     if pool then
       handed[#handed + 1] = {pool, host}
     end
@@ -26,11 +26,11 @@ end
 local n = 0
 for _, vm in ipairs(handed) do
   local pool, host = vm[1], vm[2]
-  if redis.call('SMOVE', 'vmpooler__running__' .. pool, 'vmpooler__ready__' .. pool, host) == 1 then
-    redis.call('HDEL', 'vmpooler__active__' .. pool, host)
-    redis.call('HDEL', 'vmpooler__vm__' .. host, 'checkout', 'token:token', 'token:user', 'token:user_dn',
+  if redis.call('SMOVE', K.pool_set('running', pool), K.pool_set('ready', pool), host) == 1 then
+    redis.call('HDEL', K.active(pool), host)
+    redis.call('HDEL', K.vm(host), 'checkout', 'token:token', 'token:user', 'token:user_dn',
       'lifetime')
-    redis.call('DEL', 'vmpooler__empty__' .. pool)
+    redis.call('DEL', K.empty(pool))
     n = n + 1
   end
 end

@@ -4,13 +4,13 @@
 -- failed: the VM moves pending -> completed, so that whatever the task
 -- left in vSphere is destroyed.
 local pool, host = ARGV[1], ARGV[2]
-redis.call('HDEL', 'vmpooler__cloning', host)
-redis.call('SREM', 'vmpooler__odcloning', host)
-redis.call('SET', 'vmpooler__tasks__clone', redis.call('HLEN', 'vmpooler__cloning'))
+redis.call('HDEL', K.CLONING, host)
+redis.call('SREM', K.ODCLONING, host)
+count_clones()
 if ARGV[3] == 'ok' then
-  redis.call('HSET', 'vmpooler__vm__' .. host, 'clone_time', ARGV[4])
-  redis.call('HSET', 'vmpooler__clone__' .. ARGV[5], pool .. ':' .. host, ARGV[4])
-elseif redis.call('SREM', 'vmpooler__pending__' .. pool, host) == 1 then
-  redis.call('SADD', 'vmpooler__completed__' .. pool, host)
+  redis.call('HSET', K.vm(host), 'clone_time', ARGV[4])
+  redis.call('HSET', K.clone(ARGV[5]), pool .. ':' .. host, ARGV[4])
+elseif redis.call('SREM', K.pool_set('pending', pool), host) == 1 then
+  redis.call('SADD', K.pool_set('completed', pool), host)
 end
 return 1

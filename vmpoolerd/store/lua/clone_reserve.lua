@@ -27,27 +27,22 @@
 -- to Redis is skipped.  Returns the names reserved.
 local pool, limit, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now, epoch, lease = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local flat = redis.call('HGETALL', 'vmpooler__cloning')
-for i = 1, #flat, 2 do
-  if tonumber(flat[i + 1]) < epoch then
-    redis.call('HDEL', 'vmpooler__cloning', flat[i])
-  end
-end
-local have = redis.call('SCARD', 'vmpooler__ready__' .. pool)
-  + redis.call('SCARD', 'vmpooler__pending__' .. pool)
+clones_in_flight(epoch, true)
+local have = redis.call('SCARD', K.pool_set('ready', pool))
+  + redis.call('SCARD', K.pool_set('pending', pool))
 local reserved = {}
 for i = 7, #ARGV do
-  if have >= size or redis.call('HLEN', 'vmpooler__cloning') >= limit then
+  if have >= size or redis.call('HLEN', K.CLONING) >= limit then
     break
   end
   local host = ARGV[i]
-  if redis.call('EXISTS', 'vmpooler__vm__' .. host) == 0 then
-    redis.call('HSET', 'vmpooler__vm__' .. host, 'template', pool, 'clone', now)
-    redis.call('SADD', 'vmpooler__pending__' .. pool, host)
-    redis.call('HSET', 'vmpooler__cloning', host, epoch + lease)
+  if redis.call('EXISTS', K.vm(host)) == 0 then
+    redis.call('HSET', K.vm(host), 'template', pool, 'clone', now)
+    redis.call('SADD', K.pool_set('pending', pool), host)
+    redis.call('HSET', K.CLONING, host, epoch + lease)
     reserved[#reserved + 1] = host
     have = have + 1
   end
 end
-redis.call('SET', 'vmpooler__tasks__clone', redis.call('HLEN', 'vmpooler__cloning'))
+count_clones()
 return reserved

@@ -6,7 +6,7 @@
 local rows = {}
 for i, pool in ipairs(ARGV) do
   local size = ''
-  local shown = redis.call('HGET', 'vmpooler__demand__' .. pool, 'shown')
+  local shown = redis.call('HGET', K.demand(pool), 'shown')
   if shown then
     local ok, decoded = pcall(cjson.decode, shown)
     if ok and type(decoded) == 'table' and decoded.size then
@@ -14,12 +14,12 @@ for i, pool in ipairs(ARGV) do
     end
   end
   rows[i] = {
-    redis.call('HGET', 'vmpooler__config__poolsize', pool) or '',
-    redis.call('HGET', 'vmpooler__config__template', pool) or '',
-    redis.call('HGET', 'vmpooler__config__clone_target', pool) or '',
-    redis.call('SISMEMBER', 'vmpooler__poolreset', pool),
+    redis.call('HGET', K.config('poolsize'), pool) or '',
+    redis.call('HGET', K.config('template'), pool) or '',
+    redis.call('HGET', K.config('clone_target'), pool) or '',
+    redis.call('SISMEMBER', K.POOL_RESET, pool),
     size,
-    redis.call('HGET', 'vmpooler__pool__template_cloned', pool) or '',
+    redis.call('HGET', K.TEMPLATE_CLONED, pool) or '',
   }
 end
 return rows

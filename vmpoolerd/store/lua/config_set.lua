@@ -11,7 +11,7 @@
 -- ARGV[1]: the kind (poolsize, template or clone_target), then pairs of
 -- pool, new value, the value it has now when not overridden.  Returns the
 -- pools whose live value changed.
-local hash = 'vmpooler__config__' .. ARGV[1]
+local hash = K.config(ARGV[1])
 local changed = {}
 for i = 2, #ARGV, 3 do
   local pool, value, default = ARGV[i], ARGV[i + 1], ARGV[i + 2]

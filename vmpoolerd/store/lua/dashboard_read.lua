@@ -10,7 +10,7 @@ for i = 2, #ARGV do
   local pool = ARGV[i]
   local history = ''
   if since then
-    local samples = redis.call('LRANGE', 'vmpooler__dashboard__' .. pool, 0, -1)
+    local samples = redis.call('LRANGE', K.dashboard(pool), 0, -1)
     local j = #samples
     while j >= 1 and cjson.decode(samples[j])[1] < since do j = j - 1 end
     local kept = {}
@@ -18,8 +18,8 @@ for i = 2, #ARGV do
     history = '[' .. table.concat(kept, ',') .. ']'
   end
   pools[i - 1] = {
-    redis.call('SCARD', 'vmpooler__ready__' .. pool),
-    redis.call('SCARD', 'vmpooler__running__' .. pool),
+    redis.call('SCARD', K.pool_set('ready', pool)),
+    redis.call('SCARD', K.pool_set('running', pool)),
     history,
   }
 end

@@ -15,12 +15,12 @@ local cap = math.floor(horizon / gap) + 1
 local pushed = 0
 for i = 5, #ARGV do
   local pool = ARGV[i]
-  local key = 'vmpooler__dashboard__' .. pool
+  local key = K.dashboard(pool)
   local newest = redis.call('LINDEX', key, 0)
   if not newest or now - cjson.decode(newest)[1] >= gap then
     redis.call('LPUSH', key, cjson.encode({now,
-      redis.call('SCARD', 'vmpooler__ready__' .. pool),
-      redis.call('SCARD', 'vmpooler__running__' .. pool)}))
+      redis.call('SCARD', K.pool_set('ready', pool)),
+      redis.call('SCARD', K.pool_set('running', pool))}))
     pushed = pushed + 1
   end
   redis.call('LTRIM', key, 0, cap - 1)

@@ -5,7 +5,7 @@
 -- ARGV[2]: the count it last saw (0 if never), ARGV[3]: an id for a new
 -- marker, ARGV[4..]: the configured pools.
 -- Returns {id, count, doubt ('' if none)}.
-local marker, doubt = 'vmpooler__generation', 'vmpooler__doubtful'
+local marker, doubt = K.GENERATION, K.DOUBTFUL
 local known_id, known_n = ARGV[1], tonumber(ARGV[2])
 local pools = {}
 for i = 4, #ARGV do pools[#pools + 1] = ARGV[i] end
@@ -13,7 +13,7 @@ for i = 4, #ARGV do pools[#pools + 1] = ARGV[i] end
 local function has_pool_state()
   for _, pool in ipairs(pools) do
     for _, set in ipairs({'pending', 'ready', 'running', 'completed', 'discovered'}) do
-      if redis.call('EXISTS', 'vmpooler__' .. set .. '__' .. pool) == 1 then
+      if redis.call('EXISTS', K.pool_set(set, pool)) == 1 then
         return true
       end
     end
@@ -51,12 +51,12 @@ if rollback then
   -- they are not destroyed while the doubt lasts) for an operator to adopt.
   for _, pool in ipairs(pools) do
     for _, set in ipairs({'ready', 'pending'}) do
-      local key = 'vmpooler__' .. set .. '__' .. pool
+      local key = K.pool_set(set, pool)
       for _, host in ipairs(redis.call('SMEMBERS', key)) do
-        redis.call('SMOVE', key, 'vmpooler__discovered__' .. pool, host)
+        redis.call('SMOVE', key, K.pool_set('discovered', pool), host)
       end
     end
-    redis.call('SET', 'vmpooler__empty__' .. pool, 'true')
+    redis.call('SET', K.empty(pool), 'true')
   end
 end
 return {id, n, redis.call('GET', doubt) or ''}

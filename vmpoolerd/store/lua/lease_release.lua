@@ -3,10 +3,10 @@
 -- in manager/leases.py).  ARGV[1]: its id, ARGV[2..]: the pools it serves.
 local id = ARGV[1]
 for i = 2, #ARGV do
-  if redis.call('GET', 'vmpooler__lease__' .. ARGV[i]) == id then
-    redis.call('DEL', 'vmpooler__lease__' .. ARGV[i])
+  if redis.call('GET', K.lease(ARGV[i])) == id then
+    redis.call('DEL', K.lease(ARGV[i]))
   end
 end
-redis.call('DEL', 'vmpooler__manager__' .. id)
-redis.call('SREM', 'vmpooler__managers', id)
+redis.call('DEL', K.manager(id))
+redis.call('SREM', K.MANAGERS, id)
 return 1

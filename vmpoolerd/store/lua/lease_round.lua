@@ -16,15 +16,15 @@
 -- pool (one stopping: lease_release.lua) is not counted alive.
 local id, ttl, deadline, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 if n > 0 then
-  redis.call('SET', 'vmpooler__manager__' .. id, '1', 'PX', ttl)
-  redis.call('SADD', 'vmpooler__managers', id)
+  redis.call('SET', K.manager(id), '1', 'PX', ttl)
+  redis.call('SADD', K.MANAGERS, id)
 end
 local alive = {}
-for _, other in ipairs(redis.call('SMEMBERS', 'vmpooler__managers')) do
-  if redis.call('EXISTS', 'vmpooler__manager__' .. other) == 1 then
+for _, other in ipairs(redis.call('SMEMBERS', K.MANAGERS)) do
+  if redis.call('EXISTS', K.manager(other)) == 1 then
     alive[#alive + 1] = other
   else
-    redis.call('SREM', 'vmpooler__managers', other)
+    redis.call('SREM', K.MANAGERS, other)
   end
 end
 table.sort(alive)
@@ -39,7 +39,7 @@ for rank, other in ipairs(alive) do
 end
 local held, free = {}, {}
 for i = 5, 4 + n do
-  local holder = redis.call('GET', 'vmpooler__lease__' .. ARGV[i])
+  local holder = redis.call('GET', K.lease(ARGV[i]))
   if holder == id then
     held[#held + 1] = ARGV[i]
   elseif not holder then
@@ -47,7 +47,7 @@ for i = 5, 4 + n do
   end
 end
 while #held > share do
-  redis.call('DEL', 'vmpooler__lease__' .. table.remove(held))
+  redis.call('DEL', K.lease(table.remove(held)))
 end
 for _, pool in ipairs(free) do
   if #held >= share then
@@ -56,11 +56,11 @@ for _, pool in ipairs(free) do
   held[#held + 1] = pool
 end
 for _, pool in ipairs(held) do
-  redis.call('SET', 'vmpooler__lease__' .. pool, id, 'PX', ttl)
+  redis.call('SET', K.lease(pool), id, 'PX', ttl)
 end
 for i = 5 + n, #ARGV do
-  if redis.call('HEXISTS', 'vmpooler__cloning', ARGV[i]) == 1 then
-    redis.call('HSET', 'vmpooler__cloning', ARGV[i], deadline)
+  if redis.call('HEXISTS', K.CLONING, ARGV[i]) == 1 then
+    redis.call('HSET', K.CLONING, ARGV[i], deadline)
   end
 end
 return held

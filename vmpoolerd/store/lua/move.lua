@@ -13,12 +13,12 @@
 -- "expire" marks the VM destroyed: its hash is kept that long, and it
 -- leaves the pool's active hash.
 local m = cjson.decode(ARGV[1])
-local vm = 'vmpooler__vm__' .. m.host
-if m.from ~= '' and redis.call('SREM', 'vmpooler__' .. m.from .. '__' .. m.pool, m.host) == 0 then
+local vm = K.vm(m.host)
+if m.from ~= '' and redis.call('SREM', K.pool_set(m.from, m.pool), m.host) == 0 then
   return 0
 end
 if m.to ~= '' then
-  redis.call('SADD', 'vmpooler__' .. m.to .. '__' .. m.pool, m.host)
+  redis.call('SADD', K.pool_set(m.to, m.pool), m.host)
 end
 for field, value in pairs(m.fields) do
   redis.call('HSET', vm, field, value)
@@ -27,10 +27,10 @@ if m.history then
   redis.call('HSET', m.history[1], m.history[2], m.history[3])
 end
 if m.lastboot then
-  redis.call('HSET', 'vmpooler__lastboot', m.pool, m.lastboot)
+  redis.call('HSET', K.LASTBOOT, m.pool, m.lastboot)
 end
 if m.expire then
-  redis.call('HDEL', 'vmpooler__active__' .. m.pool, m.host)
+  redis.call('HDEL', K.active(m.pool), m.host)
   redis.call('EXPIRE', vm, m.expire)
 end
 return 1

@@ -4,7 +4,7 @@
 -- ARGV[1]: id, ARGV[2]: the manager's id, ARGV[3]: the claim's life (ms;
 -- 0 gives the claim up).  Returns 1 when the request is (or was) this
 -- manager's, 0 when another's.
-local key = 'vmpooler__odclaim__' .. ARGV[1]
+local key = K.odclaim(ARGV[1])
 local owner = redis.call('GET', key)
 if owner and owner ~= ARGV[2] then
   return 0

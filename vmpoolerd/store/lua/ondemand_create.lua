@@ -19,7 +19,7 @@
 -- ARGV[1]: id, ARGV[2]: requested, ARGV[3]: now (timestamp), ARGV[4]: now
 -- (epoch seconds), ARGV[5]: token, ARGV[6]: user, ARGV[7]: user's DN.
 -- Returns 1, or 0 when the id is taken.
-local key = 'vmpooler__odrequest__' .. ARGV[1]
+local key = K.odrequest(ARGV[1])
 if redis.call('EXISTS', key) == 1 then
   return 0
 end
@@ -31,7 +31,7 @@ if ARGV[5] ~= '' then
     redis.call('HSET', key, 'token:user_dn', ARGV[7])
   end
 end
-redis.call('ZADD', 'vmpooler__provisioning__request', ARGV[4], ARGV[1])
+redis.call('ZADD', K.PROVISIONING, ARGV[4], ARGV[1])
 -- Wake the managers (no pool is named ":ondemand").
-redis.call('PUBLISH', 'vmpooler__checkout', ':ondemand')
+redis.call('PUBLISH', K.CHECKOUT_CHANNEL, K.ONDEMAND_WAKEUP)
 return 1

@@ -6,10 +6,10 @@
 -- ARGV[1]: id, ARGV[2]: now (timestamp), ARGV[3]: seconds to keep the
 -- request once answered.  Returns the hostnames ("pool:host,...") or false.
 local id, now = ARGV[1], ARGV[2]
-local key = 'vmpooler__odrequest__' .. id
+local key = K.odrequest(id)
 local r = redis.call('HMGET', key, 'status', 'requested', 'token:token', 'token:user',
   'token:user_dn')
-if r[1] ~= 'pending' or redis.call('SCARD', 'vmpooler__odpending__' .. id) > 0 then
+if r[1] ~= 'pending' or redis.call('SCARD', K.odpending(id)) > 0 then
   return false
 end
 local wanted = {}
@@ -17,10 +17,10 @@ for entry in string.gmatch(r[2], '[^,]+') do
   local _, pool, count = string.match(entry, '^(.*):([^:]+):(%d+)$')
   wanted[pool] = (wanted[pool] or 0) + tonumber(count)
 end
-local ready = redis.call('SMEMBERS', 'vmpooler__odready__' .. id)
+local ready = redis.call('SMEMBERS', K.odready(id))
 local pools = {}
 for _, host in ipairs(ready) do
-  local pool = redis.call('HGET', 'vmpooler__vm__' .. host, 'template')
+  local pool = redis.call('HGET', K.vm(host), 'template')
   pools[host] = pool
   wanted[pool] = (wanted[pool] or 0) - 1
 end
@@ -31,10 +31,10 @@ for _, left in pairs(wanted) do
 end
 local handed = {}
 for _, host in ipairs(ready) do
-  local pool, vm = pools[host], 'vmpooler__vm__' .. host
-  redis.call('SREM', 'vmpooler__ondemand__' .. pool, host)
-  redis.call('SADD', 'vmpooler__running__' .. pool, host)
-  redis.call('HSET', 'vmpooler__active__' .. pool, host, now)
+  local pool, vm = pools[host], K.vm(host)
+  redis.call('SREM', K.ondemand(pool), host)
+  redis.call('SADD', K.pool_set('running', pool), host)
+  redis.call('HSET', K.active(pool), host, now)
   redis.call('HSET', vm, 'checkout', now)
   if r[3] then
     redis.call('HSET', vm, 'token:token', r[3], 'token:user', r[4])
@@ -45,8 +45,8 @@ for _, host in ipairs(ready) do
   handed[#handed + 1] = pool .. ':' .. host
 end
 local hostnames = table.concat(handed, ',')
-redis.call('DEL', 'vmpooler__odready__' .. id, 'vmpooler__odclaim__' .. id)
+redis.call('DEL', K.odready(id), K.odclaim(id))
 redis.call('HSET', key, 'status', 'ready', 'hostnames', hostnames)
-redis.call('ZREM', 'vmpooler__provisioning__request', id)
+redis.call('ZREM', K.PROVISIONING, id)
 redis.call('EXPIRE', key, ARGV[3])
 return hostnames

@@ -11,37 +11,32 @@
 local id, pool = ARGV[1], ARGV[2]
 local limit, od_limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 local now, epoch, lease = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
-if redis.call('GET', 'vmpooler__odclaim__' .. id) ~= ARGV[8]
-    or redis.call('HGET', 'vmpooler__odrequest__' .. id, 'status') ~= 'pending' then
+if redis.call('GET', K.odclaim(id)) ~= ARGV[8]
+    or redis.call('HGET', K.odrequest(id), 'status') ~= 'pending' then
   return {}
 end
-local flat = redis.call('HGETALL', 'vmpooler__cloning')
-for i = 1, #flat, 2 do
-  if tonumber(flat[i + 1]) < epoch then
-    redis.call('HDEL', 'vmpooler__cloning', flat[i])
-  end
-end
-for _, host in ipairs(redis.call('SMEMBERS', 'vmpooler__odcloning')) do
-  if redis.call('HEXISTS', 'vmpooler__cloning', host) == 0 then
-    redis.call('SREM', 'vmpooler__odcloning', host)
+clones_in_flight(epoch, true)
+for _, host in ipairs(redis.call('SMEMBERS', K.ODCLONING)) do
+  if redis.call('HEXISTS', K.CLONING, host) == 0 then
+    redis.call('SREM', K.ODCLONING, host)
   end
 end
 local reserved = {}
 for i = 9, #ARGV do
-  if redis.call('HLEN', 'vmpooler__cloning') >= limit
-      or redis.call('SCARD', 'vmpooler__odcloning') >= od_limit then
+  if redis.call('HLEN', K.CLONING) >= limit
+      or redis.call('SCARD', K.ODCLONING) >= od_limit then
     break
   end
   local host = ARGV[i]
-  if redis.call('EXISTS', 'vmpooler__vm__' .. host) == 0 then
-    redis.call('HSET', 'vmpooler__vm__' .. host, 'template', pool, 'clone', now,
+  if redis.call('EXISTS', K.vm(host)) == 0 then
+    redis.call('HSET', K.vm(host), 'template', pool, 'clone', now,
       'request_id', id)
-    redis.call('SADD', 'vmpooler__odpending__' .. id, host)
-    redis.call('SADD', 'vmpooler__ondemand__' .. pool, host)
-    redis.call('HSET', 'vmpooler__cloning', host, epoch + lease)
-    redis.call('SADD', 'vmpooler__odcloning', host)
+    redis.call('SADD', K.odpending(id), host)
+    redis.call('SADD', K.ondemand(pool), host)
+    redis.call('HSET', K.CLONING, host, epoch + lease)
+    redis.call('SADD', K.ODCLONING, host)
     reserved[#reserved + 1] = host
   end
 end
-redis.call('SET', 'vmpooler__tasks__clone', redis.call('HLEN', 'vmpooler__cloning'))
+count_clones()
 return reserved

@@ -7,20 +7,20 @@
 -- counts a failure and keeps its reason.  Returns 1, or 0 when the VM was
 -- no longer the request's pending (or ready) VM.
 local id, host, pool = ARGV[1], ARGV[2], ARGV[3]
-local pending, ready = 'vmpooler__odpending__' .. id, 'vmpooler__odready__' .. id
+local pending, ready = K.odpending(id), K.odready(id)
 if ARGV[4] == 'ready' then
   if redis.call('SMOVE', pending, ready, host) == 0 then
     return 0
   end
-  redis.call('HSET', 'vmpooler__vm__' .. host, 'ready', ARGV[5])
+  redis.call('HSET', K.vm(host), 'ready', ARGV[5])
   return 1
 end
 if redis.call('SREM', pending, host) + redis.call('SREM', ready, host) == 0 then
   return 0
 end
-redis.call('SREM', 'vmpooler__ondemand__' .. pool, host)
-redis.call('SADD', 'vmpooler__completed__' .. pool, host)
-local key = 'vmpooler__odrequest__' .. id
+redis.call('SREM', K.ondemand(pool), host)
+redis.call('SADD', K.pool_set('completed', pool), host)
+local key = K.odrequest(id)
 redis.call('HINCRBY', key, 'failures', 1)
 redis.call('HSET', key, 'message', ARGV[6])
 return 1

@@ -13,20 +13,20 @@
 -- first.
 local pool, seen, template, reset = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 if reset then
-  if redis.call('SREM', 'vmpooler__poolreset', pool) == 0 then
+  if redis.call('SREM', K.POOL_RESET, pool) == 0 then
     return -1
   end
-elseif (redis.call('HGET', 'vmpooler__pool__template_cloned', pool) or '') ~= seen then
+elseif (redis.call('HGET', K.TEMPLATE_CLONED, pool) or '') ~= seen then
   return -1
 end
-redis.call('HSET', 'vmpooler__pool__template_cloned', pool, template)
-redis.call('SREM', 'vmpooler__pool__undo_template_override', pool)
+redis.call('HSET', K.TEMPLATE_CLONED, pool, template)
+redis.call('SREM', K.UNDO_TEMPLATE_OVERRIDE, pool)
 local drained = 0
 for _, set in ipairs({'ready', 'pending'}) do
-  for _, host in ipairs(redis.call('SMEMBERS', 'vmpooler__' .. set .. '__' .. pool)) do
-    redis.call('SMOVE', 'vmpooler__' .. set .. '__' .. pool, 'vmpooler__completed__' .. pool, host)
+  for _, host in ipairs(redis.call('SMEMBERS', K.pool_set(set, pool))) do
+    redis.call('SMOVE', K.pool_set(set, pool), K.pool_set('completed', pool), host)
     drained = drained + 1
   end
 end
-redis.call('SET', 'vmpooler__empty__' .. pool, 'true')
+redis.call('SET', K.empty(pool), 'true')
 return drained

@@ -11,19 +11,13 @@
 local pool, epoch = ARGV[1], tonumber(ARGV[2])
 local vms = {}
 for _, set in ipairs({'pending', 'ready', 'running', 'completed', 'discovered'}) do
-  for _, host in ipairs(redis.call('SMEMBERS', 'vmpooler__' .. set .. '__' .. pool)) do
-    local f = redis.call('HMGET', 'vmpooler__vm__' .. host,
+  for _, host in ipairs(redis.call('SMEMBERS', K.pool_set(set, pool))) do
+    local f = redis.call('HMGET', K.vm(host),
       'clone', 'checkout', 'lifetime', 'check', 'ready')
     vms[#vms + 1] = {host, set, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or ''}
   end
 end
-local cloning = {}
-local flat = redis.call('HGETALL', 'vmpooler__cloning')
-for i = 1, #flat, 2 do
-  if tonumber(flat[i + 1]) >= epoch then
-    cloning[#cloning + 1] = flat[i]
-  end
-end
-local empty = redis.call('EXISTS', 'vmpooler__empty__' .. pool) == 1
-local ondemand = redis.call('SMEMBERS', 'vmpooler__ondemand__' .. pool)
+local cloning = clones_in_flight(epoch, false)
+local empty = redis.call('EXISTS', K.empty(pool)) == 1
+local ondemand = redis.call('SMEMBERS', K.ondemand(pool))
 return cjson.encode({vms = vms, cloning = cloning, empty = empty, ondemand = ondemand})

@@ -5,31 +5,23 @@
 -- checked it ('*': any; see Note [Owner checks] in api/routes.py),
 -- ARGV[4]: the most requests of this kind one VM may have waiting,
 -- ARGV[5]: the most waiting in all.
--- Returns 1 (queued), 0 (no such VM), -1 (the field is missing), -2 (the
--- owner is no longer the one checked), -3 (not running), -5 (too many
--- requests waiting).  Note [Changes to running VMs only] in vm_update.lua.
-local pool = redis.call('HGET', KEYS[1], 'template')
+-- Returns R.DONE (queued), R.NO_SUCH_VM, R.NO_SUCH_SNAPSHOT (the field is
+-- missing), R.OTHER_OWNER (the owner is no longer the one checked),
+-- R.NOT_RUNNING or R.TOO_MANY_TASKS (errors.VmChange).  Note [Changes to running VMs only] in vm_update.lua.
+local host = string.sub(KEYS[1], string.len(K.vm('')) + 1)
+local pool, refused = running_vm(host, ARGV[3])
 if not pool then
-  return 0
-end
-local owner = redis.call('HGET', KEYS[1], 'token:user_dn')
-  or redis.call('HGET', KEYS[1], 'token:user') or ''
-if ARGV[3] ~= '*' and owner ~= ARGV[3] then
-  return -2
-end
-local host = string.sub(KEYS[1], string.len('vmpooler__vm__') + 1)
-if redis.call('SISMEMBER', 'vmpooler__running__' .. pool, host) == 0 then
-  return -3
+  return refused
 end
 if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then
-  return -1
+  return R.NO_SUCH_SNAPSHOT
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
-  return 1  -- asked for already
+  return R.DONE  -- asked for already
 end
 local waiting = redis.call('SCARD', KEYS[2])
 if waiting >= tonumber(ARGV[5]) then
-  return -5
+  return R.TOO_MANY_TASKS
 end
 local mine, prefix = 0, host .. ':'
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -38,7 +30,7 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   end
 end
 if mine >= tonumber(ARGV[4]) then
-  return -5
+  return R.TOO_MANY_TASKS
 end
 redis.call('SADD', KEYS[2], ARGV[1])
-return 1
+return R.DONE

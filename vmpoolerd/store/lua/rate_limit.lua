@@ -11,7 +11,7 @@ local wait = 0
 for i = 2, #ARGV, 3 do
   local subject, limit, window = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local index = math.floor(now / window)
-  local key = 'vmpooler__ratelimit__' .. subject .. '__' .. index
+  local key = K.ratelimit(subject, index)
   local count = redis.call('INCR', key)
   if count == 1 then
     redis.call('EXPIRE', key, window + 1)

@@ -6,17 +6,17 @@
 local pools = {}
 for i, pool in ipairs(ARGV) do
   pools[i] = {
-    redis.call('SCARD', 'vmpooler__ready__' .. pool),
-    redis.call('SCARD', 'vmpooler__running__' .. pool),
-    redis.call('SCARD', 'vmpooler__pending__' .. pool),
-    redis.call('SCARD', 'vmpooler__completed__' .. pool),
-    redis.call('HGET', 'vmpooler__lastboot', pool) or '',
-    redis.call('HGETALL', 'vmpooler__failure_counts__' .. pool),
-    redis.call('LRANGE', 'vmpooler__failures__' .. pool, 0, 4),
-    redis.call('HGET', 'vmpooler__demand__' .. pool, 'shown') or '',
-    redis.call('GET', 'vmpooler__clone_pause__' .. pool) or '',
-    redis.call('GET', 'vmpooler__lease__' .. pool) or '',
+    redis.call('SCARD', K.pool_set('ready', pool)),
+    redis.call('SCARD', K.pool_set('running', pool)),
+    redis.call('SCARD', K.pool_set('pending', pool)),
+    redis.call('SCARD', K.pool_set('completed', pool)),
+    redis.call('HGET', K.LASTBOOT, pool) or '',
+    redis.call('HGETALL', K.failure_counts(pool)),
+    redis.call('LRANGE', K.failures(pool), 0, 4),
+    redis.call('HGET', K.demand(pool), 'shown') or '',
+    redis.call('GET', K.clone_pause(pool)) or '',
+    redis.call('GET', K.lease(pool)) or '',
   }
 end
-local cloning = tonumber(redis.call('GET', 'vmpooler__tasks__clone') or '0') or 0
-return {cloning, pools, redis.call('GET', 'vmpooler__doubtful') or ''}
+local cloning = tonumber(redis.call('GET', K.tasks('clone')) or '0') or 0
+return {cloning, pools, redis.call('GET', K.DOUBTFUL) or ''}

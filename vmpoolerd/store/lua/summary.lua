@@ -19,7 +19,7 @@ local function durations(key)
 end
 local function tags_of(day)
   local tags = {}
-  local flat = redis.call('HGETALL', 'vmpooler__tag__' .. day)
+  local flat = redis.call('HGETALL', K.tag(day))
   for j = 1, #flat, 2 do
     local tag = string.match(flat[j], '^[^:]*:(.+)$')
     if tag then
@@ -33,9 +33,9 @@ local days = {}
 local all = ARGV[1] == 'all'
 for i = 2, #ARGV do
   local day = ARGV[i]
-  local clone = durations('vmpooler__clone__' .. day)
+  local clone = durations(K.clone(day))
   if all then
-    days[i - 1] = {durations('vmpooler__boot__' .. day), clone, tags_of(day)}
+    days[i - 1] = {durations(K.boot(day)), clone, tags_of(day)}
   else
     days[i - 1] = {{0, 0, 0, 0}, clone, {}}
   end

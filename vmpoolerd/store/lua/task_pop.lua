@@ -23,4 +23,4 @@ if not member then
 end
 redis.call('HSET', KEYS[2], member, now)
 local host = string.match(member, '^[^:]*')
-return {member, redis.call('HGET', 'vmpooler__vm__' .. host, 'template') or ''}
+return {member, redis.call('HGET', K.vm(host), 'template') or ''}

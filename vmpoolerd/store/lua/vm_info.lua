@@ -2,7 +2,7 @@
 -- ARGV[1]: hostname.  Returns false when the VM is unknown, else
 -- {set name or "", {field, value, ...}}.
 local host = ARGV[1]
-local fields = redis.call('HGETALL', 'vmpooler__vm__' .. host)
+local fields = redis.call('HGETALL', K.vm(host))
 if #fields == 0 then
   return false
 end
@@ -15,7 +15,7 @@ end
 local state = ''
 if pool then
   for _, set in ipairs({'running', 'ready', 'pending', 'completed', 'discovered'}) do
-    if redis.call('SISMEMBER', 'vmpooler__' .. set .. '__' .. pool, host) == 1 then
+    if redis.call('SISMEMBER', K.pool_set(set, pool), host) == 1 then
       state = set
       break
     end

@@ -1,21 +1,14 @@
 -- Hand a running VM back: running -> completed (queued for destruction).
 -- ARGV[1]: hostname, ARGV[2]: its owner as the API checked it ('*': any;
--- see Note [Owner checks] in api/routes.py).  Returns 1, 0 when the VM is
--- unknown, -2 when its owner is no longer the one checked, or -3 when it
--- is not running.
+-- see Note [Owner checks] in api/routes.py).  Returns R.DONE, or
+-- R.NO_SUCH_VM, R.OTHER_OWNER (its owner is no longer the one checked) or
+-- R.NOT_RUNNING (errors.VmChange).
 local host = ARGV[1]
-local vm = 'vmpooler__vm__' .. host
-local pool = redis.call('HGET', vm, 'template')
+local pool, refused = running_vm(host, ARGV[2])
 if not pool then
-  return 0
+  return refused
 end
-local owner = redis.call('HGET', vm, 'token:user_dn') or redis.call('HGET', vm, 'token:user') or ''
-if ARGV[2] ~= '*' and owner ~= ARGV[2] then
-  return -2
-end
-if redis.call('SREM', 'vmpooler__running__' .. pool, host) == 0 then
-  return -3
-end
-redis.call('SADD', 'vmpooler__completed__' .. pool, host)
-redis.call('HDEL', 'vmpooler__active__' .. pool, host)
-return 1
+redis.call('SREM', K.pool_set('running', pool), host)
+redis.call('SADD', K.pool_set('completed', pool), host)
+redis.call('HDEL', K.active(pool), host)
+return R.DONE

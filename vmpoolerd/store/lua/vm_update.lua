@@ -11,22 +11,15 @@
 -- so to the next user and never reclaimed.  A checkout starts a VM with
 -- its pool's lifetime and no tags (checkout.lua), whatever it held.
 --
--- Returns 1, or (nothing written) 0 when the VM is unknown, -2 when its
--- owner is no longer the one checked, -3 when it is not running, -4 when
--- it would hold more than ARGV[6] tags.
+-- Returns R.DONE, or (nothing written) R.NO_SUCH_VM, R.OTHER_OWNER (its
+-- owner is no longer the one checked), R.NOT_RUNNING, or R.TOO_MANY_TAGS
+-- (it would hold more than ARGV[6]); R is errors.VmChange.
 local host = ARGV[1]
-local vm = 'vmpooler__vm__' .. host
-local pool = redis.call('HGET', vm, 'template')
+local pool, refused = running_vm(host, ARGV[4])
 if not pool then
-  return 0
+  return refused
 end
-local owner = redis.call('HGET', vm, 'token:user_dn') or redis.call('HGET', vm, 'token:user') or ''
-if ARGV[4] ~= '*' and owner ~= ARGV[4] then
-  return -2
-end
-if redis.call('SISMEMBER', 'vmpooler__running__' .. pool, host) == 0 then
-  return -3
-end
+local vm = K.vm(host)
 local change = cjson.decode(ARGV[3])
 local tags = change.tags or {}
 local count = 0
@@ -39,7 +32,7 @@ for _ in pairs(tags) do
   count = count + 1
 end
 if count > tonumber(ARGV[6]) then
-  return -4
+  return R.TOO_MANY_TAGS
 end
 if change.lifetime then
   redis.call('HSET', vm, 'lifetime', change.lifetime)
@@ -51,4 +44,4 @@ end
 if next(tags) ~= nil then
   redis.call('EXPIRE', ARGV[2], ARGV[5])
 end
-return 1
+return R.DONE

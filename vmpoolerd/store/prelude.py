@@ -1,0 +1,55 @@
+"""
+The Lua each script runs after (Note [One key layout] in keys.py): the
+key builders ``K`` generated from keys.LUA, the answers ``R`` from
+errors.VmChange, and the rules several scripts share
+(``lua/preamble/clones.lua``, ``vms.lua``); a lease holder's scripts also start with
+``lua/preamble/lease.lua`` (Note [Pool leases]).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from importlib import resources
+from typing import Callable
+
+from . import keys
+from .errors import VmChange
+
+_MARK = re.compile("\0(\\d+)\0")
+_USED = re.compile(r"\bK\.(\w+)")
+
+
+def lua_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def lua_builder(name: str, value: str | Callable[..., str]) -> str:
+    """One entry of ``K``: a constant, or a function built from the Python
+    one by calling it with marks where its arguments go."""
+    if isinstance(value, str):
+        return f"K.{name} = {lua_string(value)}"
+    params = list(inspect.signature(value).parameters)
+    parts = _MARK.split(value(*(f"\0{i}\0" for i in range(len(params)))))
+    pieces = [params[int(part)] if odd else lua_string(part)
+              for odd, part in ((i % 2 == 1, p) for i, p in enumerate(parts))
+              if odd or part]
+    return f"function K.{name}({', '.join(params)}) return {' .. '.join(pieces)} end"
+
+
+def _preamble(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", "preamble", name).read_text()
+
+
+def prelude(script: str, fenced: bool = False) -> str:
+    """What runs before ``script``: only the builders it (or the shared
+    rules) uses, so that a call defines no more functions than it needs."""
+    shared = _preamble("clones.lua") + _preamble("vms.lua")
+    used = sorted(set(_USED.findall(shared + script)))
+    unknown = [name for name in used if name not in keys.LUA]
+    if unknown:
+        raise KeyError(f"keys.LUA has no {', '.join(unknown)}")
+    answers = ", ".join(f"{answer.name} = {int(answer)}" for answer in VmChange)
+    return "\n".join([
+        "local K = {}", *(lua_builder(name, keys.LUA[name]) for name in used),
+        f"local R = {{{answers}}}", shared, _preamble("lease.lua") if fenced else ""])

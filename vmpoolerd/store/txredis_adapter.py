@@ -1,0 +1,67 @@
+"""
+The parts of txredisapi that are not its public API, touched here and
+nowhere else.  tests/test_txredis_adapter.py checks each one against the
+installed txredisapi, so that an upgrade that removes or changes one fails
+there (setup.cfg pins the versions that test passed with).
+
+- ``ConnectionHandler._factory``: the pool's factory.  The connections are
+  made by the reactor after ``lazyConnectionPool`` returns, so a protocol
+  class set on the factory first is the one every connection uses; and a
+  script whose writes are then waited for (``WAIT``) must run on one
+  connection of the pool, which only the factory hands out.
+- ``ConnectionHandler._connected``: fires once every connection of a
+  pool is up (tests wait for it, so that none is still logging in).
+- ``_SentinelEndpoint``: the endpoint that asks the Sentinels for the
+  master before each connection attempt (Note [Following the master] in
+  connection.py); txredisapi builds it only inside ``makeSentinel...``
+  helpers that fix the protocol and the login.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import txredisapi
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IStreamClientEndpoint
+
+
+def set_protocol(handler: txredisapi.ConnectionHandler, protocol: type,
+                 **attributes: Any) -> None:
+    """Make every connection of ``handler``'s pool a ``protocol``, its
+    factory carrying ``attributes`` (before any connection is made)."""
+    factory = handler._factory
+    factory.protocol = protocol
+    for name, value in attributes.items():
+        setattr(factory, name, value)
+
+
+def one_connection(handler: Any) -> Deferred[Any]:
+    """One connection of the pool, left in it (for commands that must
+    share a connection)."""
+    connection: Deferred[Any] = handler._factory.getConnection(peek=True)
+    return connection
+
+
+def connected(handler: Any) -> Deferred[Any]:
+    """Fires once every connection of ``handler``'s pool is up."""
+    up: Deferred[Any] = handler._connected
+    return up
+
+
+def sentinel_endpoint(factory: Any) -> IStreamClientEndpoint:
+    """An endpoint connecting ``factory`` to the master its
+    ``sentinel_manager`` names for its ``service_name``."""
+    endpoint: IStreamClientEndpoint = txredisapi._SentinelEndpoint(factory)
+    return endpoint
+
+
+class ClosingSentinels(txredisapi.ConnectionHandler):
+    """A handler whose ``disconnect`` closes the Sentinel connections too."""
+
+    async def _disconnect(self) -> None:
+        await self._factory.disconnect()
+        await self._factory.sentinel_manager.disconnect()
+
+    def disconnect(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._disconnect())
