@@ -35,7 +35,7 @@ from .records import (
 from .sources import (
     DEFAULT_CONFIG_PATH, Source, config_path, find_source, load_yaml, merge_extra_files,
     pool_from_redis, read_source, read_text)
-from .validation import check
+from .validation import FetchPools, check
 
 
 def parse_config(text: str, environ: Mapping[str, str] | None = None,
@@ -44,13 +44,14 @@ def parse_config(text: str, environ: Mapping[str, str] | None = None,
     """
     Parse and check a configuration's text; raise :class:`ConfigError`.
     ``path`` is the file ``text`` came from (its ``extra_config`` files are
-    read; None: they are not, as for ``$VMPOOLER_CONFIG``).
+    read; None: they are not, as for ``$VMPOOLER_CONFIG``); ``redis_pools``
+    stands for the pools in Redis (:func:`pool_from_redis`).
     """
     environ = environ or {}
     raw = load_yaml(text)
     if path is not None:
         raw = merge_extra_files(raw, path, environ)
-    return check(raw, environ, redis_pools)
+    return check(raw, environ, None if redis_pools is None else lambda _: redis_pools)
 
 
 def read_config(path: str, environ: Mapping[str, str]) -> Config:
@@ -58,31 +59,19 @@ def read_config(path: str, environ: Mapping[str, str]) -> Config:
     return parse_config(read_text(path), environ, path)
 
 
-def needs_redis_pools(source: Source, environ: Mapping[str, str]) -> bool:
-    """Whether the configuration has no ``:pools:``, so that 3.x's in Redis are read."""
-    raw = read_source(source, environ)
-    return not any(raw.get(key) is not None for key in (":pools", ":pools:", "pools"))
-
-
-def redis_settings(source: Source, environ: Mapping[str, str]) -> RedisConfig:
-    """Where Redis is, as the configuration says (to fetch its pools before the rest)."""
-    from .environment import apply_environment
-    from .section import Notes, Section
-    from .validation import _redis
-    applied = apply_environment(read_source(source, environ), environ)
-    return _redis(Section("", applied.data, Notes(applied.origins)).sub("redis"))
-
-
 def load_config(source: Source, environ: Mapping[str, str],
-                redis_pools: Sequence[Mapping[str, Any]] | None = None) -> Config:
-    """The configuration from ``source`` (see :func:`find_source`)."""
-    return check(read_source(source, environ), environ, redis_pools, source.warnings)
+                fetch_pools: FetchPools | None = None) -> Config:
+    """
+    The configuration from ``source`` (see :func:`find_source`);
+    ``fetch_pools`` reads 3.x's pools from Redis when it has no ``:pools:``.
+    """
+    return check(read_source(source, environ), environ, fetch_pools, source.warnings)
 
 
 __all__: Sequence[str] = (
     "Config", "ConfigError", "DEFAULT_CONFIG_PATH", "DummyConfig", "GraphiteConfig",
     "LdapConfig", "PoolConfig", "PrometheusConfig", "PurgeConfig", "RateLimit",
     "RedisConfig", "ServiceAccount", "ServiceConfig", "Source", "StatsdConfig",
-    "VsphereConfig", "config_path", "find_source", "load_config", "needs_redis_pools",
-    "parse_config", "pool_from_redis", "read_config", "redis_settings",
+    "VsphereConfig", "config_path", "find_source", "load_config", "parse_config",
+    "pool_from_redis", "read_config",
 )

@@ -11,7 +11,7 @@ vmpoolerd does not serve is a warning saying so; a bad value is a
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .defaults import service_defaults
 from .environment import apply_environment
@@ -32,13 +32,15 @@ DYNAMIC_DNS = "dynamic-dns"
 NOT_SERVED = "read by vmpooler 3.x, not served by vmpoolerd; ignored"
 
 
+FetchPools = Callable[[RedisConfig], Sequence[Mapping[str, Any]]]
+
+
 def check(raw: Mapping[Any, Any], environ: Mapping[str, str],
-          redis_pools: Sequence[Mapping[str, Any]] | None = None,
-          warnings: Sequence[str] = ()) -> Config:
+          fetch_pools: FetchPools | None = None, warnings: Sequence[str] = ()) -> Config:
     """
     The configuration ``raw`` (as read) with ``environ`` applied, checked.
-    ``redis_pools``: the pools 3.x keeps in Redis, used when ``raw`` has
-    no ``:pools:`` (None: not fetched; then ``:pools:`` is required).
+    ``fetch_pools`` reads the pools 3.x keeps in Redis, asked only when
+    ``raw`` has no ``:pools:`` (None: then ``:pools:`` is required).
     """
     applied = apply_environment(raw, environ)
     notes = Notes(applied.origins)
@@ -54,6 +56,7 @@ def check(raw: Mapping[Any, Any], environ: Mapping[str, str],
     entries = pool_entries(root)
     from_redis = entries is None
     if entries is None:
+        redis_pools = fetch_pools(redis) if fetch_pools is not None else ()
         if not redis_pools:
             raise ConfigError(":pools:: must be a list of at least one pool (the file has "
                               "none, and Redis's vmpooler__pools names none)")
