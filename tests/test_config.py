@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import glob
 import os
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from vmpoolerd.config import (
-    ConfigError, Source, config_path, find_source, load_config, parse_config, read_config)
+    ConfigError, DummyConfig, PrometheusConfig, PurgeConfig, RateLimit, Source, StatsdConfig,
+    config_path, find_source, load_config, parse_config, read_config)
+from vmpoolerd.config.merge import deep_merge
 
 MINIMAL = """
 :vsphere:
@@ -618,3 +621,156 @@ class ExtraConfigTests(SynchronousTestCase):
             read_config(self.main("bad.yaml"), {})
         self.assertEqual(str(caught.exception), ":config:.extra_config: bad.yaml: the "
                          "configuration must be a YAML mapping of sections")
+
+
+class MergeTests(SynchronousTestCase):
+    def test_deep_merge_as_3x(self) -> None:
+        main: dict[str, Any] = {":config": {"site_name": "main", "off": False, "tags": ["a"]},
+                ":pools": [{"name": "a"}]}
+        extra = {":config:": {"site_name": "extra", "off": True, "task_limit": 3,
+                              "tags": ["a", "b"]},
+                 "pools": [{"name": "a"}, {"name": "b"}], ":statsd": {"server": "s"}}
+        self.assertEqual(deep_merge(main, extra), {
+            ":config": {"site_name": "main", "off": True, "tags": ["a", "b"], "task_limit": 3},
+            ":pools": [{"name": "a"}, {"name": "b"}], ":statsd": {"server": "s"}})
+        self.assertEqual(main[":config"]["site_name"], "main")  # unchanged
+        self.assertEqual(deep_merge({"a": [1]}, {"a": {"b": 1}}), {"a": [1]})
+        self.assertEqual(deep_merge({"a": 1}, {"a": None}), {"a": 1})
+
+
+class EnvironmentTests(SynchronousTestCase):
+    def test_every_variable_reaches_its_key_typed(self) -> None:
+        c = parse_config(PROVIDERS + POOL_3X + ":auth:\n  provider: ldap\n  :ldap:\n"
+                         "    host: h\n    base: b\n", {
+                             "TASK_LIMIT": "4", "VM_CHECKTIME": "2", "READY_TTL": "0.5",
+                             "MAX_LIFETIME_UPPER_LIMIT": "48", "PREFIX": "ci-",
+                             "SITE_NAME": "env", "EXPERIMENTAL_FEATURES": "TRUE",
+                             "CREATE_LINKED_CLONES": "false",
+                             "PURGE_UNCONFIGURED_RESOURCES": "true",
+                             "REDIS_DATA_TTL": "24", "STATSD_SERVER": "statsd",
+                             "STATSD_PORT": "9125", "GRAPHITE_SERVER": "g",
+                             "LDAP_HOST": "ldap.example.com", "LDAP_PORT": "636",
+                             "LDAP_BASE": "dc=example", "LDAP_USER_OBJECT": "cn"})
+        s = c.service
+        self.assertEqual((s.task_limit, s.vm_checktime_minutes, s.ready_ttl_minutes,
+                          s.max_lifetime_upper_limit_hours, s.prefix, s.site_name,
+                          s.experimental_features, s.create_linked_clones,
+                          s.purge_unconfigured_resources, c.redis.data_ttl_hours),
+                         (4, 2.0, 0.5, 48, "ci-", "env", True, False, True, 24.0))
+        assert c.statsd is not None and c.graphite is not None and c.auth is not None
+        self.assertEqual((c.statsd.server, c.statsd.port, c.graphite.server),
+                         ("statsd", 9125, "g"))
+        self.assertEqual((c.auth.host, c.auth.port, c.auth.base, c.auth.user_object),
+                         ("ldap.example.com", 636, ("dc=example",), ("cn",)))
+        self.assertTrue(c.purge_for("vsphere").enabled)
+
+    def test_empty_is_unset_and_bad_values_name_the_variable(self) -> None:
+        self.assertEqual(parse_config(MINIMAL, {"TASK_LIMIT": ""}).service.task_limit, 10)
+        for variable, value, message in (
+                ("TASK_LIMIT", "many", "$TASK_LIMIT: must be a whole number"),
+                ("TASK_LIMIT", "0", ":config:.task_limit (from $TASK_LIMIT): must be a "
+                                    "positive integer"),
+                ("READY_TTL", "soon", "$READY_TTL: must be a number"),
+                ("PURGE_UNCONFIGURED_RESOURCES", "yes",
+                 "$PURGE_UNCONFIGURED_RESOURCES: must be true or false"),
+                ("REDIS_RECONNECT_ATTEMPTS", "[1,", "$REDIS_RECONNECT_ATTEMPTS: must be JSON "
+                                                   "(a number or a list)")):
+            with self.assertRaises(ConfigError) as caught:
+                parse_config(MINIMAL, {variable: value})
+            self.assertEqual(str(caught.exception), message)
+
+    def test_the_older_purge_variable_wins_and_is_named(self) -> None:
+        c = parse_config(MINIMAL, {"PURGE_UNCONFIGURED_RESOURCES": "false",
+                                   "PURGE_UNCONFIGURED_FOLDERS": "true"})
+        self.assertTrue(c.service.purge_unconfigured_resources)
+        self.assertIn("$PURGE_UNCONFIGURED_FOLDERS: an older name (3.x deprecates it): "
+                      "use $PURGE_UNCONFIGURED_RESOURCES", c.warnings)
+
+    def test_a_variable_for_a_missing_section(self) -> None:
+        c = parse_config(MINIMAL, {"STATSD_PORT": "1"})
+        self.assertIsNone(c.statsd)
+        self.assertIn("$STATSD_PORT: ignored: the file has no :statsd: section for it to "
+                      "change", c.warnings)
+
+
+class GenerationDefaultsTests(SynchronousTestCase):
+    def test_each_layout_gets_its_generations_defaults(self) -> None:
+        old, new = parse_config(MINIMAL).service, parse_config(PROVIDERS + POOL_3X).service
+        self.assertEqual((old.vm_checktime_minutes, old.ready_ttl_minutes,
+                          old.create_linked_clones, old.max_lifetime_upper_limit_hours),
+                         (15.0, None, False, 336))
+        self.assertEqual((new.vm_checktime_minutes, new.ready_ttl_minutes,
+                          new.create_linked_clones, new.max_lifetime_upper_limit_hours),
+                         (1.0, 60.0, True, None))
+        self.assertEqual((new.task_limit, new.ondemand_clone_limit, new.vm_lifetime_hours,
+                          new.ondemand_request_ttl_minutes, new.prefix),
+                         (10, 10, 24.0, 5.0, ""))
+        # The file's keys win over either generation's defaults.
+        c = parse_config(PROVIDERS + POOL_3X + ":config:\n  create_linked_clones: false\n")
+        self.assertFalse(c.linked_clones("a"))
+
+
+class ProviderKeysTests(SynchronousTestCase):
+    def test_purge_per_provider(self) -> None:
+        c = parse_config(PROVIDERS.replace(
+            "    port: 8443\n", "    port: 8443\n    purge_unconfigured_resources: true\n"
+            "    folder_whitelist: [old]\n    resources_allowlist: [keep]\n")
+            + POOL_3X + "  - name: b\n    template: T/b\n    folder: F/b\n    datastore: ds\n"
+            "    size: 1\n    provider: vsphere-ams\n"
+            ":config:\n  resources_allowlist: [everywhere]\n")
+        self.assertEqual(c.purge_for("vsphere-ams"),
+                         PurgeConfig(True, ("old", "keep", "everywhere")))
+        self.assertEqual(c.purge_for("vsphere"), PurgeConfig(False, ("everywhere",)))
+        # The global switch is the fallback; a provider's false stands.
+        c = parse_config(PROVIDERS.replace("    port: 8443\n", "    port: 8443\n"
+                                           "    purge_unconfigured_resources: false\n")
+                         + POOL_3X + "  - name: b\n    template: T/b\n    folder: F/b\n"
+                         "    datastore: ds\n    size: 1\n    provider: vsphere-ams\n"
+                         ":config:\n  purge_unconfigured_resources: true\n")
+        self.assertEqual((c.purge_for("vsphere").enabled, c.purge_for("vsphere-ams").enabled),
+                         (True, False))
+
+    def test_dummy_options(self) -> None:
+        c = parse_config(":providers:\n  :dummy:\n    filename: f.yaml\n"
+                         "    createvm_max_time: 30\n    createvm_fail_percent: 5\n"
+                         "    vmready_fail_percent: 0\n" + POOL_3X)
+        self.assertEqual(c.dummy("dummy"), DummyConfig(
+            filename="f.yaml", createvm_max_time=30.0, createvm_fail_percent=5,
+            vmready_fail_percent=0))
+        self.assertEqual(c.providers, ())
+        with self.assertRaises(ConfigError) as caught:
+            parse_config(":providers:\n  :dummy:\n    createvm_fail_percent: 101\n" + POOL_3X)
+        self.assertEqual(str(caught.exception), ":providers:.:dummy:.createvm_fail_percent: "
+                         "must be a percentage (0-100)")
+
+    def test_size_zero(self) -> None:
+        pool = parse_config(MINIMAL.replace("size: 5", "size: 0")).pools[0]
+        self.assertEqual((pool.size, pool.min_size), (0, 0))
+
+
+class MonitoringKeysTests(SynchronousTestCase):
+    def test_statsd_prometheus_rate_limits_hostname_checks(self) -> None:
+        c = parse_config(MINIMAL + "    check_hostname_for_mismatch: false\n"
+                         ":statsd:\n  server: s\n:prometheus:\n  prometheus_endpoint: /m\n"
+                         "  prometheus_prefix: vp\n"
+                         ":rate_limits:\n  :vm_creation:\n    :limit: 5\n    :period: 10\n"
+                         ":config:\n  rate_limiting_enabled: true\n"
+                         "  check_ready_vm_hostname_for_mismatch: true\n")
+        self.assertEqual(c.statsd, StatsdConfig("s", 8125, "vmpooler"))
+        self.assertEqual(c.prometheus, PrometheusConfig("/m", "vp", "vmpooler"))
+        self.assertEqual((c.rate_limit("vm_creation"), c.rate_limit("vm_deletion"),
+                          c.rate_limit("other")),
+                         (RateLimit(5, 10), RateLimit(50, 60), RateLimit(100, 60)))
+        self.assertTrue(c.service.rate_limiting_enabled)
+        self.assertFalse(c.checks_hostname("debian-7-i386"))
+        self.assertEqual(c.warnings, ())
+        for text, message in (
+                (":statsd:\n  port: 1\n", ":statsd:.server: is required"),
+                (":prometheus:\n  prometheus_endpoint: metrics\n",
+                 ":prometheus:.prometheus_endpoint: must be a path starting with '/', "
+                 "not 'metrics'"),
+                (":rate_limits:\n  :vm_creation:\n    limit: 5\n",
+                 ":rate_limits:.:vm_creation:.period: is required")):
+            with self.assertRaises(ConfigError) as caught:
+                parse_config(MINIMAL + text)
+            self.assertEqual(str(caught.exception), message)

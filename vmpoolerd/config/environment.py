@@ -159,7 +159,8 @@ def apply_environment(data: Mapping[Any, Any], environ: Mapping[str, str]) -> Ap
         if not text:
             continue
         value = variable.convert(variable.name, text)
-        section = _section(root, variable.section, variable.creates)
+        # :config: always exists in 3.x (its defaults are written into it).
+        section = _section(root, variable.section, variable.creates or variable.section == CONFIG)
         if section is None:
             warnings.append(f"${variable.name}: ignored: the file has no "
                             f"{section_path(variable.section)} section for it to change")
