@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import glob
 import os
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from vmpoolerd.config import ConfigError, config_path, parse_config, read_config
+from vmpoolerd.config import (
+    ConfigError, DummyConfig, PrometheusConfig, PurgeConfig, RateLimit, Source, StatsdConfig,
+    config_path, find_source, load_config, parse_config, read_config)
+from vmpoolerd.config.merge import deep_merge
 
 MINIMAL = """
 :vsphere:
@@ -143,9 +147,9 @@ class ErrorTests(SynchronousTestCase):
             "    datastore: d\n" + extra
 
     def test_pool_keys(self) -> None:
-        for size in ("0", "-2", "1.5", "lots"):
+        for size in ("-2", "1.5", "lots"):
             self.assertError(self.pool(f"    size: {size}\n"),
-                             ":pools:[1].size: must be a positive integer")
+                             ":pools:[1].size: must be an integer >= 0")
         self.assertError(self.pool(""), ":pools:[1].size: is required")
         self.assertError(MINIMAL.replace("    folder: Pooled VMs/debian-7-i386\n", ""),
                          ":pools:[0].folder: is required")
@@ -232,6 +236,9 @@ class ErrorTests(SynchronousTestCase):
         self.assertError(MINIMAL.replace("  password: swordfish\n", ""),
                          ":vsphere:.password: is required")
         self.assertError(MINIMAL.split(":pools:")[0],
+                         ":pools:: must be a list of at least one pool (the file has none, "
+                         "and Redis's vmpooler__pools names none)")
+        self.assertError(MINIMAL.split(":pools:")[0] + ":pools: []\n",
                          ":pools:: must be a list of at least one pool")
         self.assertError(MINIMAL + ":redis: []\n", ":redis:: must be a mapping")
         self.assertError(MINIMAL + ":config:\n  port: 70000\n",
@@ -249,7 +256,9 @@ class ErrorTests(SynchronousTestCase):
         self.assertError(MINIMAL + ":tagfilter:\n  url: '(unclosed'\n",
                          ":tagfilter:.url: not a regular expression: "
                          "missing ), unterminated subpattern at position 0")
-        self.assertError(MINIMAL, "$REDIS_PORT: must be a positive integer", {"REDIS_PORT": "x"})
+        self.assertError(MINIMAL, "$REDIS_PORT: must be a whole number", {"REDIS_PORT": "x"})
+        self.assertError(MINIMAL, ":redis:.port (from $REDIS_PORT): must be a positive integer",
+                         {"REDIS_PORT": "0"})
 
     def yaml_error(self, text: str) -> str:
         try:
@@ -262,9 +271,44 @@ class ErrorTests(SynchronousTestCase):
 
 class PathTests(SynchronousTestCase):
     def test_precedence(self) -> None:
-        self.assertEqual(config_path("a.yaml", {"VMPOOLER_CONFIG": "b.yaml"}), "a.yaml")
-        self.assertEqual(config_path(None, {"VMPOOLER_CONFIG": "b.yaml"}), "b.yaml")
+        """--config, else $VMPOOLER_CONFIG (text), else $VMPOOLER_CONFIG_FILE, else the default."""
+        text = {"VMPOOLER_CONFIG": MINIMAL}
+        self.assertEqual(find_source("a.yaml", {**text, "VMPOOLER_CONFIG_FILE": "c.yaml"}),
+                         Source("a.yaml", "a.yaml", ("$VMPOOLER_CONFIG: ignored: --config "
+                                                     "names the file",)))
+        self.assertEqual(find_source(None, {**text, "VMPOOLER_CONFIG_FILE": "c.yaml"}),
+                         Source("$VMPOOLER_CONFIG", None))
+        self.assertEqual(find_source(None, {"VMPOOLER_CONFIG_FILE": "c.yaml"}),
+                         Source("c.yaml", "c.yaml"))
         self.assertEqual(config_path(None, {}), "etc/vmpooler.yaml")
+
+    def test_the_text_of_vmpooler_config(self) -> None:
+        """The text is the configuration: no file, no extra_config is read."""
+        environ = {"VMPOOLER_CONFIG": MINIMAL + ":config:\n  extra_config: missing.yaml\n",
+                   "EXTRA_CONFIG": "missing.yaml"}
+        c = load_config(find_source(None, environ), environ)
+        self.assertEqual(c.pool_names, ("debian-7-i386",))
+
+    def test_a_path_in_vmpooler_config_is_still_read(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(MINIMAL)
+        environ = {"VMPOOLER_CONFIG": path}
+        c = load_config(find_source(None, environ), environ)
+        self.assertEqual(c.pool_names, ("debian-7-i386",))
+        self.assertIn("VMPOOLER_CONFIG_FILE", c.warnings[0])
+
+    def test_errors_never_quote_the_text(self) -> None:
+        for text in (MINIMAL.replace("swordfish", "swordfish\n  : [\""),
+                     MINIMAL.replace("size: 5", "size: swordfish"), "swordfish"):
+            environ = {"VMPOOLER_CONFIG": text}
+            with self.assertRaises(ConfigError) as caught:
+                load_config(find_source(None, environ), environ)
+            self.assertNotIn("swordfish", str(caught.exception))
+        with self.assertRaises(ConfigError) as caught:
+            parse_config(MINIMAL.replace("swordfish", "'swordfish"))
+        self.assertRegex(str(caught.exception), r"^not valid YAML: .* at line \d+, column \d+$")
+        self.assertNotIn("swordfish", str(caught.exception))
 
     def test_unreadable(self) -> None:
         path = self.mktemp()
@@ -295,7 +339,7 @@ class ShippedFilesTests(SynchronousTestCase):
         self.assertEqual([name for name, _ in c.providers], ["vsphere", "vsphere-ams"])
         self.assertEqual([(p.provider, c.domain_for(p.name), c.linked_clones(p.name))
                           for p in c.pools],
-                         [("vsphere", "pdx.example.com", False),
+                         [("vsphere", "pdx.example.com", True),
                           ("vsphere-ams", "ams.example.com", True)])
 
 
@@ -360,7 +404,13 @@ class ThreeXTests(SynchronousTestCase):
         legacy = MINIMAL.split(":pools:")[0]
         others = PROVIDERS.replace("  :vsphere:\n", "  :unused:\n    provider_class: vsphere\n")
         c = parse_config(legacy + others + POOL_3X, {"VSPHERE_PASSWORD": "env"})
-        self.assertEqual([name for name, _ in c.providers], ["vsphere", "unused", "vsphere-ams"])
+        self.assertEqual([name for name, _ in c.providers], ["vsphere"])
+        c = parse_config(legacy + others + POOL_3X + "  - name: b\n    template: T/b\n"
+                         "    folder: F/b\n    datastore: ds\n    size: 1\n"
+                         "    provider: vsphere-ams\n", {"VSPHERE_PASSWORD": "env"})
+        self.assertEqual([name for name, _ in c.providers], ["vsphere", "vsphere-ams"])
+        self.assertEqual(c.notices, ("provider 'unused' (class 'vsphere'): no pool uses it; "
+                                     "left alone",))
         self.assertEqual((c.provider("vsphere").server, c.provider("vsphere").password),
                          ("vcenter.example.com", "env"))
         self.assertEqual(c.provider("vsphere-ams").password, "p2")
@@ -373,14 +423,20 @@ class ThreeXTests(SynchronousTestCase):
 
     def test_provider_errors(self) -> None:
         self.assertError(POOL_3X, ":vsphere:: is required (or :providers:)")
+        ams = POOL_3X + "    provider: vsphere-ams\n"
         self.assertError(PROVIDERS.replace("provider_class: vsphere", "provider_class: ec2")
-                         + POOL_3X, ":providers:.:vsphere-ams:.provider_class: provider "
-                         "'vsphere-ams' is of class 'ec2'; only vsphere is served")
-        self.assertError(PROVIDERS.replace("    provider_class: vsphere\n", "") + POOL_3X,
-                         ":providers:.:vsphere-ams:.provider_class: provider 'vsphere-ams' "
-                         "is of class 'vsphere-ams'; only vsphere is served")
-        self.assertError(PROVIDERS.replace("    server: vc2.example.com\n", "") + POOL_3X,
+                         + ams, ":pools:[0].provider: the pool's provider 'vsphere-ams' is of "
+                         "class 'ec2', which vmpoolerd does not serve (it serves vsphere, dummy)")
+        self.assertError(PROVIDERS.replace("    provider_class: vsphere\n", "") + ams,
+                         ":pools:[0].provider: the pool's provider 'vsphere-ams' is of class "
+                         "'vsphere-ams', which vmpoolerd does not serve (it serves vsphere, "
+                         "dummy)")
+        self.assertError(PROVIDERS.replace("    server: vc2.example.com\n", "") + ams,
                          ":providers:.:vsphere-ams:.server: is required")
+        # Providers no pool uses are left alone, whatever their class or keys.
+        c = parse_config(PROVIDERS.replace("provider_class: vsphere", "provider_class: ec2")
+                         .replace("    server: vc2.example.com\n", "") + POOL_3X)
+        self.assertEqual((c.pool_names, c.warnings), (("a",), ()))
         self.assertError(PROVIDERS + POOL_3X + "    provider: vsphere-lon\n",
                          ":pools:[0].provider: pool 'a' names the provider 'vsphere-lon'; "
                          "the providers are vsphere, vsphere-ams")
@@ -434,7 +490,7 @@ class ThreeXTests(SynchronousTestCase):
         self.assertEqual((s.experimental_features, s.max_ondemand_instances_per_request,
                           s.ondemand_clone_limit, s.ondemand_request_ttl_minutes,
                           s.create_linked_clones, s.purge_unconfigured_resources,
-                          s.resources_allowlist), (False, 10, 10, 5.0, False, False, ()))
+                          s.resources_allowlist), (False, 10, 10, 5.0, True, False, ()))
         c = parse_config(PROVIDERS + POOL_3X + "    create_linked_clone: false\n"
                          "  - name: b\n    template: T/b\n    folder: F/b\n    datastore: ds\n"
                          "    size: 1\n" + ":config:\n  experimental_features: true\n"
@@ -486,18 +542,23 @@ class ThreeXTests(SynchronousTestCase):
     def test_unknown_keys_are_reported_with_their_path(self) -> None:
         c = parse_config(PROVIDERS.replace("    port: 8443\n", "    connection_pool_size: 4\n")
                          + POOL_3X + "    snapshot_mainMem_ioBlockPages: 2048\n"
-                         ":config:\n  utilisation_limit: 3\n:statsd:\n  server: s\n"
+                         "    provider: vsphere-ams\n"
+                         ":config:\n  utilisation_limit: 3\n  max_tries: 2\n"
+                         ":statsd:\n  server: s\n  flush: 1\n"
                          ":redis:\n  connection_pool_size: 2\n" + self.LDAP + "    tls: 1\n")
+        served = "read by vmpooler 3.x, not served by vmpoolerd; ignored"
         self.assertEqual(c.warnings, (
-            ":statsd:: unknown key, ignored",
+            f":redis:.connection_pool_size: {served} (vmpoolerd keeps its own connections)",
+            f":config:.max_tries: {served}",
+            f":pools:[0].snapshot_mainMem_ioBlockPages: {served}",
             ":providers:.:vsphere-ams:.connection_pool_size: unknown key, ignored",
-            ":redis:.connection_pool_size: unknown key, ignored",
             ":config:.utilisation_limit: unknown key, ignored",
-            ":pools:[0].snapshot_mainMem_ioBlockPages: unknown key, ignored",
-            ":auth:.:ldap:.tls: unknown key, ignored"))
+            ":auth:.:ldap:.tls: unknown key, ignored",
+            ":statsd:.flush: unknown key, ignored"))
 
     def test_a_known_key_with_a_bad_value_is_still_an_error(self) -> None:
-        self.assertError(PROVIDERS.replace("port: 8443", "port: many") + POOL_3X,
+        self.assertError(PROVIDERS.replace("port: 8443", "port: many") + POOL_3X
+                         + "    provider: vsphere-ams\n",
                          ":providers:.:vsphere-ams:.port: must be a positive integer")
 
 
@@ -509,9 +570,10 @@ class ExtraConfigTests(SynchronousTestCase):
         return path
 
     def setUp(self) -> None:
-        self.dir = self.mktemp()
+        self.dir = os.path.abspath(self.mktemp())
         os.makedirs(os.path.join(self.dir, "conf.d"))
-        self.write(self.dir, "pools.yaml", POOL_3X.replace("name: a", "name: extra"))
+        self.write(self.dir, "pools.yaml", POOL_3X.replace("name: a", "name: extra")
+                   .replace("F/a", "F/extra"))
         self.write(self.dir, "conf.d/redis.yaml", ":redis:\n  server: redis.example.com\n")
         self.write(self.dir, "conf.d/redis2.yaml", "redis:\n  port: 6390\n")
 
@@ -519,22 +581,36 @@ class ExtraConfigTests(SynchronousTestCase):
         return self.write(self.dir, "vmpooler.yaml",
                           PROVIDERS + POOL_3X + f":config:\n  extra_config: {extra}\n")
 
-    def test_files_are_merged_section_by_section(self) -> None:
+    def test_files_are_merged_as_3x_merges(self) -> None:
+        """Hashes key by key, lists joined, the main file's values kept where both set one."""
         c = read_config(self.main("pools.yaml,conf.d/redis.yaml"), {})
-        self.assertEqual((c.pool_names, c.redis.server), (("extra",), "redis.example.com"))
+        self.assertEqual((c.pool_names, c.redis.server), (("a", "extra"), "redis.example.com"))
         self.assertEqual(c.warnings, ())
-        # A later file's section replaces the whole of an earlier one, whatever its spelling.
         c = read_config(self.main("[conf.d/redis.yaml, conf.d/redis2.yaml]"), {})
-        self.assertEqual((c.pool_names, c.redis.server, c.redis.port), (("a",), "localhost", 6390))
+        self.assertEqual((c.pool_names, c.redis.server, c.redis.port),
+                         (("a",), "redis.example.com", 6390))
+        # An extra :config: adds its keys; it does not wipe the main one's.
+        self.write(self.dir, "config.yaml", ":config:\n  task_limit: 3\n  site_name: extra\n")
+        main = self.write(self.dir, "main.yaml", PROVIDERS + POOL_3X + ":config:\n"
+                          "  site_name: main\n  extra_config: config.yaml\n")
+        c = read_config(main, {})
+        self.assertEqual((c.service.site_name, c.service.task_limit), ("main", 3))
+
+    def test_extra_config_from_the_environment(self) -> None:
+        """$EXTRA_CONFIG replaces :config: extra_config; relative to the working directory."""
+        here = os.getcwd()
+        self.addCleanup(os.chdir, here)
+        os.chdir(self.dir)
+        c = read_config(self.main("missing.yaml"), {"EXTRA_CONFIG": "conf.d/redis.yaml"})
+        self.assertEqual(c.redis.server, "redis.example.com")
 
     def test_an_absolute_path(self) -> None:
         absolute = os.path.abspath(os.path.join(self.dir, "pools.yaml"))
-        self.assertEqual(read_config(self.main(absolute), {}).pool_names, ("extra",))
+        self.assertEqual(read_config(self.main(absolute), {}).pool_names, ("a", "extra"))
 
     def test_errors_name_the_file(self) -> None:
-        missing = os.path.join(self.dir, "missing.yaml")
         for extra, message in (
-                ("missing.yaml", f":config:.extra_config: {missing}: cannot be read: "
+                ("missing.yaml", ":config:.extra_config: missing.yaml: cannot be read: "
                                  "No such file or directory"),
                 ("'pools.yaml,'", ":config:.extra_config[1]: must not be empty")):
             with self.assertRaises(ConfigError) as caught:
@@ -545,3 +621,156 @@ class ExtraConfigTests(SynchronousTestCase):
             read_config(self.main("bad.yaml"), {})
         self.assertEqual(str(caught.exception), ":config:.extra_config: bad.yaml: the "
                          "configuration must be a YAML mapping of sections")
+
+
+class MergeTests(SynchronousTestCase):
+    def test_deep_merge_as_3x(self) -> None:
+        main: dict[str, Any] = {":config": {"site_name": "main", "off": False, "tags": ["a"]},
+                ":pools": [{"name": "a"}]}
+        extra = {":config:": {"site_name": "extra", "off": True, "task_limit": 3,
+                              "tags": ["a", "b"]},
+                 "pools": [{"name": "a"}, {"name": "b"}], ":statsd": {"server": "s"}}
+        self.assertEqual(deep_merge(main, extra), {
+            ":config": {"site_name": "main", "off": True, "tags": ["a", "b"], "task_limit": 3},
+            ":pools": [{"name": "a"}, {"name": "b"}], ":statsd": {"server": "s"}})
+        self.assertEqual(main[":config"]["site_name"], "main")  # unchanged
+        self.assertEqual(deep_merge({"a": [1]}, {"a": {"b": 1}}), {"a": [1]})
+        self.assertEqual(deep_merge({"a": 1}, {"a": None}), {"a": 1})
+
+
+class EnvironmentTests(SynchronousTestCase):
+    def test_every_variable_reaches_its_key_typed(self) -> None:
+        c = parse_config(PROVIDERS + POOL_3X + ":auth:\n  provider: ldap\n  :ldap:\n"
+                         "    host: h\n    base: b\n", {
+                             "TASK_LIMIT": "4", "VM_CHECKTIME": "2", "READY_TTL": "0.5",
+                             "MAX_LIFETIME_UPPER_LIMIT": "48", "PREFIX": "ci-",
+                             "SITE_NAME": "env", "EXPERIMENTAL_FEATURES": "TRUE",
+                             "CREATE_LINKED_CLONES": "false",
+                             "PURGE_UNCONFIGURED_RESOURCES": "true",
+                             "REDIS_DATA_TTL": "24", "STATSD_SERVER": "statsd",
+                             "STATSD_PORT": "9125", "GRAPHITE_SERVER": "g",
+                             "LDAP_HOST": "ldap.example.com", "LDAP_PORT": "636",
+                             "LDAP_BASE": "dc=example", "LDAP_USER_OBJECT": "cn"})
+        s = c.service
+        self.assertEqual((s.task_limit, s.vm_checktime_minutes, s.ready_ttl_minutes,
+                          s.max_lifetime_upper_limit_hours, s.prefix, s.site_name,
+                          s.experimental_features, s.create_linked_clones,
+                          s.purge_unconfigured_resources, c.redis.data_ttl_hours),
+                         (4, 2.0, 0.5, 48, "ci-", "env", True, False, True, 24.0))
+        assert c.statsd is not None and c.graphite is not None and c.auth is not None
+        self.assertEqual((c.statsd.server, c.statsd.port, c.graphite.server),
+                         ("statsd", 9125, "g"))
+        self.assertEqual((c.auth.host, c.auth.port, c.auth.base, c.auth.user_object),
+                         ("ldap.example.com", 636, ("dc=example",), ("cn",)))
+        self.assertTrue(c.purge_for("vsphere").enabled)
+
+    def test_empty_is_unset_and_bad_values_name_the_variable(self) -> None:
+        self.assertEqual(parse_config(MINIMAL, {"TASK_LIMIT": ""}).service.task_limit, 10)
+        for variable, value, message in (
+                ("TASK_LIMIT", "many", "$TASK_LIMIT: must be a whole number"),
+                ("TASK_LIMIT", "0", ":config:.task_limit (from $TASK_LIMIT): must be a "
+                                    "positive integer"),
+                ("READY_TTL", "soon", "$READY_TTL: must be a number"),
+                ("PURGE_UNCONFIGURED_RESOURCES", "yes",
+                 "$PURGE_UNCONFIGURED_RESOURCES: must be true or false"),
+                ("REDIS_RECONNECT_ATTEMPTS", "[1,", "$REDIS_RECONNECT_ATTEMPTS: must be JSON "
+                                                   "(a number or a list)")):
+            with self.assertRaises(ConfigError) as caught:
+                parse_config(MINIMAL, {variable: value})
+            self.assertEqual(str(caught.exception), message)
+
+    def test_the_older_purge_variable_wins_and_is_named(self) -> None:
+        c = parse_config(MINIMAL, {"PURGE_UNCONFIGURED_RESOURCES": "false",
+                                   "PURGE_UNCONFIGURED_FOLDERS": "true"})
+        self.assertTrue(c.service.purge_unconfigured_resources)
+        self.assertIn("$PURGE_UNCONFIGURED_FOLDERS: an older name (3.x deprecates it): "
+                      "use $PURGE_UNCONFIGURED_RESOURCES", c.warnings)
+
+    def test_a_variable_for_a_missing_section(self) -> None:
+        c = parse_config(MINIMAL, {"STATSD_PORT": "1"})
+        self.assertIsNone(c.statsd)
+        self.assertIn("$STATSD_PORT: ignored: the file has no :statsd: section for it to "
+                      "change", c.warnings)
+
+
+class GenerationDefaultsTests(SynchronousTestCase):
+    def test_each_layout_gets_its_generations_defaults(self) -> None:
+        old, new = parse_config(MINIMAL).service, parse_config(PROVIDERS + POOL_3X).service
+        self.assertEqual((old.vm_checktime_minutes, old.ready_ttl_minutes,
+                          old.create_linked_clones, old.max_lifetime_upper_limit_hours),
+                         (15.0, None, False, 336))
+        self.assertEqual((new.vm_checktime_minutes, new.ready_ttl_minutes,
+                          new.create_linked_clones, new.max_lifetime_upper_limit_hours),
+                         (1.0, 60.0, True, None))
+        self.assertEqual((new.task_limit, new.ondemand_clone_limit, new.vm_lifetime_hours,
+                          new.ondemand_request_ttl_minutes, new.prefix),
+                         (10, 10, 24.0, 5.0, ""))
+        # The file's keys win over either generation's defaults.
+        c = parse_config(PROVIDERS + POOL_3X + ":config:\n  create_linked_clones: false\n")
+        self.assertFalse(c.linked_clones("a"))
+
+
+class ProviderKeysTests(SynchronousTestCase):
+    def test_purge_per_provider(self) -> None:
+        c = parse_config(PROVIDERS.replace(
+            "    port: 8443\n", "    port: 8443\n    purge_unconfigured_resources: true\n"
+            "    folder_whitelist: [old]\n    resources_allowlist: [keep]\n")
+            + POOL_3X + "  - name: b\n    template: T/b\n    folder: F/b\n    datastore: ds\n"
+            "    size: 1\n    provider: vsphere-ams\n"
+            ":config:\n  resources_allowlist: [everywhere]\n")
+        self.assertEqual(c.purge_for("vsphere-ams"),
+                         PurgeConfig(True, ("old", "keep", "everywhere")))
+        self.assertEqual(c.purge_for("vsphere"), PurgeConfig(False, ("everywhere",)))
+        # The global switch is the fallback; a provider's false stands.
+        c = parse_config(PROVIDERS.replace("    port: 8443\n", "    port: 8443\n"
+                                           "    purge_unconfigured_resources: false\n")
+                         + POOL_3X + "  - name: b\n    template: T/b\n    folder: F/b\n"
+                         "    datastore: ds\n    size: 1\n    provider: vsphere-ams\n"
+                         ":config:\n  purge_unconfigured_resources: true\n")
+        self.assertEqual((c.purge_for("vsphere").enabled, c.purge_for("vsphere-ams").enabled),
+                         (True, False))
+
+    def test_dummy_options(self) -> None:
+        c = parse_config(":providers:\n  :dummy:\n    filename: f.yaml\n"
+                         "    createvm_max_time: 30\n    createvm_fail_percent: 5\n"
+                         "    vmready_fail_percent: 0\n" + POOL_3X)
+        self.assertEqual(c.dummy("dummy"), DummyConfig(
+            filename="f.yaml", createvm_max_time=30.0, createvm_fail_percent=5,
+            vmready_fail_percent=0))
+        self.assertEqual(c.providers, ())
+        with self.assertRaises(ConfigError) as caught:
+            parse_config(":providers:\n  :dummy:\n    createvm_fail_percent: 101\n" + POOL_3X)
+        self.assertEqual(str(caught.exception), ":providers:.:dummy:.createvm_fail_percent: "
+                         "must be a percentage (0-100)")
+
+    def test_size_zero(self) -> None:
+        pool = parse_config(MINIMAL.replace("size: 5", "size: 0")).pools[0]
+        self.assertEqual((pool.size, pool.min_size), (0, 0))
+
+
+class MonitoringKeysTests(SynchronousTestCase):
+    def test_statsd_prometheus_rate_limits_hostname_checks(self) -> None:
+        c = parse_config(MINIMAL + "    check_hostname_for_mismatch: false\n"
+                         ":statsd:\n  server: s\n:prometheus:\n  prometheus_endpoint: /m\n"
+                         "  prometheus_prefix: vp\n"
+                         ":rate_limits:\n  :vm_creation:\n    :limit: 5\n    :period: 10\n"
+                         ":config:\n  rate_limiting_enabled: true\n"
+                         "  check_ready_vm_hostname_for_mismatch: true\n")
+        self.assertEqual(c.statsd, StatsdConfig("s", 8125, "vmpooler"))
+        self.assertEqual(c.prometheus, PrometheusConfig("/m", "vp", "vmpooler"))
+        self.assertEqual((c.rate_limit("vm_creation"), c.rate_limit("vm_deletion"),
+                          c.rate_limit("other")),
+                         (RateLimit(5, 10), RateLimit(50, 60), RateLimit(100, 60)))
+        self.assertTrue(c.service.rate_limiting_enabled)
+        self.assertFalse(c.checks_hostname("debian-7-i386"))
+        self.assertEqual(c.warnings, ())
+        for text, message in (
+                (":statsd:\n  port: 1\n", ":statsd:.server: is required"),
+                (":prometheus:\n  prometheus_endpoint: metrics\n",
+                 ":prometheus:.prometheus_endpoint: must be a path starting with '/', "
+                 "not 'metrics'"),
+                (":rate_limits:\n  :vm_creation:\n    limit: 5\n",
+                 ":rate_limits:.:vm_creation:.period: is required")):
+            with self.assertRaises(ConfigError) as caught:
+                parse_config(MINIMAL + text)
+            self.assertEqual(str(caught.exception), message)

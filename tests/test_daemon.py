@@ -50,11 +50,11 @@ class PluginTests(SynchronousTestCase):
     def test_a_bad_config_is_a_usage_error(self) -> None:
         path = self.mktemp()
         with open(path, "w") as f:
-            f.write(config_text().replace("size: 3", "size: 0"))
+            f.write(config_text().replace("size: 3", "size: -1"))
         with self.assertRaises(usage.UsageError) as caught:
             Options(environ={}).parseOptions(["--config", path])
         self.assertEqual(str(caught.exception),
-                         f"{path}: :pools:[2].size: must be a positive integer")
+                         f"{path}: :pools:[2].size: must be an integer >= 0")
 
     def test_a_bad_log_format_is_a_usage_error(self) -> None:
         path = self.mktemp()
@@ -383,6 +383,6 @@ class DaemonTests(DaemonCase):
         process = self.start(text)
         self.assertNotEqual(await self.wait_exit(process), 0)
         out = process.stdout.read() + process.stderr.read()  # type: ignore[union-attr]
-        self.assertIn(b":pools:[2].size: must be a positive integer", out)
+        self.assertIn(b":pools:[2].size: must be an integer >= 0", out)
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", port), 0.2).close()

@@ -19,7 +19,7 @@ from typing import Sequence
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 
-from .config import Config, ConfigError, config_path, read_config
+from .config import Config, ConfigError, find_source, load_config
 from .store.connection import connect
 from .store.generation import GenerationStore
 from .timefmt import format_time
@@ -45,15 +45,16 @@ async def run(reactor: IReactorTime, config: Config, release: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vmpoolerd.adopt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="default: $VMPOOLER_CONFIG, else etc/vmpooler.yaml")
+    parser.add_argument("--config", help="default: $VMPOOLER_CONFIG (the YAML text), else "
+                        "$VMPOOLER_CONFIG_FILE, else etc/vmpooler.yaml")
     parser.add_argument("--release", action="store_true",
                         help="leave the held VMs to be destroyed instead of adopting them")
     args = parser.parse_args(argv)
-    path = config_path(args.config, os.environ)
+    source = find_source(args.config, os.environ)
     try:
-        config = read_config(path, os.environ)
+        config = load_config(source, os.environ)
     except ConfigError as e:
-        print(f"{path}: {e}", file=sys.stderr)
+        print(f"{source.label}: {e}", file=sys.stderr)
         return 1
     said: list[tuple[bool, str]] = []
 

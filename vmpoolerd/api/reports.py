@@ -260,7 +260,7 @@ def status(pools: Sequence[tuple[str, int, tuple[str, ...]]], cloning: int,
     running = sum(c.running for c in counts)
     completed = sum(c.completed for c in counts)
     size = sum(p[1] for p in pools)
-    empty = [p[0] for p, c in zip(pools, counts) if c.ready == 0]
+    empty = [p[0] for p, c in zip(pools, counts) if c.ready == 0 and p[1] > 0]
     return {
         "capacity": {"current": ready, "total": size,
                      "percent": round(100.0 * ready / size, 1) if size else 0},

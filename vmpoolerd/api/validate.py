@@ -171,7 +171,7 @@ def vm_changes(config: Config, body: bytes) -> tuple[int | None, dict[str, str]]
         raise ApiError(400, f"unknown parameter: {', '.join(k[:MAX_NAME] for k in extra)}")
     lifetime = positive_integer(data["lifetime"], "lifetime") if "lifetime" in data else None
     limit = config.service.max_lifetime_upper_limit_hours
-    if lifetime is not None and lifetime > limit:
+    if lifetime is not None and limit is not None and lifetime > limit:
         raise ApiError(400, f"lifetime must be at most {limit} hours")
     tags: dict[str, str] = {}
     if "tags" in data:
