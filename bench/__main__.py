@@ -13,7 +13,7 @@ checkouts).
 The machine is shared and noisy, and its speed drifts over a minute: so
 each round measures the bare handler, the same handler served by the
 daemon's own site (a second reference: Note [Idle connections] in
-vmpoolerd/web.py) and then the daemon, back to back, and the figures are
+vmpoolerd/api/site.py) and then the daemon, back to back, and the figures are
 the median over the rounds of each round's ratios (rate, p99, and the
 server process's CPU time per request), not ratios of figures taken
 minutes apart.  The CPU ratio is the steadiest of the three: the rate

@@ -4,7 +4,7 @@ nothing, touches nothing and answers a small JSON body, served by
 twisted.web's Site as the daemon's is, in one process, with no access log
 and start-up objects frozen out of the garbage collector.  With
 ``--api-site`` it is served by the daemon's own site instead (Note [Idle
-connections] in vmpoolerd/web.py), for a second reference.
+connections] in vmpoolerd/api/site.py), for a second reference.
 
     python -m bench.bare PORT [--api-site]
 """

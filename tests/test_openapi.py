@@ -1,5 +1,5 @@
 """
-The OpenAPI document of the API (``vmpoolerd/openapi.json``), every
+The OpenAPI document of the API (``vmpoolerd/api/openapi.json``), every
 generation in one: valid, in step with the Klein routes, and true of the
 running daemon (schemathesis, against ``/api/v1`` and ``/api/v3``).
 """

@@ -1,5 +1,5 @@
 """
-Redis Sentinel (CONTRACT §8), with real redis-server processes: a master,
+Redis Sentinel, with real redis-server processes: a master,
 a replica and three Sentinels.  The daemon finds the master through the
 Sentinels, follows a failover by itself, and answers a checkout only once
 a replica has it (Note [Following the master] in store/connection.py,

@@ -1,5 +1,5 @@
 """
-Several daemons on one Redis, as separate twistd processes (CONTRACT §8):
+Several daemons on one Redis, as separate twistd processes:
 managers spread the pools and take over a killed one's, a manager killed
 mid-clone leaves its pool short for seconds, not for its timeout, and the
 README's deployment (two managers, two API daemons, Sentinel) survives

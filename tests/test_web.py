@@ -1,6 +1,6 @@
 """
 The API's site closes idle keep-alive connections by a sweep (Note [Idle
-connections] in vmpoolerd/web.py) and refuses large bodies as they arrive
+connections] in vmpoolerd/api/site.py) and refuses large bodies as they arrive
 (Note [Large bodies]): real sockets, and an injected clock for the sweep.
 """
 

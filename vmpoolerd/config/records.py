@@ -83,7 +83,7 @@ class RedisConfig:
     password: str | None = field(default=None, repr=False)
     db: int = 0
     data_ttl_hours: float = 168.0
-    # Redis Sentinel (CONTRACT §8): the Sentinels' ``host:port`` (then
+    # Redis Sentinel (docs/compatibility.rst, "Several daemons"): the Sentinels' ``host:port`` (then
     # server and port are not used) and the name of the master they watch.
     sentinels: tuple[tuple[str, int], ...] = ()
     master_name: str = "mymaster"
@@ -301,6 +301,7 @@ class Config:
         return self.service.create_linked_clones if own is None else own
 
     def checks_hostname(self, pool: str) -> bool:
-        """Whether the pool's ready VMs are checked for a foreign hostname (CONTRACT §9)."""
+        """Whether the pool's ready VMs are checked for a foreign hostname
+        (Note [Judging a pending VM] in manager/pending_plan.py)."""
         own = self.pool(pool).check_hostname_for_mismatch
         return self.service.check_ready_vm_hostname_for_mismatch if own is None else own

@@ -1,6 +1,6 @@
 """
 Where the configuration comes from, with vmpooler 3.x's precedence
-(CONTRACT §9), and reading it:
+(docs/compatibility.rst, "Configuration"), and reading it:
 
 1. ``--config PATH`` (vmpoolerd's option), else
 2. ``$VMPOOLER_CONFIG``: the YAML *text* itself; then no file and no

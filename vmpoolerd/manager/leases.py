@@ -42,7 +42,7 @@ from ..store.leases import LeaseStore
 
 log = Logger()
 
-LEASE = 10.0  # seconds a pool's lease lasts unrenewed (CONTRACT: at most 15)
+LEASE = 10.0  # seconds a pool's lease lasts unrenewed (docs/compatibility.rst promises at most 15)
 RENEW = 2.0  # seconds between the timer's rounds
 RESERVATION = 15.0  # seconds a clone's reservation lasts unrenewed
 

@@ -10,7 +10,7 @@ vSphere call for :class:`Destroy` and :class:`Clone`).
 
 Note [vmpooler's state machine]: a VM of a pool is in exactly one of the
 sets ``pending``, ``ready``, ``running``, ``completed`` and ``discovered``
-(CONTRACT §3).  Each cycle, every tracked VM is judged on its own, by the
+(vmpooler's own layout).  Each cycle, every tracked VM is judged on its own, by the
 function for its state, against the inventory of the pool folder:
 
 - pending: judged as an on-demand request's pending VMs are

@@ -1,5 +1,5 @@
 """
-The readiness probe of a new VM (CONTRACT §5): can a TCP connection be
+The readiness probe of a new VM: can a TCP connection be
 opened to its ``ready_check_port``?
 
 :func:`probe_address` says where to connect (pure); :func:`tcp_probe`

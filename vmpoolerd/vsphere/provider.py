@@ -14,7 +14,7 @@ client's own socket and task timeouts, and its result is dropped.
 
 Note [Stopping the provider]: a SIGTERM must not cut a vSphere call halfway
 without need, and must not hang the daemon because vCenter stopped answering
-(CONTRACT §1).  ``stopService``:
+(docs/compatibility.rst, "Stopping").  ``stopService``:
 
 1. refuses new calls (``ProviderStopped``), and fails the calls still
    waiting for a thread with ``ProviderStopped``: they never start;
