@@ -505,3 +505,70 @@ class SessionTests(SimulatorTestCase):
         self.client.close()
         self.assertEqual(sessions(), 1)
         self.assertEqual(self.names(), ["vm1"])  # usable again: logs in anew
+
+
+class LoginGuardTests(SimulatorTestCase):
+    """Note [Logins under the lock] (vmpoolerd/vsphere/session.py): a login
+    refused as unauthenticated fails the call; it does not deadlock trying
+    to log in again under the lock its own thread holds."""
+
+    inventory = inventory(vms=[{"folder": FOLDER, "names": ["vm1"]}])
+
+    def setUp(self) -> None:
+        self.sim = start_vcsim(self.inventory, self)
+        self.client = self.sim.client()
+        # Closed in a thread of its own: a deadlocked login holds the lock close takes.
+        self.addCleanup(lambda: threading.Thread(target=self.client.close, daemon=True).start())
+
+    def refuse_logins(self) -> list[str]:
+        refused: list[str] = []
+        invoke = SoapStubAdapter.InvokeMethod
+
+        def refusing(stub: Any, mo: Any, info: Any, args: Any, outerStub: Any = None) -> Any:
+            if info.wsdlName == "Login":
+                refused.append(threading.current_thread().name)
+                raise vim.fault.NotAuthenticated()
+            return invoke(stub, mo, info, args, outerStub)
+
+        self.patch(SoapStubAdapter, "InvokeMethod", refusing)
+        return refused
+
+    def outcome(self, call: Callable[[], Any]) -> BaseException | None:
+        """What ``call`` raised in another thread, which must end within 10 s."""
+        raised: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                call()
+                raised.append(None)
+            except BaseException as e:  # noqa: BLE001 (handed to the test)
+                raised.append(e)
+
+        thread = threading.Thread(target=run, daemon=True)  # a deadlock is left behind
+        thread.start()
+        thread.join(10)
+        self.assertFalse(thread.is_alive(), "deadlocked")
+        return raised[0]
+
+    def test_a_refused_first_login_fails_the_call(self) -> None:
+        refused = self.refuse_logins()
+        error = self.outcome(lambda: self.client.inventory(FOLDER))
+        self.assertIsInstance(error, vsphere.VsphereError)
+        self.assertIsInstance(getattr(error, "fault", None), vim.fault.NotAuthenticated)
+        self.assertEqual(len(refused), 1)
+
+    def test_a_refused_login_again_fails_the_call(self) -> None:
+        self.client.inventory(FOLDER)
+        self.client.session.content.sessionManager.Logout()
+        refused = self.refuse_logins()
+        error = self.outcome(lambda: self.client.inventory(FOLDER))
+        self.assertIsInstance(getattr(error, "fault", None), vim.fault.NotAuthenticated)
+        self.assertEqual(len(refused), 1)
+
+    def test_the_guard_ends_with_the_login(self) -> None:
+        def log_in_lose_and_read() -> None:
+            self.client.inventory(FOLDER)  # logs in, in this thread
+            self.client.session.content.sessionManager.Logout()
+            self.assertEqual(self.names(), ["vm1"])  # refused, logged in again, sent again
+
+        self.assertIsNone(self.outcome(log_in_lose_and_read))
