@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from pyVmomi import vim
+from pyVmomi import SoapStubAdapter, vim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from .vcsim_server import inventory, start_vcsim
@@ -32,6 +32,7 @@ from vmpoolerd.vsphere.client import (
     pick_host,
     split_path,
 )
+from vmpoolerd.vsphere.pyvmomi_adapter import moid
 
 TEMPLATE = "Templates/debian/debian-7-x86_64"  # a real VM template
 PLAIN = "Templates/centos-7-plain"  # a plain VM used as a template
@@ -146,7 +147,7 @@ class SimulatorTestCase(TestCase):
 
     def raw(self, folder: str, name: str, *paths: str) -> dict[str, Any]:
         """Properties read behind the client's back (for checks only)."""
-        return self.client._props(self.client._vm(folder, name, None), *paths)
+        return self.client.collector.props(self.client.lookups.vm(folder, name, None), *paths)
 
 
 class InventoryTests(SimulatorTestCase):
@@ -208,14 +209,14 @@ class InventoryTests(SimulatorTestCase):
 
     def test_folder_made_again(self) -> None:
         self.client.inventory("Pools/small")  # its reference is cached
-        folder = self.client._folder("Pools/small", None)
+        folder = self.client.lookups.folder("Pools/small", None)
         for vm in self.client.inventory("Pools/small"):
             self.client.destroy("Pools/small", vm.name)
-        self.client._wait(folder.Destroy_Task())
-        again = self.client._folder("Pools", None).CreateFolder("small")
-        self.assertNotEqual(again._moId, folder._moId)
+        self.client.collector.wait(folder.Destroy_Task())
+        again = self.client.lookups.folder("Pools", None).CreateFolder("small")
+        self.assertNotEqual(moid(again), moid(folder))
         self.assertEqual(self.client.inventory("Pools/small"), [])  # stale reference: found again
-        self.client._wait(again.Destroy_Task())
+        self.client.collector.wait(again.Destroy_Task())
         self.assertRaises(NotFound, self.client.inventory, "Pools/small")
 
     def test_unknown_datacenter(self) -> None:
@@ -245,7 +246,8 @@ class CloneTests(SimulatorTestCase):
         vm = self.state("abcdefghijklmno", NESTED)
         self.assertEqual(vm.power_state, "poweredOn")
         props = self.raw(NESTED, "abcdefghijklmno", "resourcePool", "config.extraConfig")
-        self.assertEqual(self.client._props(props["resourcePool"], "name")["name"], "pooler")
+        pool = self.client.collector.props(props["resourcePool"], "name")
+        self.assertEqual(pool["name"], "pooler")
         extra = {o.key: o.value for o in props["config.extraConfig"]}
         self.assertEqual(extra["guestinfo.hostname"], "abcdefghijklmno")
 
@@ -259,7 +261,7 @@ class CloneTests(SimulatorTestCase):
     def test_clone_template_without_pool_uses_its_cluster(self) -> None:
         self.client.clone(TEMPLATE, FOLDER, DS, "nopool")
         pool = self.raw(FOLDER, "nopool", "resourcePool")["resourcePool"]
-        self.assertEqual(self.client._props(pool, "name")["name"], "Resources")
+        self.assertEqual(self.client.collector.props(pool, "name")["name"], "Resources")
 
     def test_guest_reports_name_after_boot_delay(self) -> None:
         started = time.monotonic()
@@ -282,25 +284,26 @@ class CloneTests(SimulatorTestCase):
         # The simulator places a clone on its template's host whatever the
         # spec says, so look at the spec the client sends.
         sent = []
-        invoke = vsphere.SoapStubAdapter.InvokeMethod
+        invoke = SoapStubAdapter.InvokeMethod
 
         def spy(stub, mo, info, args, outerStub=None):
             if info.wsdlName == "CloneVM_Task":
                 sent.append(args[2])
             return invoke(stub, mo, info, args, outerStub)
 
-        self.patch(vsphere.SoapStubAdapter, "InvokeMethod", spy)
+        self.patch(SoapStubAdapter, "InvokeMethod", spy)
         self.client.clone(TEMPLATE, FOLDER, DS, "targeted", clone_target="cluster1")
-        self.assertEqual(sent[0].location.host._moId, hosts["DC0_C0_H1"].moid)
-        self.assertEqual(self.client._props(sent[0].location.pool, "name")["name"], "Resources")
+        self.assertEqual(moid(sent[0].location.host), hosts["DC0_C0_H1"].moid)
+        pool = self.client.collector.props(sent[0].location.pool, "name")
+        self.assertEqual(pool["name"], "Resources")
         self.assertTrue(sent[0].powerOn)
         self.assertEqual(json.loads(sent[0].config.annotation)["name"], "targeted")
         self.assertEqual(self.state("targeted").power_state, "poweredOn")
 
         # Out of maintenance and connected only.
         def maintenance(name: str) -> None:
-            ref = vim.HostSystem(hosts[name].moid, self.client._stub)
-            self.client._wait(ref.EnterMaintenanceMode_Task(timeout=0))
+            ref = vim.HostSystem(hosts[name].moid, self.client.session.stub)
+            self.client.collector.wait(ref.EnterMaintenanceMode_Task(timeout=0))
 
         maintenance("DC0_C0_H1")
         self.assertEqual(self.client.least_loaded_host("cluster1").name, "DC0_C0_H2")
@@ -382,7 +385,7 @@ class VmOperationTests(SimulatorTestCase):
         self.assertEqual(self.client.snapshots(FOLDER, "vm1"), ["aaaa", "bbbb"])
         self.client.revert_snapshot(FOLDER, "vm1", "aaaa")
         tree = self.raw(FOLDER, "vm1", "snapshot")["snapshot"]
-        self.assertEqual(tree.currentSnapshot._moId, tree.rootSnapshotList[0].snapshot._moId)
+        self.assertEqual(moid(tree.currentSnapshot), moid(tree.rootSnapshotList[0].snapshot))
         self.assertRaises(NotFound, self.client.revert_snapshot, FOLDER, "vm1", "cccc")
         self.assertEqual(self.client.snapshots(FOLDER, "vm2"), [])
 
@@ -402,7 +405,7 @@ class SessionTests(SimulatorTestCase):
         other = self.sim.client()
         self.addCleanup(other.close)
         other.inventory(FOLDER)
-        other._content.sessionManager.TerminateSession([key])
+        other.session.content.sessionManager.TerminateSession([key])
         self.assertTrue(self.client.power_off(FOLDER, "vm1"))
         self.assertNotEqual(self.client.session_key, key)
         self.assertEqual(self.state("vm1").power_state, "poweredOff")
@@ -411,7 +414,7 @@ class SessionTests(SimulatorTestCase):
         # The simulator answers reads without a session with a missingSet
         # of NotAuthenticated rather than a fault: handled the same way.
         self.client.inventory(FOLDER)
-        self.client._content.sessionManager.Logout()
+        self.client.session.content.sessionManager.Logout()
         before = self.client.round_trips
         self.assertEqual(self.names(), ["vm1"])
         self.assertEqual(self.client.round_trips - before, 3)  # refused, login, again
@@ -429,7 +432,7 @@ class SessionTests(SimulatorTestCase):
 
     def test_concurrent_relogin(self) -> None:
         self.client.inventory(FOLDER)
-        self.client._content.sessionManager.Logout()
+        self.client.session.content.sessionManager.Logout()
         barrier = threading.Barrier(6)
 
         def read(_: int) -> list[str]:
@@ -497,8 +500,75 @@ class SessionTests(SimulatorTestCase):
         other = self.sim.client()
         self.addCleanup(other.close)
         other.inventory(FOLDER)
-        sessions = lambda: len(other._content.sessionManager.sessionList)  # noqa: E731
+        sessions = lambda: len(other.session.content.sessionManager.sessionList)  # noqa: E731
         self.assertEqual(sessions(), 2)
         self.client.close()
         self.assertEqual(sessions(), 1)
         self.assertEqual(self.names(), ["vm1"])  # usable again: logs in anew
+
+
+class LoginGuardTests(SimulatorTestCase):
+    """Note [Logins under the lock] (vmpoolerd/vsphere/session.py): a login
+    refused as unauthenticated fails the call; it does not deadlock trying
+    to log in again under the lock its own thread holds."""
+
+    inventory = inventory(vms=[{"folder": FOLDER, "names": ["vm1"]}])
+
+    def setUp(self) -> None:
+        self.sim = start_vcsim(self.inventory, self)
+        self.client = self.sim.client()
+        # Closed in a thread of its own: a deadlocked login holds the lock close takes.
+        self.addCleanup(lambda: threading.Thread(target=self.client.close, daemon=True).start())
+
+    def refuse_logins(self) -> list[str]:
+        refused: list[str] = []
+        invoke = SoapStubAdapter.InvokeMethod
+
+        def refusing(stub: Any, mo: Any, info: Any, args: Any, outerStub: Any = None) -> Any:
+            if info.wsdlName == "Login":
+                refused.append(threading.current_thread().name)
+                raise vim.fault.NotAuthenticated()
+            return invoke(stub, mo, info, args, outerStub)
+
+        self.patch(SoapStubAdapter, "InvokeMethod", refusing)
+        return refused
+
+    def outcome(self, call: Callable[[], Any]) -> BaseException | None:
+        """What ``call`` raised in another thread, which must end within 10 s."""
+        raised: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                call()
+                raised.append(None)
+            except BaseException as e:  # noqa: BLE001 (handed to the test)
+                raised.append(e)
+
+        thread = threading.Thread(target=run, daemon=True)  # a deadlock is left behind
+        thread.start()
+        thread.join(10)
+        self.assertFalse(thread.is_alive(), "deadlocked")
+        return raised[0]
+
+    def test_a_refused_first_login_fails_the_call(self) -> None:
+        refused = self.refuse_logins()
+        error = self.outcome(lambda: self.client.inventory(FOLDER))
+        self.assertIsInstance(error, vsphere.VsphereError)
+        self.assertIsInstance(getattr(error, "fault", None), vim.fault.NotAuthenticated)
+        self.assertEqual(len(refused), 1)
+
+    def test_a_refused_login_again_fails_the_call(self) -> None:
+        self.client.inventory(FOLDER)
+        self.client.session.content.sessionManager.Logout()
+        refused = self.refuse_logins()
+        error = self.outcome(lambda: self.client.inventory(FOLDER))
+        self.assertIsInstance(getattr(error, "fault", None), vim.fault.NotAuthenticated)
+        self.assertEqual(len(refused), 1)
+
+    def test_the_guard_ends_with_the_login(self) -> None:
+        def log_in_lose_and_read() -> None:
+            self.client.inventory(FOLDER)  # logs in, in this thread
+            self.client.session.content.sessionManager.Logout()
+            self.assertEqual(self.names(), ["vm1"])  # refused, logged in again, sent again
+
+        self.assertIsNone(self.outcome(log_in_lose_and_read))

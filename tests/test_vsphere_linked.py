@@ -12,6 +12,7 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.vsphere.client import BASE_SNAPSHOT, VsphereClient
+from vmpoolerd.vsphere.pyvmomi_adapter import moid
 
 from .vcsim_server import inventory, start_vcsim
 
@@ -47,8 +48,8 @@ class LinkedCloneTests(TestCase):
         return client
 
     def current_snapshot(self) -> str:
-        vm = self.client._template(TEMPLATE, None)
-        return str(self.client._props(vm, "snapshot")["snapshot"].currentSnapshot._moId)
+        vm = self.client.lookups.template(TEMPLATE, None)
+        return moid(self.client.collector.props(vm, "snapshot")["snapshot"].currentSnapshot)
 
     def test_a_template_without_snapshot_gets_one_once(self) -> None:
         self.client.clone(TEMPLATE, FOLDER, DS, "linked-1", linked=True)
@@ -57,7 +58,7 @@ class LinkedCloneTests(TestCase):
         base = self.current_snapshot()
         for spec in self.client.specs:
             self.assertEqual(spec.location.diskMoveType, "createNewChildDiskBacking")
-            self.assertEqual(spec.snapshot._moId, base)
+            self.assertEqual(moid(spec.snapshot), base)
         self.assertEqual({vm.name for vm in self.client.inventory(FOLDER)},
                          {"linked-1", "linked-2"})
 
@@ -66,7 +67,7 @@ class LinkedCloneTests(TestCase):
         current = self.current_snapshot()
         self.client.clone(TEMPLATE, FOLDER, DS, "linked", linked=True)
         self.assertEqual(self.client.snapshots(PLAIN_FOLDER, PLAIN), ["golden"])
-        self.assertEqual(self.client.specs[0].snapshot._moId, current)
+        self.assertEqual(moid(self.client.specs[0].snapshot), current)
 
     def test_a_full_clone_is_not_linked(self) -> None:
         self.client.clone(TEMPLATE, FOLDER, DS, "full")
@@ -84,5 +85,5 @@ class LinkedCloneTests(TestCase):
                 future.result()
         self.assertEqual(self.client.snapshots(PLAIN_FOLDER, PLAIN), [BASE_SNAPSHOT])
         base = self.current_snapshot()
-        self.assertEqual([c.specs[0].snapshot._moId for c in (self.client, other)],
+        self.assertEqual([moid(c.specs[0].snapshot) for c in (self.client, other)],
                          [base, base])

@@ -66,7 +66,7 @@ from twisted.python.failure import Failure
 from ..config import LdapConfig
 
 if TYPE_CHECKING:
-    from twisted.internet._sslverify import IOpenSSLTrustRoot
+    from .twisted_internals import IOpenSSLTrustRoot
 
 __all__ = ["AuthUnavailable", "Identity", "LdapAuthenticator", "bind_dns", "escape_dn_value"]
 

@@ -26,12 +26,12 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from . import dialect
 from .errors import json_answer
+from .twisted_internals import HeadRefusingChannel
 
 log = Logger()
 IDLE_TIMEOUT = 60.0  # seconds a keep-alive connection may sit idle
@@ -142,7 +142,7 @@ class ApiRequest(Request):
             self.channel.drop(len(data))
 
 
-class ApiChannel(HTTPChannel):
+class ApiChannel(HeadRefusingChannel):
     """
     An HTTP/1.1 connection that notes when it was last active (opened, data
     read, or answered), for :class:`ApiSite`'s sweep.  It is busy from the
@@ -210,13 +210,13 @@ class ApiChannel(HTTPChannel):
             self.refuse(431, b"Request Header Fields Too Large",
                         f"a header line is longer than {MAX_LINE} bytes")
 
-    def _respondToBadRequestAndDisconnect(self) -> None:
+    def head_refused(self, head_size: int, header_count: int) -> None:
         # Twisted's answer to a head it will not take: the head too large,
         # too many headers, or a line it cannot parse.
-        if self._receivedHeaderSize > self.totalHeadersSize:
+        if head_size > self.totalHeadersSize:
             self.refuse(431, b"Request Header Fields Too Large",
                         f"the request head is larger than {MAX_HEAD} bytes")
-        elif self._receivedHeaderCount > self.maxHeaders:
+        elif header_count > self.maxHeaders:
             self.refuse(431, b"Request Header Fields Too Large",
                         f"the request has more than {self.maxHeaders} headers")
         else:
