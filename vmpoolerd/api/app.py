@@ -65,7 +65,7 @@ class VmpoolerApi:
         VmRoutes(config, store, time, callers, rng or random.Random(), metrics,
                 dialects).mount(self.app)
         ReportRoutes(config, store, time, off_reactor).mount(self.app)
-        TokenRoutes(config, store, time, callers, dialects).mount(self.app)
+        TokenRoutes(config, store, time, callers).mount(self.app)
         LiveRoutes(config, store, callers).mount(self.app)
         OndemandRoutes(config, store, time, callers, dialects,
                        rng or random.Random()).mount(self.app)

@@ -40,6 +40,10 @@ MAX_TASKS = 500  # disk (or snapshot) requests waiting in all
 # The answers of the scripts that change a VM (vm_update, vm_return,
 # queue_task): done, and the refusals (0: no such VM).
 DONE = 1
+# vmpooler 3.x's manager records here the template it prepared for each
+# pool (pool -> template); vmpoolerd only reads it (GET /config's
+# template_ready).
+PREPARED_TEMPLATES = "vmpooler__template__prepared"
 REFUSED: Mapping[int, type[StoreRefusal]] = {
     -1: NoSuchSnapshot, -2: OtherOwner, -3: NotRunning, -4: TooManyTags, -5: TooManyTasks,
 }
@@ -327,6 +331,25 @@ class ApiStore(Overrides, OndemandStore):
         for start in range(0, len(days), HISTORY_CHUNK):
             found.extend(await self._history("all", days[start:start + HISTORY_CHUNK]))
         return found
+
+    async def requests_waiting(self) -> int:
+        """On-demand requests waiting to be provisioned (``/status``'s
+        ``queue.requested``)."""
+        return int(await self._call(self._redis.execute_command(
+            "ZCARD", keys.PROVISIONING)) or 0)
+
+    async def prepared_templates(self, pools: Sequence[str]) -> dict[str, str | None]:
+        """The template vmpooler 3.x's manager prepared for each pool, if any."""
+        if not pools:
+            return {}
+        found = await self._call(self._redis.execute_command(
+            "HMGET", PREPARED_TEMPLATES, *pools))
+        return {pool: value or None for pool, value in zip(pools, found)}
+
+    async def today(self, day: str) -> DayHistory:
+        """The day's boots and clones (and tags), for v3's /status."""
+        (history,) = await self._history("all", [day])
+        return history
 
     async def clones_of(self, day: str) -> Durations:
         """The day's clone durations, for /status."""
