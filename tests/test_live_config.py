@@ -21,9 +21,10 @@ from .http import Client
 from .redis_server import private_redis
 
 # What a v3 DELETE of an override says (the overrides test_deleting_an_override makes).
-BEFORE: dict[str, dict[str, Any]] = {"poolsize": {"pool_size_before_reset": 3, "pool_size_before_overrides": 5},
-          "pooltemplate": {"template_before_reset": "Templates/x",
-                           "template_before_overrides": "Templates/d32"}}
+BEFORE: dict[str, dict[str, Any]] = {
+    "poolsize": {"pool_size_before_reset": 3, "pool_size_before_overrides": 5},
+    "pooltemplate": {"template_before_reset": "Templates/x",
+                     "template_before_overrides": "Templates/d32"}}
 FAULTS = {"poolsize": "not_configured", "pooltemplate": "bad_templates",
           "clonetarget": "bad_templates"}
 SIZES, TEMPLATES = "vmpooler__config__poolsize", "vmpooler__config__template"

@@ -43,6 +43,7 @@ from .store.scripts import Scripts
 from .vsphere.client import VsphereClient
 from .vsphere.types import Vsphere
 from .api.site import WebService
+from .api.ratelimit import RateLimits, RequestLimiter, read_rate_limits
 from .api.throttle import PasswordThrottle
 from .store.ratelimit import RateLimitStore
 
@@ -77,6 +78,7 @@ class Options(usage.Options):
         path = config_path(self["config"], self.environ)
         try:
             self["parsed"] = read_config(path, self.environ)
+            self["rate_limits"] = read_rate_limits(path)
         except ConfigError as e:
             raise usage.UsageError(f"{path}: {e}") from None
 
@@ -147,7 +149,8 @@ def pool_vspheres(config: Config, providers: Mapping[str, Provider]) -> dict[str
 
 
 def make_service(config: Config, reactor: Any = default_reactor,
-                 log_format: str = "vmpooler", role: str = "all") -> IService:
+                 log_format: str = "vmpooler", role: str = "all",
+                 rate_limits: RateLimits | None = None) -> IService:
     """
     The log file, Graphite, Redis, the vSphere provider, the pool manager,
     the dashboard's sampler and the API, started in that order and stopped in the reverse one (see
@@ -197,13 +200,16 @@ def make_service(config: Config, reactor: Any = default_reactor,
               **provider_health(providers)}
     store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics, generation)
     redis_service.stores.append(store)
-    throttle = PasswordThrottle(RateLimitStore(redis, reactor, REDIS_TIMEOUT), reactor)
+    limits_store = RateLimitStore(redis, reactor, REDIS_TIMEOUT)
+    throttle = PasswordThrottle(limits_store, reactor)
+    limiter = RequestLimiter(rate_limits, limits_store, reactor) \
+        if rate_limits is not None and rate_limits.enabled else None
     api = VmpoolerApi(config, store, reactor, auth,
                       metrics=metrics, health=health, throttle=throttle, warnings=warnings,
                       off_reactor=partial(deferToThreadPool, reactor, reactor.getThreadPool()),
                       dashboard=Dashboard(config, dashboard_store, reactor,
                                           store.live, store.pool_counts).resource(),
-                      health_only=not serving)
+                      health_only=not serving, limiter=limiter)
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)
     log.info("vmpoolerd ({role}) for {site}: {n} pools, Redis at {redis}, auth {auth}",
@@ -216,7 +222,7 @@ def make_service(config: Config, reactor: Any = default_reactor,
 
 def makeService(options: Options) -> IService:
     service = make_service(options["parsed"], log_format=options["log-format"],
-                           role=options["role"])
+                           role=options["role"], rate_limits=options.get("rate_limits"))
     # Note [Frozen start-up objects]: what start-up made lives as long as the
     # process.  Moving it out of the garbage collector's sight keeps full
     # collections short, so that they do not show in the checkout latency

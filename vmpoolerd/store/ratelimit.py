@@ -1,6 +1,8 @@
 """
-Attempts counted in Redis, so that every API daemon sharing it counts them
-together (lua/rate_limit.lua: fixed windows, one script call per attempt).
+Attempts and requests counted in Redis, so that every API daemon sharing
+it counts them together: password attempts (lua/rate_limit.lua: fixed
+windows, one script call per attempt) and API requests by vmpooler 3.x's
+kinds and keys (lua/request_limit.lua).
 """
 
 from __future__ import annotations
@@ -8,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from . import keys
 from .scripts import Scripts
+
+PREFIX = "vmpooler__ratelimit__"
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,12 @@ class Limit:
     window: int
 
 
+def request_counter(kind: str, client: str) -> str:
+    """vmpooler 3.x's counter of one kind of request by one client
+    (``token:<token>`` or ``ip:<address>``)."""
+    return f"{PREFIX}{kind}__{client}"
+
+
 class RateLimitStore(Scripts):
     async def attempt(self, limits: Sequence[Limit], now: float) -> int:
         """Count one attempt against every limit; 0 if all allow it, else
@@ -28,3 +39,16 @@ class RateLimitStore(Scripts):
         for limit in limits:
             args += [limit.subject, limit.attempts, limit.window]
         return int(await self._script("rate_limit", args=args))
+
+    async def count_request(self, kind: str, token: str | None, address: str,
+                            period: int) -> tuple[int, int]:
+        """
+        Count one request of ``kind``: by its token if that token exists,
+        else by its address.  The count in the window, and the seconds
+        left of that window (which began with the window's first request).
+        """
+        by_address = request_counter(kind, f"ip:{address}")
+        counted = [by_address] if token is None else [
+            request_counter(kind, f"token:{token}"), keys.token(token), by_address]
+        count, ttl = await self._script("request_limit", keys=counted, args=[period])
+        return int(count), int(ttl)
