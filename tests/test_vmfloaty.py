@@ -66,7 +66,8 @@ class Floaty:
 
     # --- Pooler -------------------------------------------------------------------
 
-    async def list(self, pattern: str | None = None) -> list[str]:
+    async def list_pools(self, pattern: str | None = None) -> list[str]:
+        """``list [pattern]``."""
         _, pools = await self.call("GET", "vm")
         return [p for p in pools if pattern is None or re.search(pattern, p)]
 
@@ -233,8 +234,8 @@ class CommandTests(FloatyCase):
             await self.commands(Floaty(self.base, f"{self.base}/api/{version}"), version)
 
     async def commands(self, floaty: Floaty, version: str) -> None:
-        self.assertEqual(await floaty.list(), list(self.config.pool_names))
-        self.assertEqual(await floaty.list("i386"), [D32])
+        self.assertEqual(await floaty.list_pools(), list(self.config.pool_names))
+        self.assertEqual(await floaty.list_pools("i386"), [D32])
         # token get, status, list
         floaty.token = await floaty.get_token()
         self.assertIsNotNone(floaty.token)
