@@ -28,9 +28,8 @@ MAX_DAYS = 7305
 # Summaries rendered at once; more wait their turn (Note [Summaries]).
 SUMMARIES_AT_ONCE = 1
 
-# The sections of /status, which ?view=a,b picks from; v3 adds "boot".
+# The sections of v1's /status, which ?view=a,b picks from (v3 adds "boot").
 STATUS_VIEWS = ("capacity", "clone", "queue", "status", "pools")
-V3_STATUS_VIEWS = (*STATUS_VIEWS, "boot")
 MAX_LISTED = 1000  # names in one ?pool= or ?view= list
 
 # Runs a function off the reactor (in a thread): its result, when it is done.
@@ -109,9 +108,10 @@ class ReportRoutes:
         that is neither is left out of the answer.  Without ``pool``: 400
         under v1, no pools under v3 (as vmpooler 3.x).
         """
-        wanted = set(names_listed(request, "pool") or ())
-        if not wanted and not (is_v3(request) and query_arg(request, "pool", "") is None):
+        listed = names_listed(request, "pool")
+        if listed is None and not is_v3(request):
             raise ApiError(400, "give the pools to report on as ?pool=a,b")
+        wanted = set(listed or ())
         pools = await self._sized([p for p in self._config.pools
                                    if p.name in wanted or wanted.intersection(p.alias)])
         _, counts, _ = await self._store.pool_counts([p[0] for p in pools])
