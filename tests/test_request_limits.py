@@ -16,7 +16,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.api.app import VmpoolerApi
-from vmpoolerd.api.ratelimit import DEFAULTS, RateLimits, RequestLimiter, kind_of, rate_limits
+from vmpoolerd.api.ratelimit import (DEFAULTS, RateLimits, RequestLimiter, kind_of,
+                                     rate_limits, read_rate_limits)
 from vmpoolerd.config import ConfigError
 from vmpoolerd.store.api_store import ApiStore
 from vmpoolerd.store.ratelimit import RateLimitStore
@@ -195,6 +196,15 @@ class ConfigTests(TestCase):
                     {":rate_limits:": {"vm_creation": {"period": -1}}},
                     {":rate_limits:": {"vm_creation": 5}}, {":rate_limits:": [1]}):
             self.assertRaises(ConfigError, rate_limits, raw)
+
+    def test_read_from_the_configuration_file(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(":config:\n  rate_limiting_enabled: true\n:rate_limits:\n"
+                    "  :vm_deletion:\n    limit: 3\n    period: 30\n:pools: []\n")
+        found = read_rate_limits(path)
+        self.assertEqual((found.enabled, found.kinds["vm_deletion"]), (True, (3, 30)))
+        self.assertRaises(ConfigError, read_rate_limits, path + ".missing")
 
     def test_kinds(self) -> None:
         self.assertEqual(kind_of(b"POST", b"/api/v3/vm/a+b", True), "vm_creation")
