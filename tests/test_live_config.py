@@ -20,11 +20,19 @@ from .fixtures import PASSWORD, USER, StubDirectory, make_config
 from .http import Client
 from .redis_server import private_redis
 
+# What a v3 DELETE of an override says (the overrides test_deleting_an_override makes).
+BEFORE: dict[str, dict[str, Any]] = {
+    "poolsize": {"pool_size_before_reset": 3, "pool_size_before_overrides": 5},
+    "pooltemplate": {"template_before_reset": "Templates/x",
+                     "template_before_overrides": "Templates/d32"}}
+FAULTS = {"poolsize": "not_configured", "pooltemplate": "bad_templates",
+          "clonetarget": "bad_templates"}
 SIZES, TEMPLATES = "vmpooler__config__poolsize", "vmpooler__config__template"
 TARGETS = "vmpooler__config__clone_target"
 UNDO_SIZE, UNDO_TEMPLATE = ("vmpooler__pool__undo_size_override",
                             "vmpooler__pool__undo_template_override")
-ROUTES = [("GET", "/config"), ("POST", "/config/poolsize"),
+# The routes that change the live config (GET /config only reads: open under v3).
+ROUTES = [("POST", "/config/poolsize"),
           ("DELETE", f"/config/poolsize/{D32}"), ("POST", "/config/pooltemplate"),
           ("DELETE", f"/config/pooltemplate/{D32}"), ("POST", "/config/clonetarget"),
           ("POST", "/poolreset")]
@@ -70,29 +78,45 @@ class ConfigApiTests(ApiCase):
         await self.client.post("/api/v3/config/pooltemplate", {D32: "Templates/x"})
         for route, undo in (("poolsize", UNDO_SIZE), ("pooltemplate", UNDO_TEMPLATE)):
             answer = await self.client.delete(f"/api/v3/config/{route}/{D32}")
-            self.assertEqual((answer.code, answer.body), (201, {"ok": True}))
+            self.assertEqual((answer.code, answer.body), (201, {"ok": True, **BEFORE[route]}))
             self.assertEqual(await self.redis.smembers(undo), {D32})
-            self.assertEqual((await self.client.delete(f"/api/v3/config/{route}/{D32}")).code,
-                             200)
+            # v1 answers as it did; nothing left to delete: 200.
+            answer = await self.client.delete(f"/api/v1/config/{route}/{D32}")
+            self.assertEqual((answer.code, answer.body), (200, {"ok": True}))
             self.assert_error(await self.client.delete(f"/api/v3/config/{route}/nope"), 404)
         self.assertEqual(await self.overrides(), {SIZES: {}, TEMPLATES: {}, TARGETS: {}})
 
     async def test_bad_input_changes_nothing(self) -> None:
         for route, body, code in [
-            ("poolsize", {D32: "3", "nope": "1"}, 404),
+            ("poolsize", {D32: "3", "nope": "1"}, 400),
             ("poolsize", {D32: "-1"}, 400), ("poolsize", {D32: "x"}, 400),
             ("poolsize", {D32: 1.5}, 400), ("poolsize", {D32: True}, 400),
             ("poolsize", {D32: 10_001}, 400), ("poolsize", {D32: 2, C7: None}, 400),
             ("poolsize", {}, 400), ("poolsize", [D32], 400), ("poolsize", "3", 400),
             ("pooltemplate", {D32: ""}, 400), ("pooltemplate", {D32: "a\nb"}, 400),
             ("pooltemplate", {D32: "x" * 256}, 400), ("pooltemplate", {D32: 7}, 400),
-            ("clonetarget", {D32: " "}, 400), ("clonetarget", {"nope": "c"}, 404),
+            ("pooltemplate", {D32: "notemplate"}, 400), ("pooltemplate", {D32: "a/"}, 400),
+            ("clonetarget", {D32: " "}, 400), ("clonetarget", {"nope": "c"}, 400),
         ]:
             answer = await self.client.post(f"/api/v3/config/{route}", body)
             self.assert_error(answer, code)
-        self.assert_error(await self.client.post("/api/v3/config/poolsize", b"{not json"), 400)
-        self.assert_error(await self.client.post("/api/v3/poolreset", {D32: "1", "x": "1"}),
-                          404)
+            if isinstance(body, dict) and body:  # vmpooler 3.x's list of the pools at fault
+                self.assertIsInstance(answer.body[FAULTS[route]], list, answer.body)
+        answer = await self.client.post("/api/v3/config/poolsize", {D32: "x", "nope": "1"})
+        self.assertEqual(answer.body["not_configured"], ["nope"])
+        answer = await self.client.post("/api/v3/config/poolsize", {D32: "x", C7: "2"})
+        self.assertEqual(answer.body["not_configured"], [D32])
+        answer = await self.client.post("/api/v3/config/poolsize", b"{not json")
+        self.assert_error(answer, 400)
+        self.assertEqual(answer.body["message"], "JSON payload could not be parsed")
+        answer = await self.client.post("/api/v3/poolreset", {D32: "1", "x": "1"})
+        self.assert_error(answer, 400)
+        self.assertEqual(answer.body["bad_pools"], ["x"])
+        # v1: as before, 404 for an unknown pool, and no 3.x keys.
+        answer = await self.client.post("/api/v1/poolreset", {D32: "1", "x": "1"})
+        self.assertEqual((answer.code, set(answer.body)), (404, {"ok", "error"}))
+        answer = await self.client.post("/api/v1/config/poolsize", {D32: "x"})
+        self.assertEqual((answer.code, set(answer.body)), (400, {"ok", "error"}))
         self.assertEqual(await self.overrides(), {SIZES: {}, TEMPLATES: {}, TARGETS: {}})
         self.assertEqual(await self.redis.smembers("vmpooler__poolreset"), set())
 
@@ -109,13 +133,32 @@ class ConfigApiTests(ApiCase):
         self.assertEqual(poolstat["pools"][D32]["max"], 2)
 
 
+    async def test_v3_config_shows_whether_a_template_is_ready(self) -> None:
+        # What a vmpooler 3.x manager sharing the Redis prepared.
+        await self.redis.hset("vmpooler__template__prepared", D32, "Templates/d32")
+        await self.redis.hset("vmpooler__template__prepared", D64, "Templates/older")
+        pools = {p["name"]: p for p in (await self.client.get("/api/v3/config")).body[
+            "pool_configuration"]}
+        self.assertEqual({name: p["template_ready"] for name, p in pools.items()},
+                         {D32: True, D64: False, C7: True})
+        v1 = (await self.client.get("/api/v1/config")).body["pool_configuration"]
+        self.assertNotIn("template_ready", v1[0])
+
+
 class GateTests(ApiCase):
     async def test_405_unless_experimental_features(self) -> None:
+        for method, path in [("GET", "/config"), *ROUTES]:
+            answer = await self.client.request(method, f"/api/v1{path}", {D32: "1"})
+            self.assert_error(answer, 405)
+            self.assertIn("experimental_features", answer.body["error"])
         for method, path in ROUTES:
             answer = await self.client.request(method, f"/api/v3{path}", {D32: "1"})
             self.assert_error(answer, 405)
-            self.assertIn("experimental_features", answer.body["error"])
         self.assertEqual(await self.redis.keys("vmpooler__config__*"), [])
+
+    async def test_v3_get_config_is_open(self) -> None:
+        answer = await self.client.get("/api/v3/config")
+        self.assertEqual((answer.code, answer.body["status"]), (200, {"ok": True}))
 
 
 class TokenTests(TestCase):
@@ -133,6 +176,8 @@ class TokenTests(TestCase):
         for method, path in ROUTES:
             answer = await self.client.request(method, f"/api/v3{path}", {D32: "1"})
             self.assertEqual(answer.code, 401, (method, path))
+        self.assertEqual((await self.client.get("/api/v1/config")).code, 401)
+        self.assertEqual((await self.client.get("/api/v3/config")).code, 200)
         self.assertEqual(await self.redis.keys("vmpooler__config__*"), [])
         token = (await self.client.post("/api/v3/token", auth=(USER, PASSWORD))).body["token"]
         answer = await self.client.post("/api/v3/config/poolsize", {D32: "1"},

@@ -47,6 +47,7 @@ from .store.scripts import Scripts
 from .vsphere.client import VsphereClient
 from .vsphere.types import Vsphere
 from .api.site import WebService
+from .api.ratelimit import RequestLimiter, rate_limits
 from .api.throttle import PasswordThrottle
 from .store.ratelimit import RateLimitStore
 
@@ -281,13 +282,16 @@ def make_service(config: Config, reactor: Any = default_reactor,
               **provider_health(providers)}
     store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics, generation)
     redis_service.stores.append(store)
-    throttle = PasswordThrottle(RateLimitStore(redis, reactor, REDIS_TIMEOUT), reactor)
+    limits_store = RateLimitStore(redis, reactor, REDIS_TIMEOUT)
+    throttle = PasswordThrottle(limits_store, reactor)
+    limiter = RequestLimiter(rate_limits(config), limits_store, reactor) \
+        if config.service.rate_limiting_enabled else None
     api = VmpoolerApi(config, store, reactor, auth,
                       metrics=metrics, health=health, throttle=throttle, warnings=warnings,
                       off_reactor=partial(deferToThreadPool, reactor, reactor.getThreadPool()),
                       dashboard=Dashboard(config, dashboard_store, reactor,
                                           store.live, store.pool_counts).resource(),
-                      health_only=not serving)
+                      health_only=not serving, limiter=limiter)
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)
     log.info("vmpoolerd ({role}) for {site}: {n} pools, Redis at {redis}, auth {auth}",

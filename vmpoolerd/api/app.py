@@ -29,6 +29,7 @@ from .dialect import Dialects
 from .errors import json_errors
 from .live import LiveRoutes
 from .ondemand import OndemandRoutes
+from .ratelimit import RateLimited, RequestLimiter
 from .reports import OffReactor, ReportRoutes
 from .routes import Authenticator, Callers, Clock
 from .service import HealthCheck, HealthWarning, ServiceRoutes
@@ -47,10 +48,13 @@ class VmpoolerApi:
                  health: Mapping[str, HealthCheck] | None = None,
                  throttle: PasswordThrottle | None = None,
                  warnings: Mapping[str, HealthWarning] | None = None,
-                 off_reactor: OffReactor | None = None, health_only: bool = False) -> None:
+                 off_reactor: OffReactor | None = None, health_only: bool = False,
+                 limiter: RequestLimiter | None = None) -> None:
         """``health_only``: a manager daemon's API, the health check and the
-        metrics only (every other path is a 404)."""
+        metrics only (every other path is a 404).  ``limiter``: vmpooler
+        3.x's rate limits, when the site turns them on (ratelimit.py)."""
         self.app = Klein()
+        self._limiter = None if health_only else limiter
         json_errors(self.app)
         # "//" in a path is no route (werkzeug would merge it and redirect).
         self.app.url_map.merge_slashes = False
@@ -65,10 +69,13 @@ class VmpoolerApi:
         VmRoutes(config, store, time, callers, rng or random.Random(), metrics,
                 dialects).mount(self.app)
         ReportRoutes(config, store, time, off_reactor).mount(self.app)
-        TokenRoutes(config, store, time, callers, dialects).mount(self.app)
+        TokenRoutes(config, store, time, callers).mount(self.app)
         LiveRoutes(config, store, callers).mount(self.app)
         OndemandRoutes(config, store, time, callers, dialects,
                        rng or random.Random()).mount(self.app)
 
     def resource(self) -> InFlight:
-        return InFlight(self.app.resource())
+        served: IResource = self.app.resource()
+        if self._limiter is not None:
+            served = RateLimited(served, self._limiter)
+        return InFlight(served)

@@ -9,17 +9,18 @@ every difference between the generations' answers:
 
 - v1 names VMs by their short names and adds a ``domain`` key (the
   ``:config: domain``) where vmpooler 1.x did;
-- v3 names the VMs it lists by their FQDNs (the name and its pool's
+- v3 names the VMs it hands out by their FQDNs (the name and its pool's
   domain; a pool without one: the short name), has no ``domain`` key, and
-  ``GET /vm/<host>`` adds ``remaining``, ``start_time``, ``end_time`` and
-  ``fqdn``.  Like vmpooler 3.x it keys an answer about one VM by the short
-  name.
+  ``GET /vm/<host>`` adds ``remaining``, ``start_time``, ``end_time``,
+  ``ip`` ("" when unknown), ``fqdn``, and ``host`` and ``migrated`` where
+  known.  Like vmpooler 3.x it keys an answer about one VM by the short
+  name, and lists a token's VMs by their short names (tokens.py).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 from twisted.web.iweb import IRequest
 
@@ -36,6 +37,11 @@ def note(request: Any, generation: int) -> None:
     setattr(request, _NOTE, generation)
 
 
+def is_v3(request: Any) -> bool:
+    """Whether the request asked for ``/api/v3`` (or ``/api/v2``)."""
+    return getattr(request, _NOTE, V1) == V3
+
+
 def rfc3339(seconds: float) -> str:
     """A time as vmpooler 3.x shows one: ``2015-04-28T19:17:47-07:00`` (local)."""
     return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
@@ -47,6 +53,7 @@ class Dialect:
     def __init__(self, config: Config, fqdns: bool, domains: dict[str, str | None]) -> None:
         self._domain = config.service.domain
         self._fqdns = fqdns
+        self.v3 = fqdns  # vmpooler 3.x's answers (its extra keys, its leniencies)
         self._domains = domains
 
     def hostname(self, name: str, pool: str) -> str:
@@ -59,11 +66,13 @@ class Dialect:
         return {"domain": self._domain} if self._domain and not self._fqdns else {}
 
     def vm_fields(self, name: str, pool: str, checkout: float | None,
-                  lifetime: float, now: float) -> dict[str, Any]:
+                  lifetime: float, now: float, known: Mapping[str, str]) -> dict[str, Any]:
         """
         What a generation adds to ``GET /vm/<host>``; ``checkout`` is given
-        for a running VM only.  ``remaining`` is the hours left of its
-        lifetime (never below 0).
+        for a running VM only; ``known`` is the VM's hash.  ``remaining`` is
+        the hours left of its lifetime (never below 0).  ``ip`` is the
+        address the manager recorded (vmpooler 3.x asks DNS, and answers ""
+        when the name does not resolve).
         """
         if not self._fqdns:
             return self.domain()
@@ -72,7 +81,10 @@ class Dialect:
             end = checkout + lifetime * 3600
             fields = {"remaining": round(max(end - now, 0) / 3600, 2),
                       "start_time": rfc3339(checkout), "end_time": rfc3339(end)}
-        return {**fields, "fqdn": self.hostname(name, pool)}
+        fields["ip"] = known.get("ip", "")
+        fields["fqdn"] = self.hostname(name, pool)
+        fields.update((key, known[key]) for key in ("host", "migrated") if known.get(key))
+        return fields
 
 
 class Dialects:

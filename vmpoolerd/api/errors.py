@@ -8,7 +8,7 @@ the store refuses is answered as :data:`REFUSALS` says.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Mapping
 
 from klein import Klein
 from twisted.logger import Logger
@@ -22,6 +22,7 @@ from ..store.errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms,
                             OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable,
                             TooManyTags, TooManyTasks)
 from .auth import AuthUnavailable
+from .dialect import is_v3
 
 log = Logger()
 
@@ -40,13 +41,24 @@ REFUSALS: dict[type[StoreRefusal], tuple[int, str]] = {
 
 
 class ApiError(Exception):
-    """A request the daemon refuses: rendered with ``status``."""
+    """
+    A request the daemon refuses: rendered with ``status``.  ``v3``: the
+    keys vmpooler 3.x's answer has beside ``error`` (``message``,
+    ``failure``, ``not_configured``...), added to the answer of a v3
+    request only, so that v1's answers stay as they were.
+    """
 
-    def __init__(self, status: int, error: str, retry_after: int | None = None) -> None:
+    def __init__(self, status: int, error: str, retry_after: int | None = None,
+                 v3: Mapping[str, Any] | None = None) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
         self.retry_after = retry_after  # seconds, sent as Retry-After
+        self.v3 = dict(v3 or {})
+
+    def with_v3(self, **keys: Any) -> ApiError:
+        """This refusal, with more of 3.x's keys (those it has already win)."""
+        return ApiError(self.status, self.error, self.retry_after, {**keys, **self.v3})
 
 
 def json_answer(request: IRequest, code: int, body: Any) -> bytes:
@@ -71,9 +83,11 @@ def json_errors(app: Klein) -> None:
 
     @app.handle_errors(ApiError)
     def refused(request: IRequest, failure: Failure) -> bytes:
-        if failure.value.retry_after is not None:
-            request.setHeader(b"Retry-After", b"%d" % failure.value.retry_after)
-        return _error(request, failure.value.status, failure.value.error)
+        e: ApiError = failure.value
+        if e.retry_after is not None:
+            request.setHeader(b"Retry-After", b"%d" % e.retry_after)
+        extra = e.v3 if is_v3(request) else {}
+        return json_answer(request, e.status, {"ok": False, "error": e.error, **extra})
 
     @app.handle_errors(StoreRefusal)
     def store_refused(request: IRequest, failure: Failure) -> bytes:

@@ -6,9 +6,12 @@ and ``/poolreset``.
 They change the live config every daemon on this Redis obeys (Note [Live
 pool config] in store/lua/config_set.lua), so they answer 405 unless
 ``experimental_features`` is on, and want a token when authentication is
-configured.  A body naming an unknown pool is refused whole (404); one bad
-value refuses it whole too (400).  Changes answer 201, and 200 when every
-value was already the live one.
+configured.  A body naming an unknown pool is refused whole (404; 400 under
+v3, as vmpooler 3.x answers); one bad value refuses it whole too (400).
+Under v3 a refusal also lists the pools at fault under vmpooler 3.x's key
+(:data:`FAULTS`).  Changes answer 201, and 200 when every value was already
+the live one.  ``GET /config`` only reads: under v3 it is open, as in
+vmpooler 3.x.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from . import validate
+from .dialect import is_v3
 from .errors import ApiError, json_answer
 from .routes import Callers, read_body, route
 from ..config import Config, PoolConfig
@@ -33,10 +37,13 @@ log = Logger()
 # and the pool's value when not overridden.
 KINDS: dict[str, tuple[str, Callable[[Any, str], Any], Callable[[PoolConfig], str]]] = {
     "poolsize": ("poolsize", validate.pool_size, lambda pool: str(pool.size)),
-    "pooltemplate": ("template", validate.pool_setting, lambda pool: pool.template),
+    "pooltemplate": ("template", validate.template, lambda pool: pool.template),
     "clonetarget": ("clone_target", validate.pool_setting,
                     lambda pool: pool.clone_target or ""),
 }
+# The key under which vmpooler 3.x's refusal lists the pools at fault, by route.
+FAULTS = {"poolsize": "not_configured", "pooltemplate": "bad_templates",
+          "clonetarget": "bad_templates", "poolreset": "bad_pools"}
 
 
 def pool_configuration(pool: PoolConfig, live: Live) -> dict[str, Any]:
@@ -82,19 +89,38 @@ class LiveRoutes:
         return caller.owner.user if caller is not None else "anonymous"
 
     async def config(self, request: IRequest) -> bytes:
-        await self._allowed(request)
-        live = await self._store.live(self._config.pool_names)
-        return json_answer(request, 200, {
-            "pool_configuration": [pool_configuration(p, live[p.name])
-                                   for p in self._config.pools],
-            "status": {"ok": True}})
+        """Each pool's live configuration; under v3 (open there) with
+        ``template_ready`` too."""
+        v3 = is_v3(request)
+        if not v3:
+            await self._allowed(request)
+        names = self._config.pool_names
+        live = await self._store.live(names)
+        shown = [pool_configuration(p, live[p.name]) for p in self._config.pools]
+        if v3:
+            prepared = await self._store.prepared_templates(names)
+            for pool in shown:
+                pool["template_ready"] = template_ready(pool["template"], prepared[pool["name"]])
+        return json_answer(request, 200, {"pool_configuration": shown, "status": {"ok": True}})
+
+    def _values(self, request: IRequest, route: str, check: Callable[[Any, str], Any]
+                ) -> dict[str, Any]:
+        """The body's ``{"pool": value}``; under v3 an unknown pool is a
+        400, as in vmpooler 3.x, and refusals name the pools at fault."""
+        try:
+            return validate.pool_values(self._config, read_body(request), check,
+                                        FAULTS[route])
+        except ApiError as e:
+            if e.status == 404 and is_v3(request):
+                raise ApiError(400, e.error, v3=e.v3) from None
+            raise
 
     def _setter(self, name: str) -> Callable[[IRequest], Any]:
         kind, check, default = KINDS[name]
 
         async def set_live(request: IRequest) -> bytes:
             who = await self._allowed(request)
-            values = validate.pool_values(self._config, read_body(request), check)
+            values = self._values(request, name, check)
             changed = await self._store.set_live(kind, {
                 pool: (str(value), default(self._config.pool(pool)))
                 for pool, value in values.items()})
@@ -111,18 +137,43 @@ class LiveRoutes:
         async def unset_live(request: IRequest, pool: str) -> bytes:
             who = await self._allowed(request)
             validate.known_pool(self._config, pool)
+            before = await self._before(request, name, pool)
             changed = await self._store.unset_live(kind, pool)
             if changed:
                 log.info("[{pool}] {kind} override deleted by {who}", pool=pool, kind=kind,
                          who=who)
-            return json_answer(request, 201 if changed else 200, {"ok": True})
+            return json_answer(request, 201 if changed else 200, {"ok": True, **before})
         unset_live.__qualname__ = f"LiveRoutes.unset_{name}"
         return unset_live
 
+    async def _before(self, request: IRequest, route: str, pool: str) -> dict[str, Any]:
+        """What a v3 answer to deleting an override says: the pool's value
+        before, and its value in the configuration file."""
+        if not is_v3(request):
+            return {}
+        config = self._config.pool(pool)
+        now = live_pool(config, (await self._store.live([pool]))[pool])
+        if route == "poolsize":
+            return {"pool_size_before_reset": now.size,
+                    "pool_size_before_overrides": config.size}
+        return {"template_before_reset": now.template,
+                "template_before_overrides": config.template}
+
     async def reset(self, request: IRequest) -> bytes:
         who = await self._allowed(request)
-        pools = list(validate.pool_values(self._config, read_body(request),
-                                          lambda value, what: value))
+        pools = list(self._values(request, "poolreset", lambda value, what: value))
         await self._store.ask_reset(pools)
         log.info("reset of {pools} asked by {who}", pools=", ".join(pools), who=who)
         return json_answer(request, 201, {"ok": True})
+
+
+def template_ready(template: str, prepared: str | None) -> bool:
+    """
+    ``template_ready`` in ``GET /config``: vmpooler 3.x's manager prepares a
+    template before cloning from it and records the one it prepared for
+    each pool; it is ready when that is the pool's template.  vmpoolerd
+    clones from a template as it is, so a pool no 3.x manager has prepared
+    for is ready; one whose recorded template is another is not (a 3.x
+    manager sharing the Redis has yet to prepare the new one).
+    """
+    return prepared is None or prepared == template

@@ -4,15 +4,17 @@ keeps ready, poll until they are, receive them all at once (Note
 [On-demand requests] in store/lua/ondemand_create.lua).  A pool manager
 provisions them (manager/ondemand.py); these routes store, report and end
 requests.  Hostnames are FQDNs under every prefix, as vmpooler 3.x names
-them.
+them.  Under v3 a refusal carries vmpooler 3.x's ``message`` beside
+``error`` (:func:`with_message`).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import uuid
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from klein import Klein
 from twisted.logger import Logger
@@ -28,6 +30,7 @@ from ..store.ondemand import DELETED, PENDING, READY, OdRequest, Wanted
 
 log = Logger()
 
+Handler = Callable[..., Awaitable[bytes]]
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -35,6 +38,19 @@ def request_id(value: Any) -> str:
     if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
         raise ApiError(400, "request_id must be 1 to 100 letters, digits, '.', '_' or '-'")
     return value
+
+
+def with_message(handler: Handler) -> Handler:
+    """``handler``, its refusals carrying a ``message`` under v3 (their
+    error, unless they have one of vmpooler 3.x's own)."""
+
+    @functools.wraps(handler)
+    async def answer(request: IRequest, **arguments: str) -> bytes:
+        try:
+            return await handler(request, **arguments)
+        except ApiError as e:
+            raise e.with_v3(message=e.error) from None
+    return answer
 
 
 class OndemandRoutes:
@@ -48,10 +64,10 @@ class OndemandRoutes:
         self._rng = rng
 
     def mount(self, app: Klein) -> None:
-        route(app, ["POST"], "/ondemandvm", self.create_json)
-        route(app, ["POST"], "/ondemandvm/<string:names>", self.create_path)
-        route(app, ["GET"], "/ondemandvm/<string:rid>", self.status)
-        route(app, ["DELETE"], "/ondemandvm/<string:rid>", self.delete)
+        route(app, ["POST"], "/ondemandvm", with_message(self.create_json))
+        route(app, ["POST"], "/ondemandvm/<string:names>", with_message(self.create_path))
+        route(app, ["GET"], "/ondemandvm/<string:rid>", with_message(self.status))
+        route(app, ["DELETE"], "/ondemandvm/<string:rid>", with_message(self.delete))
 
     async def create_json(self, request: IRequest) -> bytes:
         data = validate.parse_json_object(read_body(request), "the request body") or {}
@@ -82,13 +98,16 @@ class OndemandRoutes:
         over = sorted(pool for pool, n in per_pool.items() if n > limit)
         if over:
             raise ApiError(403, f"at most {limit} VMs of a pool in one request "
-                                f"(max_ondemand_instances_per_request): {', '.join(over)}")
+                                f"(max_ondemand_instances_per_request): {', '.join(over)}",
+                           v3={"message": "requested amount of instances exceeds the "
+                                          f"maximum {limit}"})
         rid = rid or str(uuid.uuid4())
         owner = caller.owner if caller is not None else None
         if not await self._store.create(rid, wanted, self._clock.now(), self._clock.seconds(),
                                         caller.token if caller else "",
                                         owner.user if owner else "", owner.dn if owner else ""):
-            raise ApiError(409, f"request {rid!r} exists already")
+            raise ApiError(409, f"request {rid!r} exists already", v3={
+                "request_id": rid, "message": f"request_id '{rid}' has already been created"})
         log.info("[ondemand] request {id} for {wanted} by {user}", id=rid,
                  wanted=", ".join(f"{w.count} {w.pool}" for w in wanted),
                  user=owner.user if owner else "anonymous")
@@ -97,7 +116,8 @@ class OndemandRoutes:
     async def _known(self, rid: str) -> OdRequest:
         found = await self._store.request(request_id(rid))
         if found is None:
-            raise ApiError(404, f"no request {rid!r}")
+            raise ApiError(404, f"no request {rid!r}",
+                           v3={"message": f"no request found for request_id '{rid}'"})
         return found
 
     async def status(self, request: IRequest, rid: str) -> bytes:

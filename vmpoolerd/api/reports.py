@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, maybeDeferred
 from twisted.web.iweb import IRequest
 
 from . import validate
+from .dialect import is_v3
 from .errors import ApiError, json_answer, json_bytes
 from .routes import Clock, route
 from ..config import Config, PoolConfig
@@ -27,7 +28,7 @@ MAX_DAYS = 7305
 # Summaries rendered at once; more wait their turn (Note [Summaries]).
 SUMMARIES_AT_ONCE = 1
 
-# The sections of /status, which ?view=a,b picks from.
+# The sections of v1's /status, which ?view=a,b picks from (v3 adds "boot").
 STATUS_VIEWS = ("capacity", "clone", "queue", "status", "pools")
 MAX_LISTED = 1000  # names in one ?pool= or ?view= list
 
@@ -55,6 +56,7 @@ class ReportRoutes:
         self._config = config
         self._store = store
         self._clock = clock
+        self._started = clock.seconds()  # v3's status.uptime counts from here
 
     def mount(self, app: Klein) -> None:
         route(app, ["GET"], "/status", self.status)
@@ -72,17 +74,30 @@ class ReportRoutes:
         return [(p.name, live_size(p, live[p.name]), p.alias) for p in pools]
 
     async def status(self, request: IRequest) -> bytes:
-        """The whole status, or only the sections ``?view=a,b`` names (400
-        for a name that is none)."""
-        views = names_listed(request, "view")
-        unknown = sorted(set(views or ()) - set(STATUS_VIEWS))
+        """
+        The whole status, or only the sections ``?view=a,b`` names: under
+        v1 a name that is none is a 400; under v3, as in vmpooler 3.x, the
+        answer always has ``status``, names that are none are ignored, and
+        there is more (:func:`v3_status`).
+        """
+        v3 = is_v3(request)
+        views = v3_views(request) if v3 else names_listed(request, "view")
+        unknown = sorted(set(views or ()) - set(STATUS_VIEWS)) if not v3 else []
         if unknown:
             shown = ", ".join(repr(n[:validate.MAX_NAME]) for n in unknown[:10])
             raise ApiError(400, f"unknown view: {shown}; the views are "
                            + ", ".join(STATUS_VIEWS))
         cloning, counts, doubt = await self._store.pool_counts(self._config.pool_names)
-        clones = await self._store.clones_of(self._clock.today())
-        whole = status(await self._sized(self._config.pools), cloning, counts, clones, doubt)
+        pools = await self._sized(self._config.pools)
+        if not v3:
+            clones = await self._store.clones_of(self._clock.today())
+            whole = status(pools, cloning, counts, clones, doubt)
+        else:
+            today = await self._store.today(self._clock.today())
+            whole = v3_status(status(pools, cloning, counts, today.clone, doubt), today,
+                              await self._store.requests_waiting(),
+                              self._clock.seconds() - self._started)
+            views = None if views is None else [*views, "status"]
         return json_answer(request, 200, whole if views is None
                            else {k: v for k, v in whole.items() if k in views})
 
@@ -90,11 +105,13 @@ class ReportRoutes:
         """
         ``?pool=a,b``: each pool's ready VMs, size and aliases.  A name may
         be a pool or an alias (its pools are listed); like vmpooler, a name
-        that is neither is left out of the answer.  400 without ``pool``.
+        that is neither is left out of the answer.  Without ``pool``: 400
+        under v1, no pools under v3 (as vmpooler 3.x).
         """
-        wanted = set(names_listed(request, "pool") or ())
-        if not wanted:
+        listed = names_listed(request, "pool")
+        if listed is None and not is_v3(request):
             raise ApiError(400, "give the pools to report on as ?pool=a,b")
+        wanted = set(listed or ())
         pools = await self._sized([p for p in self._config.pools
                                    if p.name in wanted or wanted.intersection(p.alias)])
         _, counts, _ = await self._store.pool_counts([p[0] for p in pools])
@@ -154,6 +171,15 @@ def query_arg(request: IRequest, name: str, malformed: str) -> str | None:
         return str(values[0].decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, malformed) from None
+
+
+def v3_views(request: IRequest) -> list[str] | None:
+    """``?view=a,b`` as vmpooler 3.x reads it: any names (None if not given)."""
+    try:
+        text = query_arg(request, "view", "")
+    except ApiError:
+        return []
+    return None if text is None else text.split(",")[:MAX_LISTED]
 
 
 def names_listed(request: IRequest, name: str) -> list[str] | None:
@@ -275,6 +301,25 @@ def status(pools: Sequence[tuple[str, int, tuple[str, ...]]], cloning: int,
         "status": _status_line(empty, doubt),
         "pools": {name: _pool_status(size_, alias, c)
                   for (name, size_, alias), c in zip(pools, counts)},
+    }
+
+
+def v3_status(whole: dict[str, Any], today: DayHistory, requested: int,
+              uptime: float) -> dict[str, Any]:
+    """
+    vmpooler 3.x's ``/status`` from v1's ``whole``: a ``boot`` section (the
+    day's boots, as ``clone`` has the day's clones), ``clone.duration.total``,
+    ``queue.requested`` (on-demand requests waiting) and ``status.uptime``
+    (seconds the API has served).
+    """
+    clone = whole["clone"]
+    return {
+        **whole,
+        "boot": {"duration": _durations(today.boot), "count": {"total": today.boot.count}},
+        "clone": {**clone, "duration": {**clone["duration"],
+                                        "total": round(today.clone.total, 2)}},
+        "queue": {"requested": requested, **whole["queue"]},
+        "status": {**whole["status"], "uptime": round(uptime, 1)},
     }
 
 

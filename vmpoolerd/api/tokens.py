@@ -1,4 +1,11 @@
-"""``/token``: a user's tokens, made and deleted with HTTP Basic credentials."""
+"""
+``/token``: a user's tokens, made and deleted with HTTP Basic credentials.
+
+A token's running VMs are listed by their short names under every prefix,
+as vmpooler 3.x lists them too: vmfloaty looks each one up by that name
+(``list --active``, ``delete --all``).  Under v3 a user without tokens gets
+404, and a token never used says ``last: "never"``, as in vmpooler 3.x.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +14,23 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from . import validate
-from .dialect import Dialects
-from .errors import json_answer
+from .dialect import is_v3
+from .errors import ApiError, json_answer
 from .routes import Callers, Clock, route
 from ..config import Config
 from ..names import new_token
 from ..store.api_store import ApiStore
 
 log = Logger()
+NEVER = "never"  # a token's "last" use before its first
 
 
 class TokenRoutes:
     """Every route answers 404 when authentication is not configured."""
 
     def __init__(self, config: Config, store: ApiStore, clock: Clock,
-                 callers: Callers, dialects: Dialects) -> None:
+                 callers: Callers) -> None:
         self._config = config
-        self._dialects = dialects
         self._store = store
         self._clock = clock
         self._callers = callers
@@ -37,7 +44,13 @@ class TokenRoutes:
     async def tokens(self, request: IRequest) -> bytes:
         self._callers.require_auth()
         owner = await self._callers.basic_user(request)
-        return json_answer(request, 200, {"ok": True, **await self._store.tokens_of(owner)})
+        found = await self._store.tokens_of(owner)
+        if is_v3(request):
+            if not found:
+                raise ApiError(404, "no tokens")
+            found = {token: {**fields, "last": fields.get("last", NEVER)}
+                     for token, fields in found.items()}
+        return json_answer(request, 200, {"ok": True, **found})
 
     async def create_token(self, request: IRequest) -> bytes:
         self._callers.require_auth()
@@ -51,9 +64,8 @@ class TokenRoutes:
         self._callers.require_auth()
         token = validate.token(token)
         data = await self._store.token(token)
-        dialect = self._dialects.of(request)
-        running = [dialect.hostname(host, pool) for host, pool
-                   in await self._store.token_vms(token, self._config.pool_names)]
+        running = [host for host, _ in
+                   await self._store.token_vms(token, self._config.pool_names)]
         info = {k: data[k] for k in ("user", "created", "last") if k in data}
         return json_answer(request, 200, {"ok": True, token: {**info, "vms": {"running": running}}})
 

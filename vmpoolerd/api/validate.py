@@ -25,6 +25,8 @@ MAX_NAME = 200
 MAX_TAG_KEY = 255
 MAX_TAG_VALUE = 4096
 MAX_TAGS = 64  # in one request, and on one VM
+MAX_LISTED = 1000  # names listed in a refusal
+BAD_JSON = "JSON payload could not be parsed"  # vmpooler 3.x's message
 
 
 def parse_json_object(body: bytes, what: str) -> dict[str, Any] | None:
@@ -34,7 +36,8 @@ def parse_json_object(body: bytes, what: str) -> dict[str, Any] | None:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, f"{what} is not valid JSON") from None
+        raise ApiError(400, f"{what} is not valid JSON",
+                       v3={"message": BAD_JSON}) from None
     if not isinstance(data, dict):
         raise ApiError(400, f"{what} must be a JSON object")
     return data
@@ -73,18 +76,27 @@ def pool_setting(value: Any, what: str) -> str:
     return value.strip()
 
 
+def template(value: Any, what: str) -> str:
+    """A template's path: a pool setting with a folder ('Folder/name')."""
+    path = pool_setting(value, what)
+    if "/" not in path.strip("/"):
+        raise ApiError(400, f"{what} must be a template's path, 'Folder/name'")
+    return path
+
+
 def known_pool(config: Config, name: str) -> str:
     if name not in config.pool_names:
         raise ApiError(404, f"unknown pool: {name[:MAX_NAME]!r}")
     return name
 
 
-def pool_values(config: Config, body: bytes, check: Callable[[Any, str], Any]
-                ) -> dict[str, Any]:
+def pool_values(config: Config, body: bytes, check: Callable[[Any, str], Any],
+                faults: str = "") -> dict[str, Any]:
     """
     ``{"pool": value, ...}``: every pool known (else 404, naming them) and
     every value good (else 400), so that a body with one bad entry changes
-    nothing.
+    nothing.  A refusal lists the pools at fault for v3 under ``faults``
+    (vmpooler 3.x's key), unknown ones first.
     """
     data = parse_json_object(body, "the request body")
     if not data:
@@ -93,8 +105,20 @@ def pool_values(config: Config, body: bytes, check: Callable[[Any, str], Any]
     unknown = sorted(name for name in data if name not in config.pool_names)
     if unknown:
         shown = ", ".join(repr(name[:MAX_NAME]) for name in unknown[:10])
-        raise ApiError(404, f"unknown pool: {shown}")
-    return {name: check(value, f"the value of {name!r}") for name, value in data.items()}
+        raise ApiError(404, f"unknown pool: {shown}",
+                       v3={faults: [n[:MAX_NAME] for n in unknown[:MAX_LISTED]]}
+                       if faults else None)
+    values: dict[str, Any] = {}
+    bad: list[str] = []
+    first: ApiError | None = None
+    for name, value in data.items():
+        try:
+            values[name] = check(value, f"the value of {name!r}")
+        except ApiError as e:
+            first, bad = first or e, bad + [name]
+    if first is not None:
+        raise first.with_v3(**({faults: bad} if faults else {}))
+    return values
 
 
 def checkout_counts_from_body(body: bytes) -> dict[str, int]:

@@ -149,12 +149,15 @@ class VmRoutes:
                                "time": f.get("failed", "")}
         info.update(self._dialects.of(request).vm_fields(
             vm.hostname, f.get("template", ""), checkout if state == "running" else None,
-            lifetime, self._clock.seconds()))
+            lifetime, self._clock.seconds(), f))
         return info
 
     async def change_vm(self, request: IRequest, host: str) -> bytes:
         hostname = self._hostname(host)
-        lifetime, tags = validate.vm_changes(self._config, read_body(request))
+        try:
+            lifetime, tags = validate.vm_changes(self._config, read_body(request))
+        except ApiError as e:  # vmpooler 3.x lists what it refused
+            raise e if e.v3 else e.with_v3(failure=[e.error]) from None
         caller = await (self._callers.required(request) if lifetime is not None
                         else self._callers.caller(request))
         owner = await self._callers.owner(hostname, caller)

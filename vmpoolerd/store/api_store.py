@@ -329,6 +329,25 @@ class ApiStore(Overrides, OndemandStore):
             found.extend(await self._history("all", days[start:start + HISTORY_CHUNK]))
         return found
 
+    async def requests_waiting(self) -> int:
+        """On-demand requests waiting to be provisioned (``/status``'s
+        ``queue.requested``)."""
+        return int(await self._call(self._redis.execute_command(
+            "ZCARD", keys.PROVISIONING)) or 0)
+
+    async def prepared_templates(self, pools: Sequence[str]) -> dict[str, str | None]:
+        """The template vmpooler 3.x's manager prepared for each pool, if any."""
+        if not pools:
+            return {}
+        found = await self._call(self._redis.execute_command(
+            "HMGET", keys.PREPARED_TEMPLATES, *pools))
+        return {pool: value or None for pool, value in zip(pools, found)}
+
+    async def today(self, day: str) -> DayHistory:
+        """The day's boots and clones (and tags), for v3's /status."""
+        (history,) = await self._history("all", [day])
+        return history
+
     async def clones_of(self, day: str) -> Durations:
         """The day's clone durations, for /status."""
         (history,) = await self._history("clone", [day])

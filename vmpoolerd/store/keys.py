@@ -35,6 +35,10 @@ POOL_SETS = ("pending", "ready", "running", "completed", "discovered")
 LASTBOOT = f"{PREFIX}lastboot"
 # The managers alive (each also has its manager() key while it lives).
 MANAGERS = f"{PREFIX}managers"
+# vmpooler 3.x's manager records here the template it prepared for each
+# pool (pool -> template); vmpoolerd only reads it (GET /config's
+# template_ready).
+PREPARED_TEMPLATES = f"{PREFIX}template__prepared"
 
 
 def vm(host: str) -> str:

@@ -1,6 +1,8 @@
 """
-Attempts counted in Redis, so that every API daemon sharing it counts them
-together (lua/rate_limit.lua: fixed windows, one script call per attempt).
+Attempts and requests counted in Redis, so that every API daemon sharing
+it counts them together: password attempts (lua/rate_limit.lua: fixed
+windows, one script call per attempt) and API requests by vmpooler 3.x's
+kinds and keys (lua/request_limit.lua).
 """
 
 from __future__ import annotations
@@ -8,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from . import keys
 from .scripts import Scripts
-
 
 @dataclass(frozen=True)
 class Limit:
@@ -28,3 +30,16 @@ class RateLimitStore(Scripts):
         for limit in limits:
             args += [limit.subject, limit.attempts, limit.window]
         return int(await self._script("rate_limit", args=args))
+
+    async def count_request(self, kind: str, token: str | None, address: str,
+                            period: int) -> tuple[int, int]:
+        """
+        Count one request of ``kind``: by its token if that token exists,
+        else by its address.  The count in the window, and the seconds
+        left of that window (which began with the window's first request).
+        """
+        by_address = keys.ratelimit(kind, f"ip:{address}")
+        counted = [by_address] if token is None else [
+            keys.ratelimit(kind, f"token:{token}"), keys.token(token), by_address]
+        count, ttl = await self._script("request_limit", keys=counted, args=[period])
+        return int(count), int(ttl)
