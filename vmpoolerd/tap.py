@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import gc
 import os
-import socket
 from functools import partial
 from typing import Any, Mapping
-
-import hiredis
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import reactor as default_reactor
@@ -28,8 +25,8 @@ from twisted.python import usage
 from .api.app import VmpoolerApi
 from .api.service import HealthCheck, HealthWarning
 from .api.auth import LdapAuthenticator
-from .config import (
-    Config, ConfigError, RedisConfig, VsphereConfig, find_source, load_config, pool_from_redis)
+from .config import Config, ConfigError, VsphereConfig, find_source, load_config
+from .config.from_redis import fetch_pools
 from .api.dashboard import Dashboard, Sampler
 from .telemetry.graphite import GraphiteSender
 from .telemetry.logs import FORMATS, LogFile
@@ -99,71 +96,6 @@ def unserved(config: Config) -> None:
         if pool.provider in dict(config.dummies):
             raise ConfigError(f"pool {pool.name!r}: its provider {pool.provider!r} is of class "
                               "dummy, which vmpoolerd reads but does not run yet")
-
-
-# --- 3.x's pools in Redis, for a configuration without :pools: -------------
-# Read before the reactor runs (a plain socket, bounded by a timeout); what
-# a pool's fields mean is pool_from_redis's.
-
-POOLS_KEY = "vmpooler__pools"
-
-
-def _command(sock: socket.socket, reader: Any, *args: str) -> Any:
-    parts = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    sock.sendall(b"".join(parts))
-    while True:
-        reply = reader.gets()
-        if reply is not False:
-            if isinstance(reply, hiredis.ReplyError):
-                raise ConfigError(f"Redis refused {args[0]}: {reply}")
-            return reply
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise OSError("the connection was closed")
-        reader.feed(chunk)
-
-
-def _master(redis: RedisConfig, timeout: float) -> tuple[str, int]:
-    """The master's address: ``server:port``, or as the first Sentinel that answers says."""
-    if not redis.sentinels:
-        return redis.server, redis.port
-    for host, port in redis.sentinels:
-        try:
-            with socket.create_connection((host, port), timeout) as sock:
-                reply = _command(sock, hiredis.Reader(encoding="utf-8"), "SENTINEL",
-                                 "get-master-addr-by-name", redis.master_name)
-            if reply:
-                return reply[0], int(reply[1])
-        except OSError:
-            continue
-    raise OSError("no Sentinel named the master")
-
-
-def fetch_pools(redis: RedisConfig, timeout: float) -> list[dict[str, Any]]:
-    """3.x's pools in Redis, as a file would write them; ConfigError if Redis cannot be read."""
-    try:
-        address = _master(redis, timeout)
-        with socket.create_connection(address, timeout) as sock:
-            sock.settimeout(timeout)
-            reader = hiredis.Reader(encoding="utf-8")
-            if redis.password is not None:
-                _command(sock, reader, "AUTH", redis.password)
-            if redis.db:
-                _command(sock, reader, "SELECT", str(redis.db))
-            names = sorted(_command(sock, reader, "SMEMBERS", POOLS_KEY))
-            pools = []
-            for name in names:
-                flat = _command(sock, reader, "HGETALL", f"vmpooler__pool__{name}")
-                fields = dict(zip(flat[::2], flat[1::2]))
-                pools.append(pool_from_redis({"name": name, **fields}))
-            return pools
-    except OSError as e:
-        raise ConfigError(
-            f":pools:: the configuration has none, so they are read from Redis "
-            f"({redis.where}), which cannot be reached: {e.strerror or e}") from None
 
 
 def listen_endpoint(config: Config, reactor: Any) -> IStreamServerEndpoint:
