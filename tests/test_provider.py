@@ -70,7 +70,9 @@ class ThreadedClock(Clock):
 
 
 async def settle() -> None:
-    """Let threads and the reactor run a little (for "nothing more happens")."""
+    """Let threads and the reactor run a little (for "nothing more happens").
+
+    Real time, on purpose: that nothing happens cannot be polled for."""
     await deferLater(reactor, 0.1)
 
 

@@ -416,6 +416,8 @@ class SessionTests(SimulatorTestCase):
         self.addCleanup(client.close)
         client.inventory(FOLDER)
         key = client.session_key
+        # Real time, on purpose: the simulator's own idle expiry is what is
+        # tested (VcsimServer.end_sessions ends a session without waiting).
         time.sleep(0.6)
         self.assertTrue(client.power_off(FOLDER, "vm1"))
         self.assertNotEqual(client.session_key, key)
@@ -440,6 +442,7 @@ class SessionTests(SimulatorTestCase):
         client = sim.client()
         self.addCleanup(client.close)
         client.inventory(FOLDER)
+        # Real time: the server's idle timeout closes the pooled connection.
         time.sleep(0.5)
         before = client.round_trips
         self.assertEqual(client.inventory(FOLDER), [])

@@ -118,6 +118,25 @@ class VcsimServer:
                  lambda: self.log().count("vcsim: hang mode") >= self.toggles,
                  seconds=5, interval=0.01)
 
+    def end_sessions(self) -> int:
+        """End every session but this call's own, as vCenter ends one that
+        idled past its life (SessionManager.TerminateSession: the next call
+        of its client is refused NotAuthenticated); how many were ended.
+        No test waits out the simulator's once-a-second idle sweep."""
+        from pyVim.connect import Disconnect, SmartConnect
+
+        si = SmartConnect(host=self.host, port=self.port, user=self.username,
+                          pwd=self.password, disableSslCertValidation=True)
+        try:
+            manager = si.content.sessionManager
+            mine = manager.currentSession.key
+            others = [s.key for s in manager.sessionList if s.key != mine]
+            if others:
+                manager.TerminateSession(others)
+            return len(others)
+        finally:
+            Disconnect(si)
+
     def hang(self) -> None:
         """From now on requests block (the connection is accepted, no answer)."""
         if not self.hung:
