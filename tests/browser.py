@@ -16,9 +16,10 @@ import signal
 import subprocess
 import tempfile
 from html.parser import HTMLParser
-from unittest import SkipTest
 
 from twisted.internet.threads import deferToThread
+
+from .processes import MissingPart
 
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -30,7 +31,7 @@ FLAGS = [
 def chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
-        raise SkipTest("chromium is not installed (apt-get install chromium)")
+        raise MissingPart("chromium", "chromium")
     return path
 
 
@@ -58,7 +59,7 @@ def _run(args: list[str], timeout: float) -> str:
 
 
 async def _in_thread(args: list[str], timeout: float) -> str:
-    chromium()  # SkipTest here, not in the thread
+    chromium()  # MissingPart here, not in the thread
     return await deferToThread(_run, args, timeout)
 
 

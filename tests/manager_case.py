@@ -111,9 +111,9 @@ class ScriptedProvider:
     """
     A provider whose calls the test answers by hand: each call waits in
     ``calls[method]`` with its positional arguments until :meth:`answer`
-    (or :meth:`fail`).  It stands for
-    :class:`~vmpoolerd.vsphere.provider.Provider` (see
-    tests/vsphere_contract.py).
+    (or :meth:`fail`).  It has the methods of
+    :class:`~vmpoolerd.vsphere.provider.Provider` (tests/test_vsphere_contract.py
+    checks them); what they answer is the test's to say.
     """
 
     def __init__(self) -> None:

@@ -7,6 +7,16 @@ import subprocess
 from typing import Any
 
 
+class MissingPart(RuntimeError):
+    """A real part the tests run against (Redis, slapd, Go, Chromium) is not
+    installed: a test error, never a skip, so that CI cannot pass without
+    it.  ``make install`` installs them all."""
+
+    def __init__(self, what: str, package: str) -> None:
+        super().__init__(f"{what} is not installed (apt-get install {package}, "
+                         "or `make install`): the tests need it")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on (at the time of asking)."""
     with socket.socket() as s:

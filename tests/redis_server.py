@@ -13,8 +13,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
-import unittest
 from typing import Any
 
 from twisted.trial.unittest import TestCase
@@ -23,13 +21,14 @@ from vmpoolerd.config import RedisConfig
 from vmpoolerd.store import txredis_adapter
 from vmpoolerd.store.connection import connect
 
-from .processes import free_port, stop_process
+from .processes import MissingPart, free_port, stop_process
+from .waiting import wait_for
 
 
 class RedisServer:
     def __init__(self, *options: str) -> None:
         if shutil.which("redis-server") is None:
-            raise unittest.SkipTest("redis-server is not installed (apt-get install redis-server)")
+            raise MissingPart("redis-server", "redis-server redis-tools")
         self.dir = tempfile.mkdtemp(prefix="vmpoolerd-redis-")
         self.port = free_port()
         self.options = options  # more redis-server arguments
@@ -41,14 +40,14 @@ class RedisServer:
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", self.dir, *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+        wait_for(f"redis-server to listen on port {self.port}", self._listening, seconds=10)
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
 
     def stop(self) -> None:
         if self.process is not None:

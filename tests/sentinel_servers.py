@@ -9,23 +9,14 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-import time
 
 from vmpoolerd.config import RedisConfig
 
 from .processes import free_port, stop_process
 from .redis_server import RedisServer
+from .waiting import wait_for
 
 MASTER_NAME = "mymaster"
-
-
-def _wait(what: str, check: object, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 class SentinelServer:
@@ -62,10 +53,11 @@ class SentinelGroup:
         self.master = RedisServer()
         self.replica = RedisServer("--replicaof", "127.0.0.1", str(self.master.port))
         self.sentinels = [SentinelServer(self.master.port) for _ in range(3)]
-        _wait("the replica to follow the master", lambda: "master_link_status:up"
+        wait_for("the replica to follow the master", lambda: "master_link_status:up"
               in self.replica.cli("INFO", "replication")
-              and "state=online" in self.master.cli("INFO", "replication"))
-        _wait("the Sentinels to know each other and the replica", self._watching)
+              and "state=online" in self.master.cli("INFO", "replication"), seconds=20)
+        wait_for("the Sentinels to know each other and the replica", self._watching,
+                 seconds=20)
 
     def _watching(self) -> bool:
         for sentinel in self.sentinels:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import threading
-import time
 from typing import Any, Callable, cast
 
 from twisted.internet import reactor
@@ -22,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.net import listen, port_of, tcp
 
 from tests.logs import captured_events
+from tests.waiting import until, wait_for
 
 from vmpoolerd.api import reports
 from vmpoolerd.api.app import VmpoolerApi
@@ -58,12 +58,8 @@ class RoutesTests(ApiCase):
         # Twisted alone would hold the command in the transport's buffer
         # until the reactor's next turn, which this test does not give it.
         pending = self.redis.set("vmpooler__test__sent", "now")
-        seen = ""
-        for _ in range(100):
-            seen = redis_server().cli("GET", "vmpooler__test__sent").strip()
-            if seen:
-                break
-            time.sleep(0.01)
+        seen = wait_for("the command in Redis", lambda: redis_server().cli(
+            "GET", "vmpooler__test__sent").strip(), seconds=1, interval=0.01)
         self.assertEqual(seen, "now")
         await pending
 
@@ -559,12 +555,13 @@ class RedisDownTests(TestCase):
         server.cli("HSET", "vmpooler__vm__back00000", "template", D32)
         # The daemon's connection comes back by itself (txredisapi backs
         # off up to 10 s between attempts).
-        for _ in range(300):
+        async def checked_out() -> Any:
             answer = await client.post(f"/vm/{D32}")
-            if answer.code == 200:
-                break
-            self.assertEqual(answer.code, 503)
-            await deferLater(reactor, 0.05)
+            if answer.code != 200:
+                self.assertEqual(answer.code, 503)
+                return None
+            return answer
+        answer = await until("a checkout from the new Redis", checked_out)
         self.assertEqual(answer.body[D32]["hostname"], "back00000")
 
 
@@ -583,13 +580,11 @@ class RedisDownTests(TestCase):
         self.assertEqual((await client.post(f"/vm/{D32}")).code, 200)
         server.cli("CLIENT", "PAUSE", "4000", "ALL")
         self.assertEqual((await client.post(f"/vm/{D32}")).code, 503)
-        answer = None
-        for _ in range(300):  # the back-off between attempts grows to 10 s
-            await deferLater(reactor, 0.05)
+        async def answered() -> Any:
             answer = await client.post(f"/vm/{D32}")
-            if answer.code == 200:
-                break
-        assert answer is not None
+            return answer if answer.code == 200 else None
+        # the back-off between attempts grows to 10 s
+        answer = await until("a checkout after the stall", answered)
         self.assertEqual(answer.code, 200, answer.body)
         self.assertEqual(server.cli("-n", "1", "SCARD", f"vmpooler__ready__{D32}").strip(), "0")
 
@@ -615,10 +610,8 @@ class RedisLoginTests(TestCase):
         self.addCleanup(redis.disconnect)
         # One failure per connection of the pool (two), then, after a
         # second's back-off, attempts again.
-        for _ in range(100):
-            if sum("logging in" in formatEvent(e) for e in events) > 2:
-                break
-            await deferLater(reactor, 0.05)
+        await until("a third login", lambda: sum(
+            "logging in" in formatEvent(e) for e in events) > 2, seconds=5)
         failures = [formatEvent(e) for e in events if "logging in" in formatEvent(e)]
         self.assertGreater(len(failures), 2)
         self.assertIn("WRONGPASS", failures[0])
@@ -665,10 +658,7 @@ class UnansweredCheckoutTests(TestCase):
         async def given_back() -> bool:
             return (await redis.smembers(f"vmpooler__ready__{D32}") == set(hosts) - {first}
                     and await redis.smembers(f"vmpooler__running__{D32}") == {first})
-        for _ in range(100):
-            if await given_back():
-                break
-            await deferLater(reactor, 0.05)
+        await until("the VMs given back", given_back, seconds=5)
         self.assertTrue(await given_back())
         self.assertEqual(set(await redis.hgetall(f"vmpooler__active__{D32}")), {first})
         for host in set(hosts) - {first}:
@@ -687,14 +677,12 @@ class ClientGoneTests(TestCase):
 
     async def all_back(self) -> bool:
         """The checkout ran (its batch key is there), and gave all back."""
-        for _ in range(100):
-            if (await self.redis.keys("vmpooler__checkout_batch__*")
-                    and await self.redis.smembers(f"vmpooler__ready__{D32}") == self.hosts
-                    and not await self.redis.smembers(f"vmpooler__running__{D32}")
-                    and not await self.redis.hgetall(f"vmpooler__active__{D32}")):
-                return True
-            await deferLater(reactor, 0.05)
-        return False
+        async def back() -> bool:
+            return bool(await self.redis.keys("vmpooler__checkout_batch__*")
+                        and await self.redis.smembers(f"vmpooler__ready__{D32}") == self.hosts
+                        and not await self.redis.smembers(f"vmpooler__running__{D32}")
+                        and not await self.redis.hgetall(f"vmpooler__active__{D32}"))
+        return bool(await until("the checkout to give its VMs back", back, seconds=10))
 
     async def test_a_cancelled_checkout_gives_its_vms_back(self) -> None:
         answer = self.store.checkout(Request(((D32, 2, (D32,)),), format_time(T0), {}))
@@ -714,5 +702,5 @@ class ClientGoneTests(TestCase):
         tcp(client).write(f"POST /api/v1/vm/{D32} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         await deferLater(reactor, 0.2)
         tcp(client).abortConnection()  # gone before Redis answers
-        await deferLater(reactor, 2.5)  # Redis runs the checkout after all
+        # Redis runs the checkout after all (all_back waits for its batch)
         self.assertTrue(await self.all_back())

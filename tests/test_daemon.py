@@ -117,6 +117,8 @@ class DaemonTests(DaemonCase):
         # The checkout is answered in full before the daemon exits.
         redis_server().cli("CLIENT", "PAUSE", "1500", "ALL")
         pending = treq.post(f"{base}/api/v1/vm/debian-7-i386", persistent=False)
+        # Real time: the request must be inside the daemon before the signal,
+        # and nothing outside it says when it is (Redis is paused).
         await deferLater(reactor, 0.3)
         process.send_signal(signal.SIGTERM)
         response = await pending
@@ -174,15 +176,15 @@ class DaemonTests(DaemonCase):
             answer = b"".join(iter(lambda: client.recv(65536), b""))
         self.assertTrue(answer.startswith(b"HTTP/1.0 200"), answer[:100])
         self.assertIn(b'"debian-7-i386"', answer)
-        # Plain HTTP on that port gets no answer from the API.
-        head, _ = b"", None
+        # Plain HTTP on that port gets no answer from the API (at most a TLS
+        # alert): an answer to this HTTP/1.0 request would start "HTTP/1.0".
         with socket.create_connection(("127.0.0.1", port), 5) as plain:
             plain.sendall(b"GET /api/v1/vm HTTP/1.0\r\n\r\n")
             try:
                 head = plain.recv(100)
             except OSError:
                 pass
-        self.assertFalse(head.startswith(b"HTTP/1.1 200"))
+        self.assertFalse(head.startswith(b"HTTP/"), head)
 
     async def test_clients_beyond_its_descriptors_are_refused_politely(self) -> None:
         """Note [Connection cap], in a daemon whose descriptor limit is low."""
@@ -191,12 +193,15 @@ class DaemonTests(DaemonCase):
         process = self.start(config_text(redis_server().config, host="127.0.0.1", port=port),
                              descriptors=limit)
         await self.wait_listening(process, port)
-        await deferLater(reactor, 0.5)  # the probe connection is gone
+        # Real time: wait_listening's probe connection must be gone from the
+        # daemon's descriptors, and nothing outside the daemon tells when.
+        await deferLater(reactor, 0.5)
         clients = [socket.create_connection(("127.0.0.1", port), timeout=5)
                    for _ in range(limit + 40)]
         for client in clients:
             self.addCleanup(client.close)
-        await deferLater(reactor, 1.0)
+        await until("the refusals", lambda: len(select.select(clients, [], [], 0)[0])
+                    >= len(clients) - connection_cap(limit), seconds=10)
         readable, _, _ = select.select(clients, [], [], 0)
         refusals = [c.recv(65536) for c in readable]
         odd = [r for r in refusals
@@ -207,8 +212,10 @@ class DaemonTests(DaemonCase):
         self.assertTrue(head.startswith(b"HTTP/1.1 503 "), head)
         for client in clients[:10]:
             client.close()
-        await deferLater(reactor, 0.5)
-        head, body = raw_get(port, "/api/v1/status")
+        def status() -> bytes | None:
+            head = raw_get(port, "/api/v1/status")[0]
+            return head if head.startswith(b"HTTP/1.1 200 ") else None
+        head = await until("room under the cap again", status, seconds=5)
         self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
         self.assertIsNone(process.poll())
         with open(self.log) as f:
@@ -298,7 +305,8 @@ class DaemonTests(DaemonCase):
                 if response.code == 200 or len(codes) > 30:
                     break
                 self.assertEqual((response.code, body["ready"]), (202, False), body)
-                await deferLater(reactor, 1)  # vmfloaty waits between polls
+                # Real time, on purpose: vmfloaty waits a second between polls.
+                await deferLater(reactor, 1)
             self.assertEqual(response.code, 200, body)
             self.assertIs(body["ready"], True)
             self.assertEqual(codes[0], 202)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import random
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import yaml
 from treq.testing import StubTreq
@@ -44,6 +44,7 @@ from .fixtures import fill_ready, make_config
 from .http import Client
 from .redis_server import fresh_redis, private_redis, redis_server
 from .vcsim_server import inventory, start_vcsim
+from .waiting import until
 
 T0 = 1_700_000_000
 D32, D64, C7 = "debian-7-i386", "debian-7-x86_64", "centos-7-x86_64"
@@ -288,8 +289,7 @@ class SamplerTests(TestCase):
 
         async def samples() -> list[str]:
             return list(await redis.lrange(f"vmpooler__dashboard__{D32}", 0, -1))
-        while not await samples():
-            await deferLater(reactor, 0.01)
+        await until("a sample", samples)
         self.assertEqual(await samples(), [json.dumps([T0, 4, 0], separators=(",", ":"))])
         await sampler.stopService()
 
@@ -372,20 +372,9 @@ def serve(test: TestCase, resource: IResource) -> str:
         await stop_listening(port)
         for protocol in list(factory.protocols):
             tcp(protocol).loseConnection()
-        while factory.protocols:
-            await deferLater(reactor, 0.01)
+        await until("the connections to close", lambda: not factory.protocols)
     test.addCleanup(lambda: Deferred.fromCoroutine(stop()))
     return f"http://127.0.0.1:{port_of(port)}"
-
-
-async def until(test: TestCase, what: str, check: Callable[[], Awaitable[Any]],
-                seconds: float = 60) -> Any:
-    deadline = reactor.seconds() + seconds
-    while not (result := await check()):
-        if reactor.seconds() > deadline:
-            test.fail(f"timed out waiting for {what}")
-        await deferLater(reactor, 0.1)
-    return result
 
 
 # The demo's pools, and a few more.
@@ -450,7 +439,7 @@ class BrowserTests(TestCase):
         return cards
 
     async def test_every_pool_and_its_counts_in_chromium(self) -> None:
-        await until(self, "full pools", self.full)
+        await until("full pools", self.full, seconds=60)
         # Some VMs in use, replaced: the charts show the dips and refills.
         running = dict.fromkeys(BROWSER_POOLS, 0)
         for names in (f"{D32}+{D32}+{D64}", f"ubuntu-2204-x86_64+{C7}", D32):
@@ -459,7 +448,7 @@ class BrowserTests(TestCase):
             for name in names.split("+"):
                 running[name] += 1
             await deferLater(reactor, 1)
-        await until(self, "full pools again", self.full)
+        await until("full pools again", self.full, seconds=60)
         await deferLater(reactor, 1.5)
         path = os.path.join(os.path.abspath(self.mktemp()), "dashboard.png")
         os.makedirs(os.path.dirname(path))

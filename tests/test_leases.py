@@ -121,11 +121,8 @@ class LeaseTimerTests(TestCase):
         self.addCleanup(self.leases.stop)
 
     async def wait_rounds(self, count: int) -> None:
-        for _ in range(200):
-            if self.leases.rounds >= count:
-                return
-            await deferLater(reactor, 0.01)
-        self.fail(f"fewer than {count} rounds")
+        await until(f"{count} rounds", lambda: self.leases.rounds >= count,
+                    seconds=2, interval=0.01)
 
     async def test_takes_renews_and_stops_acting_when_it_cannot_renew(self) -> None:
         await self.redis.hset("vmpooler__cloning", "x", "0")

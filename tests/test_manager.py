@@ -195,10 +195,8 @@ class SessionTests(ManagerCase):
         self.start()
         await until("full pools", self.full)
         session = self.daemon_vsphere.session_key
-        # Idle past the session's life: the last quiet cycle was 0.55 s
-        # after the pools filled, the next is 5 s later, and the simulator
-        # looks for idle sessions once a second (so 2.5 s could miss it).
-        await deferLater(reactor, 3.5)
+        # The session ends while the daemon idles, as an idle one would.
+        self.server.end_sessions()
         host = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
         await until("a replacement clone ready", self.full)
         self.assertIn(host, await self.members("running", DEBIAN))

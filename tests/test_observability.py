@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.logger import Logger, LogPublisher
 from twisted.protocols.basic import LineReceiver
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -206,11 +206,8 @@ class GraphiteTests(ManagerCase):
         return sender
 
     async def until_connected(self, sender: GraphiteSender) -> None:
-        for _ in range(100):
-            if sender.connection is not None:
-                return
-            await deferLater(reactor, 0.02)
-        self.fail("no connection to the Graphite receiver")
+        await until("a connection to the Graphite receiver",
+                    lambda: sender.connection is not None, seconds=2, interval=0.02)
 
     async def test_vmpooler_names(self) -> None:
         self.start()

@@ -19,6 +19,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from .vcsim_server import inventory, start_vcsim
+from .waiting import until
 from vmpoolerd.vsphere.provider import Provider, ProviderStopped, ProviderTimeout
 from vmpoolerd.vsphere.client import NotFound, VsphereClient, VsphereTimeout
 
@@ -68,18 +69,10 @@ class ThreadedClock(Clock):
         reactor.callFromThread(f, *args, **kwargs)  # type: ignore[attr-defined]
 
 
-async def eventually(
-    predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await deferLater(reactor, 0.01)
-
-
 async def settle() -> None:
-    """Let threads and the reactor run a little (for "nothing more happens")."""
+    """Let threads and the reactor run a little (for "nothing more happens").
+
+    Real time, on purpose: that nothing happens cannot be polled for."""
     await deferLater(reactor, 0.1)
 
 
@@ -120,14 +113,14 @@ class ProviderTests(TestCase):
         provider = self.provider(threads=3)
         gate = self.gate()
         calls = [self.call(provider, "wait", gate, str(i)) for i in range(6)]
-        await eventually(lambda: self.client.running == 3, what="3 calls running")
+        await until("3 calls running", lambda: self.client.running == 3, seconds=5)
         await settle()
         self.assertEqual((self.client.running, provider.in_flight, provider.queued), (3, 3, 3))
         gate.set()
         self.assertEqual([await d for d in calls], [str(i) for i in range(6)])
         self.assertEqual(self.client.most, 3)
         self.assertEqual(sorted(self.client.started), [str(i) for i in range(6)])
-        await eventually(lambda: provider.in_flight == 0)
+        await until("no call in flight", lambda: provider.in_flight == 0, seconds=5)
         self.assertEqual(provider.queued, 0)
 
     async def test_errors_propagate_as_themselves(self) -> None:
@@ -142,7 +135,7 @@ class ProviderTests(TestCase):
         gate = self.gate()
         started = time.monotonic()
         slow = self.call(provider, "wait", gate, "slow")
-        await eventually(lambda: provider.in_flight == 1)
+        await until("a call in flight", lambda: provider.in_flight == 1, seconds=5)
         with self.assertRaises(ProviderTimeout) as raised:
             await slow
         self.assertIsInstance(raised.exception, VsphereTimeout)
@@ -151,7 +144,7 @@ class ProviderTests(TestCase):
         # The thread cannot be interrupted: it stays busy until the call returns.
         self.assertEqual(provider.in_flight, 1)
         gate.set()
-        await eventually(lambda: provider.in_flight == 0, what="the thread freed")
+        await until("the thread freed", lambda: provider.in_flight == 0, seconds=5)
 
     async def test_timeout_per_call(self) -> None:
         provider = self.provider()
@@ -163,7 +156,7 @@ class ProviderTests(TestCase):
         provider = self.provider(threads=1)
         gate = self.gate()
         first = self.call(provider, "wait", gate, "first")
-        await eventually(lambda: provider.in_flight == 1)
+        await until("a call in flight", lambda: provider.in_flight == 1, seconds=5)
         with self.assertRaises(ProviderTimeout) as raised:
             await provider.run(self.client.wait, gate, "second", timeout=0.2)
         self.assertIn("not started", str(raised.exception))
@@ -178,7 +171,7 @@ class ProviderTests(TestCase):
         provider = self.provider(clock=clock, call_timeout=900)
         gate = self.gate()
         d = self.call(provider, "wait", gate, "slow")
-        await eventually(lambda: provider.in_flight == 1)
+        await until("a call in flight", lambda: provider.in_flight == 1, seconds=5)
         clock.advance(899)
         self.assertNoResult(d)
         clock.advance(1)
@@ -194,7 +187,7 @@ class ProviderTests(TestCase):
         provider = self.provider(stop_grace=5)
         gate = self.gate()
         running = self.call(provider, "wait", gate, "running")
-        await eventually(lambda: provider.in_flight == 1)
+        await until("a call in flight", lambda: provider.in_flight == 1, seconds=5)
         stopping = provider.stopService()
         with self.assertRaises(ProviderStopped):
             await provider.run(self.client.echo)
@@ -212,7 +205,7 @@ class ProviderTests(TestCase):
         provider = self.provider(threads=1)
         gate = self.gate()
         running = self.call(provider, "wait", gate, "running")
-        await eventually(lambda: provider.in_flight == 1)
+        await until("a call in flight", lambda: provider.in_flight == 1, seconds=5)
         waiting = self.call(provider, "wait", gate, "waiting")
         stopping = provider.stopService()
         self.failureResultOf(waiting, ProviderStopped)
@@ -225,7 +218,7 @@ class ProviderTests(TestCase):
         provider = self.provider(stop_grace=0.3)
         gate = self.gate()  # opened only on cleanup
         stuck = self.call(provider, "wait", gate, "stuck")
-        await eventually(lambda: provider.in_flight == 1)
+        await until("a call in flight", lambda: provider.in_flight == 1, seconds=5)
         started = time.monotonic()
         await provider.stopService()
         elapsed = time.monotonic() - started
@@ -233,14 +226,14 @@ class ProviderTests(TestCase):
         self.assertLess(elapsed, 1.3)
         self.failureResultOf(stuck, ProviderStopped)
         self.assertEqual(provider.in_flight, 1)  # abandoned: a daemon thread
-        await eventually(lambda: self.client.closed == 1, what="the client closed")
+        await until("the client closed", lambda: self.client.closed == 1, seconds=5)
 
     async def test_stop_grace_on_the_injected_clock(self) -> None:
         clock = ThreadedClock()
         provider = self.provider(clock=clock, stop_grace=30)
         gate = self.gate()
         stuck = self.call(provider, "wait", gate, "stuck")
-        await eventually(lambda: provider.in_flight == 1)
+        await until("a call in flight", lambda: provider.in_flight == 1, seconds=5)
         stopping = provider.stopService()
         clock.advance(29)
         self.assertNoResult(stopping)
@@ -300,7 +293,7 @@ class SimulatorTests(TestCase):
         with self.assertRaises(ProviderTimeout):
             await provider.run(client.inventory, FOLDER, timeout=0.3)
         self.assertLess(time.monotonic() - started, 1)
-        await eventually(lambda: provider.in_flight == 0, what="the socket timeout")
+        await until("the socket timeout", lambda: provider.in_flight == 0, seconds=5)
 
         server.resume()
         vms = await provider.run(client.inventory, FOLDER, timeout=5)

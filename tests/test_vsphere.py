@@ -19,6 +19,7 @@ from pyVmomi import SoapStubAdapter, vim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from .vcsim_server import inventory, start_vcsim
+from .waiting import wait_for
 from vmpoolerd.vsphere import client as vsphere
 from vmpoolerd.vsphere.client import (
     HostState,
@@ -39,17 +40,6 @@ PLAIN = "Templates/centos-7-plain"  # a plain VM used as a template
 FOLDER = "Pools/debian-7"
 NESTED = "Pools/nested/centos-7"
 DS = "LocalDS_0"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def host(
@@ -163,7 +153,7 @@ class InventoryTests(SimulatorTestCase):
 
     def test_fields(self) -> None:
         on = wait_for(
-            lambda: self.state("on-vm").hostname and self.state("on-vm"), what="guest hostname"
+            "guest hostname", lambda: self.state("on-vm").hostname and self.state("on-vm")
         )
         self.assertEqual(on.power_state, "poweredOn")
         self.assertTrue(on.powered_on)
@@ -269,7 +259,7 @@ class CloneTests(SimulatorTestCase):
         vm = self.state("booting")
         self.assertEqual((vm.power_state, vm.hostname), ("poweredOn", None))
         self.assertIsNotNone(vm.boot_time)
-        booted = wait_for(lambda: self.state("booting").hostname, what="guest hostname")
+        booted = wait_for("guest hostname", lambda: self.state("booting").hostname)
         self.assertGreaterEqual(time.monotonic() - started, 0.6)
         self.assertEqual(booted, "booting")
         self.assertEqual(self.state("booting").ip, "127.0.0.1")
@@ -343,14 +333,14 @@ class VmOperationTests(SimulatorTestCase):
     inventory = inventory(vms=[{"folder": FOLDER, "names": ["vm1", "vm2"], "power_on": True}])
 
     def test_power_off_and_on(self) -> None:
-        wait_for(lambda: self.state("vm1").hostname, what="guest hostname")
+        wait_for("guest hostname", lambda: self.state("vm1").hostname)
         self.assertTrue(self.client.power_off(FOLDER, "vm1"))
         self.assertFalse(self.client.power_off(FOLDER, "vm1"))
         self.assertEqual(self.state("vm1").power_state, "poweredOff")
-        wait_for(lambda: self.state("vm1").hostname is None, what="guest hostname gone")
+        wait_for("guest hostname gone", lambda: self.state("vm1").hostname is None)
         self.assertTrue(self.client.power_on(FOLDER, "vm1"))
         self.assertFalse(self.client.power_on(FOLDER, "vm1"))
-        wait_for(lambda: self.state("vm1").hostname == "vm1", what="guest hostname back")
+        wait_for("guest hostname back", lambda: self.state("vm1").hostname == "vm1")
 
     def test_destroy(self) -> None:
         self.assertTrue(self.client.destroy(FOLDER, "vm1"))  # powered on: powered off first
@@ -426,6 +416,8 @@ class SessionTests(SimulatorTestCase):
         self.addCleanup(client.close)
         client.inventory(FOLDER)
         key = client.session_key
+        # Real time, on purpose: the simulator's own idle expiry is what is
+        # tested (VcsimServer.end_sessions ends a session without waiting).
         time.sleep(0.6)
         self.assertTrue(client.power_off(FOLDER, "vm1"))
         self.assertNotEqual(client.session_key, key)
@@ -450,6 +442,7 @@ class SessionTests(SimulatorTestCase):
         client = sim.client()
         self.addCleanup(client.close)
         client.inventory(FOLDER)
+        # Real time: the server's idle timeout closes the pooled connection.
         time.sleep(0.5)
         before = client.round_trips
         self.assertEqual(client.inventory(FOLDER), [])

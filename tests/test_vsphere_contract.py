@@ -1,53 +1,40 @@
-"""The interface tests of the manager's vSphere, on the real provider and on the fake."""
+"""The interface tests of the manager's vSphere: one mixin, run on the real
+provider (on the simulator) and on the tests' in-memory vSphere."""
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, TypeVar
-
 from twisted.internet import reactor
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from vmpoolerd.vsphere.provider import Provider
-from vmpoolerd.vsphere.types import VsphereError
 
+from .fake_vsphere import FakeVsphere
 from .manager_case import ScriptedProvider
-from .vcsim_server import start_vcsim
-from .vsphere_contract import VsphereContract
-
-T = TypeVar("T")
+from .vcsim_server import DEFAULT_INVENTORY, start_vcsim
+from .vsphere_contract import VsphereContract, signatures_match
 
 
 class ProviderContractTests(VsphereContract, TestCase):
     """The real provider, on the vSphere simulator."""
 
     def setUp(self) -> None:
-        server = start_vcsim(None, self)
+        server = start_vcsim(DEFAULT_INVENTORY, self)
         provider = Provider(server.client(timeout=10), reactor, call_timeout=20)
         provider.startService()
         self.addCleanup(provider.stopService)
         self.vsphere = provider
 
-    async def answered(self, method: str, call: Awaitable[T], result: Any) -> T:
-        return await call
 
-    async def failed(self, method: str, call: Awaitable[Any], error: Exception) -> None:
-        with self.assertRaises(VsphereError):
-            await call
-
-
-class ScriptedProviderContractTests(VsphereContract, TestCase):
-    """The tests' scripted provider, answered as the real one would."""
+class FakeVsphereContractTests(VsphereContract, TestCase):
+    """The tests' in-memory vSphere, from the same inventory."""
 
     def setUp(self) -> None:
-        self.scripted = ScriptedProvider()
-        self.vsphere = self.scripted
+        self.vsphere = FakeVsphere(DEFAULT_INVENTORY)
 
-    async def answered(self, method: str, call: Awaitable[T], result: Any) -> T:
-        self.assertEqual(len(self.scripted.calls[method]), 1)
-        self.scripted.answer(method, result)
-        return await call
 
-    async def failed(self, method: str, call: Awaitable[Any], error: Exception) -> None:
-        self.scripted.fail(method, error)
-        with self.assertRaises(VsphereError):
-            await call
+class ScriptedProviderSignatureTests(SynchronousTestCase):
+    """The manager tests' scripted provider (answered by hand, so it holds
+    no state to check) has the interface's methods and parameters."""
+
+    def test_signatures(self) -> None:
+        signatures_match(self, ScriptedProvider())

@@ -23,6 +23,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from tests.net import listen, port_of, stop_listening, tcp
+from tests.waiting import until
 
 from vmpoolerd.api.site import (
     BODY_TIMEOUT, HEAD_TIMEOUT, MAX_BODY, MAX_HEAD, MAX_LINE, ApiChannel, ApiSite, connection_cap,
@@ -98,11 +99,7 @@ class SiteCase(TestCase):
 
     async def until(self, condition: Callable[[], bool]) -> None:
         """Turns of the real reactor until ``condition`` holds (at most 5 s)."""
-        for _ in range(500):
-            if condition():
-                return
-            await deferLater(reactor, 0.01, lambda: None)
-        self.fail("condition not met in 5 s")
+        await until("the condition", condition, seconds=5, interval=0.01)
 
     async def settle(self) -> None:
         """A few turns of the real reactor, for what would happen to happen."""

@@ -8,7 +8,7 @@ writes the inventory to a temp dir, starts the simulator on 127.0.0.1 with
 an ephemeral port and waits for its ``VCSIM_URL=`` line.  Pass the test
 case to have it stopped (SIGTERM) on cleanup.  Without ``go`` or the
 govmomi sources (Debian: ``golang-go golang-github-vmware-govmomi-dev``)
-the tests are skipped.
+the tests fail.
 
 The inventory schema is :data:`DEFAULT_INVENTORY`'s (see main.go): any
 user name and password log in; the datastore is ``LocalDS_0``; hosts are
@@ -24,13 +24,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import Any
-from unittest import SkipTest
 from urllib.parse import urlsplit
 
-from .processes import stop_process
+from .processes import MissingPart, stop_process
+from .waiting import wait_for
 
 VCSIM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vcsim")
 BINARY = os.path.join(VCSIM_DIR, "vcsim")
@@ -68,18 +67,16 @@ def inventory(**changes: Any) -> dict[str, Any]:
 
 
 def build_vcsim() -> str:
-    """The path of an up-to-date simulator binary; SkipTest if it cannot be built."""
+    """The path of an up-to-date simulator binary; MissingPart if it cannot be built."""
     if os.path.exists(BINARY) and os.path.getmtime(BINARY) >= max(
         os.path.getmtime(SOURCE), os.path.getmtime(BUILD)
     ):
         return BINARY
     if shutil.which("go") is None:
-        raise SkipTest("vSphere simulator: 'go' not found (apt-get install golang-go)")
+        raise MissingPart("go, for the vSphere simulator,", "golang-go")
     if not os.path.isdir(GOVMOMI):
-        raise SkipTest(
-            "vSphere simulator: govmomi sources not found in /usr/share/gocode "
-            "(apt-get install golang-github-vmware-govmomi-dev)"
-        )
+        raise MissingPart(f"govmomi ({GOVMOMI}), for the vSphere simulator,",
+                          "golang-github-vmware-govmomi-dev")
     result = subprocess.run(["sh", BUILD], capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(
@@ -117,11 +114,28 @@ class VcsimServer:
         self.hung = not self.hung
         self.toggles += 1
         # The signal is handled asynchronously; the log tells when it was.
-        deadline = time.monotonic() + 5
-        while self.log().count("vcsim: hang mode") < self.toggles:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the simulator did not take SIGUSR1")
-            time.sleep(0.01)
+        wait_for("the simulator to take SIGUSR1",
+                 lambda: self.log().count("vcsim: hang mode") >= self.toggles,
+                 seconds=5, interval=0.01)
+
+    def end_sessions(self) -> int:
+        """End every session but this call's own, as vCenter ends one that
+        idled past its life (SessionManager.TerminateSession: the next call
+        of its client is refused NotAuthenticated); how many were ended.
+        No test waits out the simulator's once-a-second idle sweep."""
+        from pyVim.connect import Disconnect, SmartConnect
+
+        si = SmartConnect(host=self.host, port=self.port, user=self.username,
+                          pwd=self.password, disableSslCertValidation=True)
+        try:
+            manager = si.content.sessionManager
+            mine = manager.currentSession.key
+            others = [s.key for s in manager.sessionList if s.key != mine]
+            if others:
+                manager.TerminateSession(others)
+            return len(others)
+        finally:
+            Disconnect(si)
 
     def hang(self) -> None:
         """From now on requests block (the connection is accepted, no answer)."""
@@ -178,28 +192,25 @@ def start_vcsim(
             stderr=err,
             cwd=directory,
         )
-    server = None
-    deadline = time.monotonic() + startup_timeout
-    try:
-        while server is None:
-            with open(stdout) as f:
-                for line in f:
-                    if line.startswith("VCSIM_URL=") and line.endswith("\n"):
-                        url = line.strip().split("=", 1)[1]
-                        parts = urlsplit(url)
-                        server = VcsimServer(
-                            url, parts.hostname or "", parts.port or 443, directory, process
-                        )
-            if server is None:
-                if process.poll() is not None:
-                    with open(stderr, errors="replace") as f:
-                        log = f.read()
-                    raise RuntimeError(
-                        f"the vSphere simulator exited ({process.returncode}):\n{log}"
+
+    def started() -> VcsimServer | None:
+        with open(stdout) as f:
+            for line in f:
+                if line.startswith("VCSIM_URL=") and line.endswith("\n"):
+                    url = line.strip().split("=", 1)[1]
+                    parts = urlsplit(url)
+                    return VcsimServer(
+                        url, parts.hostname or "", parts.port or 443, directory, process
                     )
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the vSphere simulator did not start in time")
-                time.sleep(0.01)
+        if process.poll() is not None:
+            with open(stderr, errors="replace") as f:
+                log = f.read()
+            raise RuntimeError(f"the vSphere simulator exited ({process.returncode}):\n{log}")
+        return None
+
+    try:
+        server: VcsimServer = wait_for("the vSphere simulator to start", started,
+                                       seconds=startup_timeout, interval=0.01)
     except BaseException:
         process.kill()
         process.wait()

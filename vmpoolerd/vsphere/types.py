@@ -149,7 +149,7 @@ class Vsphere(Protocol):
     The vSphere calls of the pool manager, each awaited on the reactor
     thread while the work runs elsewhere; they raise :class:`VsphereError`
     (timeouts included).  :class:`~vmpoolerd.vsphere.provider.Provider` is
-    the real one; the tests' scripted provider stands for it, and both pass
+    the real one; the tests' in-memory vSphere stands for it, and both pass
     the same interface tests (tests/vsphere_contract.py).
     """
 
