@@ -85,7 +85,7 @@ class LeaseStoreTests(TestCase):
         self.assertEqual(len(first), 2)
         # m1 dies (no more rounds): until its leases run out, m2 holds its own.
         self.assertEqual(await self.round("m2", lease=0.3), second)
-        await deferLater(reactor, 0.5)
+        await deferLater(reactor, 0.5)  # real time: the leases end in Redis's time
         # m1 no longer counts as alive: m2's share is all four.
         self.assertEqual(await self.round("m2"), frozenset(POOLS))
         self.assertEqual(await self.redis.smembers("vmpooler__managers"), {"m2"})
@@ -145,12 +145,13 @@ class LeaseTimerTests(TestCase):
         self.leases._store = PoolStore(_Silent(), reactor, timeout=0.05)  # type: ignore[arg-type]
         for _ in range(int(LEASE / RENEW) - 1):
             self.clock.advance(RENEW)
+            # real time: the silent Redis's 0.05 s timeout must fire
             await deferLater(reactor, 0.1)
         self.assertEqual(self.changes[-1], frozenset(POOLS) - {"b"})
         self.assertEqual(self.leases.trouble(), "pool leases not renewed (Redis did not "
                          "answer: TimeoutError); pools still maintained: a, c, d")
         self.clock.advance(RENEW)
-        await deferLater(reactor, 0.1)
+        await deferLater(reactor, 0.1)  # real time: the store's timeout, as above
         self.assertEqual(self.changes[-1], frozenset())
         self.assertIn("pools still maintained: none", self.leases.trouble() or "")
 
@@ -170,7 +171,7 @@ class RedisTimeTests(TestCase):
         leases._store = PoolStore(_Silent(), reactor, timeout=0.05)  # type: ignore[arg-type]
         for _ in range(3):
             fast.advance(10 * LEASE)  # rounds try, and fail
-            await deferLater(reactor, 0.1)
+            await deferLater(reactor, 0.1)  # real time: the store's 0.05 s timeout
         self.assertEqual(changes, [frozenset(POOLS)])
         real.advance(LEASE)
         self.assertEqual(changes[-1], frozenset())
