@@ -635,7 +635,7 @@ class RedisBusyTests(TestCase):
              "< tonumber(t[1]) * 1e6 + tonumber(t[2]) + 1e6 do end return 1", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.addCleanup(spin.wait)
-        await deferLater(reactor, 0.4)
+        await deferLater(reactor, 0.4)  # real time: the script must be running in Redis
         answer = await client.post(f"/api/v1/vm/{D32}")
         self.assertEqual(answer.code, 503, answer.body)
         self.assertIn("BUSY", answer.body["error"])
@@ -700,7 +700,7 @@ class ClientGoneTests(TestCase):
         client = await connectProtocol(
             TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(port)), Protocol())
         tcp(client).write(f"POST /api/v1/vm/{D32} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        await deferLater(reactor, 0.2)
+        await deferLater(reactor, 0.2)  # real time: the request must reach the paused Redis
         tcp(client).abortConnection()  # gone before Redis answers
         # Redis runs the checkout after all (all_back waits for its batch)
         self.assertTrue(await self.all_back())

@@ -447,9 +447,9 @@ class BrowserTests(TestCase):
             self.assertEqual(answer.code, 200, answer.body)
             for name in names.split("+"):
                 running[name] += 1
-            await deferLater(reactor, 1)
+            await deferLater(reactor, 1)  # real time: the charts sample once a second
         await until("full pools again", self.full, seconds=60)
-        await deferLater(reactor, 1.5)
+        await deferLater(reactor, 1.5)  # real time: one more sample after the refill
         path = os.path.join(os.path.abspath(self.mktemp()), "dashboard.png")
         os.makedirs(os.path.dirname(path))
         await screenshot(self.url, path)

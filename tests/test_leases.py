@@ -194,6 +194,8 @@ class MaintainerLeaseTests(ManagerCase):
                                 identity="me", lost=lost.append)
         await self.redis.set(f"vmpooler__lease__{DEBIAN}", "other")
         maintainer.start()
+        # real time: a halted maintainer runs no second cycle, which only
+        # waiting can show
         await deferLater(reactor, 1.0)
         await maintainer.stop(5)
         self.assertEqual(lost, [DEBIAN])

@@ -65,10 +65,11 @@ class CheckoutTests(ManagerCase):
     async def test_checkout_is_replaced_at_once(self) -> None:
         self.start()
         await until("full pools", self.full)
-        # Let the loop back off, so that only the wake-up can be fast.
+        # Let the loop back off, so that only the wake-up can be fast (real
+        # time: the daemon's own reactor runs the loop).
         await deferLater(reactor, 1.0)
         cycles = self.manager.maintainers[DEBIAN].cycles
-        await deferLater(reactor, 1.0)
+        await deferLater(reactor, 1.0)  # real time: no cycle in a second shows the back-off
         self.assertEqual(self.manager.maintainers[DEBIAN].cycles, cycles, "not backed off")
         answer = await self.client.post(f"/api/v1/vm/{DEBIAN}")
         self.assertEqual(answer.code, 200)
