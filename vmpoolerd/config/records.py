@@ -302,5 +302,13 @@ class Config:
 
     def checks_hostname(self, pool: str) -> bool:
         """Whether the pool's ready VMs are checked for a foreign hostname (CONTRACT §9)."""
-        own = self.pool(pool).check_hostname_for_mismatch
-        return self.service.check_ready_vm_hostname_for_mismatch if own is None else own
+        return checks_hostname(self.pool(pool), self.service)
+
+
+def checks_hostname(pool: PoolConfig, service: ServiceConfig) -> bool:
+    """Whether ``pool``'s ready VMs are checked for a foreign hostname: its own
+    ``check_hostname_for_mismatch``, else ``:config:
+    check_ready_vm_hostname_for_mismatch`` (Note [A foreign hostname] in
+    manager/pool_plan.py)."""
+    own = pool.check_hostname_for_mismatch
+    return service.check_ready_vm_hostname_for_mismatch if own is None else own
