@@ -21,6 +21,7 @@ from .daemons import TWISTD, DaemonCase
 from .fixtures import config_text, fill_ready
 from .processes import free_port, stop_process
 from .redis_server import fresh_redis, redis_server
+from .waiting import until
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -101,15 +102,13 @@ class SourcesInOptionsTests(SynchronousTestCase):
                          r"^\$VMPOOLER_CONFIG: :pools:: the configuration has none, so they "
                          r"are read from Redis \(127.0.0.1:\d+\), which cannot be reached: ")
 
-    def test_a_dummy_pool_is_refused_until_the_dummy_provider_runs(self) -> None:
+    def test_a_dummy_pool_is_served(self) -> None:
         raw = yaml.safe_load(config_text())
         raw[":providers"] = {":dummy": {"createvm_fail_percent": 5}}
         raw[":pools"][0]["provider"] = "dummy"
-        with self.assertRaises(usage.UsageError) as caught:
-            Options(environ={"VMPOOLER_CONFIG": yaml.safe_dump(raw)}).parseOptions([])
-        self.assertEqual(str(caught.exception),
-                         "$VMPOOLER_CONFIG: pool 'debian-7-i386': its provider 'dummy' is of "
-                         "class dummy, which vmpoolerd reads but does not run yet")
+        options = Options(environ={"VMPOOLER_CONFIG": yaml.safe_dump(raw)})
+        options.parseOptions([])
+        self.assertEqual(options["parsed"].dummy("dummy").createvm_fail_percent, 5)
 
 
 class RedisPoolsTests(DaemonCase):
@@ -135,6 +134,41 @@ class RedisPoolsTests(DaemonCase):
                          (("a", "b"), ("a1", "a2"), 2, False, 60.0, "a.example.com", 0))
         self.assertIn(":pools:: read from Redis (2 pools), as the file has none",
                       config.notices)
+
+
+class ExampleOnDummyTests(DaemonCase):
+    """vmpooler's example config, its pools on its own ``:dummy:`` provider (as a
+    staging site runs it), in a real twistd: the pools fill, a checkout is served."""
+
+    timeout = 90
+
+    async def test_dummy_pools_fill_and_serve_a_checkout(self) -> None:
+        redis = await fresh_redis(self)
+        with open(os.path.join(DATA, "vmpooler-3x-example.yaml")) as f:
+            raw = yaml.safe_load(f)
+        real = redis_server().config
+        raw[":redis"].update(server=real.server, port=real.port)
+        port = free_port()
+        raw[":config"].update(port=port, host="127.0.0.1",
+                              logfile=os.path.abspath(self.mktemp()))
+        for pool in raw[":pools"]:
+            pool.update(provider="dummy", size=2)
+        process = self.start(yaml.safe_dump(raw))
+        await self.wait_listening(process, port)
+
+        async def full() -> bool:
+            for pool in ("debian-7-i386", "debian-7-x86_64"):
+                if len(await redis.smembers(f"vmpooler__ready__{pool}")) < 2:
+                    return False
+            return True
+        await until("the dummy pools full", full, seconds=60)
+        response = await treq.post(f"http://127.0.0.1:{port}/api/v1/vm/debian-7-i386",
+                                    persistent=False)
+        body = json.loads(await response.content())
+        self.assertEqual((response.code, body["ok"]), (200, True), body)
+        host = body["debian-7-i386"]["hostname"]
+        self.assertTrue(host.startswith("poolvm-"), host)
+        self.assertIn(host, await redis.smembers("vmpooler__running__debian-7-i386"))
 
 
 class ExampleFixtureTests(SynchronousTestCase):

@@ -13,7 +13,9 @@ import json
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 
+from vmpoolerd.manager import pool_plan
 from vmpoolerd.manager.service import Manager
 
 from .manager_case import CENTOS, DEBIAN, ManagerCase
@@ -96,10 +98,45 @@ class ClosedPortTests(FailureCase):
         self.assertEqual(failure["reason"], f"port {self.port} refused the connection")
 
 
-class HostnameTests(FailureCase):
+class ForeignHostnameCase(FailureCase):
+    """Note [A foreign hostname]: every guest reports "localhost"; a VM is
+    ready as soon as its port answers, and its hostname counts once it has
+    been ready for HOSTNAME_GRACE seconds (shortened here from 60)."""
+
     vcsim = {"boot_delay_ms": 100, "guest_hostname": "localhost"}
 
-    async def test_a_hostname_that_is_not_the_vms_name(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        self.patch(pool_plan, "HOSTNAME_GRACE", 1.0)
+        await super().setUp()
+
+    async def debian_ready(self) -> set[str]:
+        return await self.members("ready", DEBIAN)
+
+
+class HostnameTests(ForeignHostnameCase):
+    async def test_a_ready_vm_whose_hostname_is_not_its_name_is_replaced(self) -> None:
         self.start()
         failure = await self.failure_of(DEBIAN, "hostname_mismatch")
         self.assertEqual(failure["reason"], "its hostname is 'localhost', not its name")
+        fields = await self.redis.hgetall(f"vmpooler__vm__{failure['host']}")
+        self.assertIn("ready", fields)  # it was ready first
+
+        async def replaced() -> bool:
+            ready = await self.debian_ready()
+            return len(ready) > 0 and failure["host"] not in ready
+        await until("its replacement", replaced)
+
+
+class HostnameCheckOffTests(ForeignHostnameCase):
+    service = {**FailureCase.service, "check_ready_vm_hostname_for_mismatch": False}
+
+    async def test_the_check_off_keeps_it(self) -> None:
+        self.start()
+
+        async def full() -> bool:
+            return len(await self.debian_ready()) == 3
+        await until("debian-7 full", full)
+        first = await self.debian_ready()
+        await deferLater(reactor, 2.0, lambda: None)  # twice the shortened grace
+        self.assertEqual(await self.debian_ready(), first)
+        self.assertEqual(await self.redis.lrange(f"vmpooler__failures__{DEBIAN}", 0, -1), [])

@@ -58,6 +58,20 @@ class FillTests(ManagerCase):
         self.assertEqual(status["pools"][DEBIAN]["ready"], 3)
 
 
+class NoHostnameTests(ManagerCase):
+    """Readiness as vmpooler 3.x's: the port, not the hostname."""
+
+    vcsim = {"boot_delay_ms": 200, "no_hostname": True}
+
+    async def test_a_template_that_never_reports_a_hostname_fills_its_pool(self) -> None:
+        self.start()
+        await until("full pools", self.full)
+        for pool in (DEBIAN, CENTOS):
+            for vm in self.vsphere.inventory(FOLDERS[pool]):
+                self.assertIsNone(vm.hostname, vm.name)
+                self.assertIsNotNone(vm.ip, vm.name)
+
+
 class CheckoutTests(ManagerCase):
     # Quiet cycles back off fast: 0.05, 0.5, 5, 30 s.
     service = {"check_loop_delay_max": 30, "check_loop_delay_decay": 10}

@@ -41,12 +41,18 @@ class PendingStates(_Base):
     def test_booted_and_reachable_is_ready(self) -> None:
         self.assertEqual(self.outcome(pools.seen("p1"), 60.0), READY)
 
+    def test_hostname_does_not_matter(self) -> None:
+        """A template that never reports a hostname (or reports another one)
+        still fills its pool: only the port counts."""
+        for hostname in (None, "", "localhost"):
+            self.assertEqual(self.outcome(pools.seen("p1", hostname=hostname), 60.0), READY,
+                             hostname)
+
     def test_still_booting_waits(self) -> None:
-        self.assertEqual(self.outcome(pools.seen("p1", hostname=None), 60.0), WAITS)
         self.assertEqual(self.outcome(pools.seen("p1"), 60.0, reachable=False), WAITS)
 
     def test_timed_out_fails(self) -> None:
-        self.assertEqual(self.outcome(pools.seen("p1", hostname=None), self.timeout + 1),
+        self.assertEqual(self.outcome(pools.seen("p1"), self.timeout + 1, reachable=False),
                          FAILED)
         self.assertEqual(self.outcome(None, self.timeout + 1, cloning=True), FAILED)
 
@@ -104,16 +110,15 @@ class OndemandPendingTests(PendingStates, SynchronousTestCase):
 class JudgeTests(SynchronousTestCase):
     """The verdicts' reasons, which the pool's log shows."""
 
-    def judge(self, state: VmState | None, age: float, cloning: bool = False) -> object:
-        return judge(Pending("p1", pools.NOW - age, state, cloning, True, None),
+    def judge(self, state: VmState | None, age: float, reachable: bool = True) -> object:
+        return judge(Pending("p1", pools.NOW - age, state, False, reachable, None),
                      pools.NOW, 900.0)
 
     def test_reasons(self) -> None:
-        booting = pools.seen("p1", hostname=None)
-        self.assertEqual(self.judge(pools.seen("p1"), 30.0), Booted(30.0))
-        self.assertIsNone(self.judge(booting, 30.0))
-        for state, age, reason in ((booting, 901.0, TIMEOUT), (None, 30.0, LOST),
+        self.assertEqual(self.judge(pools.seen("p1", hostname=None), 30.0), Booted(30.0))
+        self.assertIsNone(self.judge(pools.seen("p1"), 30.0, reachable=False))
+        for state, age, reason in ((pools.seen("p1"), 901.0, TIMEOUT), (None, 30.0, LOST),
                                    (pools.seen("p1", power="poweredOff"), 30.0, POWERED_OFF)):
-            verdict = self.judge(state, age)
+            verdict = self.judge(state, age, reachable=False)
             assert isinstance(verdict, Failed), verdict
             self.assertEqual(verdict.reason, reason)

@@ -191,15 +191,22 @@ class PendingTests(SynchronousTestCase):
         obs = observe(pending("p1", age=30), reachable=[], service=NO_PROBE)
         self.assertEqual(transitions(obs), [Ready("p1", 30.0)])
 
-    def test_port_zero_still_needs_the_hostname(self) -> None:
-        obs = observe(pending("p1"), inventory=[seen("p1", hostname=None)], service=NO_PROBE)
-        self.assertEqual(transitions(obs), [])
+    def test_port_zero_needs_no_hostname_either(self) -> None:
+        obs = observe(pending("p1", age=30), inventory=[seen("p1", hostname=None)],
+                      service=NO_PROBE)
+        self.assertEqual(transitions(obs), [Ready("p1", 30.0)])
 
-    def test_reachable_but_not_booted_waits(self) -> None:
-        for state in (seen("p1", hostname=None), seen("p1", hostname="localhost"),
-                      seen("p1", power="suspended")):
-            self.assertEqual(transitions(observe(pending("p1"), inventory=[state])), [],
-                             state)
+    def test_a_template_that_never_reports_a_hostname_becomes_ready(self) -> None:
+        """Only the port counts for a new VM; its hostname is a
+        ready VM's matter (Note [A foreign hostname])."""
+        for hostname in (None, "", "localhost"):
+            obs = observe(pending("p1", age=30), inventory=[seen("p1", hostname=hostname)])
+            self.assertEqual(to_probe(obs), {"p1"}, hostname)
+            self.assertEqual(transitions(obs), [Ready("p1", 30.0)], hostname)
+
+    def test_reachable_but_not_powered_on_waits(self) -> None:
+        self.assertEqual(transitions(observe(pending("p1"), inventory=[
+            seen("p1", power="suspended")])), [])
         # Powered off while its clone runs (it is powered on at its end).
         self.assertEqual(transitions(observe(pending("p1"), cloning=["p1"], inventory=[
             seen("p1", power="poweredOff", hostname=None)])), [])
@@ -214,14 +221,11 @@ class PendingTests(SynchronousTestCase):
                 "powering it on?)")), Clone(1)])
 
     def test_timeout_boundary(self) -> None:
-        booting = [seen("p1", hostname=None)]
         self.assertEqual(transitions(observe(pending("p1", age=15 * MINUTE),
-                                             inventory=booting)), [])
+                                             reachable=[])), [])
         self.assertEqual(transitions(observe(pending("p1", age=15 * MINUTE + 0.5),
-                                             inventory=booting)),
-                         [Complete("p1", "pending", "timeout", VmFailure(
-                             failures.BOOT_TIMEOUT,
-                             "VMware Tools reported no hostname after 15 minutes"))])
+                                             reachable=[])),
+                         [Complete("p1", "pending", "timeout", unreachable())])
 
     def test_timeout_while_unreachable(self) -> None:
         obs = observe(pending("p1", age=16 * MINUTE), reachable=[])
@@ -250,7 +254,7 @@ class PendingTests(SynchronousTestCase):
         self.assertEqual(transitions(obs), [Complete("p1", "pending", "timeout", unreachable())])
 
     def test_unknown_clone_time_never_times_out(self) -> None:
-        obs = observe(pending("p1", age=None), inventory=[seen("p1", hostname=None)])
+        obs = observe(pending("p1", age=None), reachable=[])
         self.assertEqual(transitions(obs), [])
 
     def test_clone_lost(self) -> None:
@@ -267,7 +271,7 @@ class PendingTests(SynchronousTestCase):
 
     def test_in_inventory_and_not_cloning_is_not_lost(self) -> None:
         """Booting with no clone in flight (a dead daemon's, adopted): waited for."""
-        obs = observe(pending("p1"), inventory=[seen("p1", hostname=None)])
+        obs = observe(pending("p1"), reachable=[])
         self.assertEqual(transitions(obs), [])
 
 
@@ -291,8 +295,8 @@ class FailureTests(SynchronousTestCase):
     def test_what_vsphere_shows_says_why(self) -> None:
         self.assertEqual(self.timed_out(power="poweredOff"), VmFailure(
             failures.BOOT_TIMEOUT, "not powered on after 15 minutes"))
-        self.assertEqual(self.timed_out(hostname="localhost"), VmFailure(
-            failures.HOSTNAME, "its hostname is 'localhost', not its name"))
+        # A new VM's hostname is no reason (Note [Judging a pending VM]).
+        self.assertEqual(self.timed_out(hostname="localhost"), unreachable())
 
     def test_ends_of_lifetime_are_no_failures(self) -> None:
         obs = observe(running("x1", out=30 * HOUR))
@@ -309,13 +313,11 @@ class LiveSizeTests(SynchronousTestCase):
                                      for i in (6, 5, 4)])
 
     def test_pending_vms_are_left_to_become_ready_first(self) -> None:
-        booting = [seen("p1", hostname=None), seen("p2", hostname=None)]
         obs = observe(ready("r1"), ready("r2"), ready("r3"), pending("p1"), pending("p2"),
-                      inventory=[seen("r1"), seen("r2"), seen("r3"), *booting],
-                      pool=with_pool(size=2), slots=10)
+                      reachable=["r1", "r2", "r3"], pool=with_pool(size=2), slots=10)
         self.assertEqual(plan(obs), [Complete("r1", "ready", "pool shrunk")])
-        obs = observe(ready("r1"), pending("p1"), pending("p2"),
-                      inventory=[seen("r1"), *booting], pool=with_pool(size=2), slots=10)
+        obs = observe(ready("r1"), pending("p1"), pending("p2"), reachable=["r1"],
+                      pool=with_pool(size=2), slots=10)
         self.assertEqual(plan(obs), [])
 
     def test_a_drain_is_all_a_cycle_does(self) -> None:
@@ -355,10 +357,49 @@ class ReadyTests(SynchronousTestCase):
         self.assertEqual(transitions(obs), [Complete("r1", "ready", "hostname mismatch", VmFailure(
             failures.HOSTNAME, "its hostname is 'localhost', not its name"))])
 
-    def test_no_hostname_is_checked_again_later(self) -> None:
-        obs = observe(ready("r1", checked=None), inventory=[seen("r1", hostname=None)])
-        self.assertEqual(transitions(obs), [])
-        self.assertEqual(to_probe(obs), frozenset())
+    def test_a_foreign_hostname_is_kept_for_a_minute_then_replaced(self) -> None:
+        """Note [A foreign hostname]: not before 60 s after it became ready;
+        then completed, and the refill clones its replacement."""
+        foreign = [seen("r1", hostname="localhost")]
+        young = observe(ready("r1", checked=None, since=MINUTE), inventory=foreign,
+                        pool=with_pool(size=1), slots=1)
+        self.assertEqual(to_probe(young), {"r1"})
+        self.assertEqual(plan(young), [Check("r1")])
+        old = observe(ready("r1", checked=None, since=MINUTE + 1), inventory=foreign,
+                      pool=with_pool(size=1), slots=1)
+        self.assertEqual(to_probe(old), frozenset())
+        self.assertEqual(plan(old), [
+            Complete("r1", "ready", "hostname mismatch", VmFailure(
+                failures.HOSTNAME, "its hostname is 'localhost', not its name")),
+            Clone(1), MarkEmpty(True)])
+
+    def test_a_foreign_hostname_with_no_ready_time_is_checked(self) -> None:
+        obs = observe(ready("r1", checked=None, since=None),
+                      inventory=[seen("r1", hostname="localhost")])
+        self.assertEqual([type(a) for a in transitions(obs)], [Complete])
+
+    def test_the_hostname_switches(self) -> None:
+        """The pool's check_hostname_for_mismatch, else :config:
+        check_ready_vm_hostname_for_mismatch."""
+        off, on = with_service(check_ready_vm_hostname_for_mismatch=False), SERVICE
+        for pool, service, checked in (
+                (POOL, on, True), (POOL, off, False),
+                (with_pool(check_hostname_for_mismatch=False), on, False),
+                (with_pool(check_hostname_for_mismatch=True), off, True)):
+            obs = observe(ready("r1", checked=None), inventory=[seen("r1", hostname="other")],
+                          pool=pool, service=service)
+            self.assertEqual(to_probe(obs), frozenset() if checked else {"r1"})
+            self.assertEqual([type(a) for a in transitions(obs)],
+                             [Complete] if checked else [Check], (pool, service))
+
+    def test_no_hostname_goes_on_to_the_probe(self) -> None:
+        """VMware Tools restarting, or a template that never sets it: as vmpooler 3.x."""
+        for hostname in (None, ""):
+            obs = observe(ready("r1", checked=None), inventory=[seen("r1", hostname=hostname)])
+            self.assertEqual(to_probe(obs), {"r1"})
+            self.assertEqual(transitions(obs), [Check("r1")])
+            self.assertEqual(transitions(dataclasses.replace(obs, reachable=frozenset())),
+                             [Complete("r1", "ready", "unreachable", unreachable())])
 
     def test_unreachable(self) -> None:
         self.assertEqual(transitions(observe(ready("r1", checked=None), reachable=[])),
@@ -515,7 +556,7 @@ class ToProbeTests(SynchronousTestCase):
         obs = observe(pending("p1"), pending("p2"), pending("p3"), pending("p4"),
                       inventory=[seen("p1"), seen("p2", hostname=None),
                                  seen("p3", power="poweredOff")])
-        self.assertEqual(to_probe(obs), {"p1"})
+        self.assertEqual(to_probe(obs), {"p1", "p2"})
 
     def test_ready_due_a_check(self) -> None:
         obs = observe(ready("r1", checked=None), ready("r2", checked=15 * MINUTE),
@@ -544,7 +585,8 @@ class ToProbeTests(SynchronousTestCase):
         """Taking any VM out of ``reachable`` changes the plan iff it was probed."""
         vms = [pending("p1"), pending("p2"), pending("p3", age=HOUR),
                ready("r1", checked=None, since=MINUTE), ready("r2", since=MINUTE),
-               ready("r3", checked=None, since=MINUTE), ready("r4", checked=None, since=HOUR),
+               ready("r3", checked=None, since=2 * MINUTE),
+               ready("r4", checked=None, since=HOUR),
                ready("r5", checked=None, since=MINUTE), running("x1"),
                tracked("c1", "completed")]
         inventory = [seen("p1"), seen("p2", hostname=None), seen("p3"), seen("r1"),
@@ -559,7 +601,7 @@ class ToProbeTests(SynchronousTestCase):
             if plan(observe(*vms, inventory=inventory, reachable=others, pool=pool)) != base:
                 decided.add(name)
         probed = to_probe(observe(*vms, inventory=inventory, pool=pool))
-        self.assertEqual(probed, {"p1", "p3", "r1"})
+        self.assertEqual(probed, {"p1", "p2", "p3", "r1"})
         self.assertEqual(decided, probed)
 
 

@@ -160,6 +160,7 @@ def start_vcsim(
     boot_delay_ms: int | None = None,
     guest_ip: str | None = None,
     guest_hostname: str | None = None,
+    no_hostname: bool | None = None,
     session_idle: str | None = None,
     startup_timeout: float = 30.0,
 ) -> VcsimServer:
@@ -175,6 +176,7 @@ def start_vcsim(
         ("boot_delay_ms", boot_delay_ms),
         ("guest_ip", guest_ip),
         ("guest_hostname", guest_hostname),
+        ("no_hostname", no_hostname),
         ("session_idle", session_idle),
     ):
         if value is not None:

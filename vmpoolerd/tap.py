@@ -30,7 +30,9 @@ from .config.from_redis import fetch_pools
 from .api.dashboard import Dashboard, Sampler
 from .telemetry.graphite import GraphiteSender
 from .telemetry.logs import FORMATS, LogFile
+from .dummy import DummyProvider, readiness
 from .manager.doubt import Doubts
+from .manager.probe import Probe, tcp_probe
 from .manager.service import Manager, provider_threads
 from .telemetry.metrics import Metrics
 from .store.pools import PoolStore
@@ -81,21 +83,11 @@ class Options(usage.Options):
         try:
             config = load_config(source, self.environ,
                                  partial(fetch_pools, timeout=REDIS_TIMEOUT))
-            unserved(config)
         except ConfigError as e:
             raise usage.UsageError(f"{source.label}: {e}") from None
         self["parsed"] = config
 
 
-def unserved(config: Config) -> None:
-    """
-    A ConfigError for a pool whose provider this build accepts but does
-    not run yet (3.x's ``dummy``: its options are read, see DummyConfig).
-    """
-    for pool in config.pools:
-        if pool.provider in dict(config.dummies):
-            raise ConfigError(f"pool {pool.name!r}: its provider {pool.provider!r} is of class "
-                              "dummy, which vmpoolerd reads but does not run yet")
 
 
 def listen_endpoint(config: Config, reactor: Any) -> IStreamServerEndpoint:
@@ -148,17 +140,32 @@ def make_providers(config: Config, reactor: Any, metrics: Metrics) -> dict[str, 
     return providers
 
 
+def make_dummies(config: Config, reactor: Any) -> dict[str, DummyProvider]:
+    """One in-memory provider per ``dummy`` provider some pool uses (vmpoolerd/dummy.py)."""
+    return {name: DummyProvider(name, options, reactor) for name, options in config.dummies}
+
+
+def readiness_probe(dummies: Mapping[str, DummyProvider], reactor: Any) -> Probe | None:
+    """The manager's readiness probe: TCP (None: the manager's own), unless
+    some pool is on a dummy provider (Note [Dummy readiness] in dummy.py)."""
+    if not dummies:
+        return None
+    return readiness(list(dummies.values()), partial(tcp_probe, reactor))
+
+
 def watch_provider(metrics: Metrics, name: str, provider: Provider) -> None:
     metrics.watch_provider(name, lambda: provider.queued, lambda: provider.in_flight)
 
 
-def provider_health(providers: Mapping[str, Provider]) -> dict[str, HealthCheck]:
+def provider_health(providers: Mapping[str, Provider | DummyProvider]
+                    ) -> dict[str, HealthCheck]:
     """The health check of each vCenter, under its provider's name ("vsphere", ...)."""
     return {name: partial(provider.ping, timeout=HEALTH_TIMEOUT)
             for name, provider in providers.items()}
 
 
-def pool_vspheres(config: Config, providers: Mapping[str, Provider]) -> dict[str, Vsphere]:
+def pool_vspheres(config: Config, providers: Mapping[str, Provider | DummyProvider]
+                  ) -> dict[str, Vsphere]:
     """Each pool's vSphere, by pool name: its provider, in its datacenter."""
     return {pool.name: providers[pool.provider].at(pool.datacenter) for pool in config.pools}
 
@@ -193,16 +200,18 @@ def make_service(config: Config, reactor: Any = default_reactor,
     generation_store = GenerationStore(redis, reactor, REDIS_TIMEOUT)
     generation = GenerationWatch(generation_store, pools)
     GenerationCheck(generation, reactor).setServiceParent(top)
-    providers = make_providers(config, reactor, metrics) if managing else {}
-    for provider in providers.values():
+    vspheres = make_providers(config, reactor, metrics) if managing else {}
+    for provider in vspheres.values():
         provider.setServiceParent(top)
+    dummies = make_dummies(config, reactor) if managing else {}
+    providers: dict[str, Provider | DummyProvider] = {**vspheres, **dummies}
     warnings: dict[str, HealthWarning] = {
         "redis": lambda: generation.doubt and f"Redis's state is in doubt: {generation.doubt}"}
     if managing:
         doubts = Doubts(generation, generation_store, pools)
         manager = Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics),
                           pool_vspheres(config, providers), reactor, metrics=metrics,
-                          doubts=doubts)
+                          doubts=doubts, probe=readiness_probe(dummies, reactor))
         manager.setServiceParent(top)
         warnings["pools"] = manager.paused
         warnings["leases"] = manager.leases.trouble

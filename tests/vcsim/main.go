@@ -52,6 +52,7 @@ type Inventory struct {
 	BootDelayMs   int            `json:"boot_delay_ms"`   // power-on to guest hostname
 	GuestIP       string         `json:"guest_ip"`        // default 127.0.0.1
 	GuestHostName string         `json:"guest_hostname"`  // default: each VM's name
+	NoHostName    bool           `json:"no_hostname"`     // booted guests report an IP, never a hostname
 	MethodDelayMs map[string]int `json:"method_delay_ms"` // any other SOAP method
 	SessionIdle   string         `json:"session_idle"`    // e.g. "2s": idle sessions expire
 	IdleTimeout   string         `json:"idle_timeout"`    // e.g. "1s": idle connections are closed
@@ -157,7 +158,7 @@ func main() {
 	})
 
 	go emulateGuests(time.Duration(inv.BootDelayMs)*time.Millisecond, inv.GuestIP,
-		inv.GuestHostName)
+		inv.GuestHostName, inv.NoHostName)
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
@@ -326,10 +327,10 @@ func createVM(ctx context.Context, folder *object.Folder, pool *object.ResourceP
 }
 
 // emulateGuests plays VMware Tools: every VM powered on for at least boot
-// reports its name (or hostname, when set) and ip; every powered-off VM
-// reports nothing. Changes go through Map.Update, so property collectors
+// reports its name (or hostname, when set; none with noHostName, as a
+// template that never sets it) and ip; every powered-off VM reports nothing. Changes go through Map.Update, so property collectors
 // and filters see them.
-func emulateGuests(boot time.Duration, ip string, hostname string) {
+func emulateGuests(boot time.Duration, ip string, hostname string, noHostName bool) {
 	for range time.Tick(50 * time.Millisecond) {
 		for _, e := range simulator.Map.All("VirtualMachine") {
 			vm := e.(*simulator.VirtualMachine)
@@ -342,6 +343,9 @@ func emulateGuests(boot time.Duration, ip string, hostname string) {
 					name, addr, tools = vm.Name, ip, types.VirtualMachineToolsRunningStatusGuestToolsRunning
 					if hostname != "" {
 						name = hostname
+					}
+					if noHostName {
+						name = ""
 					}
 				}
 				if vm.Guest.HostName == name && vm.Guest.IpAddress == addr {

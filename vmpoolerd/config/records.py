@@ -302,6 +302,14 @@ class Config:
 
     def checks_hostname(self, pool: str) -> bool:
         """Whether the pool's ready VMs are checked for a foreign hostname
-        (Note [Judging a pending VM] in manager/pending_plan.py)."""
-        own = self.pool(pool).check_hostname_for_mismatch
-        return self.service.check_ready_vm_hostname_for_mismatch if own is None else own
+        (Note [A foreign hostname] in manager/pool_plan.py)."""
+        return checks_hostname(self.pool(pool), self.service)
+
+
+def checks_hostname(pool: PoolConfig, service: ServiceConfig) -> bool:
+    """Whether ``pool``'s ready VMs are checked for a foreign hostname: its own
+    ``check_hostname_for_mismatch``, else ``:config:
+    check_ready_vm_hostname_for_mismatch`` (Note [A foreign hostname] in
+    manager/pool_plan.py)."""
+    own = pool.check_hostname_for_mismatch
+    return service.check_ready_vm_hostname_for_mismatch if own is None else own

@@ -77,7 +77,7 @@ def to_probe(obs: OdObservation) -> frozenset[str]:
     if not obs.probing:
         return frozenset()
     return frozenset(vm.name for vm in obs.request.pending
-                     if looks_booted(obs.inventory.get(vm.name), vm.name))
+                     if looks_booted(obs.inventory.get(vm.name)))
 
 
 def _judge(obs: OdObservation, vm: OdVm) -> Booted | Failed | None:

@@ -7,9 +7,12 @@ verdict into its own actions.
 Note [Judging a pending VM]: a pending VM (a clone recorded, for a pool or
 for a request) is judged against the inventory of its folder:
 
-- it *looks booted* (in the inventory, powered on, and VMware Tools report
-  its name as guest hostname) and its readiness probe passed (or
-  ``ready_check_port`` is 0) -> :class:`Booted`.  A crashed daemon's
+- it *looks booted* (in the inventory and powered on) and its readiness
+  probe passed (or ``ready_check_port`` is 0) -> :class:`Booted`.  What
+  VMware Tools report as its hostname does not matter (vmpooler 3.x asks
+  only that the port answer): a template that never sets the
+  hostname still fills its pool.  A foreign hostname is a *ready* VM's
+  matter (Note [A foreign hostname] in pool_plan.py).  A crashed daemon's
   pending VM that reached vSphere powered on is so adopted: it becomes
   ready as any (Note [Clone reservations] in clone_reserve.lua).
 - else, strictly past its pool's ``timeout`` since its clone was recorded
@@ -76,20 +79,19 @@ class Failed:
 Verdict = Booted | Failed | None
 
 
-def looks_booted(state: VmState | None, name: str) -> bool:
-    """Powered on, with VMware Tools reporting the VM's name as hostname."""
-    return state is not None and state.powered_on and state.hostname == name
+def looks_booted(state: VmState | None) -> bool:
+    """In vSphere and powered on: worth a readiness probe."""
+    return state is not None and state.powered_on
 
 
 def judge(vm: Pending, now: float, timeout: float) -> Verdict:
     """The verdict on ``vm`` at ``now``, its pool's timeout being
     ``timeout`` seconds (Note [Judging a pending VM])."""
-    if looks_booted(vm.state, vm.name) and vm.reachable:
+    if looks_booted(vm.state) and vm.reachable:
         boot = 0.0 if vm.clone_time is None else max(0.0, now - vm.clone_time)
         return Booted(boot)
     if vm.clone_time is not None and now - vm.clone_time > timeout:
-        return Failed(TIMEOUT, not_ready(vm.name, vm.state, timeout, vm.cloning,
-                                         vm.probe_failure))
+        return Failed(TIMEOUT, not_ready(vm.state, timeout, vm.cloning, vm.probe_failure))
     if not vm.cloning:
         if vm.state is None:
             return Failed(LOST, VmFailure(
@@ -101,11 +103,7 @@ def judge(vm: Pending, now: float, timeout: float) -> Verdict:
     return None
 
 
-def mismatch(hostname: str) -> VmFailure:
-    return VmFailure(failures.HOSTNAME, f"its hostname is {hostname!r}, not its name")
-
-
-def not_ready(name: str, state: VmState | None, timeout: float, cloning: bool,
+def not_ready(state: VmState | None, timeout: float, cloning: bool,
               probe: VmFailure | None) -> VmFailure:
     """Why a new VM was not ready within ``timeout`` seconds, from what
     vSphere shows of it (``state``), whether its clone still runs, and why
@@ -116,8 +114,4 @@ def not_ready(name: str, state: VmState | None, timeout: float, cloning: bool,
         return VmFailure(failures.BOOT_TIMEOUT, f"not in vSphere {after}{still}")
     if not state.powered_on:
         return VmFailure(failures.BOOT_TIMEOUT, f"not powered on {after}")
-    if state.hostname is None:
-        return VmFailure(failures.BOOT_TIMEOUT, f"VMware Tools reported no hostname {after}")
-    if state.hostname != name:
-        return mismatch(state.hostname)
     return probe or VmFailure(failures.BOOT_TIMEOUT, f"not ready {after}")

@@ -21,9 +21,8 @@ function for its state, against the inventory of the pool folder:
 - ready: gone from vSphere -> :class:`Forget`; powered off -> completed;
   past ``ready_ttl`` since it became ready -> completed ("ready_ttl");
   due its periodic check (never checked, or ``vm_checktime`` minutes
-  since the last) -> completed on a hostname mismatch (another name: no
-  name at all is waited out) or a failed probe,
-  else :class:`Check`.  Not due: nothing.
+  since the last) -> completed on a foreign hostname (Note [A foreign
+  hostname]) or a failed probe, else :class:`Check`.  Not due: nothing.
 - running: gone from vSphere -> :class:`Forget`; past its lifetime since
   checkout -> completed ("lifetime").
 - completed, discovered: still in vSphere -> :class:`Destroy`, else
@@ -82,6 +81,20 @@ and :func:`held` names them.  Trusted or not, at most
 name); the rest wait for the next cycles, so that a mistake costs a few
 VMs, not a folder.
 
+Note [A foreign hostname]: a ready VM due its check whose hostname, as
+VMware Tools report it, is another name than its own is completed
+("hostname mismatch", a HOSTNAME failure), and the refill clones its
+replacement, as vmpooler 3.x does.  Not checked: before
+``HOSTNAME_GRACE`` seconds since it became ready (strictly more are
+needed: a guest that was just probed often has not reported its hostname
+yet); when Tools report none (restarting, busy, or a template that never
+sets it); and in a pool where ``checks_hostname`` is false (its
+``check_hostname_for_mismatch``, else ``:config:
+check_ready_vm_hostname_for_mismatch``).  A VM whose ready time is not
+known is checked.  A hostname that is not checked is no reason to wait:
+the VM goes on to its probe.  A *pending* VM's hostname never matters
+(Note [Judging a pending VM] in pending_plan.py).
+
 Note [Unknown probes]: a probe that fails on this host (no descriptors,
 no memory, no ephemeral port) says nothing of the VM.  Such a name is in
 ``unknown``, not ``reachable``: a pending VM waits (as if not yet
@@ -90,9 +103,10 @@ checked, so that the check is taken again next cycle.  A daemon under
 pressure does not destroy good VMs.
 
 Note [What is probed]: :func:`to_probe` names exactly the VMs whose plan
-depends on ``reachable``: pending VMs that look booted, and ready VMs
-that reach their periodic check's probe (in the inventory, powered on,
-within ``ready_ttl``, due, hostname matching).  Nothing else is worth a
+depends on ``reachable``: pending VMs that look booted (powered on), and
+ready VMs that reach their periodic check's probe (in the inventory,
+powered on, within ``ready_ttl``, due, no foreign hostname: Note [A
+foreign hostname]).  Nothing else is worth a
 TCP connection, and with ``ready_check_port`` 0 nothing is probed.
 """
 
@@ -103,14 +117,16 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence, assert_never
 
 from ..config import PoolConfig, ServiceConfig
+from ..config.records import checks_hostname
 from ..store.records import TrackedVm
 from ..vsphere.types import VmState
 from . import failures
 from .failures import VmFailure
-from .pending_plan import LOST, Booted, Failed, Pending, judge, looks_booted, mismatch
+from .pending_plan import LOST, Booted, Failed, Pending, judge, looks_booted
 
 MAX_DISCOVERED_DESTROYS = 3  # per pool per cycle (Note [Held discovered VMs])
 MAX_SHRINK = 3  # ready VMs destroyed per cycle when the pool's size falls
+HOSTNAME_GRACE = 60.0  # seconds ready before a hostname counts (Note [A foreign hostname])
 PENDING = "pending"
 READY = "ready"
 RUNNING = "running"
@@ -293,16 +309,30 @@ def _check_due(obs: Observation, vm: TrackedVm) -> bool:
     return vm.last_check is None or obs.now - vm.last_check >= checktime_seconds(obs)
 
 
+def _foreign_hostname(obs: Observation, vm: TrackedVm, state: VmState) -> str | None:
+    """The hostname that is not ``vm``'s own and counts (Note [A foreign
+    hostname]); None: none, or not checked."""
+    hostname = state.hostname
+    if (not hostname or hostname == vm.name or not checks_hostname(obs.pool, obs.service)
+            or (vm.ready_since is not None and obs.now - vm.ready_since <= HOSTNAME_GRACE)):
+        return None
+    return hostname
+
+
+def mismatch(hostname: str) -> VmFailure:
+    return VmFailure(failures.HOSTNAME, f"its hostname is {hostname!r}, not its name")
+
+
 def _ready_reaches_probe(obs: Observation, vm: TrackedVm) -> bool:
     """
     Whether :func:`_plan_ready` gets as far as the probe: every earlier
-    test passed and the hostname matches (see Note [What is probed]).
+    test passed, no foreign hostname (see Note [What is probed]).
     """
     state = _seen(obs, vm.name)
     return (state is not None and state.powered_on
             and not _expired(obs.now, vm.ready_since, ready_ttl_seconds(obs))
             and _check_due(obs, vm)
-            and state.hostname == vm.name)
+            and _foreign_hostname(obs, vm, state) is None)
 
 
 # --- one function per state --------------------------------------------------
@@ -341,13 +371,11 @@ def _plan_ready(obs: Observation, vm: TrackedVm) -> Action | None:
         return Complete(vm.name, READY, "powered off")
     if _expired(obs.now, vm.ready_since, ready_ttl_seconds(obs)):
         return Complete(vm.name, READY, "ready_ttl")
-    if not _check_due(obs, vm) or state.hostname is None:
-        # No hostname: VMware Tools are restarting or busy.  vmpooler, too,
-        # completes a ready VM only for a hostname that is someone else's;
-        # the check is taken again next cycle.
+    if not _check_due(obs, vm):
         return None
-    if state.hostname != vm.name:
-        return Complete(vm.name, READY, "hostname mismatch", mismatch(state.hostname))
+    foreign = _foreign_hostname(obs, vm, state)
+    if foreign is not None:
+        return Complete(vm.name, READY, "hostname mismatch", mismatch(foreign))
     if probing(obs) and vm.name in obs.unknown:
         return None  # Note [Unknown probes]: due again next cycle
     if not _reachable(obs, vm.name):
@@ -431,7 +459,7 @@ def to_probe(obs: Observation) -> frozenset[str]:
         return frozenset()
     names = set()
     for vm in obs.tracked:
-        if vm.state == PENDING and looks_booted(_seen(obs, vm.name), vm.name):
+        if vm.state == PENDING and looks_booted(_seen(obs, vm.name)):
             names.add(vm.name)
         elif vm.state == READY and _ready_reaches_probe(obs, vm):
             names.add(vm.name)
