@@ -169,6 +169,9 @@ class ExampleOnDummyTests(DaemonCase):
         host = body["debian-7-i386"]["hostname"]
         self.assertTrue(host.startswith("poolvm-"), host)
         self.assertIn(host, await redis.smembers("vmpooler__running__debian-7-i386"))
+        # The file's vCenter, which no pool uses now, is named and left alone.
+        with open(self.log) as f:
+            self.assertIn("no pool uses it; left alone", f.read())
 
 
 class ExampleFixtureTests(SynchronousTestCase):

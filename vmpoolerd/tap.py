@@ -240,6 +240,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
              redis=config.redis.where, auth="ldap" if config.auth else "off")
     for warning in config.warnings:
         log.warn("config: {warning}", warning=warning)
+    for notice in config.notices:
+        log.info("config: {notice}", notice=notice)
     return top
 
 
