@@ -21,6 +21,7 @@ from .daemons import TWISTD, DaemonCase
 from .fixtures import config_text, fill_ready
 from .processes import free_port, stop_process
 from .redis_server import fresh_redis, redis_server
+from .vcsim_server import inventory, start_vcsim
 from .waiting import until
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -172,6 +173,42 @@ class ExampleOnDummyTests(DaemonCase):
         # The file's vCenter, which no pool uses now, is named and left alone.
         with open(self.log) as f:
             self.assertIn("no pool uses it; left alone", f.read())
+
+
+class ExampleOnTheSimulatorTests(DaemonCase):
+    """vmpooler's example config as a site runs it, its vCenter the
+    simulator: only hosts, ports and paths changed (the simulator's one
+    datastore, no readiness port); its pools fill from the simulator."""
+
+    timeout = 120
+
+    async def test_the_example_fills_its_pools_from_the_simulator(self) -> None:
+        redis = await fresh_redis(self)
+        with open(os.path.join(DATA, "vmpooler-3x-example.yaml")) as f:
+            raw = yaml.safe_load(f)
+        pools = raw[":pools"]
+        vcsim = start_vcsim(inventory(
+            templates=[{"path": pool["template"], "template": True} for pool in pools],
+            folders=[pool["folder"] for pool in pools]), self)
+        for provider in raw[":providers"].values():
+            if "server" in provider:
+                provider.update(server=vcsim.host, port=vcsim.port, insecure=True)
+        real = redis_server().config
+        raw[":redis"].update(server=real.server, port=real.port)
+        port = free_port()
+        raw[":config"].update(port=port, host="127.0.0.1", ready_check_port=0,
+                              logfile=os.path.abspath(self.mktemp()))
+        for pool in pools:
+            pool.update(datastore="LocalDS_0")
+        process = self.start(yaml.safe_dump(raw))
+        await self.wait_listening(process, port)
+
+        async def full() -> bool:
+            for pool in pools:
+                if len(await redis.smembers(f"vmpooler__ready__{pool['name']}")) < pool["size"]:
+                    return False
+            return True
+        await until("the example's pools full", full, seconds=90)
 
 
 class ExampleFixtureTests(SynchronousTestCase):
