@@ -28,7 +28,6 @@ from vmpoolerd.store.api_store import ApiStore
 from vmpoolerd.store.connection import connect
 from vmpoolerd.store.ondemand import READY, Wanted
 from vmpoolerd.store.pools import PoolStore
-from vmpoolerd.timefmt import format_time
 from vmpoolerd.vsphere.provider import Provider
 
 from .servers import start_redis
@@ -79,8 +78,8 @@ async def ondemand(reactor: Any, store: ApiStore, count: int) -> float:
     """Seconds from a request of ``count`` VMs to it handed out."""
     rid = new_hostname("bench-")
     start = time.monotonic()
-    await store.create(rid, [Wanted(POOL, POOL, count)], format_time(reactor.seconds()),
-                       reactor.seconds())
+    await store.create(rid, [Wanted(POOL, POOL, count)], reactor.seconds(), "user:bench",
+                       (1, 1))
     while True:
         request = await store.request(rid)
         assert request is not None and request.status in ("pending", READY), request

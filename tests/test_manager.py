@@ -362,7 +362,7 @@ class RaceTests(TestCase):
         worker = OndemandWorker(self.config, store, {DEBIAN: provider, CENTOS: provider},
                                 reactor)
         now = reactor.seconds()
-        await store.create("r1", [Wanted(DEBIAN, DEBIAN, 1)], format_time(now), now)
+        await store.create("r1", [Wanted(DEBIAN, DEBIAN, 1)], now, "user:u", (1, 1))
         first = ensureDeferred(worker.cycle())
         await self.asked(provider, "inventory")
         provider.answer("inventory", [])

@@ -5,6 +5,7 @@ answers, and bad input refused without a trace in Redis).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -22,7 +23,7 @@ from .redis_server import private_redis
 QUEUE = "vmpooler__provisioning__request"
 
 
-class OndemandApiTests(TestCase):
+class OndemandApiCase(TestCase):
     async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.server, self.redis = await private_redis(self, 0.5)
         self.config = make_config(auth={"host": "127.0.0.1", "base": ["dc=example,dc=com"]},
@@ -42,14 +43,18 @@ class OndemandApiTests(TestCase):
         self.assertEqual(await self.redis.zcard(QUEUE), 0)
         self.assertEqual(await self.redis.keys("vmpooler__odrequest__*"), [])
 
+
+class OndemandApiTests(OndemandApiCase):
     async def test_a_request_as_vmpooler_3_keeps_it(self) -> None:
         answer = await self.post({D32: 2, "debian-7-32": 1, "request_id": "job-1"})
         self.assertEqual((answer.code, answer.body), (201, {"ok": True, "request_id": "job-1"}))
         fields = await self.redis.hgetall("vmpooler__odrequest__job-1")
         self.assertEqual(sorted(fields["requested"].split(",")),
                          [f"debian-7-32:{D32}:1", f"{D32}:{D32}:2"])
-        self.assertEqual((fields["status"], fields["token:token"], fields["token:user"]),
-                         ("pending", self.token, USER))
+        # As vmpooler 3.x's API writes one: no status until it has one
+        # (Note [On-demand records]).
+        self.assertNotIn("status", fields)
+        self.assertEqual((fields["token:token"], fields["token:user"]), (self.token, USER))
         self.assertEqual(await self.redis.zrange(QUEUE, 0, -1), ["job-1"])
         answer = await self.client.get("/api/v1/ondemandvm/job-1")
         self.assertEqual(answer.code, 202)
@@ -120,3 +125,78 @@ class OndemandApiTests(TestCase):
         answer = await self.client.get("/api/v3/ondemandvm/any")
         self.assertEqual(answer.code, 503)
         self.assertIs(answer.body["ok"], False)
+
+
+class ReadsWhat3xWroteTests(OndemandApiCase):
+    """Requests vmpooler 3.x's manager filled or ended, read through our
+    API (Note [On-demand records])."""
+
+    async def three_x(self, rid: str, requested: str, **fields: str) -> None:
+        await self.redis.hset(f"vmpooler__odrequest__{rid}", "requested", requested)
+        for name, value in fields.items():
+            await self.redis.hset(f"vmpooler__odrequest__{rid}", name, value)
+
+    async def test_one_3x_filled_answers_with_its_hostnames(self) -> None:
+        await self.three_x("filled", f"deb:{D32}:2,{C7}:{C7}:1", status="ready")
+        await self.redis.sadd(f"vmpooler__filled__deb__{D32}", "poolvm-a")
+        await self.redis.sadd(f"vmpooler__filled__deb__{D32}", "poolvm-b")
+        await self.redis.sadd(f"vmpooler__filled__{C7}__{C7}", "poolvm-c")
+        answer = await self.client.get("/api/v3/ondemandvm/filled")
+        self.assertEqual(answer.code, 200)
+        self.assertEqual(answer.body, {
+            "ok": True, "request_id": "filled", "ready": True,
+            "deb": {"hostname": ["poolvm-a.example.com", "poolvm-b.example.com"]},
+            C7: {"hostname": ["poolvm-c.example.com"]}})
+
+    async def test_one_3x_is_filling_counts_what_it_handed_out(self) -> None:
+        await self.three_x("filling", f"{D32}:{D32}:2")
+        await self.redis.sadd(f"vmpooler__filling__{D32}__{D32}", "poolvm-a")
+        answer = await self.client.get("/api/v3/ondemandvm/filling")
+        self.assertEqual((answer.code, answer.body[D32]), (202, {"ready": "1", "pending": "1"}))
+
+    async def test_one_3x_ended_says_why(self) -> None:
+        await self.three_x("failed", f"{D32}:{D32}:1", status="failed")
+        await self.three_x("deleted", f"{D32}:{D32}:1", status="deleted")
+        for rid, why in (("failed", "ondemand_request_ttl '5'"),
+                         ("deleted", "The request has been deleted")):
+            answer = await self.client.get(f"/api/v3/ondemandvm/{rid}")
+            self.assertEqual((answer.code, answer.body["ready"]), (200, False))
+            self.assertIn(why, answer.body["message"])
+
+
+class OutstandingBoundTests(OndemandApiCase):
+    """Note [Outstanding on-demand requests]: refused with 429 and a
+    message, storing nothing."""
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        await super().setUp()
+        self.config = dataclasses.replace(self.config, service=dataclasses.replace(
+            self.config.service, max_ondemand_requests_per_user=2, max_ondemand_requests=3))
+        store = ApiStore(self.redis, reactor, timeout=0.5)
+        self.addCleanup(store.stop)
+        api = VmpoolerApi(self.config, store, reactor, StubDirectory(), random.Random(1))
+        self.client = Client(api.resource())
+
+    async def refused(self, rid: str, why: str) -> None:
+        answer = await self.post({D32: 1, "request_id": rid})
+        self.assertEqual(answer.code, 429, answer.body)
+        self.assertIs(answer.body["ok"], False)
+        self.assertIn(why, answer.body["message"])
+        self.assertFalse(await self.redis.exists(f"vmpooler__odrequest__{rid}"))
+        self.assertIsNone(await self.redis.zscore(QUEUE, rid))
+
+    async def test_per_user_then_for_all(self) -> None:
+        for rid in ("one", "two"):
+            self.assertEqual((await self.post({D32: 1, "request_id": rid})).code, 201)
+        await self.refused("three", "max_ondemand_requests_per_user")
+        # An ended request is no longer outstanding.
+        await self.client.delete("/api/v3/ondemandvm/one", headers=self.headers)
+        self.assertEqual((await self.post({D32: 1, "request_id": "three"})).code, 201)
+        # Another user's request (as 3.x's API writes one) counts for all.
+        await self.redis.hset("vmpooler__odrequest__other", "requested", f"{D32}:{D32}:1")
+        await self.redis.hset("vmpooler__odrequest__other", "token:user", "someone")
+        await self.redis.zadd(QUEUE, 1, "other")
+        await self.client.delete("/api/v3/ondemandvm/two", headers=self.headers)
+        await self.redis.zadd("vmpooler__provisioning__processing", 2, "more")
+        await self.redis.hset("vmpooler__odrequest__more", "requested", f"{D32}:{D32}:1")
+        await self.refused("four", "max_ondemand_requests)")

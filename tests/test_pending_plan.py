@@ -91,7 +91,7 @@ class OndemandPendingTests(PendingStates, SynchronousTestCase):
 
     def outcome(self, state: VmState | None, age: float, cloning: bool = False,
                 reachable: bool = True) -> str:
-        req = od.request(pending=(OdVm("p1", "debian", od.NOW - age),))
+        req = od.request(pending=(OdVm("p1", "debian", "deb", od.NOW - age),))
         obs = od.observe(req, inventory=() if state is None else (state,),
                          cloning=("p1",) if cloning else (),
                          reachable=("p1",) if reachable else ())

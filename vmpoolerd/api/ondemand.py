@@ -3,9 +3,12 @@ On-demand requests (vmpooler 3.x's ``/ondemandvm``): ask for VMs no pool
 keeps ready, poll until they are, receive them all at once (Note
 [On-demand requests] in store/lua/ondemand_create.lua).  A pool manager
 provisions them (manager/ondemand.py); these routes store, report and end
-requests.  Hostnames are FQDNs under every prefix, as vmpooler 3.x names
-them.  Under v3 a refusal carries vmpooler 3.x's ``message`` beside
-``error`` (:func:`with_message`).
+requests, recorded as vmpooler 3.x records them (Note [On-demand records]
+in store/lua/preamble/ondemand.lua): either generation's API answers for
+either's requests.  Hostnames are FQDNs under every prefix, as vmpooler 3.x
+names them.  A request is refused (429, nothing stored) while its asker,
+or everyone, has too many outstanding (Note [Outstanding on-demand
+requests] in ondemand_create.lua).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import functools
 import random
 import re
 import uuid
+from collections import Counter
 from typing import Any, Awaitable, Callable
 
 from klein import Klein
@@ -23,10 +27,10 @@ from twisted.web.iweb import IRequest
 from . import validate
 from .dialect import Dialects
 from .errors import ApiError, json_answer
-from .routes import Callers, Clock, read_body, route
+from .routes import Callers, Clock, _address, read_body, route
 from ..config import Config
 from ..store.api_store import ApiStore
-from ..store.ondemand import DELETED, PENDING, READY, OdRequest, Wanted
+from ..store.ondemand import DELETED, FAILED, PENDING, READY, OdRequest, Wanted
 
 log = Logger()
 
@@ -103,11 +107,25 @@ class OndemandRoutes:
                                           f"maximum {limit}"})
         rid = rid or str(uuid.uuid4())
         owner = caller.owner if caller is not None else None
-        if not await self._store.create(rid, wanted, self._clock.now(), self._clock.seconds(),
-                                        caller.token if caller else "",
-                                        owner.user if owner else "", owner.dn if owner else ""):
+        client = _address(request)
+        service = self._config.service
+        created = await self._store.create(
+            rid, wanted, self._clock.seconds(),
+            f"user:{owner.user}" if owner else f"client:{client}",
+            (service.max_ondemand_requests_per_user, service.max_ondemand_requests),
+            caller.token if caller else "", owner.user if owner else "",
+            owner.dn if owner else "", "" if owner else client)
+        if created == 0:
             raise ApiError(409, f"request {rid!r} exists already", v3={
                 "request_id": rid, "message": f"request_id '{rid}' has already been created"})
+        if created < 0:
+            mine = created == -1
+            message = (f"{service.max_ondemand_requests_per_user} on-demand requests of yours "
+                       "are outstanding (max_ondemand_requests_per_user)" if mine else
+                       f"{service.max_ondemand_requests} on-demand requests are outstanding "
+                       "(max_ondemand_requests)") + "; try again once one has ended"
+            return json_answer(request, 429, {"ok": False, "error": message,
+                                              "message": message})
         log.info("[ondemand] request {id} for {wanted} by {user}", id=rid,
                  wanted=", ".join(f"{w.count} {w.pool}" for w in wanted),
                  user=owner.user if owner else "anonymous")
@@ -124,26 +142,37 @@ class OndemandRoutes:
         found = await self._known(rid)
         body: dict[str, Any] = {"ok": True, "request_id": found.id}
         if found.status == READY:
+            # Its hostnames are in the request's sets, whichever generation
+            # handed it out (Note [On-demand records]).
             body["ready"] = True
-            hosts = list(found.hostnames)
             for w in found.wanted:
-                mine = [h for h in hosts if h[0] == w.pool][:w.count]
-                for h in mine:
-                    hosts.remove(h)
-                body.setdefault(w.alias, {"hostname": []})["hostname"].extend(
-                    self._dialect.hostname(host, pool) for pool, host in mine)
+                body.setdefault(w.alias, {"hostname": []})
+            for vm in sorted(found.handed, key=lambda vm: vm.name):
+                body.setdefault(vm.alias, {"hostname": []})["hostname"].append(
+                    self._dialect.hostname(vm.name, vm.pool))
             return json_answer(request, 200, body)
         body["ready"] = False
         if found.status != PENDING:
-            body["message"] = found.message or found.status
+            body["message"] = found.message or self._ended(found.status)
             return json_answer(request, 200, body)
-        ready = [vm.pool for vm in found.ready]
+        done = Counter((vm.alias, vm.pool) for vm in found.ready + found.handed)
         for w in found.wanted:
-            n = min(ready.count(w.pool), w.count)
-            for _ in range(n):
-                ready.remove(w.pool)
-            body[w.alias] = {"ready": str(n), "pending": str(w.count - n)}
+            n = min(done[w.alias, w.pool], w.count)
+            done[w.alias, w.pool] -= n
+            counts = body.setdefault(w.alias, {"ready": "0", "pending": "0"})
+            counts["ready"] = str(int(counts["ready"]) + n)
+            counts["pending"] = str(int(counts["pending"]) + w.count - n)
         return json_answer(request, 202, body)
+
+    def _ended(self, status: str) -> str:
+        """Why a request that keeps no message of its own (one vmpooler 3.x
+        ended) is over."""
+        if status == FAILED:
+            return ("The request failed to provision instances within the configured "
+                    f"ondemand_request_ttl '{self._config.service.ondemand_request_ttl_minutes:g}'")
+        if status == DELETED:
+            return "The request has been deleted"
+        return f"The request has ended ({status[:50]})"
 
     async def delete(self, request: IRequest, rid: str) -> bytes:
         caller = await self._callers.required(request)

@@ -213,6 +213,11 @@ class ServiceConfig:
     max_ondemand_instances_per_request: int = 10
     ondemand_clone_limit: int = 10
     ondemand_request_ttl_minutes: float = 5.0
+    # vmpoolerd's own: on-demand requests outstanding (asked, not yet ready,
+    # failed or deleted) per asker (token user, else client address) and
+    # for all (Note [Outstanding on-demand requests]).
+    max_ondemand_requests_per_user: int = 20
+    max_ondemand_requests: int = 500
     create_linked_clones: bool = False
     # The global purge switch and allowlist; each provider's: Config.purge_for.
     purge_unconfigured_resources: bool = False

@@ -228,6 +228,8 @@ SERVICE_KEYS: Mapping[str, tuple[str, Check]] = {
                                            values.positive_int),
     "ondemand_clone_limit": ("ondemand_clone_limit", values.positive_int),
     "ondemand_request_ttl_minutes": ("ondemand_request_ttl", values.positive_number),
+    "max_ondemand_requests_per_user": ("max_ondemand_requests_per_user", values.positive_int),
+    "max_ondemand_requests": ("max_ondemand_requests", values.positive_int),
     "create_linked_clones": ("create_linked_clones", values.boolean),
     "purge_unconfigured_resources": ("purge_unconfigured_resources", values.boolean),
     "resources_allowlist": ("resources_allowlist", values.string_list(values.string)),

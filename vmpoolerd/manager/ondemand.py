@@ -20,7 +20,8 @@ from twisted.logger import Logger
 
 from ..config import Config
 from ..live import live_pool
-from ..store.ondemand import FAILED, PENDING, OdRequest
+from ..store.errors import LeaseLost
+from ..store.ondemand import FAILED, LET_GO, PENDING, OdRequest
 from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
 from ..timefmt import format_time
@@ -89,20 +90,38 @@ class OndemandWorker:
         acted = False
         try:
             for request_id in await self._store.queued(AT_ONCE):
-                if await self._store.claim(request_id, self.owner, CLAIM_SECONDS):
+                if await self._store.claim(request_id, self.owner, CLAIM_SECONDS,
+                                           self._clock.seconds()):
                     self._claimed.add(request_id)
-                    acted = await self._one(request_id) or acted
+                    acted = await self._fenced(request_id) or acted
         except Exception:
             log.failure("[!] [ondemand] cycle failed")
             return True
         return not acted and not self._background.in_flight
 
-    async def _one(self, request_id: str) -> bool:
-        """Observe, plan and act on one claimed request; whether it acted
-        or has VMs booting (they become ready unannounced: the worker
-        then looks again soon, as a maintainer does)."""
+    async def _fenced(self, request_id: str) -> bool:
+        """:meth:`_one` with every write fenced by this worker's claim (Note
+        [On-demand requests] in store/lua/ondemand_create.lua): once the
+        claim has run out (a cycle slowed past it), the request may be
+        another manager's, and this one changes nothing of it."""
+        try:
+            return await self._one(request_id, self._store.claimed(request_id, self.owner))
+        except LeaseLost:
+            log.warn("[!] [ondemand] request {id}: claim lost, left to another manager",
+                     id=request_id)
+            self._claimed.discard(request_id)
+            return False
+
+    async def _one(self, request_id: str, store: PoolStore) -> bool:
+        """Observe, plan and act on one claimed request through ``store``
+        (fenced by the claim); whether it acted or has VMs booting (they
+        become ready unannounced: the worker then looks again soon, as a
+        maintainer does)."""
         request = await self._store.request(request_id)
         if request is None or request.status != PENDING:
+            # Ended or handed out elsewhere (vmpooler 3.x's API deletes
+            # without dequeuing): let go of what was provisioned for it.
+            await store.end(request_id, LET_GO, "", self._keep)
             self._claimed.discard(request_id)
             return False
         obs = await self._observe(request)
@@ -110,7 +129,7 @@ class OndemandWorker:
             return False
         actions = od.plan(obs)
         for action in actions:
-            await self._execute(request, action)
+            await self._execute(request, store, action)
         return bool(actions) or bool(request.pending)
 
     async def _observe(self, request: OdRequest) -> od.OdObservation | None:
@@ -151,8 +170,9 @@ class OndemandWorker:
                                      self._probe)
         return dataclasses.replace(obs, reachable=probed.reachable, failed_probes=probed.failed)
 
-    async def _execute(self, request: OdRequest, action: od.OdAction) -> None:
-        store, stamp = self._store, format_time(self._clock.seconds())
+    async def _execute(self, request: OdRequest, store: PoolStore,
+                       action: od.OdAction) -> None:
+        stamp = format_time(self._clock.seconds())
         match action:
             case od.End(reason):
                 if await store.end(request.id, FAILED, reason, self._keep) == 1:
@@ -163,9 +183,9 @@ class OndemandWorker:
                     log.info("[>] [{pool}] '{vm}' ready for on-demand request {id}",
                              pool=pool, vm=name, id=request.id)
             case od.VmFailed(name, pool, failure):
-                await self._failed(request.id, name, pool, failure)
-            case od.CloneFor(pool, count):
-                await self._clone(request.id, pool, count)
+                await self._failed(store, request.id, name, pool, failure)
+            case od.CloneFor(alias, pool, count):
+                await self._clone(store, request.id, alias, pool, count)
             case od.HandOut():
                 if await store.hand_out(request.id, stamp, self._keep):
                     log.info("[+] [ondemand] request {id} handed out to {user}",
@@ -173,28 +193,33 @@ class OndemandWorker:
             case _:
                 assert_never(action)
 
-    async def _failed(self, request_id: str, name: str, pool: str,
+    async def _failed(self, store: PoolStore, request_id: str, name: str, pool: str,
                       failure: VmFailure) -> None:
-        """Fail ``name`` in its request and, if it was still there, record
-        why as a pool's failures are (clones.record_failure)."""
-        now = format_time(self._clock.seconds())
-        if await self._store.vm_failed(request_id, name, pool, now, failure.reason):
+        """Fail ``name`` in its request (through ``store``, fenced by the
+        claim) and, if it was still there, record why as a pool's failures
+        are (clones.record_failure)."""
+        now = self._clock.seconds()
+        if await store.vm_failed(request_id, name, pool, format_time(now), failure.reason, now):
             log.warn("[!] [{pool}] '{vm}' of on-demand request {id}: {reason}", pool=pool,
                      vm=name, id=request_id, reason=failure.reason)
             await record_failure(self._store, self._metrics, self._clock, pool, name, failure)
 
-    async def _clone(self, request_id: str, pool_name: str, count: int) -> None:
+    async def _clone(self, store: PoolStore, request_id: str, alias: str, pool_name: str,
+                     count: int) -> None:
         service = self._service
 
         async def reserve(names: Sequence[str]) -> list[str]:
             now = self._clock.seconds()
-            return await self._store.reserve(
-                request_id, pool_name, names, service.task_limit, service.ondemand_clone_limit,
-                format_time(now), now, RESERVATION, self.owner)
+            return await store.reserve(
+                request_id, alias, pool_name, names, service.task_limit,
+                service.ondemand_clone_limit, format_time(now), now, RESERVATION)
 
         async def failed(name: str, failure: VmFailure) -> None:
             try:
-                await self._failed(request_id, name, pool_name, failure)
+                await self._failed(store, request_id, name, pool_name, failure)
+            except LeaseLost:
+                log.warn("[!] [ondemand] '{vm}' failed after the claim on {id} was lost: "
+                         "left to its next manager", vm=name, id=request_id)
             except Exception:
                 log.failure("[!] [ondemand] '{vm}' failure not recorded", vm=name)
 

@@ -6,8 +6,10 @@ A request past ``ondemand_request_ttl``, or whose VMs failed MAX_FAILURES
 times, ends (its VMs are destroyed).  Otherwise each pending VM is judged
 as a pool's is (Note [Judging a pending VM] in pending_plan.py): it
 becomes ready, or fails (the reason is kept for the request's message), or
-is waited for; what is missing is cloned; and once every VM asked for is
-ready, the request is handed out whole.  What is the request's own is
+is waited for; what is missing is cloned, entry by entry (alias and
+pool); and once every VM asked for is ready (or was handed out by vmpooler
+3.x, Note [On-demand records] in store/lua/preamble/ondemand.lua) and none
+is pending, the request is handed out whole.  What is the request's own is
 here: its TTL, its failures, its counts and the hand-out.
 """
 
@@ -60,6 +62,7 @@ class VmFailed:
 
 @dataclass(frozen=True)
 class CloneFor:
+    alias: str
     pool: str
     count: int
 
@@ -98,28 +101,28 @@ def plan(obs: OdObservation) -> list[OdAction]:
     if request.failures >= MAX_FAILURES:
         return [End(f"{request.failures} of its VMs failed; the last: {request.message}")]
     actions: list[OdAction] = []
-    ready = Counter(vm.pool for vm in request.ready)
-    pending: Counter[str] = Counter()
+    # By (alias, pool): VMs handed out (by vmpooler 3.x, one by one), ready.
+    ready = Counter((vm.alias, vm.pool) for vm in request.ready + request.handed)
+    pending: Counter[tuple[str, str]] = Counter()
     for vm in sorted(request.pending, key=lambda v: v.name):
         verdict = _judge(obs, vm)
         match verdict:
             case Booted():
                 actions.append(VmReady(vm.name, vm.pool))
-                ready[vm.pool] += 1
+                ready[vm.alias, vm.pool] += 1
             case Failed(_, failure):
                 actions.append(VmFailed(vm.name, vm.pool, failure))
             case None:
-                pending[vm.pool] += 1
+                pending[vm.alias, vm.pool] += 1
             case _:
                 assert_never(verdict)
-    wanted: Counter[str] = Counter()
+    wanted: Counter[tuple[str, str]] = Counter()
     for entry in request.wanted:
-        wanted[entry.pool] += entry.count
-    if ready == wanted:
-        actions.append(HandOut())
+        wanted[entry.alias, entry.pool] += entry.count
+    missing = {key: wanted[key] - ready[key] - pending[key] for key in sorted(wanted)}
+    if all(wanted[key] <= ready[key] for key in wanted):
+        if not pending:
+            actions.append(HandOut())
         return actions
-    for pool in sorted(wanted):
-        missing = wanted[pool] - ready[pool] - pending[pool]
-        if missing > 0:
-            actions.append(CloneFor(pool, missing))
+    actions.extend(CloneFor(alias, pool, n) for (alias, pool), n in missing.items() if n > 0)
     return actions

@@ -159,9 +159,14 @@ def config(kind: str) -> str:
 TEMPLATE_CLONED = f"{PREFIX}pool__template_cloned"
 # The pools a reset is asked for (POST /poolreset).
 POOL_RESET = f"{PREFIX}poolreset"
-# On-demand requests waiting to be provisioned (Note [On-demand requests]
-# in lua/ondemand_create.lua).
+# On-demand requests no manager has taken yet, and those being provisioned
+# (vmpooler 3.x's): id -> the epoch second it was asked (Note [On-demand
+# requests] in lua/ondemand_create.lua).
 PROVISIONING = f"{PREFIX}provisioning__request"
+PROCESSING = f"{PREFIX}provisioning__processing"
+# The clones still to start for taken requests (vmpooler 3.x's):
+# "alias:pool:count:id" -> when queued (Note [On-demand records]).
+ODCREATE = f"{PREFIX}odcreate__task"
 # What a new on-demand request publishes on CHECKOUT_CHANNEL.
 ONDEMAND_WAKEUP = ":ondemand"
 
@@ -169,6 +174,12 @@ ONDEMAND_WAKEUP = ":ondemand"
 def odrequest(request_id: str) -> str:
     """An on-demand request's hash (requested, token, status...)."""
     return f"{PREFIX}odrequest__{request_id}"
+
+
+def odvms(request_id: str, alias: str, pool: str) -> str:
+    """The request's VMs handed out for ``alias`` from ``pool`` (vmpooler
+    3.x's set; Note [On-demand records] in lua/preamble/ondemand.lua)."""
+    return f"{PREFIX}{request_id}__{alias}__{pool}"
 
 
 def odclaim(request_id: str) -> str:
@@ -197,15 +208,15 @@ LUA: dict[str, str | Callable[..., str]] = {
     "CHECKOUT_CHANNEL": CHECKOUT_CHANNEL, "ONDEMAND_WAKEUP": ONDEMAND_WAKEUP,
     "GENERATION": GENERATION, "DOUBTFUL": DOUBTFUL, "CLONING": CLONING,
     "ODCLONING": ODCLONING, "LASTBOOT": LASTBOOT, "MANAGERS": MANAGERS,
-    "POOL_RESET": POOL_RESET, "PROVISIONING": PROVISIONING,
-    "TEMPLATE_CLONED": TEMPLATE_CLONED, "PREPARED_TEMPLATES": PREPARED_TEMPLATES,
-    "UNDO_SIZE_OVERRIDE": UNDO_SIZE_OVERRIDE,
+    "POOL_RESET": POOL_RESET, "PROVISIONING": PROVISIONING, "PROCESSING": PROCESSING,
+    "ODCREATE": ODCREATE, "TEMPLATE_CLONED": TEMPLATE_CLONED,
+    "PREPARED_TEMPLATES": PREPARED_TEMPLATES, "UNDO_SIZE_OVERRIDE": UNDO_SIZE_OVERRIDE,
     "UNDO_TEMPLATE_OVERRIDE": UNDO_TEMPLATE_OVERRIDE,
     "vm": vm, "pool_set": pool_set, "active": active, "failure_counts": failure_counts,
     "failures": failures, "dashboard": dashboard, "clone_pause": clone_pause,
     "lease": lease, "manager": manager, "empty": empty, "tasks": tasks,
     "tasks_working": tasks_working, "token": token, "tag": tag, "boot": boot,
     "clone": clone, "ratelimit": ratelimit, "demand": demand, "config": config,
-    "odrequest": odrequest, "odclaim": odclaim, "odpending": odpending,
+    "odrequest": odrequest, "odvms": odvms, "odclaim": odclaim, "odpending": odpending,
     "odready": odready, "ondemand": ondemand, "checkout_batch_prefix": checkout_batch_prefix,
 }

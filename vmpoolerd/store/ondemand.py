@@ -1,20 +1,24 @@
 """
 On-demand requests in Redis (Note [On-demand requests] and Note [On-demand
-VMs] in ``lua/ondemand_create.lua``): what the API stores and reads, and
-the guarded steps a manager takes.
+VMs] in ``lua/ondemand_create.lua``, Note [On-demand records] in
+``lua/preamble/ondemand.lua``): what the API stores and reads, and the
+steps a manager takes, fenced by its claim.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Self, Sequence
 
 from . import keys
 from .scripts import Scripts
 from ..timefmt import parse_time
 
 PENDING, READY, FAILED, DELETED = "pending", "ready", "failed", "deleted"
+# What a manager ends a request with that it finds ended or handed out
+# elsewhere: it lets go of what it provisioned, nothing more (ondemand_end.lua).
+LET_GO = ""
 
 
 @dataclass(frozen=True)
@@ -40,29 +44,40 @@ def parse_requested(text: str) -> tuple[Wanted, ...]:
 class OdVm:
     name: str
     pool: str
+    alias: str
     clone_time: float | None  # None: ready (or not known)
 
 
 @dataclass(frozen=True)
 class OdRequest:
     id: str
-    status: str
+    status: str  # PENDING while it has none (Note [On-demand records])
     wanted: tuple[Wanted, ...]
-    created: float | None
+    created: float | None  # when it was asked; None once no longer queued
     failures: int
     message: str
     pending: tuple[OdVm, ...]
     ready: tuple[OdVm, ...]
-    hostnames: tuple[tuple[str, str], ...]  # (pool, host) once handed out
+    handed: tuple[OdVm, ...]  # handed out, by either generation
     fields: Mapping[str, str]
 
 
+def _alias(alias: str, pool: str, wanted: Sequence[Wanted]) -> str:
+    """A VM's alias; for one that names none (made by an older vmpoolerd),
+    the first entry asking for its pool."""
+    return alias or next((w.alias for w in wanted if w.pool == pool), pool)
+
+
 class OndemandStore(Scripts):
-    async def create(self, request_id: str, wanted: Sequence[Wanted], now: str, epoch: float,
-                     token: str = "", user: str = "", user_dn: str = "") -> bool:
-        """Store and queue a request; False when its id is taken."""
-        return bool(await self._script("ondemand_create", args=[
-            request_id, requested_text(wanted), now, int(epoch), token, user, user_dn]))
+    async def create(self, request_id: str, wanted: Sequence[Wanted], epoch: float,
+                     asker: str, bounds: tuple[int, int], token: str = "", user: str = "",
+                     user_dn: str = "", client: str = "") -> int:
+        """Store and queue a request (Note [Outstanding on-demand requests]):
+        1; 0 when its id is taken; -1 when ``asker`` has ``bounds[0]``
+        requests outstanding, -2 when everyone has ``bounds[1]``."""
+        return int(await self._script("ondemand_create", args=[
+            request_id, requested_text(wanted), int(epoch), token, user, user_dn, asker,
+            client, *bounds]))
 
     async def request(self, request_id: str) -> OdRequest | None:
         raw = await self._script("ondemand_read", args=[request_id])
@@ -70,51 +85,66 @@ class OndemandStore(Scripts):
             return None
         data = json.loads(raw)
         f: dict[str, str] = data["fields"]
-        handed = tuple((pool, host) for pool, _, host in (
-            entry.partition(":") for entry in f.get("hostnames", "").split(",")) if host)
+        wanted = parse_requested(f.get("requested", ""))
+        status = f.get("status") or PENDING
         return OdRequest(
-            request_id, f.get("status", ""), parse_requested(f.get("requested", "")),
-            parse_time(f.get("created")), int(f.get("failures", "0") or 0),
-            f.get("message", ""),
-            tuple(OdVm(host, pool, parse_time(clone)) for host, pool, clone
-                  in data["pending"] or []),
-            tuple(OdVm(host, pool, None) for host, pool in data["ready"] or []),
-            handed, f)
+            request_id, status, wanted,
+            float(data["asked"]) if data["asked"] else None,
+            int(f.get("failures", "0") or 0), f.get("message", ""),
+            tuple(OdVm(host, pool, _alias(alias, pool, wanted), parse_time(clone))
+                  for host, pool, alias, clone in data["pending"] or []),
+            tuple(OdVm(host, pool, _alias(alias, pool, wanted), None)
+                  for host, pool, alias in data["ready"] or []),
+            tuple(OdVm(host, pool, alias, None) for host, pool, alias in data["handed"] or []),
+            f)
 
     async def queued(self, limit: int) -> list[str]:
-        """The pending requests, oldest first."""
-        return list(await self._call(self._redis.execute_command(
-            "ZRANGE", keys.PROVISIONING, 0, limit - 1)) or [])
+        """The requests to provision, not taken or taken, oldest first."""
+        found: list[tuple[float, str]] = []
+        for queue in (keys.PROVISIONING, keys.PROCESSING):
+            flat = await self._call(self._redis.execute_command(
+                "ZRANGE", queue, 0, limit - 1, "WITHSCORES")) or []
+            found.extend((float(flat[i + 1]), flat[i]) for i in range(0, len(flat), 2))
+        return [rid for _, rid in sorted(found)[:limit]]
 
-    async def claim(self, request_id: str, owner: str, seconds: float) -> bool:
+    async def claim(self, request_id: str, owner: str, seconds: float, epoch: float) -> bool:
+        """Claim (take, Note [On-demand records]) or renew the request for
+        ``owner``; whether it is ``owner``'s to work on."""
         return bool(await self._script("ondemand_claim",
-                                       args=[request_id, owner, int(seconds * 1000)]))
+                                       args=[request_id, owner, int(seconds * 1000),
+                                             int(epoch)]))
+
+    def claimed(self, request_id: str, owner: str) -> Self:
+        """This store, its scripts fenced by ``owner``'s claim on the
+        request (Note [On-demand requests] in lua/ondemand_create.lua)."""
+        return self.held_by(keys.odclaim(request_id), owner)
 
     async def release_claims(self, request_ids: Sequence[str], owner: str) -> None:
         """Give up the claims of ``owner`` on these requests."""
         for request_id in request_ids:
-            await self._script("ondemand_claim", args=[request_id, owner, 0])
+            await self._script("ondemand_claim", args=[request_id, owner, 0, 0])
 
-    async def reserve(self, request_id: str, pool: str, names: Sequence[str], task_limit: int,
-                      ondemand_limit: int, now: str, epoch: float, lease: float,
-                      owner: str) -> list[str]:
+    async def reserve(self, request_id: str, alias: str, pool: str, names: Sequence[str],
+                      task_limit: int, ondemand_limit: int, now: str, epoch: float,
+                      lease: float) -> list[str]:
         return list(await self._script("ondemand_reserve", args=[
-            request_id, pool, task_limit, ondemand_limit, now, int(epoch), int(lease), owner,
+            request_id, alias, pool, task_limit, ondemand_limit, now, int(epoch), int(lease),
             *names]) or [])
 
     async def vm_ready(self, request_id: str, host: str, pool: str, now: str) -> bool:
         return bool(await self._script("ondemand_vm",
-                                       args=[request_id, host, pool, "ready", now, ""]))
+                                       args=[request_id, host, pool, "ready", now, "", 0]))
 
     async def vm_failed(self, request_id: str, host: str, pool: str, now: str,
-                        reason: str) -> bool:
-        return bool(await self._script("ondemand_vm",
-                                       args=[request_id, host, pool, "failed", now, reason]))
+                        reason: str, epoch: float) -> bool:
+        return bool(await self._script("ondemand_vm", args=[
+            request_id, host, pool, "failed", now, reason, int(epoch)]))
 
     async def hand_out(self, request_id: str, now: str, keep: int) -> bool:
         return bool(await self._script("ondemand_handout", args=[request_id, now, keep]))
 
     async def end(self, request_id: str, status: str, message: str, keep: int) -> int:
-        """1: ended; 0: unknown id; -1: it had ended already."""
+        """1: ended; 0: unknown id; -1: it had ended already (what this
+        daemon was provisioning for it is let go all the same)."""
         return int(await self._script("ondemand_end",
                                       args=[request_id, status, message, keep]))

@@ -2,7 +2,8 @@
 The Lua each script runs after (Note [One key layout] in keys.py): the
 key builders ``K`` generated from keys.LUA, the answers ``R`` from
 errors.VmChange, and the rules several scripts share
-(``lua/preamble/clones.lua``, ``vms.lua``); a lease holder's scripts also start with
+(``lua/preamble/clones.lua``, ``vms.lua``; ``ondemand.lua`` for the
+scripts that call its ``od_`` functions); a lease holder's scripts also start with
 ``lua/preamble/lease.lua`` (Note [Pool leases]).
 """
 
@@ -18,6 +19,7 @@ from .errors import VmChange
 
 _MARK = re.compile("\0(\\d+)\0")
 _USED = re.compile(r"\bK\.(\w+)")
+_ONDEMAND = re.compile(r"\bod_\w+\(")
 
 
 def lua_string(text: str) -> str:
@@ -45,6 +47,8 @@ def prelude(script: str, fenced: bool = False) -> str:
     """What runs before ``script``: only the builders it (or the shared
     rules) uses, so that a call defines no more functions than it needs."""
     shared = _preamble("clones.lua") + _preamble("vms.lua")
+    if _ONDEMAND.search(script):  # Note [On-demand records]
+        shared += _preamble("ondemand.lua")
     used = sorted(set(_USED.findall(shared + script)))
     unknown = [name for name in used if name not in keys.LUA]
     if unknown:

@@ -1,37 +1,63 @@
--- Store a new on-demand request and queue it.
+-- Store a new on-demand request and queue it, as vmpooler 3.x's API does
+-- (Note [On-demand records] in preamble/ondemand.lua): no status yet.
 --
--- Note [On-demand requests]: a request is vmpooler 3.x's hash
--- vmpooler__odrequest__<id> (requested: "alias:pool:count,...", token:token,
--- token:user, status: pending, ready, failed or deleted; and here: created,
--- token:user_dn, failures, message, hostnames once handed out) queued in
--- the sorted set vmpooler__provisioning__request (score: the epoch second
--- it was asked) while it is pending.  One manager at a time works on it,
--- under the claim vmpooler__odclaim__<id> (ondemand_claim.lua).
+-- Note [On-demand requests]: a manager takes a queued request (K.PROVISIONING
+-- -> K.PROCESSING, ondemand_claim.lua) and provisions it under its claim
+-- K.odclaim(id) (30 s, renewed each cycle): two managers never work on one
+-- request, and every write the manager makes to it is fenced by the claim
+-- (Note [Pool leases]), so that a manager that lost it changes nothing of it.
 --
--- Note [On-demand VMs]: a request's VMs are never in a pool's sets while
--- they are provisioned: they are in vmpooler__odpending__<id> and
--- vmpooler__odready__<id>, and, so that their pool's maintainer neither
--- counts nor discovers them, in vmpooler__ondemand__<pool>.  Handing the
--- request out moves them all to their pools' running sets at once
--- (ondemand_handout.lua); a failed or deleted request moves them to their
--- pools' completed sets, for their maintainers to destroy.
+-- Note [On-demand VMs]: the VMs vmpoolerd is provisioning for a request are
+-- never in a pool's sets: they are in K.odpending(id) and K.odready(id),
+-- and, so that their pool's maintainer neither counts nor discovers them,
+-- in K.ondemand(pool).  Handing the request out moves them all to their
+-- pools' running sets and the request's sets at once (ondemand_handout.lua);
+-- a failed or deleted request moves them to their pools' completed sets,
+-- for their maintainers to destroy.
 --
--- ARGV[1]: id, ARGV[2]: requested, ARGV[3]: now (timestamp), ARGV[4]: now
--- (epoch seconds), ARGV[5]: token, ARGV[6]: user, ARGV[7]: user's DN.
--- Returns 1, or 0 when the id is taken.
-local key = K.odrequest(ARGV[1])
+-- Note [Outstanding on-demand requests]: a request is refused while its
+-- asker (the token's user, else the client's address) has ARGV[9]
+-- requests outstanding (queued and not ended), or everyone ARGV[10].
+--
+-- ARGV[1]: id, ARGV[2]: requested, ARGV[3]: now (epoch seconds), ARGV[4]:
+-- token, ARGV[5]: user, ARGV[6]: user's DN, ARGV[7]: the asker ("user:<name>"
+-- or "client:<address>"), ARGV[8]: the client's address, ARGV[9]: the
+-- asker's bound, ARGV[10]: the bound for all.  Returns 1; 0 when the id is
+-- taken; -1 over the asker's bound; -2 over the bound for all.
+local id = ARGV[1]
+local key = K.odrequest(id)
 if redis.call('EXISTS', key) == 1 then
   return 0
 end
-redis.call('HSET', key, 'requested', ARGV[2], 'status', 'pending', 'created', ARGV[3],
-  'failures', 0)
-if ARGV[5] ~= '' then
-  redis.call('HSET', key, 'token:token', ARGV[5], 'token:user', ARGV[6])
-  if ARGV[7] ~= '' then
-    redis.call('HSET', key, 'token:user_dn', ARGV[7])
+local mine, all = 0, 0
+for _, queue in ipairs({K.PROVISIONING, K.PROCESSING}) do
+  for _, other in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
+    local r = redis.call('HMGET', K.odrequest(other), 'status', 'requested', 'token:user',
+      'client')
+    if r[2] and (not r[1] or r[1] == 'pending') then
+      all = all + 1
+      if (r[3] and ('user:' .. r[3]) or ('client:' .. (r[4] or ''))) == ARGV[7] then
+        mine = mine + 1
+      end
+    end
   end
 end
-redis.call('ZADD', K.PROVISIONING, ARGV[4], ARGV[1])
+if mine >= tonumber(ARGV[9]) then
+  return -1
+end
+if all >= tonumber(ARGV[10]) then
+  return -2
+end
+redis.call('HSET', key, 'requested', ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('HSET', key, 'token:token', ARGV[4], 'token:user', ARGV[5])
+  if ARGV[6] ~= '' then
+    redis.call('HSET', key, 'token:user_dn', ARGV[6])
+  end
+else
+  redis.call('HSET', key, 'client', ARGV[8])
+end
+redis.call('ZADD', K.PROVISIONING, ARGV[3], id)
 -- Wake the managers (no pool is named ":ondemand").
 redis.call('PUBLISH', K.CHECKOUT_CHANNEL, K.ONDEMAND_WAKEUP)
 return 1

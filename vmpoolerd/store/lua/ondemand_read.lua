@@ -1,8 +1,11 @@
--- An on-demand request as the API and its manager see it.  ARGV[1]: id.
--- Returns false for an unknown id, else JSON {"fields": {the hash},
--- "pending": [[host, pool, clone], ...], "ready": [[host, pool], ...]}.
-local key = K.odrequest(ARGV[1])
-local flat = redis.call('HGETALL', key)
+-- An on-demand request as the API and its manager see it, whichever
+-- daemon made or provisioned it (Note [On-demand records] in
+-- preamble/ondemand.lua).  ARGV[1]: id.  Returns false for an unknown id,
+-- else JSON {"fields": {the hash}, "asked": epoch seconds or false (no
+-- longer queued), "pending": [[host, pool, alias, clone], ...],
+-- "ready": [[host, pool, alias], ...], "handed": [[host, pool, alias], ...]}.
+local id = ARGV[1]
+local flat = redis.call('HGETALL', K.odrequest(id))
 if #flat == 0 then
   return false
 end
@@ -10,12 +13,25 @@ local fields = {}
 for i = 1, #flat, 2 do
   fields[flat[i]] = flat[i + 1]
 end
-local pending, ready = {}, {}
-for _, host in ipairs(redis.call('SMEMBERS', K.odpending(ARGV[1]))) do
-  local vm = redis.call('HMGET', K.vm(host), 'template', 'clone')
-  pending[#pending + 1] = {host, vm[1] or '', vm[2] or ''}
+local asked = redis.call('ZSCORE', K.PROCESSING, id) or redis.call('ZSCORE', K.PROVISIONING, id)
+local pending, ready, handed = {}, {}, {}
+for _, host in ipairs(redis.call('SMEMBERS', K.odpending(id))) do
+  local vm = redis.call('HMGET', K.vm(host), 'template', 'pool_alias', 'clone')
+  pending[#pending + 1] = {host, vm[1] or '', vm[2] or '', vm[3] or ''}
 end
-for _, host in ipairs(redis.call('SMEMBERS', K.odready(ARGV[1]))) do
-  ready[#ready + 1] = {host, redis.call('HGET', K.vm(host), 'template') or ''}
+for _, host in ipairs(redis.call('SMEMBERS', K.odready(id))) do
+  local vm = redis.call('HMGET', K.vm(host), 'template', 'pool_alias')
+  ready[#ready + 1] = {host, vm[1] or '', vm[2] or ''}
 end
-return cjson.encode({fields = fields, pending = pending, ready = ready})
+local seen = {}
+for _, w in ipairs(od_wanted(fields['requested'])) do
+  local set = K.odvms(id, w[1], w[2])
+  if not seen[set] then
+    seen[set] = true
+    for _, host in ipairs(redis.call('SMEMBERS', set)) do
+      handed[#handed + 1] = {host, w[2], w[1]}
+    end
+  end
+end
+return cjson.encode({fields = fields, asked = asked, pending = pending, ready = ready,
+  handed = handed})

@@ -1,18 +1,20 @@
 -- Reserve names for a request's clones, within task_limit (all clones)
 -- and ondemand_clone_limit (on-demand clones), as clone_reserve.lua does
--- for pools (Note [Pending before cloning], Note [Clone reservations]); only
--- while the request is pending and this manager's (Note [On-demand VMs]
--- in ondemand_create.lua).
+-- for pools (Note [Pending before cloning], Note [Clone reservations]);
+-- only while the request has not ended.  Run fenced by the request's claim
+-- (Note [On-demand requests] in ondemand_create.lua).  Each VM's hash
+-- names its request and alias, and K.ODCREATE counts the clones started
+-- (Note [On-demand records] in preamble/ondemand.lua).
 --
--- ARGV[1]: id, ARGV[2]: pool, ARGV[3]: task_limit, ARGV[4]:
--- ondemand_clone_limit, ARGV[5]: now (timestamp), ARGV[6]: now (epoch
--- seconds), ARGV[7]: the reservation's length (seconds), ARGV[8]: the manager's id,
--- ARGV[9..]: candidate names.  Returns the names reserved.
-local id, pool = ARGV[1], ARGV[2]
-local limit, od_limit = tonumber(ARGV[3]), tonumber(ARGV[4])
-local now, epoch, lease = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
-if redis.call('GET', K.odclaim(id)) ~= ARGV[8]
-    or redis.call('HGET', K.odrequest(id), 'status') ~= 'pending' then
+-- ARGV[1]: id, ARGV[2]: alias, ARGV[3]: pool, ARGV[4]: task_limit, ARGV[5]:
+-- ondemand_clone_limit, ARGV[6]: now (timestamp), ARGV[7]: now (epoch
+-- seconds), ARGV[8]: the reservation's length (seconds), ARGV[9..]:
+-- candidate names.  Returns the names reserved.
+local id, alias, pool = ARGV[1], ARGV[2], ARGV[3]
+local limit, od_limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now, epoch, lease = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local status = redis.call('HGET', K.odrequest(id), 'status')
+if status and status ~= 'pending' then
   return {}
 end
 clones_in_flight(epoch, true)
@@ -29,8 +31,8 @@ for i = 9, #ARGV do
   end
   local host = ARGV[i]
   if redis.call('EXISTS', K.vm(host)) == 0 then
-    redis.call('HSET', K.vm(host), 'template', pool, 'clone', now,
-      'request_id', id)
+    redis.call('HSET', K.vm(host), 'template', pool, 'pool', pool, 'clone', now,
+      'request_id', id, 'pool_alias', alias)
     redis.call('SADD', K.odpending(id), host)
     redis.call('SADD', K.ondemand(pool), host)
     redis.call('HSET', K.CLONING, host, epoch + lease)
@@ -38,5 +40,9 @@ for i = 9, #ARGV do
     reserved[#reserved + 1] = host
   end
 end
+if #reserved > 0 then
+  od_tasks(id, alias, pool, -#reserved, epoch)
+end
 count_clones()
+redis.call('SET', K.tasks('ondemandclone'), redis.call('SCARD', K.ODCLONING))
 return reserved
