@@ -148,6 +148,17 @@ class ReadsWhat3xWroteTests(OndemandApiCase):
             "deb": {"hostname": ["poolvm-a.example.com", "poolvm-b.example.com"]},
             C7: {"hostname": ["poolvm-c.example.com"]}})
 
+    async def test_one_an_earlier_vmpoolerd_filled_keeps_its_hostnames(self) -> None:
+        """Before the requests were kept as 3.x keeps them, a handed-out
+        request's VMs were in its own ``hostnames`` field."""
+        await self.three_x("earlier", f"{D32}:{D32}:2,{C7}:{C7}:1", status="ready",
+                           hostnames=f"{D32}:poolvm-a,{D32}:poolvm-b,{C7}:poolvm-c")
+        answer = await self.client.get("/api/v3/ondemandvm/earlier")
+        self.assertEqual((answer.code, answer.body), (200, {
+            "ok": True, "request_id": "earlier", "ready": True,
+            D32: {"hostname": ["poolvm-a.example.com", "poolvm-b.example.com"]},
+            C7: {"hostname": ["poolvm-c.example.com"]}}))
+
     async def test_one_3x_is_filling_counts_what_it_handed_out(self) -> None:
         await self.three_x("filling", f"{D32}:{D32}:2")
         await self.redis.sadd(f"vmpooler__filling__{D32}__{D32}", "poolvm-a")

@@ -33,5 +33,16 @@ for _, w in ipairs(od_wanted(fields['requested'])) do
     end
   end
 end
+-- A request an earlier vmpoolerd handed out kept its VMs in its own
+-- field, "pool:host,...", not in 3.x's sets: read them from there.
+if #handed == 0 and fields['hostnames'] then
+  local alias_of = {}
+  for _, w in ipairs(od_wanted(fields['requested'])) do
+    alias_of[w[2]] = alias_of[w[2]] or w[1]
+  end
+  for pool, host in string.gmatch(fields['hostnames'], '([^,:]+):([^,]+)') do
+    handed[#handed + 1] = {host, pool, alias_of[pool] or pool}
+  end
+end
 return cjson.encode({fields = fields, asked = asked, pending = pending, ready = ready,
   handed = handed})
