@@ -25,7 +25,7 @@ from .doubt import Doubts
 from .leases import Leases, manager_id
 from .maintainer import Maintainer, Probe
 from .ondemand import OndemandWorker
-from .purge import purge
+from .purge import purge, purging
 from .tasks import TaskWorker
 
 log = Logger()
@@ -126,7 +126,7 @@ class Manager(Service):
 
     def startService(self) -> None:
         super().startService()
-        if self._config.service.purge_unconfigured_resources:
+        if purging(self._config):
             # Beside the maintainers: it never touches a pool's folder.
             self._purge = ensureDeferred(purge(self._config, self._vspheres))
             self._purge.addErrback(lambda failure: log.failure("[!] the purge failed", failure))
