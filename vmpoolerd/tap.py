@@ -36,6 +36,7 @@ from .telemetry.logs import FORMATS, LogFile
 from .manager.doubt import Doubts
 from .manager.service import Manager, provider_threads
 from .telemetry.metrics import Metrics
+from .store import keys
 from .store.pools import PoolStore
 from .vsphere.provider import Provider
 from .store.api_store import ApiStore
@@ -104,8 +105,6 @@ def unserved(config: Config) -> None:
 # Read before the reactor runs (a plain socket, bounded by a timeout); what
 # a pool's fields mean is pool_from_redis's.
 
-POOLS_KEY = "vmpooler__pools"
-
 
 def _command(sock: socket.socket, reader: Any, *args: str) -> Any:
     parts = [f"*{len(args)}\r\n".encode()]
@@ -152,10 +151,10 @@ def fetch_pools(redis: RedisConfig, timeout: float) -> list[dict[str, Any]]:
                 _command(sock, reader, "AUTH", redis.password)
             if redis.db:
                 _command(sock, reader, "SELECT", str(redis.db))
-            names = sorted(_command(sock, reader, "SMEMBERS", POOLS_KEY))
+            names = sorted(_command(sock, reader, "SMEMBERS", keys.POOLS))
             pools = []
             for name in names:
-                flat = _command(sock, reader, "HGETALL", f"vmpooler__pool__{name}")
+                flat = _command(sock, reader, "HGETALL", keys.pool_config(name))
                 fields = dict(zip(flat[::2], flat[1::2]))
                 pools.append(pool_from_redis({"name": name, **fields}))
             return pools

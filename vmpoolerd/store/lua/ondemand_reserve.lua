@@ -7,7 +7,9 @@
 -- ARGV[1]: id, ARGV[2]: pool, ARGV[3]: task_limit, ARGV[4]:
 -- ondemand_clone_limit, ARGV[5]: now (timestamp), ARGV[6]: now (epoch
 -- seconds), ARGV[7]: the reservation's length (seconds), ARGV[8]: the manager's id,
--- ARGV[9..]: candidate names.  Returns the names reserved.
+-- ARGV[9..]: candidate names.  Returns the names reserved.  A new VM's
+-- hash has 3.x's fields too: pool, domain, and pool_alias, the name its
+-- request asked the pool by (Note [What a 3.x fleet reads] in published.py).
 local id, pool = ARGV[1], ARGV[2]
 local limit, od_limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 local now, epoch, lease = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -21,6 +23,15 @@ for _, host in ipairs(redis.call('SMEMBERS', K.ODCLONING)) do
     redis.call('SREM', K.ODCLONING, host)
   end
 end
+local domain = redis.call('HGET', K.pool_config(pool), 'domain') or ''
+local alias = pool
+for entry in string.gmatch(redis.call('HGET', K.odrequest(id), 'requested') or '', '[^,]+') do
+  local asked, its_pool = string.match(entry, '^([^:]*):([^:]*):')
+  if its_pool == pool then
+    alias = asked
+    break
+  end
+end
 local reserved = {}
 for i = 9, #ARGV do
   if redis.call('HLEN', K.CLONING) >= limit
@@ -30,7 +41,10 @@ for i = 9, #ARGV do
   local host = ARGV[i]
   if redis.call('EXISTS', K.vm(host)) == 0 then
     redis.call('HSET', K.vm(host), 'template', pool, 'clone', now,
-      'request_id', id)
+      'request_id', id, 'pool', pool, 'pool_alias', alias)
+    if domain ~= '' then
+      redis.call('HSET', K.vm(host), 'domain', domain)
+    end
     redis.call('SADD', K.odpending(id), host)
     redis.call('SADD', K.ondemand(pool), host)
     redis.call('HSET', K.CLONING, host, epoch + lease)
