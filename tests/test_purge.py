@@ -11,6 +11,7 @@ from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from vmpoolerd.config import Config, parse_config
+from vmpoolerd.manager.purge import purging
 from vmpoolerd.manager.purge_plan import PURGE_LIMIT, base_folders, victims
 from vmpoolerd.manager.service import Manager
 from vmpoolerd.store.pools import PoolStore
@@ -104,6 +105,24 @@ class ChoiceTests(SynchronousTestCase):
         chosen = {e.path for e in victims("Pools", under("Pools"), POOL_FOLDERS, TEMPLATES, [])}
         self.assertFalse(chosen & {"Pools/golden", "Pools/golden/base", "Pools/marks",
                                    "Pools/marks/tmpl"})
+
+    def test_which_providers_purge(self) -> None:
+        """The provider's key, else the global one; never a dummy provider."""
+        text = yaml.safe_dump({
+            ":providers": {
+                ":vc1": {"provider_class": "vsphere", "server": "a", "username": "u",
+                         "password": "p"},
+                ":vc2": {"provider_class": "vsphere", "server": "b", "username": "u",
+                         "password": "p", "purge_unconfigured_resources": False},
+                ":fake": {"provider_class": "dummy"}},
+            ":redis": {"server": "127.0.0.1"},
+            ":config": {"purge_unconfigured_resources": True},
+            ":pools": [{"name": f"p{i}", "template": "T/t", "folder": f"Pools/p{i}",
+                        "datastore": "ds", "size": 1, "provider": provider}
+                       for i, provider in enumerate(("vc1", "vc2", "fake"))]})
+        config = parse_config(text, {})
+        self.assertEqual(purging(config), ["vc1"])
+        self.assertTrue(config.purge_for("fake").enabled)
 
     def test_nothing_to_purge(self) -> None:
         self.assertEqual(victims("Pools", [folder("Pools/debian-7")], POOL_FOLDERS, [], []),
