@@ -62,7 +62,8 @@ class FieldTests(SynchronousTestCase):
             "datastore": "ds", "size": "3", "provider": "vsphere", "alias": "debian,deb",
             "timeout": "10", "ready_ttl": "90", "clone_target": "cluster1", "pool": "rp",
             "datacenter": "dc1", "create_linked_clone": "false",
-            "check_hostname_for_mismatch": "true", "domain": "lab.example"})
+            "check_hostname_for_mismatch": "true", "dns_plugin": "lab",
+            "domain": "lab.example"})
         self.assertEqual(pool_fields(centos, config.domain_for(centos.name)), {
             "name": "centos-7", "template": "Templates/centos-7", "folder": "Pools/centos-7",
             "datastore": "ds", "size": "0", "provider": "vsphere", "domain": "site.example"})

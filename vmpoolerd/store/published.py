@@ -46,6 +46,7 @@ def pool_fields(pool: PoolConfig, domain: str | None) -> dict[str, str]:
         "timeout": None if pool.timeout_minutes is None else _number(pool.timeout_minutes),
         "ready_ttl": None if pool.ready_ttl_minutes is None else _number(pool.ready_ttl_minutes),
         "datacenter": pool.datacenter,
+        "dns_plugin": pool.dns_plugin,
         "create_linked_clone": None if pool.create_linked_clone is None
         else _switch(pool.create_linked_clone),
         "check_hostname_for_mismatch": None if pool.check_hostname_for_mismatch is None
