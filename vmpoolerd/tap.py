@@ -34,7 +34,9 @@ from .dummy import DummyProvider, readiness
 from .manager.doubt import Doubts
 from .manager.probe import Probe, tcp_probe
 from .manager.service import Manager, provider_threads
-from .telemetry.metrics import Metrics
+from .telemetry.metrics import Metrics, StatsSink
+from .telemetry.promstats import Promstats, PromstatsRoutes
+from .telemetry.statsd import StatsdSender
 from .store.pools import PoolStore
 from .vsphere.provider import Provider
 from .store.api_store import ApiStore
@@ -170,10 +172,30 @@ def pool_vspheres(config: Config, providers: Mapping[str, Provider | DummyProvid
     return {pool.name: providers[pool.provider].at(pool.datacenter) for pool in config.pools}
 
 
+def monitoring(config: Config, reactor: Any, role: str, top: MultiService,
+               graphite: GraphiteSender | None) -> tuple[Metrics, Promstats | None]:
+    """Our metrics, and 3.x's beside them: statsd (a service of ``top``) and
+    its Prometheus table, served at its endpoint by the API."""
+    sinks: list[StatsSink] = []
+    if config.statsd is not None:
+        statsd = StatsdSender(config.statsd, reactor)
+        statsd.setServiceParent(top)
+        sinks.append(statsd)
+    promstats = None
+    if config.prometheus is not None:
+        if config.prometheus.endpoint == "/metrics":
+            log.warn("config: :prometheus:.prometheus_endpoint: /metrics is vmpoolerd's own "
+                     "metrics; 3.x's are not served there")
+        else:
+            promstats = Promstats(config.prometheus, role)
+            sinks.append(promstats)
+    return Metrics(graphite, sinks), promstats
+
+
 def make_service(config: Config, reactor: Any = default_reactor,
                  log_format: str = "vmpooler", role: str = "all") -> IService:
     """
-    The log file, Graphite, Redis, the vSphere provider, the pool manager,
+    The log file, Graphite and statsd, Redis, the vSphere provider, the pool manager,
     the dashboard's sampler and the API, started in that order and stopped in the reverse one (see
     OrderedService): the API drains, the maintainers finish their cycles,
     vSphere calls get their grace, and Redis closes last.
@@ -190,7 +212,7 @@ def make_service(config: Config, reactor: Any = default_reactor,
     if config.graphite is not None:
         graphite = GraphiteSender(config.graphite, reactor)
         graphite.setServiceParent(top)
-    metrics = Metrics(graphite)
+    metrics, promstats = monitoring(config, reactor, role, top, graphite)
     redis = connect(config.redis, REDIS_TIMEOUT)
     redis_service = RedisService(redis)
     redis_service.setServiceParent(top)
@@ -233,6 +255,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
                       dashboard=Dashboard(config, dashboard_store, reactor,
                                           store.live, store.pool_counts).resource(),
                       health_only=not serving, limiter=limiter)
+    if promstats is not None:
+        PromstatsRoutes(promstats).mount(api.app)
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \
         .setServiceParent(top)
     log.info("vmpoolerd ({role}) for {site}: {n} pools, Redis at {redis}, auth {auth}",

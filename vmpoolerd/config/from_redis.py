@@ -15,11 +15,9 @@ from typing import Any
 
 import hiredis
 
+from ..store import keys
 from .records import ConfigError, RedisConfig
 from .sources import pool_from_redis
-
-
-POOLS_KEY = "vmpooler__pools"
 
 
 def _command(sock: socket.socket, reader: Any, *args: str) -> Any:
@@ -67,10 +65,10 @@ def fetch_pools(redis: RedisConfig, timeout: float) -> list[dict[str, Any]]:
                 _command(sock, reader, "AUTH", redis.password)
             if redis.db:
                 _command(sock, reader, "SELECT", str(redis.db))
-            names = sorted(_command(sock, reader, "SMEMBERS", POOLS_KEY))
+            names = sorted(_command(sock, reader, "SMEMBERS", keys.POOLS))
             pools = []
             for name in names:
-                flat = _command(sock, reader, "HGETALL", f"vmpooler__pool__{name}")
+                flat = _command(sock, reader, "HGETALL", keys.pool_config(name))
                 fields = dict(zip(flat[::2], flat[1::2]))
                 pools.append(pool_from_redis({"name": name, **fields}))
             return pools

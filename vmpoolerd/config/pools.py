@@ -47,6 +47,7 @@ def pool(s: Section, providers: Sequence[str], domains: Mapping[str, str | None]
             raise ConfigError(f"{s.where('dns_plugin')}: pool {name!r} names the DNS config "
                               f"{plugin!r}, which :dns_configs: does not have")
         fields["domain"] = domains[plugin]
+        fields["dns_plugin"] = plugin
     if from_redis and s.has("domain"):
         # 3.x writes each pool's domain beside its keys.
         fields.setdefault("domain", s.read(values.string, "domain"))

@@ -169,6 +169,7 @@ class PoolConfig:
     ready_ttl_minutes: float | None = None
     provider: str = "vsphere"  # the name of its provider in :providers:
     domain: str | None = None  # its dns_plugin's domain; None: :config: domain
+    dns_plugin: str | None = None  # the :dns_configs: entry it names, if any
     create_linked_clone: bool | None = None  # None: :config: create_linked_clones
     datacenter: str | None = None  # None: its provider's
     # None: :config: check_ready_vm_hostname_for_mismatch

@@ -94,6 +94,9 @@ class Maintainer:
         self.booting = False
         self.failing = False
         self.holding = 0  # discovered VMs held (Note [Held discovered VMs])
+        # The addresses VMware Tools reported at the last look, written
+        # when a VM becomes ready (Note [What a 3.x fleet reads]).
+        self._ips: dict[str, str] = {}
 
     @property
     def clone_failures(self) -> int:
@@ -227,6 +230,7 @@ class Maintainer:
             log.warn("[!] [{pool}] inventory of {folder!r} failed: {error}",
                      pool=pool.name, folder=pool.folder, error=why(e))
             return None
+        self._ips = {vm.name: vm.ip for vm in vms if vm.ip}
         return {vm.name: vm for vm in vms}
 
     async def _pool_state(self, now: float) -> tuple[frozenset[str], PoolState]:
@@ -259,7 +263,8 @@ class Maintainer:
         match action:
             case planning.Ready(name, boot_seconds):
                 day = local_date(now).isoformat()
-                if await store.mark_ready(pool, name, stamp, day, boot_seconds):
+                if await store.mark_ready(pool, name, stamp, day, boot_seconds,
+                                          ip=self._ips.get(name)):
                     self._metrics.booted(pool, boot_seconds)
                     self._sizer.replenished(boot_seconds)
                     log.info("[>] [{pool}] '{vm}' moved to 'ready' queue after {seconds:.2f} s",

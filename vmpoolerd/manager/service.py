@@ -25,7 +25,7 @@ from .doubt import Doubts
 from .leases import Leases, manager_id
 from .maintainer import Maintainer, Probe
 from .ondemand import OndemandWorker
-from .purge import purge
+from .purge import purge, purging
 from .tasks import TaskWorker
 
 log = Logger()
@@ -68,6 +68,7 @@ class Manager(Service):
                  identity: str | None = None, redis_time: IReactorTime | None = None
                  ) -> None:
         self._config = config
+        self._store = store
         self._clock = reactor
         self._grace = grace
         self._metrics = metrics or Metrics()
@@ -87,6 +88,7 @@ class Manager(Service):
         self.ondemand = OndemandWorker(config, store, vspheres, reactor, probe, metrics)
         self._vspheres = vspheres
         self._purge: Deferred[None] | None = None
+        self._publish: Deferred[None] | None = None
         self._subscription: Subscription | None = None
         self._task_call: IDelayedCall | None = None
         self._task_run: Deferred[None] | None = None
@@ -126,15 +128,28 @@ class Manager(Service):
 
     def startService(self) -> None:
         super().startService()
-        if self._config.service.purge_unconfigured_resources:
+        if purging(self._config):
             # Beside the maintainers: it never touches a pool's folder.
             self._purge = ensureDeferred(purge(self._config, self._vspheres))
             self._purge.addErrback(lambda failure: log.failure("[!] the purge failed", failure))
+        self._publish = ensureDeferred(self._publish_pools())
         self.leases.start()
         self.ondemand.start()
         self._subscription = subscribe_checkouts(self._config.redis, IReactorTCP(self._clock),
                                                  self.wake)
         self._schedule_tasks()
+
+    async def _publish_pools(self) -> None:
+        """The pools, for 3.x's readers (Note [What a 3.x fleet reads] in
+        store/published.py); a failure is logged, and costs nothing else."""
+        try:
+            dropped = await self._store.publish_pools(self._config)
+        except Exception:
+            log.failure("[!] the pools were not published to Redis for 3.x's readers")
+            return
+        if dropped:
+            log.info("[-] pools no longer configured, no longer published: {pools}",
+                     pools=", ".join(sorted(dropped)))
 
     def _schedule_tasks(self) -> None:
         self._task_call = self._clock.callLater(
@@ -162,7 +177,8 @@ class Manager(Service):
         await self.leases.release()
         waits = [ensureDeferred(m.stop(self._grace)) for m in self.maintainers.values()]
         waits.append(ensureDeferred(self.ondemand.stop(self._grace)))
-        for work, what in ((self._task_run, "disk or snapshot work"), (self._purge, "the purge")):
+        for work, what in ((self._task_run, "disk or snapshot work"), (self._purge, "the purge"),
+                           (self._publish, "the pools' publication")):
             if work is not None:
                 waits.append(Deferred.fromCoroutine(self._bounded(work, what)))
         await gatherResults(waits, consumeErrors=True)

@@ -39,11 +39,20 @@ MANAGERS = f"{PREFIX}managers"
 # pool (pool -> template); vmpoolerd only reads it (GET /config's
 # template_ready).
 PREPARED_TEMPLATES = f"{PREFIX}template__prepared"
+# The names of the pools configured, as vmpooler 3.x keeps them (a 3.x API
+# finds the pools here; a file without :pools: is read from here).
+POOLS = f"{PREFIX}pools"
 
 
 def vm(host: str) -> str:
     """The VM's hash (template, times, tags, token, snapshots, disks)."""
     return f"{PREFIX}vm__{host}"
+
+
+def pool_config(pool: str) -> str:
+    """The pool's configuration as 3.x keeps it: its keys, ``alias``
+    comma-joined, and its ``domain`` (published.py)."""
+    return f"{PREFIX}pool__{pool}"
 
 
 def pool_set(state: str, pool: str) -> str:
@@ -207,12 +216,13 @@ def ondemand(pool: str) -> str:
 LUA: dict[str, str | Callable[..., str]] = {
     "CHECKOUT_CHANNEL": CHECKOUT_CHANNEL, "ONDEMAND_WAKEUP": ONDEMAND_WAKEUP,
     "GENERATION": GENERATION, "DOUBTFUL": DOUBTFUL, "CLONING": CLONING,
-    "ODCLONING": ODCLONING, "LASTBOOT": LASTBOOT, "MANAGERS": MANAGERS,
+    "ODCLONING": ODCLONING, "LASTBOOT": LASTBOOT, "MANAGERS": MANAGERS, "POOLS": POOLS,
     "POOL_RESET": POOL_RESET, "PROVISIONING": PROVISIONING, "PROCESSING": PROCESSING,
     "ODCREATE": ODCREATE, "TEMPLATE_CLONED": TEMPLATE_CLONED,
     "PREPARED_TEMPLATES": PREPARED_TEMPLATES, "UNDO_SIZE_OVERRIDE": UNDO_SIZE_OVERRIDE,
     "UNDO_TEMPLATE_OVERRIDE": UNDO_TEMPLATE_OVERRIDE,
     "vm": vm, "pool_set": pool_set, "active": active, "failure_counts": failure_counts,
+    "pool_config": pool_config,
     "failures": failures, "dashboard": dashboard, "clone_pause": clone_pause,
     "lease": lease, "manager": manager, "empty": empty, "tasks": tasks,
     "tasks_working": tasks_working, "token": token, "tag": tag, "boot": boot,

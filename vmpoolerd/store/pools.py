@@ -19,6 +19,7 @@ from .demand import DemandStore
 from .leases import LeaseStore
 from .ondemand import OndemandStore
 from .overrides import Overrides
+from .published import PublishedStore
 from ..timefmt import parse_time
 
 
@@ -29,7 +30,7 @@ def _float_or_none(text: str) -> float | None:
         return None
 
 
-class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore):
+class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStore):
     # -- what the maintainer observes ------------------------------------------------
 
     async def pool_state(self, pool: str, epoch: float
@@ -87,11 +88,11 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore):
     # -- transitions -----------------------------------------------------------------
 
     async def mark_ready(self, pool: str, host: str, now: str, day: str,
-                         boot_seconds: float) -> bool:
+                         boot_seconds: float, *, ip: str | None) -> bool:
         """pending -> ready, checked ``now``; its boot time joins the day's
-        history and the pool's last boot."""
-        return await self._move(host, pool, "pending", "ready",
-                                fields={"ready": now, "check": now},
+        history and the pool's last boot; its ``ip`` (3.x's field), if known."""
+        fields = {"ready": now, "check": now} | ({"ip": ip} if ip else {})
+        return await self._move(host, pool, "pending", "ready", fields=fields,
                                 history=(keys.boot(day), f"{pool}:{host}",
                                          f"{boot_seconds:.2f}"),
                                 lastboot=now)

@@ -1,6 +1,9 @@
 """
 What the daemon counts, for Prometheus (``/metrics``) and, when
-``:graphite:`` is set, for Graphite under vmpooler's names.
+``:graphite:`` is set, for Graphite under vmpooler's names; when
+``:statsd:`` or ``:prometheus:`` is set, for vmpooler 3.x's statsd and
+Prometheus table too, by 3.x's dotted labels (:class:`StatsSink`; Note
+[3.x's metric table] in promstats.py).
 
 Note [Bounded labels]: labels are pool names, vSphere method names and
 outcomes: sets fixed by the configuration and the code.  Hostnames, users
@@ -11,7 +14,7 @@ One :class:`Metrics` per daemon, with its own registry: nothing global.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol
+from typing import Callable, Mapping, Protocol, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -25,12 +28,27 @@ class GraphiteSink(Protocol):
     def send(self, name: str, value: float) -> None: ...
 
 
+class StatsSink(Protocol):
+    """vmpooler 3.x's metrics interface (statsd, its Prometheus table):
+    dotted labels such as ``clone.<pool>``, durations in seconds."""
+
+    def increment(self, label: str) -> None: ...
+    def gauge(self, label: str, value: float) -> None: ...
+    def timing(self, label: str, seconds: float) -> None: ...
+
+
+#: Our checkout outcomes, as 3.x's ``checkout.<suffix>.<pool>`` counters say them.
+CHECKOUT_3X = {"ok": "success", "not_enough_vms": "empty", "unknown_pool": "invalid"}
+
+
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, graphite: GraphiteSink | None = None) -> None:
+    def __init__(self, graphite: GraphiteSink | None = None,
+                 sinks: Sequence[StatsSink] = ()) -> None:
         self.registry = CollectorRegistry()
         self._graphite = graphite
+        self._sinks = tuple(sinks)
         r = self.registry
         self.pool_vms = Gauge("vmpooler_pool_vms", "VMs in each pool, by state",
                               ["pool", "state"], registry=r)
@@ -87,20 +105,29 @@ class Metrics:
 
     # --- events --------------------------------------------------------------------
 
-    def checkout(self, outcome: str) -> None:
+    def checkout(self, outcome: str, names: Sequence[str] = ()) -> None:
+        """A checkout's ``outcome``; ``names``: what it asked for (for 3.x's
+        counters, one per name)."""
         counter = self._checkouts_by_outcome.get(outcome)
         if counter is None:  # the children are kept: a checkout is a hot path
             counter = self._checkouts_by_outcome[outcome] = self.checkouts.labels(outcome)
         counter.inc()
+        suffix = CHECKOUT_3X.get(outcome)
+        if suffix is not None:
+            for name in names:
+                self._increment(f"checkout.{suffix}.{name}")
 
     def cloned(self, pool: str, seconds: float) -> None:
         self.clones.labels(pool).observe(seconds)
         self._send(f"clone.{pool}", seconds)
+        self._timing(f"clone.{pool}", seconds)
 
     def failed(self, pool: str, kind: str) -> None:
         self.failures.labels(pool, kind).inc()
         if kind == "clone":
             self.clone_failures.labels(pool).inc()
+        elif kind == "boot_timeout":
+            self._increment(f"errors.markedasfailed.{pool}")
 
     def sized(self, pool: str, size: int, rate: float | None, achieved: float | None) -> None:
         """What the pool's size is, and what its demand says (Note [Sizing
@@ -116,10 +143,12 @@ class Metrics:
 
     def booted(self, pool: str, seconds: float) -> None:
         self.boots.labels(pool).observe(seconds)
+        self._timing(f"time_to_ready_state.{pool}", seconds)
 
     def destroyed(self, pool: str, seconds: float) -> None:
         self.destroys.labels(pool).observe(seconds)
         self._send(f"destroy.{pool}", seconds)
+        self._timing(f"destroy.{pool}", seconds)
 
     def vsphere_call(self, method: str, outcome: str, seconds: float) -> None:
         self.vsphere_calls.labels(method, outcome).observe(seconds)
@@ -132,7 +161,18 @@ class Metrics:
             self.pool_vms.labels(pool, state).set(counts.get(state, 0))
         self._send(f"ready.{pool}", counts.get("ready", 0))
         self._send(f"running.{pool}", counts.get("running", 0))
+        for sink in self._sinks:
+            sink.gauge(f"ready.{pool}", counts.get("ready", 0))
+            sink.gauge(f"running.{pool}", counts.get("running", 0))
 
     def _send(self, name: str, value: float) -> None:
         if self._graphite is not None:
             self._graphite.send(name, value)
+
+    def _increment(self, label: str) -> None:
+        for sink in self._sinks:
+            sink.increment(label)
+
+    def _timing(self, label: str, seconds: float) -> None:
+        for sink in self._sinks:
+            sink.timing(label, seconds)

@@ -24,9 +24,12 @@
 -- ARGV[1]: pool, ARGV[2]: task_limit, ARGV[3]: pool size, ARGV[4]: now
 -- (timestamp text), ARGV[5]: now (epoch seconds), ARGV[6]: the
 -- reservation's length (seconds), ARGV[7..]: candidate names.  A candidate already known
--- to Redis is skipped.  Returns the names reserved.
+-- to Redis is skipped.  Returns the names reserved.  A new VM's hash has
+-- 3.x's fields too: pool and domain (Note [What a 3.x fleet reads] in
+-- published.py).
 local pool, limit, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now, epoch, lease = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local domain = redis.call('HGET', K.pool_config(pool), 'domain') or ''
 clones_in_flight(epoch, true)
 local have = redis.call('SCARD', K.pool_set('ready', pool))
   + redis.call('SCARD', K.pool_set('pending', pool))
@@ -37,7 +40,10 @@ for i = 7, #ARGV do
   end
   local host = ARGV[i]
   if redis.call('EXISTS', K.vm(host)) == 0 then
-    redis.call('HSET', K.vm(host), 'template', pool, 'clone', now)
+    redis.call('HSET', K.vm(host), 'template', pool, 'clone', now, 'pool', pool)
+    if domain ~= '' then
+      redis.call('HSET', K.vm(host), 'domain', domain)
+    end
     redis.call('SADD', K.pool_set('pending', pool), host)
     redis.call('HSET', K.CLONING, host, epoch + lease)
     reserved[#reserved + 1] = host

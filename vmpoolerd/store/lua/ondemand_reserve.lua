@@ -9,7 +9,9 @@
 -- ARGV[1]: id, ARGV[2]: alias, ARGV[3]: pool, ARGV[4]: task_limit, ARGV[5]:
 -- ondemand_clone_limit, ARGV[6]: now (timestamp), ARGV[7]: now (epoch
 -- seconds), ARGV[8]: the reservation's length (seconds), ARGV[9..]:
--- candidate names.  Returns the names reserved.
+-- candidate names.  Returns the names reserved.  A new VM's hash has
+-- 3.x's fields too: pool, pool_alias, and domain, as its pool's published
+-- entry has it (Note [What a 3.x fleet reads] in published.py).
 local id, alias, pool = ARGV[1], ARGV[2], ARGV[3]
 local limit, od_limit = tonumber(ARGV[4]), tonumber(ARGV[5])
 local now, epoch, lease = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -23,6 +25,7 @@ for _, host in ipairs(redis.call('SMEMBERS', K.ODCLONING)) do
     redis.call('SREM', K.ODCLONING, host)
   end
 end
+local domain = redis.call('HGET', K.pool_config(pool), 'domain') or ''
 local reserved = {}
 for i = 9, #ARGV do
   if redis.call('HLEN', K.CLONING) >= limit
@@ -33,6 +36,9 @@ for i = 9, #ARGV do
   if redis.call('EXISTS', K.vm(host)) == 0 then
     redis.call('HSET', K.vm(host), 'template', pool, 'pool', pool, 'clone', now,
       'request_id', id, 'pool_alias', alias)
+    if domain ~= '' then
+      redis.call('HSET', K.vm(host), 'domain', domain)
+    end
     redis.call('SADD', K.odpending(id), host)
     redis.call('SADD', K.ondemand(pool), host)
     redis.call('HSET', K.CLONING, host, epoch + lease)
