@@ -65,6 +65,23 @@ class GenerationTests(TestCase):
         await self.redis.flushall()
         self.assertIn("lost its data", (await watch.check()).doubt or "")
 
+    async def test_a_marker_gone_with_pool_state_holds_ready_and_pending_vms(self) -> None:
+        """Note [A marker gone is a rollback]: a restore from before the
+        marker existed, or the marker deleted, leaves pool state of unknown
+        age; its ready and pending VMs are held as for a stale marker."""
+        ready = await fill_ready(self.redis, D32, 2)
+        await self.redis.sadd(f"vmpooler__pending__{D32}", "pending1")
+        await self.redis.sadd(f"vmpooler__running__{D32}", "running1")
+        watch = self.watch()
+        await watch.check()
+        await self.redis.delete("vmpooler__generation")
+        self.assertIn("lost its data", (await watch.check()).doubt or "")
+        self.assertEqual(await self.members("ready"), set())
+        self.assertEqual(await self.members("pending"), set())
+        self.assertEqual(await self.members("discovered"), {*ready, "pending1"})
+        self.assertEqual(await self.members("running"), {"running1"})
+        self.assertEqual(await self.redis.get(f"vmpooler__empty__{D32}"), "true")
+
     async def test_another_redis(self) -> None:
         await fill_ready(self.redis, D32, 1)
         watch = self.watch()
