@@ -49,6 +49,7 @@ from .vsphere.types import Vsphere
 from .api.site import WebService
 from .api.throttle import PasswordThrottle
 from .store.ratelimit import RateLimitStore
+from .store.token_index import TokenIndexBuild
 
 REDIS_TIMEOUT = 3.0
 # What a daemon does: serve the API, keep the pools, or both.
@@ -281,6 +282,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
               **provider_health(providers)}
     store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics, generation)
     redis_service.stores.append(store)
+    if serving:  # Note [Token index] in store/lua/preamble/vms.lua
+        TokenIndexBuild(store, pools, reactor).setServiceParent(top)
     throttle = PasswordThrottle(RateLimitStore(redis, reactor, REDIS_TIMEOUT), reactor)
     api = VmpoolerApi(config, store, reactor, auth,
                       metrics=metrics, health=health, throttle=throttle, warnings=warnings,

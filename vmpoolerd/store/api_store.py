@@ -37,6 +37,7 @@ ANY_OWNER = "*"  # a VM change that checks no owner
 MAX_TAGS = 64  # tags one VM may hold
 MAX_TASKS_PER_VM = 8  # disk (or snapshot) requests one VM may have waiting
 MAX_TASKS = 500  # disk (or snapshot) requests waiting in all
+INDEX_STEP = 500  # running VMs looked at per call building the token index
 # The refusals of the scripts that change a VM (errors.VmChange); NO_SUCH_VM
 # raises what the caller says is missing.
 REFUSED: Mapping[VmChange, type[StoreRefusal]] = {
@@ -365,7 +366,8 @@ class ApiStore(Overrides, OndemandStore):
     async def delete_token(self, token: str, owner: Owner) -> None:
         """NoSuchToken if unknown, OtherUsersToken if another user's."""
         answer = int(await self._script(
-            "token_delete", keys=[keys.token(token)], args=[owner.dn, owner.user]))
+            "token_delete", keys=[keys.token(token), keys.token_vms(token)],
+            args=[owner.dn, owner.user]))
         if answer == 0:
             raise NoSuchToken()
         if answer == -1:
@@ -383,7 +385,22 @@ class ApiStore(Overrides, OndemandStore):
                 return found
 
     async def token_vms(self, token: str, pools: Sequence[str]) -> list[tuple[str, str]]:
-        """The running VMs checked out with ``token``: each one's hostname and pool."""
+        """The running VMs checked out with ``token``: each one's hostname and
+        pool.  Its cost is the token's VMs, not the fleet's (Note [Token
+        index] in lua/preamble/vms.lua)."""
         return [(host, pool) for host, pool in await self._script(
             "token_vms", args=[token, *pools])]
+
+    async def index_token_vms(self, pools: Sequence[str], step: int = INDEX_STEP) -> int:
+        """Add what is running in ``pools`` to the token index, ``step``
+        VMs per script call (lua/token_index.lua); the calls made."""
+        calls = 0
+        for pool in pools:
+            cursor = "0"
+            while True:
+                cursor = str(await self._script("token_index", args=[pool, cursor, step]))
+                calls += 1
+                if cursor == "0":
+                    break
+        return calls
 

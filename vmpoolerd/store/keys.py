@@ -103,6 +103,14 @@ def token(value: str) -> str:
     return f"{PREFIX}token__{value}"
 
 
+def token_vms(value: str) -> str:
+    """The hostnames checked out with the token ``value`` (Note [Token
+    index] in lua/preamble/vms.lua).  Not ``token__<t>__vms``: vmpooler
+    lists tokens by the pattern ``vmpooler__token__*`` and reads each match
+    as a hash (as token_scan.lua does)."""
+    return f"{PREFIX}tokenvms__{value}"
+
+
 def tag(day: str) -> str:
     """The day's tag counts (``YYYY-MM-DD``)."""
     return f"{PREFIX}tag__{day}"
@@ -199,8 +207,8 @@ LUA: dict[str, str | Callable[..., str]] = {
     "vm": vm, "pool_set": pool_set, "active": active, "failure_counts": failure_counts,
     "failures": failures, "dashboard": dashboard, "clone_pause": clone_pause,
     "lease": lease, "manager": manager, "empty": empty, "tasks": tasks,
-    "tasks_working": tasks_working, "token": token, "tag": tag, "boot": boot,
-    "clone": clone, "ratelimit": ratelimit, "demand": demand, "config": config,
+    "tasks_working": tasks_working, "token": token, "token_vms": token_vms, "tag": tag,
+    "boot": boot, "clone": clone, "ratelimit": ratelimit, "demand": demand, "config": config,
     "odrequest": odrequest, "odclaim": odclaim, "odpending": odpending,
     "odready": odready, "ondemand": ondemand, "checkout_batch_prefix": checkout_batch_prefix,
 }

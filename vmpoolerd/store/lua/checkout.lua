@@ -100,6 +100,7 @@ for i, req in ipairs(batch.requests) do
         for field, value in pairs(req.fields) do
           redis.call('HSET', vm, field, value)
         end
+        index_vm(host, req.fields['token:token'])  -- Note [Token index]
         table.insert(vms[name], {host, pool})
         handed[#handed + 1] = {pool, host}
       end

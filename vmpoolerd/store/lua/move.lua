@@ -17,6 +17,9 @@ local vm = K.vm(m.host)
 if m.from ~= '' and redis.call('SREM', K.pool_set(m.from, m.pool), m.host) == 0 then
   return 0
 end
+if m.from == 'running' then
+  unindex_vm(m.host)  -- Note [Token index] in preamble/vms.lua
+end
 if m.to ~= '' then
   redis.call('SADD', K.pool_set(m.to, m.pool), m.host)
 end
