@@ -28,7 +28,8 @@ may have been handed out since, are moved to discovered at once, so that no
 checkout hands them out (Note [A marker gone is a rollback] in
 lua/generation.lua).  ``python -m vmpoolerd.adopt``
 ends the doubt: the VMs held in discovered become running (checked out to
-nobody, reclaimed after their lifetime), or, with ``--release``, are left
+the owner their hash still names, else to nobody; reclaimed after their
+lifetime), or, with ``--release``, are left
 to be destroyed (README, "When Redis loses data").
 
 A daemon that restarts together with a rolled-back Redis has no memory to
