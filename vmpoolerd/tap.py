@@ -280,7 +280,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
     health = {"redis": Scripts(redis, reactor, HEALTH_TIMEOUT).ping,
               **provider_health(providers)}
-    store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics, generation)
+    store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics, generation,
+                     sizes={pool.name: pool.size for pool in config.pools})
     redis_service.stores.append(store)
     if serving:  # Note [Token index] in store/lua/preamble/vms.lua
         TokenIndexBuild(store, pools, reactor).setServiceParent(top)

@@ -142,6 +142,12 @@ def demand(pool: str) -> str:
     return f"{PREFIX}demand__{pool}"
 
 
+def demand_refused(pool: str, client: str) -> str:
+    """Set while a refusal of ``client`` (a token's owner, '' anonymous) has
+    counted in the pool's demand (Note [Refusals counted] in checkout.lua)."""
+    return f"{PREFIX}demand_refused__{pool}__{client}"
+
+
 # The config API (Note [Live pool config] in lua/config_set.lua): the
 # kinds of live override, vmpooler 3.x's names, and the set vmpooler keeps
 # of the pools whose override of that kind was deleted ('' for none).
@@ -208,7 +214,8 @@ LUA: dict[str, str | Callable[..., str]] = {
     "failures": failures, "dashboard": dashboard, "clone_pause": clone_pause,
     "lease": lease, "manager": manager, "empty": empty, "tasks": tasks,
     "tasks_working": tasks_working, "token": token, "token_vms": token_vms, "tag": tag,
-    "boot": boot, "clone": clone, "ratelimit": ratelimit, "demand": demand, "config": config,
+    "boot": boot, "clone": clone, "ratelimit": ratelimit, "demand": demand,
+    "demand_refused": demand_refused, "config": config,
     "odrequest": odrequest, "odclaim": odclaim, "odpending": odpending,
     "odready": odready, "ondemand": ondemand, "checkout_batch_prefix": checkout_batch_prefix,
 }
