@@ -11,7 +11,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.store.api_store import ApiStore, Request
-from vmpoolerd.store.errors import NotEnoughVms, StoreUnavailable
+from vmpoolerd.store.errors import NotEnoughVms, OtherOwner, StoreUnavailable
 from vmpoolerd.store.generation import GenerationCheck, GenerationStore, GenerationWatch
 
 from .fixtures import fill_ready
@@ -65,6 +65,23 @@ class GenerationTests(TestCase):
         await self.redis.flushall()
         self.assertIn("lost its data", (await watch.check()).doubt or "")
 
+    async def test_a_marker_gone_with_pool_state_holds_ready_and_pending_vms(self) -> None:
+        """Note [A marker gone is a rollback]: a restore from before the
+        marker existed, or the marker deleted, leaves pool state of unknown
+        age; its ready and pending VMs are held as for a stale marker."""
+        ready = await fill_ready(self.redis, D32, 2)
+        await self.redis.sadd(f"vmpooler__pending__{D32}", "pending1")
+        await self.redis.sadd(f"vmpooler__running__{D32}", "running1")
+        watch = self.watch()
+        await watch.check()
+        await self.redis.delete("vmpooler__generation")
+        self.assertIn("lost its data", (await watch.check()).doubt or "")
+        self.assertEqual(await self.members("ready"), set())
+        self.assertEqual(await self.members("pending"), set())
+        self.assertEqual(await self.members("discovered"), {*ready, "pending1"})
+        self.assertEqual(await self.members("running"), {"running1"})
+        self.assertEqual(await self.redis.get(f"vmpooler__empty__{D32}"), "true")
+
     async def test_another_redis(self) -> None:
         await fill_ready(self.redis, D32, 1)
         watch = self.watch()
@@ -102,10 +119,34 @@ class GenerationTests(TestCase):
         self.assertEqual(await self.members("running"), {"held1"})
         self.assertEqual(await self.members("discovered"), set())
         vm: dict[str, Any] = await self.redis.hgetall("vmpooler__vm__held1")
-        self.assertEqual(vm, {"template": D32, "checkout": "2026-11-28 06:00:00 +0000"})
+        # Note [Adopted owners]: its owner stays its owner.
+        self.assertEqual(vm, {"template": D32, "checkout": "2026-11-28 06:00:00 +0000",
+                              "token:user": "someone"})
         self.assertEqual(await self.redis.ttl("vmpooler__vm__held1"), -1)
         self.assertEqual(await self.redis.hget(f"vmpooler__active__{D32}", "held1"),
                          "2026-11-28 06:00:00 +0000")
+
+    async def test_adopted_vms_keep_their_owners(self) -> None:
+        """Note [Adopted owners] (issue 23, item 10): after the doubt, only
+        the owner may hand the VM back, and its token's status shows it."""
+        await self.watch().check()
+        token = "t" * 32
+        for host in ("owned1", "nobodys1"):
+            await self.redis.sadd(f"vmpooler__discovered__{D32}", host)
+            await self.redis.hset(f"vmpooler__vm__{host}", "lifetime", "48")
+        await self.redis.hmset("vmpooler__vm__owned1", {
+            "token:token": token, "token:user": "jdoe", "token:user_dn": "uid=jdoe,dc=x"})
+        self.assertEqual(await self.store.adopt(POOLS, "2026-11-28 06:00:00 +0000"), 2)
+        owned: dict[str, Any] = await self.redis.hgetall("vmpooler__vm__owned1")
+        self.assertEqual({k: owned.get(k) for k in ("token:token", "token:user_dn", "lifetime")},
+                         {"token:token": token, "token:user_dn": "uid=jdoe,dc=x",
+                          "lifetime": "48"})
+        self.assertIsNone(await self.redis.hget("vmpooler__vm__nobodys1", "lifetime"))
+        api = ApiStore(self.redis, reactor)
+        self.assertEqual(await api.token_vms(token, POOLS), [("owned1", D32)])
+        with self.assertRaises(OtherOwner):
+            await api.return_vm("owned1", "uid=mallory,dc=x")
+        await api.return_vm("owned1", "uid=jdoe,dc=x")
 
     async def test_release_ends_the_doubt_only(self) -> None:
         await self.watch().check()

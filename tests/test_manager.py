@@ -19,10 +19,12 @@ from vmpoolerd.manager.ondemand import OndemandWorker
 from vmpoolerd.manager.pool_plan import Clone, MarkEmpty
 from vmpoolerd.manager.tasks import TASK_LEASE
 from vmpoolerd.manager.service import Manager
+from vmpoolerd.store.api_store import ApiStore
 from vmpoolerd.store.connection import subscribe_checkouts
 from vmpoolerd.store.ondemand import Wanted
 from vmpoolerd.store.pools import PoolStore
 from vmpoolerd.timefmt import format_time, local_date
+from vmpoolerd.vsphere.types import VmState
 
 from .fixtures import sets_of
 from .logs import captured_events
@@ -536,3 +538,52 @@ class WakeupTests(TestCase):
         # The back-off between attempts grows: give it a while.
         await until("a wake-up through the new password", published, seconds=20)
         self.assertEqual(woken[:1], [DEBIAN])
+
+
+class LifetimeRaceTests(TestCase):
+    """Note [Lifetimes re-checked] (issue 23, item 8): a lifetime extended
+    between the cycle's read and its expiry move wins."""
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        self.redis = await fresh_redis(self)
+        self.config = manager_config(1, 0, ready_check_port=0, check_loop_delay_min=0.1)
+        self.pool = dataclasses.replace(self.config.pools[0], size=0)
+        self.host = "old1"
+        await self.redis.sadd(f"vmpooler__running__{self.pool.name}", self.host)
+        await self.redis.hmset(f"vmpooler__vm__{self.host}", {
+            "template": self.pool.name, "checkout": format_time(reactor.seconds() - 7200),
+            "lifetime": "1", "token:token": "t" * 32, "token:user": "jdoe"})
+
+    async def cycle(self, put: str | None) -> list[Any]:
+        """One cycle, with the VM's lifetime set to ``put`` (as a PUT
+        would) just after the cycle read the pool."""
+        redis = self.redis
+
+        class PutBetween(PoolStore):
+            async def pool_state(self, pool: str, epoch: float) -> Any:
+                state = await super().pool_state(pool, epoch)
+                if put is not None:
+                    await ApiStore(redis, reactor).update_vm(
+                        "old1", "2026-11-28", put, {})
+                return state
+
+        provider = ScriptedProvider()
+        maintainer = Maintainer(self.pool, self.config, PutBetween(self.redis, reactor),
+                                provider, reactor)
+        cycle = ensureDeferred(maintainer.cycle())
+        await until("the inventory asked", lambda: provider.calls.get("inventory"))
+        provider.answer("inventory", [VmState(self.host, "poweredOn", self.host, None, None)])
+        return await cycle
+
+    async def test_a_lifetime_extended_after_the_read_keeps_the_vm(self) -> None:
+        actions = await self.cycle(put="48")
+        self.assertIn("Complete", [type(a).__name__ for a in actions])  # judged expired
+        self.assertEqual(await self.redis.smembers(f"vmpooler__running__{self.pool.name}"),
+                         {self.host})
+        self.assertEqual(await self.redis.smembers(f"vmpooler__completed__{self.pool.name}"),
+                         set())
+
+    async def test_an_unchanged_lifetime_ends(self) -> None:
+        await self.cycle(put=None)
+        self.assertEqual(await self.redis.smembers(f"vmpooler__completed__{self.pool.name}"),
+                         {self.host})

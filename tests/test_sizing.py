@@ -17,14 +17,18 @@ from twisted.trial.unittest import TestCase
 from vmpoolerd.config import PoolConfig
 from vmpoolerd.manager.sizing import EVERY, PoolSizer
 from vmpoolerd.manager.sizing_plan import BURST_WINDOW, MAX_BOOST
+from vmpoolerd.store.api_store import ApiStore, Request
 from vmpoolerd.store.demand import DemandStore
+from vmpoolerd.store.errors import NotEnoughVms
 from vmpoolerd.timefmt import hour_of, utc_offset
 
+from .fixtures import fill_ready
 from .redis_server import fresh_redis
 
 POOL = PoolConfig(name="demanded", template="t", folder="f", datastore="d", size=20,
                   size_policy="demand", min_size=2, hit_rate=0.99)
 KEY = "vmpooler__demand__demanded"
+D32 = "debian-7-i386"
 T0 = 1_700_000_000.0
 
 
@@ -109,3 +113,43 @@ class SizerTests(TestCase):
         await sizer.update()
         self.assertEqual(sizer.size, 2)
         self.assertFalse(await self.redis.hexists(KEY, f"asked:{self.hour - 30}"))
+
+
+class RefusalCountTests(TestCase):
+    """Note [Refusals counted] (issue 23, item 7): what refused checkouts
+    add to a pool's demand is bounded by its size, once per client per
+    window; checkouts served count in full."""
+
+    async def setUp(self) -> None:  # type: ignore[override]
+        self.redis = await fresh_redis(self)
+        self.store = ApiStore(self.redis, reactor, sizes={D32: 5})
+        self.addCleanup(self.store.stop)
+
+    async def ask(self, count: int, fields: dict[str, str] | None = None) -> None:
+        try:
+            await self.store.checkout(Request(((D32, count, (D32,)),), "now", fields or {}))
+        except NotEnoughVms:
+            pass
+
+    async def asked(self) -> int:
+        fields = await self.redis.hgetall(f"vmpooler__demand__{D32}")
+        return sum(int(v) for k, v in fields.items() if k.startswith("asked:"))
+
+    async def test_an_anonymous_loop_of_large_asks_adds_one_pools_worth(self) -> None:
+        for _ in range(50):
+            await self.ask(100)
+        self.assertEqual(await self.asked(), 5)
+
+    async def test_each_token_owner_counts_once_and_served_checkouts_in_full(self) -> None:
+        await self.ask(100)
+        for _ in range(3):
+            await self.ask(2, {"token:token": "t" * 32, "token:user": "jdoe"})
+        self.assertEqual(await self.asked(), 5 + 2)
+        await fill_ready(self.redis, D32, 4)
+        await self.ask(4)
+        self.assertEqual(await self.asked(), 5 + 2 + 4)
+
+    async def test_a_live_size_bounds_it(self) -> None:
+        await self.redis.hset("vmpooler__config__poolsize", D32, "3")
+        await self.ask(100)
+        self.assertEqual(await self.asked(), 3)

@@ -3,8 +3,9 @@
 Redis's state (Note [Redis generations] in vmpoolerd/store/generation.py).
 
 Without ``--release``, every VM held in a pool's discovered set becomes
-running, checked out now to nobody: whoever may be using it keeps it for
-its lifetime, and the pool manager reclaims it then.  With ``--release``,
+running, checked out now (to the owner its hash still names, else to
+nobody: Note [Adopted owners] in store/lua/adopt.lua): whoever may be using
+it keeps it for its lifetime, and the pool manager reclaims it then.  With ``--release``,
 the held VMs are left to the pool manager, which destroys them a few per
 cycle.  Prints what it did; exits 0, or 1 with the reason.
 """

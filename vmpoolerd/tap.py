@@ -51,6 +51,7 @@ from .api.site import WebService
 from .api.ratelimit import RequestLimiter, rate_limits
 from .api.throttle import PasswordThrottle
 from .store.ratelimit import RateLimitStore
+from .store.token_index import TokenIndexBuild
 
 REDIS_TIMEOUT = 3.0
 # What a daemon does: serve the API, keep the pools, or both.
@@ -243,8 +244,11 @@ def make_service(config: Config, reactor: Any = default_reactor,
     auth = LdapAuthenticator(config.auth, reactor) if config.auth else None
     health = {"redis": Scripts(redis, reactor, HEALTH_TIMEOUT).ping,
               **provider_health(providers)}
-    store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics, generation)
+    store = ApiStore(redis, reactor, REDIS_TIMEOUT, metrics, generation,
+                     sizes={pool.name: pool.size for pool in config.pools})
     redis_service.stores.append(store)
+    if serving:  # Note [Token index] in store/lua/preamble/vms.lua
+        TokenIndexBuild(store, pools, reactor).setServiceParent(top)
     limits_store = RateLimitStore(redis, reactor, REDIS_TIMEOUT)
     throttle = PasswordThrottle(limits_store, reactor)
     limiter = RequestLimiter(rate_limits(config), limits_store, reactor) \

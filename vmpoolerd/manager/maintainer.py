@@ -271,8 +271,8 @@ class Maintainer:
                              pool=pool, vm=name, seconds=boot_seconds)
             case planning.Check(name):
                 await store.checked(pool, name, stamp)
-            case planning.Complete(name, state, reason, failure):
-                if await store.complete(pool, name, state):
+            case planning.Complete(name, state, reason, failure, unchanged):
+                if await store.complete(pool, name, state, unchanged):
                     log.info("[-] [{pool}] '{vm}' moved from '{state}' to 'completed': "
                              "{reason}", pool=pool, vm=name, state=state, reason=reason)
                     if failure is not None:

@@ -201,6 +201,10 @@ class Complete:
     state: str
     reason: str
     failure: VmFailure | None = None
+    # A lifetime's end: the "checkout" and "lifetime" judged, which must be
+    # unchanged when the move is made (Note [Lifetimes re-checked] in
+    # store/lua/move.lua).
+    unchanged: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -392,7 +396,7 @@ def _plan_running(obs: Observation, vm: TrackedVm) -> Action | None:
     if _seen(obs, vm.name) is None:
         return Forget(vm.name, RUNNING)
     if _expired(obs.now, vm.checkout, lifetime_seconds(obs, vm)):
-        return Complete(vm.name, RUNNING, "lifetime")
+        return Complete(vm.name, RUNNING, "lifetime", unchanged=vm.lifetime_fields)
     return None
 
 

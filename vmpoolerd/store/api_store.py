@@ -37,6 +37,8 @@ ANY_OWNER = "*"  # a VM change that checks no owner
 MAX_TAGS = 64  # tags one VM may hold
 MAX_TASKS_PER_VM = 8  # disk (or snapshot) requests one VM may have waiting
 MAX_TASKS = 500  # disk (or snapshot) requests waiting in all
+INDEX_STEP = 500  # running VMs looked at per call building the token index
+REFUSAL_WINDOW = 600  # seconds a client's refusal counts once (Note [Refusals counted])
 # The refusals of the scripts that change a VM (errors.VmChange); NO_SUCH_VM
 # raises what the caller says is missing.
 REFUSED: Mapping[VmChange, type[StoreRefusal]] = {
@@ -139,9 +141,13 @@ class ApiStore(Overrides, OndemandStore):
 
     def __init__(self, redis: RedisClient, reactor: IReactorTime, timeout: float = 3.0,
                  metrics: Metrics | None = None,
-                 generation: GenerationWatch | None = None) -> None:
+                 generation: GenerationWatch | None = None,
+                 sizes: Mapping[str, int] | None = None) -> None:
         super().__init__(redis, reactor, timeout, metrics)
         self._generation = generation
+        # Each pool's configured size, which bounds what a refusal counts
+        # (Note [Refusals counted] in lua/checkout.lua).
+        self._sizes = dict(sizes or {})
         self._checkouts: Coalescer[Request, Handed | None] = \
             Coalescer(self._checkout_batch, reactor)
         self._undos: set[IDelayedCall] = set()
@@ -192,7 +198,8 @@ class ApiStore(Overrides, OndemandStore):
 
     async def _checkout_batch(self, batch: list[Request]) -> list[Handed | None]:
         now = self._reactor.seconds()
-        payload = json.dumps({"hour": hour_of(now, utc_offset(now)), "requests": [
+        payload = json.dumps({"hour": hour_of(now, utc_offset(now)), "sizes": self._sizes,
+                              "refusal_window": REFUSAL_WINDOW, "requests": [
             {"entries": r.entries, "now": r.now, "fields": dict(r.fields)} for r in batch]})
         key = f"{self._batch_prefix}{next(self._batches)}"
         seen = self._generation.seen if self._generation else None
@@ -384,7 +391,8 @@ class ApiStore(Overrides, OndemandStore):
     async def delete_token(self, token: str, owner: Owner) -> None:
         """NoSuchToken if unknown, OtherUsersToken if another user's."""
         answer = int(await self._script(
-            "token_delete", keys=[keys.token(token)], args=[owner.dn, owner.user]))
+            "token_delete", keys=[keys.token(token), keys.token_vms(token)],
+            args=[owner.dn, owner.user]))
         if answer == 0:
             raise NoSuchToken()
         if answer == -1:
@@ -402,7 +410,22 @@ class ApiStore(Overrides, OndemandStore):
                 return found
 
     async def token_vms(self, token: str, pools: Sequence[str]) -> list[tuple[str, str]]:
-        """The running VMs checked out with ``token``: each one's hostname and pool."""
+        """The running VMs checked out with ``token``: each one's hostname and
+        pool.  Its cost is the token's VMs, not the fleet's (Note [Token
+        index] in lua/preamble/vms.lua)."""
         return [(host, pool) for host, pool in await self._script(
             "token_vms", args=[token, *pools])]
+
+    async def index_token_vms(self, pools: Sequence[str], step: int = INDEX_STEP) -> int:
+        """Add what is running in ``pools`` to the token index, ``step``
+        VMs per script call (lua/token_index.lua); the calls made."""
+        calls = 0
+        for pool in pools:
+            cursor = "0"
+            while True:
+                cursor = str(await self._script("token_index", args=[pool, cursor, step]))
+                calls += 1
+                if cursor == "0":
+                    break
+        return calls
 

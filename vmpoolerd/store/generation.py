@@ -21,11 +21,15 @@ raises the count.  Redis is in doubt when:
 
 The doubt is kept in Redis (``vmpooler__doubtful``, the reason), so that
 every daemon and every restart sees it, until an operator acts.  While it
-lasts, no maintainer destroys a discovered VM; on a rollback, the ready and
-pending VMs, which may have been handed out since, are moved to discovered
-at once, so that no checkout hands them out.  ``python -m vmpoolerd.adopt``
+lasts, no maintainer destroys a discovered VM; on a rollback (the marker
+gone, another, or its count not above the one seen: whatever pool state is
+there is older than what the daemon saw), the ready and pending VMs, which
+may have been handed out since, are moved to discovered at once, so that no
+checkout hands them out (Note [A marker gone is a rollback] in
+lua/generation.lua).  ``python -m vmpoolerd.adopt``
 ends the doubt: the VMs held in discovered become running (checked out to
-nobody, reclaimed after their lifetime), or, with ``--release``, are left
+the owner their hash still names, else to nobody; reclaimed after their
+lifetime), or, with ``--release``, are left
 to be destroyed (README, "When Redis loses data").
 
 A daemon that restarts together with a rolled-back Redis has no memory to

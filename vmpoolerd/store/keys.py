@@ -116,6 +116,14 @@ def token(value: str) -> str:
     return f"{PREFIX}token__{value}"
 
 
+def token_vms(value: str) -> str:
+    """The hostnames checked out with the token ``value`` (Note [Token
+    index] in lua/preamble/vms.lua).  Not ``token__<t>__vms``: vmpooler
+    lists tokens by the pattern ``vmpooler__token__*`` and reads each match
+    as a hash (as token_scan.lua does)."""
+    return f"{PREFIX}tokenvms__{value}"
+
+
 def tag(day: str) -> str:
     """The day's tag counts (``YYYY-MM-DD``)."""
     return f"{PREFIX}tag__{day}"
@@ -145,6 +153,12 @@ def demand(pool: str) -> str:
     """The pool's checkouts by hour (asked:<hour>, hit:<hour>) and their
     folded history (Note [Counting demand] in checkout.lua)."""
     return f"{PREFIX}demand__{pool}"
+
+
+def demand_refused(pool: str, client: str) -> str:
+    """Set while a refusal of ``client`` (a token's owner, '' anonymous) has
+    counted in the pool's demand (Note [Refusals counted] in checkout.lua)."""
+    return f"{PREFIX}demand_refused__{pool}__{client}"
 
 
 # The config API (Note [Live pool config] in lua/config_set.lua): the
@@ -225,8 +239,9 @@ LUA: dict[str, str | Callable[..., str]] = {
     "pool_config": pool_config,
     "failures": failures, "dashboard": dashboard, "clone_pause": clone_pause,
     "lease": lease, "manager": manager, "empty": empty, "tasks": tasks,
-    "tasks_working": tasks_working, "token": token, "tag": tag, "boot": boot,
-    "clone": clone, "ratelimit": ratelimit, "demand": demand, "config": config,
+    "tasks_working": tasks_working, "token": token, "token_vms": token_vms, "tag": tag,
+    "boot": boot, "clone": clone, "ratelimit": ratelimit, "demand": demand,
+    "demand_refused": demand_refused, "config": config,
     "odrequest": odrequest, "odvms": odvms, "odclaim": odclaim, "odpending": odpending,
     "odready": odready, "ondemand": ondemand, "checkout_batch_prefix": checkout_batch_prefix,
 }

@@ -42,7 +42,8 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStor
         tracked = tuple(
             TrackedVm(name=name, state=set_name, clone_time=parse_time(clone),
                       checkout=parse_time(checkout), lifetime_hours=_float_or_none(lifetime),
-                      last_check=parse_time(check), ready_since=parse_time(ready))
+                      last_check=parse_time(check), ready_since=parse_time(ready),
+                      lifetime_fields=(checkout, lifetime))
             for name, set_name, clone, checkout, lifetime, check, ready in state["vms"] or [])
         return (tracked, frozenset(state["cloning"] or []), bool(state["empty"]),
                 frozenset(state["ondemand"] or []))
@@ -101,9 +102,12 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStor
         """A ready VM passed its periodic check ``now``."""
         return await self._move(host, pool, "ready", "ready", fields={"check": now})
 
-    async def complete(self, pool: str, host: str, state: str) -> bool:
-        """``state`` -> completed (to be destroyed)."""
-        return await self._move(host, pool, state, "completed")
+    async def complete(self, pool: str, host: str, state: str,
+                       unchanged: tuple[str, str] | None = None) -> bool:
+        """``state`` -> completed (to be destroyed); with ``unchanged``
+        (a running VM's lifetime ended), only if its "checkout" and
+        "lifetime" are still those (Note [Lifetimes re-checked] in move.lua)."""
+        return await self._move(host, pool, state, "completed", unchanged=unchanged)
 
     async def discover(self, pool: str, host: str) -> bool:
         """A VM of the pool's folder that no set names -> discovered."""
@@ -129,7 +133,8 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStor
     async def _move(self, host: str, pool: str, from_set: str, to_set: str,
                     fields: Mapping[str, str] | None = None,
                     history: tuple[str, str, str] | None = None,
-                    lastboot: str | None = None, expire: int | None = None) -> bool:
+                    lastboot: str | None = None, expire: int | None = None,
+                    unchanged: tuple[str, str] | None = None) -> bool:
         """One guarded transition (see move.lua); False when the VM had moved."""
         change: dict[str, Any] = {"host": host, "pool": pool, "from": from_set, "to": to_set,
                                   "fields": dict(fields or {})}
@@ -139,6 +144,8 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStor
             change["lastboot"] = lastboot
         if expire is not None:
             change["expire"] = expire
+        if unchanged is not None:
+            change["unchanged"] = {"checkout": unchanged[0], "lifetime": unchanged[1]}
         return bool(await self._script("move", args=[json.dumps(change)]))
 
     async def set_empty(self, pool: str, empty: bool) -> None:

@@ -18,6 +18,10 @@ class TrackedVm:
     lifetime_hours: float | None = None  # "lifetime"; None: the service's
     last_check: float | None = None  # last passed readiness check ("check")
     ready_since: float | None = None  # became ready ("ready")
+    # "checkout" and "lifetime" as read ('' when absent): the expiry move
+    # is made only if they are still so (Note [Lifetimes re-checked] in
+    # lua/move.lua); None: not read from Redis (a test's record).
+    lifetime_fields: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

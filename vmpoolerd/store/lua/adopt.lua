@@ -1,8 +1,14 @@
 -- An operator adopts what vSphere holds after a doubt (Note [Redis
 -- generations] in generation.py): every VM held in a pool's discovered set
--- becomes running, checked out now to nobody, so that whoever may be using
--- it keeps it for its lifetime; then it is reclaimed as any running VM.
--- The doubt ends.
+-- becomes running, checked out now, so that whoever may be using it keeps
+-- it for its lifetime; then it is reclaimed as any running VM.  The doubt
+-- ends.
+--
+-- Note [Adopted owners]: a VM whose hash still names its owner (token:token,
+-- token:user, token:user_dn) keeps them, its lifetime too, and joins its
+-- token's index (Note [Token index] in preamble/vms.lua): its owner alone
+-- may change or delete it, as before the doubt.  One whose hash names none
+-- is checked out to nobody, with its pool's lifetime.
 --
 -- ARGV[1]: now (timestamp), ARGV[2..]: the configured pools.
 -- Returns the number of VMs adopted.
@@ -14,7 +20,12 @@ for i = 2, #ARGV do
     redis.call('SMOVE', held, K.pool_set('running', pool), host)
     redis.call('HSET', K.active(pool), host, ARGV[1])
     redis.call('HSET', K.vm(host), 'template', pool, 'checkout', ARGV[1])
-    redis.call('HDEL', K.vm(host), 'token:token', 'token:user', 'token:user_dn', 'lifetime')
+    local token = redis.call('HGET', K.vm(host), 'token:token')
+    if token then
+      index_vm(host, token)
+    elseif not redis.call('HGET', K.vm(host), 'token:user') then
+      redis.call('HDEL', K.vm(host), 'lifetime')
+    end
     redis.call('PERSIST', K.vm(host))
     adopted = adopted + 1
   end

@@ -34,8 +34,23 @@
 -- the epoch, local: the batch's "hour"), and every VM handed out in
 -- hit:<hour>, whether the request is met or not: a pool too small to meet
 -- its demand must still see it.  A request not met counts each name's VMs
--- at its first pool.  The manager folds the hours that ended into the
--- pool's history (demand.py) and deletes their fields.
+-- at its first pool, bounded (Note [Refusals counted]).  The manager
+-- folds the hours that ended into the pool's history (demand.py) and
+-- deletes their fields.
+--
+-- Note [Refusals counted]: a refused request costs its client nothing, so
+-- what it may add to demand is bounded, else a loop of anonymous 100-VM
+-- asks would drive every demand-sized pool to its size for weeks.  A
+-- refusal adds to a pool's asked:<hour> at most the pool's size (its live
+-- size if the config API set one, else the batch's "sizes"; a pool can
+-- never hand out more at once), and only the first refusal of a client
+-- for that pool in "refusal_window" seconds counts at all (a client
+-- asking again is asking for the same VMs).  The client is the token's
+-- owner (DN, else name); every request without a token is one client,
+-- "anonymous", since addresses are cheap to change.  So in an hour,
+-- refusals add at most size * 3600 / refusal_window per token owner and
+-- as much for all anonymous clients together; checkouts served count in
+-- full, as they cost the pool its VMs.
 --
 -- KEYS[1]: the batch's key, ARGV[2]: UNDO_WINDOW.  Returns JSON: {"results":
 -- one entry per request, {name: [[host, pool], ...]} or false, "generation": the
@@ -100,6 +115,7 @@ for i, req in ipairs(batch.requests) do
         for field, value in pairs(req.fields) do
           redis.call('HSET', vm, field, value)
         end
+        index_vm(host, req.fields['token:token'])  -- Note [Token index]
         table.insert(vms[name], {host, pool})
         handed[#handed + 1] = {pool, host}
       end
@@ -109,8 +125,15 @@ for i, req in ipairs(batch.requests) do
     end
     results[i] = vms
   else
+    local client = req.fields['token:user_dn'] or req.fields['token:user'] or ''
     for _, entry in ipairs(req.entries) do
-      count(entry[3][1], 'asked', entry[2])
+      local pool = entry[3][1]
+      local size = tonumber(redis.call('HGET', K.config('poolsize'), pool) or '')
+        or (batch.sizes or {})[pool]
+      if batch.hour and redis.call('SET', K.demand_refused(pool, client), '1', 'NX', 'EX',
+          batch.refusal_window or 600) then
+        count(pool, 'asked', math.min(entry[2], size or entry[2]))
+      end
     end
     results[i] = false
   end

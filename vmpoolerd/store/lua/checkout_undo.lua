@@ -28,6 +28,7 @@ for _, vm in ipairs(handed) do
   local pool, host = vm[1], vm[2]
   if redis.call('SMOVE', K.pool_set('running', pool), K.pool_set('ready', pool), host) == 1 then
     redis.call('HDEL', K.active(pool), host)
+    unindex_vm(host)  -- Note [Token index] in preamble/vms.lua
     redis.call('HDEL', K.vm(host), 'checkout', 'token:token', 'token:user', 'token:user_dn',
       'lifetime')
     redis.call('DEL', K.empty(pool))

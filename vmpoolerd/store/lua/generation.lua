@@ -27,6 +27,11 @@ local id = redis.call('HGET', marker, 'id')
 if not id then
   if known_id ~= '' then
     reason = 'Redis lost its data (its generation marker is gone)'
+    -- Note [A marker gone is a rollback]: whatever pool state is left
+    -- (a restore from a backup made before the marker existed, or the
+    -- marker deleted) is of unknown age: its ready and pending VMs may have
+    -- been handed out since, so they are held as for a stale marker.
+    rollback = true
   elseif not has_pool_state() then
     reason = 'Redis holds no pool state (new, emptied, or restored from before it had any)'
   end

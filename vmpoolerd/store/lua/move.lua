@@ -11,11 +11,30 @@
 -- "fields": {field: value}, "history": [key, field, value] or absent,
 -- "lastboot": timestamp or absent, "expire": seconds or absent}.
 -- "expire" marks the VM destroyed: its hash is kept that long, and it
--- leaves the pool's active hash.
+-- leaves the pool's active hash.  "unchanged": {field: value ('' absent)}
+-- or absent.
+--
+-- Note [Lifetimes re-checked]: a running VM is completed when its lifetime
+-- since checkout has passed, as the manager judged it from the "checkout"
+-- and "lifetime" it read (pool_plan.py).  A PUT may extend the lifetime
+-- (or a checkout given back and taken again restart it) between that read
+-- and this move; so the expiry move carries both fields as read in
+-- "unchanged", and is made only if the VM's hash still holds them: else
+-- nothing changes, 0 is returned, and the next cycle judges the VM anew.
+-- The rule (checkout + lifetime against now) stays in one place, the
+-- planner; the script only checks that what it judged is still so.
 local m = cjson.decode(ARGV[1])
 local vm = K.vm(m.host)
+for field, value in pairs(m.unchanged or {}) do
+  if (redis.call('HGET', vm, field) or '') ~= value then
+    return 0
+  end
+end
 if m.from ~= '' and redis.call('SREM', K.pool_set(m.from, m.pool), m.host) == 0 then
   return 0
+end
+if m.from == 'running' then
+  unindex_vm(m.host)  -- Note [Token index] in preamble/vms.lua
 end
 if m.to ~= '' then
   redis.call('SADD', K.pool_set(m.to, m.pool), m.host)

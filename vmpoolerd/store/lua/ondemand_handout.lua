@@ -51,6 +51,7 @@ for _, c in ipairs(chosen) do
   redis.call('HSET', vm, 'checkout', now, 'pool_alias', alias)
   if r[3] then
     redis.call('HSET', vm, 'token:token', r[3], 'token:user', r[4])
+    index_vm(host, r[3])  -- Note [Token index] in preamble/vms.lua
     if r[5] then
       redis.call('HSET', vm, 'token:user_dn', r[5])
     end

@@ -1,11 +1,27 @@
--- The running VMs checked out with a token, as {host, pool} pairs.
--- ARGV[1]: token, ARGV[2..]: pool names.
+-- The running VMs checked out with a token, as {host, pool} pairs, in the
+-- order of the pools given, then by name.  ARGV[1]: token, ARGV[2..]: the
+-- pools to look in.
+--
+-- Reads the token's index only (Note [Token index] in preamble/vms.lua):
+-- its cost is the token's VMs, not the fleet's.  A member no longer
+-- running, or no longer that token's, leaves the index; one running in a
+-- pool not given is left alone (not shown).
+local token, index = ARGV[1], K.token_vms(ARGV[1])
+local order = {}
+for i = 2, #ARGV do order[ARGV[i]] = i end
 local hosts = {}
-for i = 2, #ARGV do
-  for _, host in ipairs(redis.call('SMEMBERS', K.pool_set('running', ARGV[i]))) do
-    if redis.call('HGET', K.vm(host), 'token:token') == ARGV[1] then
-      hosts[#hosts + 1] = {host, ARGV[i]}
-    end
+for _, host in ipairs(redis.call('SMEMBERS', index)) do
+  local f = redis.call('HMGET', K.vm(host), 'template', 'token:token')
+  local pool = f[1]
+  if not pool or f[2] ~= token
+      or redis.call('SISMEMBER', K.pool_set('running', pool), host) == 0 then
+    redis.call('SREM', index, host)
+  elseif order[pool] then
+    hosts[#hosts + 1] = {host, pool}
   end
 end
+table.sort(hosts, function(a, b)
+  if a[2] ~= b[2] then return order[a[2]] < order[b[2]] end
+  return a[1] < b[1]
+end)
 return hosts

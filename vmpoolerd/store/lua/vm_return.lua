@@ -9,6 +9,7 @@ if not pool then
   return refused
 end
 redis.call('SREM', K.pool_set('running', pool), host)
+unindex_vm(host)  -- Note [Token index] in preamble/vms.lua
 redis.call('SADD', K.pool_set('completed', pool), host)
 redis.call('HDEL', K.active(pool), host)
 return R.DONE
