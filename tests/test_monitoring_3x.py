@@ -29,7 +29,7 @@ from vmpoolerd.telemetry.metrics import Metrics
 from vmpoolerd.telemetry.promstats import Promstats, PromstatsRoutes
 from vmpoolerd.telemetry.statsd import StatsdSender
 
-from .fixtures import config_text, make_config
+from .fixtures import config_text, fill_ready, make_config
 from .http import Client
 from .logs import captured_events
 from .redis_server import fresh_redis
@@ -172,6 +172,28 @@ class EndpointTests(TestCase):
         self.assertEqual(set(types((await response.content()).decode())), set(THREE_X))
         ours = await stub.get("http://vmpooler.test/metrics")
         self.assertIn(b"vmpooler_clone_seconds", await ours.content())
+
+
+class CheckoutCountersTests(TestCase):
+    async def test_a_checkout_through_the_api_counts_each_name_asked_for(self) -> None:
+        redis = await fresh_redis(self)
+        stats = Promstats(PrometheusConfig(), "all")
+        metrics = Metrics(sinks=[stats])
+        api = VmpoolerApi(make_config(), ApiStore(redis, reactor, metrics=metrics), Clock(),
+                          metrics=metrics)
+        client = Client(api.resource())
+        await fill_ready(redis, "debian-7-i386", 1)
+        self.assertEqual((await client.post("/api/v1/vm/debian-7-32")).code, 200)
+        self.assertEqual((await client.post("/api/v1/vm/debian-7-32")).code, 503)
+        self.assertEqual((await client.post("/api/v1/vm/nosuch")).code, 404)
+        found = samples(stats.render().decode())
+        instance = ("vmpooler_instance", "vmpooler")
+        self.assertEqual(found["vmpooler_checkout_success",
+                               (("poolname", "debian-7-32"), instance)], 1)
+        self.assertEqual(found["vmpooler_checkout_empty",
+                               (("poolname", "debian-7-32"), instance)], 1)
+        self.assertEqual(found["vmpooler_checkout_invalid", (("poolname", "nosuch"), instance)],
+                         1)
 
 
 class WiringTests(SynchronousTestCase):

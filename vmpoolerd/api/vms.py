@@ -75,10 +75,13 @@ class VmRoutes:
             request, lambda: validate.checkout_counts_from_path(names))
 
     async def _counted(self, request: IRequest, counts: Callable[[], dict[str, int]]) -> bytes:
-        """A checkout, counted by outcome for /metrics."""
+        """A checkout, counted by outcome for /metrics (and by the names it
+        asked for, for vmpooler 3.x's counters)."""
         outcome = "error"
+        asked: dict[str, int] = {}
         try:
-            body = await self._checkout(request, counts())
+            asked = counts()
+            body = await self._checkout(request, asked)
             outcome = "ok"
             return body
         except ApiError as e:
@@ -91,7 +94,7 @@ class VmRoutes:
             outcome = "redis_unavailable"
             raise
         finally:
-            self._metrics.checkout(outcome)
+            self._metrics.checkout(outcome, tuple(asked))
 
     def _shuffled(self, pools: tuple[str, ...]) -> tuple[str, ...]:
         """An alias's pools in random order, so that checkouts spread over them."""
