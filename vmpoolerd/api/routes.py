@@ -21,7 +21,8 @@ from . import validate
 from .errors import ApiError
 from .auth import Identity
 from .site import BODY_TOO_LARGE, MAX_BODY
-from .throttle import PasswordThrottle
+from .clients import Clients
+from .throttle import PasswordThrottle, TooManyFailures
 from ..store.api_store import ANY_OWNER, ApiStore, Owner
 from ..store.errors import NoSuchToken, OtherOwner
 from ..timefmt import format_time, local_date
@@ -88,11 +89,13 @@ class Callers:
 
     def __init__(self, store: ApiStore, clock: Clock,
                  authenticator: Authenticator | None,
-                 throttle: PasswordThrottle | None = None) -> None:
+                 throttle: PasswordThrottle | None = None,
+                 clients: Clients | None = None) -> None:
         self._store = store
         self._clock = clock
         self._auth = authenticator
         self._throttle = throttle
+        self._clients = clients or Clients()
 
     @property
     def configured(self) -> bool:
@@ -154,7 +157,7 @@ class Callers:
     async def basic_user(self, request: IRequest) -> Owner:
         """
         Whose valid HTTP Basic credentials these are (Note [Identities] in
-        auth.py); 401 otherwise, 429 past the attempts allowed (Note
+        auth.py); 401 otherwise, 429 past the failures allowed (Note
         [Password guessing] in throttle.py).
         """
         assert self._auth is not None
@@ -164,19 +167,19 @@ class Callers:
         except UnicodeDecodeError:
             user = password = ""
         identity = None
-        if user and password:
-            if self._throttle is not None:
-                wait = await self._throttle.wait(user, _address(request))
-                if wait:
-                    raise ApiError(429, "too many attempts; try again later", retry_after=wait)
-            identity = await self._auth.authenticate(user, password)
+        auth, throttle = self._auth, self._throttle
+        if user and password and throttle is None:
+            identity = await auth.authenticate(user, password)
+        elif user and password and throttle is not None:
+            try:
+                identity = await throttle.check(
+                    user, self._clients.group(request),
+                    lambda: auth.authenticate(user, password))
+            except TooManyFailures as e:
+                raise ApiError(429, "too many failed attempts; try again later",
+                               retry_after=e.wait) from None
         if identity is None:
             request.setHeader(b"WWW-Authenticate", b'Basic realm="vmpooler"')
             raise ApiError(401, "authentication failed")
         return Owner(identity.name, identity.dn)
 
-
-def _address(request: IRequest) -> str:
-    """The client's address (its host, without the port)."""
-    peer = request.getClientAddress()
-    return str(getattr(peer, "host", peer))

@@ -220,6 +220,9 @@ class ServiceConfig:
     max_request_vms: int = 100
     check_ready_vm_hostname_for_mismatch: bool = True
     rate_limiting_enabled: bool = False
+    # Note [Client addresses] in api/clients.py: the peers whose
+    # X-Forwarded-For is believed (addresses, networks, "unix").
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -234,6 +234,7 @@ SERVICE_KEYS: Mapping[str, tuple[str, Check]] = {
     "check_ready_vm_hostname_for_mismatch": ("check_ready_vm_hostname_for_mismatch",
                                              values.boolean),
     "rate_limiting_enabled": ("rate_limiting_enabled", values.boolean),
+    "trusted_proxies": ("trusted_proxies", values.string_list(values.trusted_proxy)),
 }
 # :config: keys 3.x reads that vmpoolerd does not serve: named once in the start-up log.
 SERVICE_NOT_SERVED = (
