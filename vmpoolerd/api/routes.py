@@ -21,6 +21,7 @@ from . import validate
 from .errors import ApiError
 from .auth import Identity
 from .site import BODY_TOO_LARGE, MAX_BODY
+from .admins import Administrators
 from .clients import Clients
 from .throttle import PasswordThrottle, TooManyFailures
 from ..store.api_store import ANY_OWNER, ApiStore, Owner
@@ -90,12 +91,15 @@ class Callers:
     def __init__(self, store: ApiStore, clock: Clock,
                  authenticator: Authenticator | None,
                  throttle: PasswordThrottle | None = None,
-                 clients: Clients | None = None) -> None:
+                 clients: Clients | None = None,
+                 admins: Administrators | None = None) -> None:
         self._store = store
         self._clock = clock
         self._auth = authenticator
         self._throttle = throttle
         self._clients = clients or Clients()
+        self._admins = admins if admins is not None and authenticator is not None \
+            else Administrators()
 
     @property
     def configured(self) -> bool:
@@ -125,9 +129,29 @@ class Callers:
             raise ApiError(401, "an X-AUTH-TOKEN is required")
         return caller
 
+    @property
+    def administered(self) -> bool:
+        """Whether administrators are named (Note [Administrators] in admins.py)."""
+        return self._admins.named
+
+    async def administrator(self, request: IRequest) -> Caller | None:
+        """The caller, who must be an administrator when administrators are
+        named (401 without a token, 403 with another's); else as :meth:`required`."""
+        caller = await self.required(request)
+        if self._admins.named and (caller is None
+                                   or not await self._admins.includes(caller.owner)):
+            raise ApiError(403, "only an administrator may do this")
+        return caller
+
+    async def is_administrator(self, caller: Caller | None) -> bool:
+        """Whether administrators are named and the caller is one."""
+        return caller is not None and self._admins.named \
+            and await self._admins.includes(caller.owner)
+
     async def owner(self, hostname: str, caller: Caller | None) -> str:
         """
-        The VM's owner's key ("" for none; ANY_OWNER without auth), if the
+        The VM's owner's key ("" for none; ANY_OWNER without auth, or for an
+        administrator: Note [Administrators] in admins.py), if the
         caller may change the VM (else OtherOwner); NoSuchVm if there is none.
 
         Note [Owner checks]: the owner is checked here, and again by the
@@ -138,7 +162,7 @@ class Callers:
         name, and is its caller's if the names match.
         """
         vm = await self._store.vm(hostname)
-        if self._auth is None:
+        if self._auth is None or await self.is_administrator(caller):
             return ANY_OWNER
         owner = Owner(vm.fields.get("token:user", ""), vm.fields.get("token:user_dn", ""))
         if not owner.key:

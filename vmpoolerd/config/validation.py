@@ -128,6 +128,9 @@ def _auth(s: Section) -> LdapConfig:
         fields["encryption"] = _encryption(ldap)
     if ldap.has("service_account_hash"):
         fields["service_account"] = _service_account(ldap.child("service_account_hash"))
+    fields.update(s.fields({
+        "administrators": ("administrators", values.string_list(values.string)),
+        "administrator_groups": ("administrator_groups", values.string_list(values.string))}))
     return LdapConfig(**fields)
 
 
@@ -235,6 +238,7 @@ SERVICE_KEYS: Mapping[str, tuple[str, Check]] = {
                                              values.boolean),
     "rate_limiting_enabled": ("rate_limiting_enabled", values.boolean),
     "trusted_proxies": ("trusted_proxies", values.string_list(values.trusted_proxy)),
+    "template_folders": ("template_folders", values.string_list(values.folder_path)),
 }
 # :config: keys 3.x reads that vmpoolerd does not serve: named once in the start-up log.
 SERVICE_NOT_SERVED = (

@@ -139,6 +139,16 @@ def trusted_proxy(where: str, value: Any) -> str:
                           f"'unix', not {text!r}") from None
 
 
+def folder_path(where: str, value: Any) -> str:
+    """A folder's inventory path ('Templates/linux'), without '.' or '..'
+    parts; kept without its outer slashes."""
+    text = string(where, value).strip().strip("/")
+    if not text or any(part in ("", ".", "..") for part in text.split("/")):
+        raise ConfigError(f"{where}: must be a folder's path ('Templates/linux'), "
+                          f"not {value!r}")
+    return text
+
+
 def non_negative_int(where: str, value: Any) -> int:
     return integer(0)(where, value)
 

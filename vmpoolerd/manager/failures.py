@@ -22,8 +22,9 @@ PORT_REFUSED = "port_refused"    # the readiness port refused the connection
 PORT_TIMEOUT = "port_timeout"    # the readiness port did not answer in time
 UNREACHABLE = "unreachable"      # no route, no such name: the probe failed otherwise
 DESTROY = "destroy"              # vCenter failed the destroy
+NOT_TEMPLATE = "not_a_template"  # a template override that vSphere does not mark as one
 KINDS = (CLONE, BOOT_TIMEOUT, NO_IP, HOSTNAME, PORT_REFUSED, PORT_TIMEOUT, UNREACHABLE,
-         DESTROY)
+         DESTROY, NOT_TEMPLATE)
 # How many recent failures a pool keeps.
 RECENT = 20
 
