@@ -17,6 +17,7 @@ from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.api.auth import LdapAuthenticator
 from vmpoolerd.api.live import template_allowed
 from vmpoolerd.config import Config, parse_config
+from vmpoolerd.manager.failures import public
 from vmpoolerd.store.api_store import ApiStore
 
 from .api_case import C7, D32, D64, ApiCase
@@ -275,6 +276,18 @@ class AdministratorTests(TestCase):
                                            headers=ann)).code, 200)
         self.assertEqual((await client.delete(f"/api/v1/vm/{host}", headers=ann)).code, 200)
         self.assertEqual(await self.redis.smembers(f"vmpooler__running__{D32}"), set())
+
+    async def test_only_an_administrator_reads_a_failure_whole(self) -> None:
+        client = self.client(admin_config(groups=[ADMINS]))
+        await self.redis.hmset("vmpooler__vm__gone1", {
+            "template": D32, "failure_kind": "clone", "failed": "2026-01-01 00:00:00 +0000",
+            "failure": "clone failed: vCenter vc1.internal: Templates/d32 not found"})
+        for who, reason in ((None, public("clone")), (JDOE, public("clone")),
+                            (ANN, "clone failed: vCenter vc1.internal: Templates/d32 "
+                                  "not found")):
+            headers = await self.token(client, who) if who else {}
+            answer = await client.get("/api/v3/vm/gone1", headers=headers)
+            self.assertEqual(answer.body["gone1"]["failure"]["reason"], reason, who)
 
     async def test_a_missing_group_names_nobody(self) -> None:
         client = self.client(admin_config(groups=["cn=nobody," + GROUPS]))

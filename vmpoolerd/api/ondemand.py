@@ -26,7 +26,7 @@ from .errors import ApiError, json_answer
 from .routes import Callers, Clock, read_body, route
 from ..config import Config
 from ..store.api_store import ApiStore
-from ..store.ondemand import DELETED, PENDING, READY, OdRequest, Wanted
+from ..store.ondemand import DELETED, FAILED, PENDING, READY, OdRequest, Wanted
 
 log = Logger()
 
@@ -136,6 +136,8 @@ class OndemandRoutes:
         body["ready"] = False
         if found.status != PENDING:
             body["message"] = found.message or found.status
+            if found.status == FAILED and not await self._callers.sees_all(request):
+                body["message"] = public_failure(found)  # Note [Public failures]
             return json_answer(request, 200, body)
         ready = [vm.pool for vm in found.ready]
         for w in found.wanted:
@@ -157,3 +159,10 @@ class OndemandRoutes:
                                  int(self._config.redis.data_ttl_hours * 3600)) == 1:
             log.info("[ondemand] request {id} deleted by {user}", id=found.id, user=who)
         return json_answer(request, 200, {"ok": True})
+
+
+def public_failure(found: OdRequest) -> str:
+    """Why a request failed, as anyone may read it (Note [Public failures]
+    in manager/failures.py): its reason names vCenter's hosts and paths."""
+    return (f"the request failed ({found.failures} of its VMs failed): it was not ready "
+            "within ondemand_request_ttl, or too many of its VMs failed")
