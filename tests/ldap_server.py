@@ -9,7 +9,7 @@ tested.  The certificates come from a CA made for this run; a second,
 unrelated CA is written too, for "wrong trust root" tests.
 
 The directory (suffix ``dc=example,dc=com``) holds the entries in
-:data:`USERS`.  Needs Debian's ``slapd`` (which also brings
+:data:`USERS`, and the group :data:`ADMINS`.  Needs Debian's ``slapd`` (which also brings
 ``slapadd``/``slappasswd``); without it the tests fail.
 """
 
@@ -61,6 +61,12 @@ USERS = {
     # Another person with jdoe's short name, in the other branch.
     "staff-jdoe": User("jdoe", "uid=jdoe," + STAFF, "other-pw"),
 }
+
+#: A group (groupOfNames) whose members administer vmpoolerd in the tests
+#: (Note [Administrators] in vmpoolerd/api/admins.py): Ann Smith alone.
+GROUPS = "ou=groups,dc=example,dc=com"
+ADMINS = "cn=vmpooler-admins," + GROUPS
+ADMIN_MEMBERS = ("ann",)
 
 #: An account that may search the directory (``service_account_hash``).
 SERVICE = User("svc", "cn=svc," + SUFFIX, "svc-pw")
@@ -221,6 +227,9 @@ def _ldif() -> str:
         "dc: example\no: Example\n",
         f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n",
         f"dn: {STAFF}\nobjectClass: organizationalUnit\nou: staff\n",
+        f"dn: {GROUPS}\nobjectClass: organizationalUnit\nou: groups\n",
+        f"dn: {ADMINS}\nobjectClass: groupOfNames\ncn: vmpooler-admins\n"
+        + "".join(f"member: {USERS[name].dn}\n" for name in ADMIN_MEMBERS),
     ]
     for user in (*USERS.values(), SERVICE):
         rdn_type = user.dn.split("=", 1)[0]

@@ -25,6 +25,7 @@ from twisted.web.resource import IResource
 
 from tests.net import listen, port_of, stop_listening, tcp
 
+from vmpoolerd.manager.failures import public
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import Config, parse_config
 from vmpoolerd.api.dashboard import Dashboard, Sampler
@@ -142,8 +143,9 @@ class StatsTests(DashboardCase):
                   "hit_rate": 0.99, "min_size": 1, "max_size": 5}
         await self.redis.hset(f"vmpooler__demand__{D64}", "shown", json.dumps(demand))
         body = (await self.client.get("/dashboard/stats/vmpooler/pool")).body
+        shown = {**failure, "reason": public("port_refused")}  # Note [Public failures]
         self.assertEqual(body[D32], {"size": 5, "ready": 0, "failures": {
-            "count": {"port_refused": 2}, "recent": [failure]}})
+            "count": {"port_refused": 2}, "recent": [shown]}})
         self.assertEqual(body[D64], {"size": 5, "ready": 0, "demand": demand})
         self.assertEqual(body[C7], {"size": 3, "ready": 0})
         status = (await self.client.get("/api/v1/status")).body["pools"]

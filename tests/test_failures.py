@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
+from vmpoolerd.api.app import VmpoolerApi
+from vmpoolerd.api.dashboard import Dashboard
 from vmpoolerd.manager import pool_plan
+from vmpoolerd.manager.failures import CLONES_PAUSED, public
 from vmpoolerd.manager.service import Manager
+from vmpoolerd.store.api_store import ApiStore
+from vmpoolerd.store.dashboard import DashboardStore
 
-from .manager_case import CENTOS, DEBIAN, ManagerCase
+from .http import Client
+from .manager_case import CENTOS, DEBIAN, FOLDERS, ManagerCase
 from .processes import free_port
 from .waiting import until
 
@@ -37,12 +44,14 @@ class FailureCase(ManagerCase):
             return None
         failure: dict[str, Any] = await until(f"a {kind} failure of {pool}", recorded,
                                               seconds=60)
+        # Answers anyone can read give the kind's sentence (Note [Public failures]).
         vm = (await self.client.get(f"/api/v1/vm/{failure['host']}")).body[failure["host"]]
         self.assertEqual((vm["failure"]["kind"], vm["failure"]["reason"]),
-                         (kind, failure["reason"]))
+                         (kind, public(kind)))
         status = (await self.client.get("/api/v1/status")).body["pools"][pool]
         self.assertGreaterEqual(status["failures"]["count"][kind], 1)
-        self.assertIn(kind, [f["kind"] for f in status["failures"]["recent"]])
+        self.assertIn((kind, public(kind)),
+                      [(f["kind"], f["reason"]) for f in status["failures"]["recent"]])
         metrics = self.metrics.render().decode()
         self.assertIn(f'vmpooler_vm_failures_total{{kind="{kind}",pool="{pool}"}}', metrics)
         return failure
@@ -64,7 +73,7 @@ class MissingTemplateTests(FailureCase):
                 "clones_paused")
         pause = await until("the pool's clones paused", paused)
         self.assertGreaterEqual(pause["failures"], 3)
-        self.assertIn("Templates/gone", pause["reason"])
+        self.assertEqual(pause["reason"], CLONES_PAUSED)
         self.assertIn(CENTOS, self.manager.paused() or "")
         # No clone is tried while paused, and the other pool fills.
         tried = len(await self.redis.lrange(f"vmpooler__failures__{CENTOS}", 0, -1))
@@ -74,6 +83,48 @@ class MissingTemplateTests(FailureCase):
 
     async def ready(self, pool: str, count: int) -> bool:
         return len(await self.members("ready", pool)) == count
+
+
+class PublicAnswerTests(FailureCase):
+    """Note [Public failures] in vmpoolerd/manager/failures.py: a real
+    failure (a template the simulator does not have) and a pause, then
+    every answer anyone can read, free of vCenter's host, the paths and the
+    manager's host and process."""
+
+    async def test_no_host_path_or_process_in_public_answers(self) -> None:
+        self.config = dataclasses.replace(self.config, pools=tuple(
+            dataclasses.replace(p, template="Secret/gone") if p.name == CENTOS else p
+            for p in self.config.pools))
+        self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10,
+                               metrics=self.metrics)
+        store = ApiStore(self.redis, reactor)
+        dashboard = Dashboard(self.config, DashboardStore(self.redis, reactor), reactor,
+                              store.live, store.pool_counts)
+        client = Client(VmpoolerApi(self.config, store, reactor, metrics=self.metrics,
+                                    dashboard=dashboard.resource(),
+                                    warnings={"pools": self.manager.paused}).resource())
+        self.start()
+
+        async def paused() -> Any:
+            return (await client.get("/api/v1/status")).body["pools"][CENTOS].get(
+                "clones_paused")
+        await until("the pool's clones paused", paused, seconds=60)
+        recorded = json.loads((await self.redis.lrange(f"vmpooler__failures__{CENTOS}",
+                                                       0, 0))[0])
+        self.assertIn("Secret/gone", recorded["reason"])  # kept, for the log and Redis
+        host = recorded["host"]
+        answers = [(await client.get(path)).body for path in (
+            "/api/v1/status", "/api/v3/status", f"/api/v1/vm/{host}", f"/api/v3/vm/{host}",
+            "/api/v1/healthcheck", "/dashboard/stats/vmpooler/pool")]
+        self.assertIn("clones failed in a row", json.dumps(answers[4]))
+        response = await client.stub.get("http://vmpooler.test/metrics")
+        texts = [json.dumps(answer) for answer in answers] + [
+            (await response.content()).decode()]
+        self.assertIn("manager-", texts[0])
+        for secret in ("Secret", FOLDERS[CENTOS], "LocalDS_0", f":{self.server.port}",
+                       self.manager.identity, f"{socket.gethostname()}:"):
+            for text in texts:
+                self.assertNotIn(secret, text)
 
 
 class NoAddressTests(FailureCase):

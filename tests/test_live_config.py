@@ -9,16 +9,22 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import yaml
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.api.app import VmpoolerApi
+from vmpoolerd.api.auth import LdapAuthenticator
+from vmpoolerd.api.live import template_allowed
+from vmpoolerd.config import Config, parse_config
+from vmpoolerd.manager.failures import public
 from vmpoolerd.store.api_store import ApiStore
 
 from .api_case import C7, D32, D64, ApiCase
-from .fixtures import PASSWORD, USER, StubDirectory, make_config
+from .fixtures import PASSWORD, USER, StubDirectory, config_text, fill_ready, make_config
 from .http import Client
-from .redis_server import private_redis
+from .ldap_server import ADMINS, GROUPS, PEOPLE, STAFF, USERS as LDAP_USERS, ldap_server
+from .redis_server import fresh_redis, private_redis
 
 # What a v3 DELETE of an override says (the overrides test_deleting_an_override makes).
 BEFORE: dict[str, dict[str, Any]] = {
@@ -191,3 +197,126 @@ class TokenTests(TestCase):
                                         headers={"X-AUTH-TOKEN": token})
         self.assertEqual(answer.code, 503)
         self.assertIs(answer.body["ok"], False)
+
+
+def admin_config(administrators: list[str] | None = None, groups: list[str] | None = None,
+                 **service: Any) -> Config:
+    """The test directory (slapd) for auth, naming the administrators given."""
+    raw = yaml.safe_load(config_text(
+        auth={"host": "127.0.0.1", "port": ldap_server().port, "base": [PEOPLE, STAFF],
+              "user_object": ["uid", "cn"], "encryption": "none"},
+        experimental_features=True, **service))
+    if administrators is not None:
+        raw[":auth"]["administrators"] = administrators
+    if groups is not None:
+        raw[":auth"]["administrator_groups"] = groups
+    return parse_config(yaml.safe_dump(raw), {})
+
+
+JDOE = (LDAP_USERS["jdoe"].name, LDAP_USERS["jdoe"].password)
+ANN = (LDAP_USERS["ann"].name, LDAP_USERS["ann"].password)
+OBRIEN = (LDAP_USERS["obrien"].name, LDAP_USERS["obrien"].password)
+
+
+class AdministratorTests(TestCase):
+    """Note [Administrators] in vmpoolerd/api/admins.py, against slapd: Ann
+    is in the test directory's administrators' group, jdoe is not."""
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        self.redis = await fresh_redis(self)
+        self.store = ApiStore(self.redis, reactor)
+        await fill_ready(self.redis, D32, 3)
+
+    def client(self, config: Config) -> Client:
+        assert config.auth is not None
+        auth = LdapAuthenticator(config.auth, reactor, timeout=5)
+        return Client(VmpoolerApi(config, self.store, reactor, auth, random.Random(1))
+                      .resource())
+
+    async def token(self, client: Client, who: tuple[str, str]) -> dict[str, str]:
+        answer = await client.post("/api/v3/token", auth=who)
+        self.assertEqual(answer.code, 200, answer.body)
+        return {"X-AUTH-TOKEN": answer.body["token"]}
+
+    async def test_only_administrators_change_the_config(self) -> None:
+        client = self.client(admin_config(groups=[ADMINS]))
+        jdoe, ann = await self.token(client, JDOE), await self.token(client, ANN)
+        for method, path in ROUTES:
+            answer = await client.request(method, f"/api/v3{path}", {D32: "1"}, headers=jdoe)
+            self.assertEqual(answer.code, 403, (method, path, answer.body))
+        self.assertEqual(await self.redis.keys("vmpooler__config__*"), [])
+        self.assertEqual(await self.redis.keys("vmpooler__poolreset*"), [])
+        self.assertEqual((await client.get("/api/v1/config", headers=jdoe)).code, 200)
+        answer = await client.post("/api/v3/config/poolsize", {D32: "1"}, headers=ann)
+        self.assertEqual(answer.code, 201, answer.body)
+        self.assertEqual((await client.post("/api/v3/poolreset", {D32: "1"},
+                                            headers=ann)).code, 201)
+
+    async def test_administrators_named_by_name_or_dn(self) -> None:
+        client = self.client(admin_config(administrators=["JDOE", LDAP_USERS["obrien"].dn]))
+        for who, code in ((JDOE, 201), (OBRIEN, 201), (ANN, 403)):
+            answer = await client.post("/api/v3/config/poolsize", {D32: "2"},
+                                       headers=await self.token(client, who))
+            self.assertIn(answer.code, (code, 200) if code == 201 else (code,), who)
+
+    async def test_without_administrators_any_token_may(self) -> None:
+        client = self.client(admin_config())
+        answer = await client.post("/api/v3/config/poolsize", {D32: "1"},
+                                   headers=await self.token(client, JDOE))
+        self.assertEqual(answer.code, 201, answer.body)
+
+    async def test_an_administrator_acts_on_any_vm(self) -> None:
+        client = self.client(admin_config(groups=[ADMINS]))
+        jdoe = await self.token(client, JDOE)
+        host = (await client.post(f"/api/v1/vm/{D32}", headers=jdoe)).body[D32]["hostname"]
+        obrien, ann = await self.token(client, OBRIEN), await self.token(client, ANN)
+        self.assertNotEqual((await client.put(f"/api/v1/vm/{host}", {"lifetime": 2},
+                                              headers=obrien)).code, 200)
+        self.assertEqual((await client.put(f"/api/v1/vm/{host}", {"lifetime": 2},
+                                           headers=ann)).code, 200)
+        self.assertEqual((await client.delete(f"/api/v1/vm/{host}", headers=ann)).code, 200)
+        self.assertEqual(await self.redis.smembers(f"vmpooler__running__{D32}"), set())
+
+    async def test_only_an_administrator_reads_a_failure_whole(self) -> None:
+        client = self.client(admin_config(groups=[ADMINS]))
+        await self.redis.hmset("vmpooler__vm__gone1", {
+            "template": D32, "failure_kind": "clone", "failed": "2026-01-01 00:00:00 +0000",
+            "failure": "clone failed: vCenter vc1.internal: Templates/d32 not found"})
+        for who, reason in ((None, public("clone")), (JDOE, public("clone")),
+                            (ANN, "clone failed: vCenter vc1.internal: Templates/d32 "
+                                  "not found")):
+            headers = await self.token(client, who) if who else {}
+            answer = await client.get("/api/v3/vm/gone1", headers=headers)
+            self.assertEqual(answer.body["gone1"]["failure"]["reason"], reason, who)
+
+    async def test_a_missing_group_names_nobody(self) -> None:
+        client = self.client(admin_config(groups=["cn=nobody," + GROUPS]))
+        answer = await client.post("/api/v3/config/poolsize", {D32: "1"},
+                                   headers=await self.token(client, ANN))
+        self.assertEqual(answer.code, 403)
+
+
+class TemplateFolderTests(ApiCase):
+    """Note [Template overrides] in vmpoolerd/api/live.py."""
+
+    service = {"experimental_features": True, "template_folders": ["Templates/"]}
+
+    async def test_a_template_outside_the_folders_is_refused(self) -> None:
+        for template in ("Production/db1", "Templates/../Production/db1", "TemplatesX/a"):
+            answer = await self.client.post("/api/v3/config/pooltemplate", {D32: template})
+            self.assertEqual(answer.code, 400, template)
+            self.assertEqual(answer.body["bad_templates"], [D32])
+        self.assertEqual(await self.redis.keys("vmpooler__config__*"), [])
+        answer = await self.client.post("/api/v3/config/pooltemplate",
+                                        {D32: "Templates/linux/new"})
+        self.assertEqual(answer.code, 201, answer.body)
+
+    def test_a_pools_own_folders_come_first(self) -> None:
+        raw = yaml.safe_load(config_text(template_folders=["Templates"]))
+        raw[":pools"][0]["template_folders"] = ["Golden"]
+        config = parse_config(yaml.safe_dump(raw), {})
+        self.assertEqual(config.template_folders(D32), ("Golden",))
+        self.assertEqual(config.template_folders(D64), ("Templates",))
+        self.assertTrue(template_allowed("Golden/a", ("Golden",)))
+        self.assertFalse(template_allowed("Golden/./a", ("Golden",)))
+        self.assertTrue(template_allowed("Anywhere/a", ()))

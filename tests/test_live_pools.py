@@ -8,6 +8,7 @@ after a restart.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from twisted.internet import reactor
 
@@ -56,14 +57,30 @@ class LivePoolTests(ManagerCase):
             f"vmpooler__failures__{DEBIAN}", 0, -1))
         self.assertIn("clone", failures[0])
         self.assertIn("missing", failures[0])
+        # A plain VM, not a template: refused, saying why (Note [Template
+        # overrides] in vmpoolerd/api/live.py); nothing is cloned from it.
         await self.store.set_live("template", {DEBIAN: (OTHER, GOOD)})
+
+        async def refused() -> bool:
+            recent = await self.redis.lrange(f"vmpooler__failures__{DEBIAN}", 0, 0)
+            return bool(recent) and json.loads(recent[0])["kind"] == "not_a_template"
+        await until("a plain VM refused as a template", refused)
+        self.assertEqual(self.names_in(DEBIAN), set())
+        # A real template as another pool's override is cloned from.
+        centos = await self.members("ready", CENTOS)
+        await self.store.set_live("template", {CENTOS: (GOOD, OTHER)})
+
+        async def swapped() -> bool:
+            now = await self.members("ready", CENTOS)
+            return await self.ready_in_vsphere(CENTOS, 2) and not now & centos
+        await until("2 new ready centos VMs", swapped)
+        self.assertEqual(await self.redis.hget("vmpooler__pool__template_cloned", CENTOS), GOOD)
+        await self.store.unset_live("template", DEBIAN)
         await until("3 new ready VMs", lambda: self.ready_in_vsphere(DEBIAN, 3))
         self.assertFalse(before & await self.members("ready", DEBIAN))
-        self.assertEqual(await self.redis.hget("vmpooler__pool__template_cloned", DEBIAN), OTHER)
-        # The pause the missing template caused ended with the new template.
+        # The pause the failures caused ended with the template back.
         self.assertNotIn("clones_paused",
                          (await self.client.get("/api/v1/status")).body["pools"][DEBIAN])
-        self.assertEqual(len(await self.members("ready", CENTOS)), 2)
 
     async def test_pool_reset(self) -> None:
         self.start()

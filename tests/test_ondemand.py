@@ -117,8 +117,9 @@ class OndemandTests(OndemandCase):
         answer = await until("the request failed", ended)
         self.assertEqual(answer.code, 200)
         self.assertIs(answer.body["ready"], False)
-        self.assertIn("clone failed", answer.body["message"])
-        self.assertIn("missing", answer.body["message"])
+        # Why, by kind only: the reason names vCenter's paths (Note [Public failures]).
+        self.assertIn("of its VMs failed", answer.body["message"])
+        self.assertNotIn("missing", answer.body["message"])
         # The other pool fills all the same.
         await until("debian-7 full", lambda: self.ready_in(DEBIAN, 3))
 

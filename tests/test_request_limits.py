@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.api.app import VmpoolerApi
+from vmpoolerd.api.clients import Clients
 from vmpoolerd.api.ratelimit import DEFAULTS, RateLimits, RequestLimiter, kind_of, rate_limits
 from vmpoolerd.config import parse_config
 from vmpoolerd.store.api_store import ApiStore
@@ -48,12 +49,14 @@ class LimitCase(TestCase):
         await fill_ready(self.redis, D32, 10)
         await fill_ready(self.redis, D64, 10)
 
-    def daemon(self, rate: RateLimits, redis: Any = None, timeout: float = 3.0) -> Client:
+    def daemon(self, rate: RateLimits, redis: Any = None, timeout: float = 3.0,
+               **service: Any) -> Client:
         redis = redis or self.redis
-        config = make_config()
+        config = make_config(**service)
         store = ApiStore(redis, reactor, timeout)
         self.addCleanup(store.stop)
-        limiter = RequestLimiter(rate, RateLimitStore(redis, reactor, timeout), self.clock)
+        limiter = RequestLimiter(rate, RateLimitStore(redis, reactor, timeout), self.clock,
+                                 Clients.of(config))
         api = VmpoolerApi(config, store, self.clock, StubDirectory(), random.Random(1),
                           limiter=limiter)
         return Client(api.resource())
@@ -124,6 +127,26 @@ class SharedLimitTests(LimitCase):
             self.assertEqual(answer.code, code)
         self.assertEqual(len(await self.redis.keys(
             "vmpooler__ratelimit__authenticated__ip:*")), 1)
+
+
+class ProxyTests(LimitCase):
+    """Note [Client addresses] in api/clients.py: StubTreq's peer is 127.0.0.1."""
+
+    async def test_a_trusted_proxys_clients_are_counted_apart(self) -> None:
+        client = self.daemon(limits(global_per_ip=(1, 60)), trusted_proxies=["127.0.0.1"])
+        for address, code in (("198.51.100.1", 200), ("198.51.100.1", 429),
+                              ("198.51.100.2", 200), ("2001:db8::1", 200),
+                              ("2001:db8::2", 429)):  # one /64
+            answer = await client.get("/api/v3/vm", headers={"X-Forwarded-For": address})
+            self.assertEqual(answer.code, code, address)
+        self.assertIn("vmpooler__ratelimit__global_per_ip__ip:2001:db8::/64",
+                      await self.redis.keys("vmpooler__ratelimit__*"))
+
+    async def test_an_untrusted_peers_forwarded_address_is_not_believed(self) -> None:
+        client = self.daemon(limits(global_per_ip=(1, 60)))
+        self.assertEqual((await client.get("/api/v3/vm")).code, 200)
+        answer = await client.get("/api/v3/vm", headers={"X-Forwarded-For": "198.51.100.3"})
+        self.assertEqual(answer.code, 429)
 
 
 class WindowTests(LimitCase):

@@ -5,13 +5,17 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import treq
 from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.web.client import Agent
 from twisted.internet.task import Clock
 
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.api.auth import LdapAuthenticator
-from vmpoolerd.api.throttle import PasswordThrottle
-from vmpoolerd.store.ratelimit import RateLimitStore
+from vmpoolerd.api.site import ApiSite
+from vmpoolerd.api.throttle import PER_PAIR, PER_USER, PasswordThrottle
+from vmpoolerd.store.ratelimit import PasswordLimits, RateLimitStore
 
 from vmpoolerd.timefmt import format_time
 
@@ -19,6 +23,7 @@ from .api_case import D32, T0, ApiCase
 from .fixtures import make_config
 from .http import Client
 from .ldap_server import PEOPLE, STAFF, USERS, ldap_server
+from .net import listen, port_of, stop_listening
 from .processes import free_port
 
 JDOE = (USERS["jdoe"].name, USERS["jdoe"].password)
@@ -275,19 +280,25 @@ class IdentityTests(AuthCase):
 
 
 class PasswordThrottleTests(AuthCase):
-    """Note [Password guessing] in vmpoolerd/api/throttle.py."""
+    """Note [Password guessing] in vmpoolerd/api/throttle.py, in memory: every
+    request comes from 127.0.0.1 (StubTreq's peer)."""
+
+    limits = PasswordLimits(per_pair=3, per_address=5, per_user=8, window=60,
+                            known_for=3600)
+    service: dict[str, Any] = {}
 
     async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         await super().setUp()
+        config = make_config(auth=auth_section(ldap_server().port), **self.service)
         throttle = PasswordThrottle(RateLimitStore(self.redis, self.clock), self.clock,
-                                    per_user=3, per_address=5, window=60)
-        assert self.config.auth is not None
-        self.api = VmpoolerApi(self.config, self.store, self.clock,
-                               LdapAuthenticator(self.config.auth, reactor, timeout=5),
+                                    self.limits)
+        assert config.auth is not None
+        self.api = VmpoolerApi(config, self.store, self.clock,
+                               LdapAuthenticator(config.auth, reactor, timeout=5),
                                random.Random(3), throttle=throttle)
         self.client = Client(self.api.resource())
 
-    async def test_guesses_beyond_the_limit_are_429_until_the_window_ends(self) -> None:
+    async def test_wrong_guesses_beyond_the_limit_are_429_until_the_window_ends(self) -> None:
         for guess in ("a", "b", "c"):
             self.assert_error(await self.client.post("/token", auth=("JDOE", guess)), 401)
         answer = await self.client.post("/token", auth=(" jdoe", JDOE[1]))  # the same name
@@ -299,10 +310,110 @@ class PasswordThrottleTests(AuthCase):
         self.clock.advance(wait)
         self.assertEqual((await self.client.post("/token", auth=JDOE)).code, 200)
 
+    async def test_right_passwords_are_not_counted(self) -> None:
+        for _ in range(self.limits.per_address + 2):
+            self.assertEqual((await self.client.post("/token", auth=JDOE)).code, 200)
+        for guess in ("a", "b"):  # the pair's bucket holds the failures alone
+            self.assert_error(await self.client.post("/token", auth=("jdoe", guess)), 401)
+
     async def test_one_address_is_limited_across_names(self) -> None:
         for name in ("a", "b", "c", "d", "e"):
             self.assert_error(await self.client.post("/token", auth=(name, "x")), 401)
-        self.assert_error(await self.client.post("/token", auth=JDOE), 429)
+        self.assert_error(await self.client.post("/token", auth=ANN), 429)
+
+    async def test_guesses_at_other_names_do_not_refuse_a_known_address(self) -> None:
+        self.assertEqual((await self.client.post("/token", auth=JDOE)).code, 200)
+        for name in ("a", "b", "c", "d", "e", "f"):
+            await self.client.post("/token", auth=(name, "x"))
+        self.assertEqual((await self.client.post("/token", auth=JDOE)).code, 200)
+        self.assert_error(await self.client.post("/token", auth=ANN), 429)  # not known here
+
+    async def test_an_unanswered_attempt_is_not_counted(self) -> None:
+        down = make_config(auth=auth_section(free_port()))
+        assert down.auth is not None
+        throttle = PasswordThrottle(RateLimitStore(self.redis, self.clock), self.clock,
+                                    self.limits)
+        client = Client(VmpoolerApi(down, self.store, self.clock,
+                                    LdapAuthenticator(down.auth, reactor, timeout=2),
+                                    throttle=throttle).resource())
+        for _ in range(self.limits.per_pair + 1):
+            self.assert_error(await client.post("/token", auth=JDOE), 503)
+        self.assertEqual((await self.client.post("/token", auth=JDOE)).code, 200)
+
+
+class BehindProxyTests(PasswordThrottleTests):
+    """Note [Client addresses] in vmpoolerd/api/clients.py: StubTreq's peer,
+    127.0.0.1, is a trusted proxy."""
+
+    service = {"trusted_proxies": ["127.0.0.0/30"]}
+
+    async def post_via(self, client: str, auth: tuple[str, str],
+                       forwarded: str | None = None) -> int:
+        header = client if forwarded is None else forwarded
+        answer = await self.client.post("/token", auth=auth,
+                                        headers={"X-Forwarded-For": header})
+        return answer.code
+
+    async def test_each_forwarded_address_is_a_client_of_its_own(self) -> None:
+        for name in ("a", "b", "c", "d", "e"):
+            self.assertEqual(await self.post_via("198.51.100.7", (name, "x")), 401)
+        self.assertEqual(await self.post_via("198.51.100.7", ANN), 429)
+        self.assertEqual(await self.post_via("198.51.100.8", ANN), 200)
+
+    async def test_the_rightmost_untrusted_address_is_the_client(self) -> None:
+        for name in ("a", "b", "c", "d", "e"):  # the guesser invents a first hop each time
+            self.assertEqual(await self.post_via(
+                "", (name, "x"), f"10.9.9.{ord(name)}, 198.51.100.7, 127.0.0.2"), 401)
+        self.assertEqual(await self.post_via("", ANN, "198.51.100.7"), 429)
+        self.assertEqual(await self.post_via("", ANN, "garbage, 198.51.100.9"), 200)
+
+
+class FromAddress:
+    """Connections to the API made from a chosen loopback address."""
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+
+    def endpointForURI(self, uri: Any) -> TCP4ClientEndpoint:
+        return TCP4ClientEndpoint(reactor, uri.host.decode(), uri.port,
+                                  bindAddress=(self._source, 0))
+
+
+class GuessingFromAnotherAddressTests(AuthCase):
+    """The API on a real port, with its default throttle; a guesser at
+    127.0.0.2 and beyond, the user at 127.0.0.1 (both loopback on Linux)."""
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        await super().setUp()
+        assert self.config.auth is not None
+        api = VmpoolerApi(self.config, self.store, reactor,
+                          LdapAuthenticator(self.config.auth, reactor, timeout=5),
+                          random.Random(3),
+                          throttle=PasswordThrottle(RateLimitStore(self.redis, reactor),
+                                                    reactor))
+        port = listen(ApiSite(api.resource(), reactor))
+        self.addCleanup(stop_listening, port)
+        self.url = f"http://127.0.0.1:{port_of(port)}/api/v1/token"
+
+    async def post_from(self, source: str, auth: tuple[str, str]) -> int:
+        agent = Agent.usingEndpointFactory(reactor, FromAddress(source))
+        response = await treq.post(self.url, auth=auth, agent=agent)
+        await response.content()
+        return int(response.code)
+
+    async def test_40_guesses_elsewhere_do_not_lock_the_user_out(self) -> None:
+        codes = [await self.post_from("127.0.0.2", ("jdoe", f"guess{i}")) for i in range(40)]
+        self.assertEqual(codes, [401] * PER_PAIR + [429] * (40 - PER_PAIR))
+        self.assertEqual(await self.post_from("127.0.0.1", JDOE), 200)
+
+    async def test_the_users_address_outlasts_the_users_ceiling(self) -> None:
+        self.assertEqual(await self.post_from("127.0.0.1", JDOE), 200)  # now known
+        guessers = [f"127.0.0.{n}" for n in range(2, 2 + PER_USER // PER_PAIR + 1)]
+        for source in guessers:
+            for i in range(PER_PAIR):
+                await self.post_from(source, ("jdoe", f"guess{i}"))
+        self.assertEqual(await self.post_from("127.0.1.1", JDOE), 429)  # never used: held
+        self.assertEqual(await self.post_from("127.0.0.1", JDOE), 200)
 
 
 class DirectoryDownTests(AuthCase):

@@ -48,6 +48,7 @@ from .store.scripts import Scripts
 from .vsphere.client import VsphereClient
 from .vsphere.types import Vsphere
 from .api.site import WebService
+from .api.clients import Clients
 from .api.ratelimit import RequestLimiter, rate_limits
 from .api.throttle import PasswordThrottle
 from .store.ratelimit import RateLimitStore
@@ -251,14 +252,15 @@ def make_service(config: Config, reactor: Any = default_reactor,
         TokenIndexBuild(store, pools, reactor).setServiceParent(top)
     limits_store = RateLimitStore(redis, reactor, REDIS_TIMEOUT)
     throttle = PasswordThrottle(limits_store, reactor)
-    limiter = RequestLimiter(rate_limits(config), limits_store, reactor) \
+    clients = Clients.of(config)
+    limiter = RequestLimiter(rate_limits(config), limits_store, reactor, clients) \
         if config.service.rate_limiting_enabled else None
     api = VmpoolerApi(config, store, reactor, auth,
                       metrics=metrics, health=health, throttle=throttle, warnings=warnings,
                       off_reactor=partial(deferToThreadPool, reactor, reactor.getThreadPool()),
                       dashboard=Dashboard(config, dashboard_store, reactor,
                                           store.live, store.pool_counts).resource(),
-                      health_only=not serving, limiter=limiter)
+                      health_only=not serving, limiter=limiter, clients=clients)
     if promstats is not None:
         PromstatsRoutes(promstats).mount(api.app)
     WebService(listen_endpoint(config, reactor), api.resource(), reactor) \

@@ -25,6 +25,8 @@ from twisted.web.resource import IResource
 from ..config import Config
 from ..store.api_store import ApiStore
 from ..telemetry.metrics import Metrics
+from .admins import Administrators, GroupDirectory
+from .clients import Clients
 from .dialect import Dialects
 from .errors import json_errors
 from .live import LiveRoutes
@@ -49,17 +51,27 @@ class VmpoolerApi:
                  throttle: PasswordThrottle | None = None,
                  warnings: Mapping[str, HealthWarning] | None = None,
                  off_reactor: OffReactor | None = None, health_only: bool = False,
-                 limiter: RequestLimiter | None = None) -> None:
+                 limiter: RequestLimiter | None = None,
+                 clients: Clients | None = None,
+                 admins: Administrators | None = None) -> None:
         """``health_only``: a manager daemon's API, the health check and the
         metrics only (every other path is a 404).  ``limiter``: vmpooler
-        3.x's rate limits, when the site turns them on (ratelimit.py)."""
+        3.x's rate limits, when the site turns them on (ratelimit.py).
+        ``clients``: who a request comes from (clients.py); by default as
+        ``:config: trusted_proxies`` says.  ``admins``: who administers
+        (admins.py); by default as ``:auth:`` names them, groups asked of
+        ``authenticator``."""
         self.app = Klein()
         self._limiter = None if health_only else limiter
         json_errors(self.app)
         # "//" in a path is no route (werkzeug would merge it and redirect).
         self.app.url_map.merge_slashes = False
         time = Clock(clock)
-        callers = Callers(store, time, authenticator, throttle)
+        if admins is None:
+            directory = authenticator if isinstance(authenticator, GroupDirectory) else None
+            admins = Administrators.of(config.auth, directory, clock)
+        callers = Callers(store, time, authenticator, throttle,
+                          clients or Clients.of(config), admins)
         metrics = metrics or Metrics()
         dialects = Dialects(config)
         ServiceRoutes(dashboard, metrics, health or {}, clock, warnings).mount(

@@ -36,13 +36,17 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap.ldapclient import LDAPClient
-from ldaptor.protocols.ldap.ldaperrors import LDAPException, LDAPInvalidCredentials
+from ldaptor.protocols.ldap.ldaperrors import (
+    LDAPException,
+    LDAPInvalidCredentials,
+    LDAPNoSuchObject,
+)
 from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from OpenSSL import SSL
 from service_identity import CertificateError, VerificationError
@@ -71,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = ["AuthUnavailable", "Identity", "LdapAuthenticator", "bind_dns", "escape_dn_value"]
 
 log = Logger()
+T = TypeVar("T")
 
 _DN_SPECIALS = frozenset(',+"\\<>;=')
 
@@ -179,40 +184,83 @@ class LdapAuthenticator:
         if not user or not password:
             log.info("LDAP: no bind for {user!r}: empty user name or password", user=user)
             return None
-        client = _Client()
-        attempt = Deferred.fromCoroutine(self._one_at_a_time(client, user, password))
-        attempt.addTimeout(self._timeout, self._reactor)
-        answered = False
-        try:
-            found = await attempt
-            answered = True
-        except _UNAVAILABLE as e:
-            log.warn(
-                "LDAP: cannot authenticate {user!r}: {host}:{port} unavailable: {error!r}",
-                user=user, host=self._config.host, port=self._config.port, error=e,
-            )
-            where = f"{self._config.host}:{self._config.port}"
-            raise AuthUnavailable(f"LDAP server {where}: {e!r}") from e
-        finally:
-            await self._close(client, graceful=answered)
+        found = await self._ask(lambda client: self._login(client, user, password),
+                                f"authenticate {user!r}")
         if found is None:
             log.info("LDAP: bind refused for {user!r}", user=user)
             return None
         log.info("LDAP: {user!r} bound as {dn}", user=user, dn=found.dn)
         return found
 
-    async def _one_at_a_time(self, client: _Client, user: str, password: str
-                             ) -> Identity | None:
+    async def in_group(self, identity: Identity, group: str) -> bool:
+        """
+        Whether the group entry ``group`` lists ``identity``: its DN as a
+        ``member`` or ``uniqueMember``, or its name as a ``memberUid`` (a
+        search of that one entry, with a filter built as a structure), as
+        the service account if there is one, else anonymously.  A group
+        that does not exist lists nobody.
+
+        :raises AuthUnavailable: if the directory could not say.
+        """
+        return await self._ask(lambda client: self._member(client, identity, group),
+                               f"look {identity.dn!r} up in {group!r}")
+
+    async def _ask(self, work: Callable[[_Client], Awaitable[T]], what: str) -> T:
+        """``work`` done on one connection (Note [one connection per attempt])."""
+        client = _Client()
+        attempt = Deferred.fromCoroutine(self._one_at_a_time(client, work))
+        attempt.addTimeout(self._timeout, self._reactor)
+        answered = False
+        try:
+            found = await attempt
+            answered = True
+        except _UNAVAILABLE as e:
+            log.warn("LDAP: cannot {what}: {host}:{port} unavailable: {error!r}",
+                     what=what, host=self._config.host, port=self._config.port, error=e)
+            where = f"{self._config.host}:{self._config.port}"
+            raise AuthUnavailable(f"LDAP server {where}: {e!r}") from e
+        finally:
+            await self._close(client, graceful=answered)
+        return found
+
+    async def _one_at_a_time(self, client: _Client,
+                             work: Callable[[_Client], Awaitable[T]]) -> T:
         await self._binds.acquire()  # cancelled by the timeout while waiting: not acquired
         try:
             await connectProtocol(self._endpoint(), client)
             if self._config.encryption == "start_tls":
                 await client.startTLS(self._tls)
-            if self._config.service_account is None:
-                return await self._bind_first(client, user, password)
-            return await self._search_and_bind(client, user, password)
+            return await work(client)
         finally:
             self._binds.release()
+
+    async def _login(self, client: _Client, user: str, password: str) -> Identity | None:
+        if self._config.service_account is None:
+            return await self._bind_first(client, user, password)
+        return await self._search_and_bind(client, user, password)
+
+    async def _member(self, client: _Client, identity: Identity, group: str) -> bool:
+        account = self._config.service_account
+        if account is not None:
+            try:
+                await client.bind(account.user_dn, account.password)
+            except LDAPInvalidCredentials as e:
+                raise ServiceAccountRefused(
+                    f"the service account {account.user_dn} was refused") from e
+
+        def equal(attribute: bytes, value: str) -> pureldap.LDAPFilter_equalityMatch:
+            return pureldap.LDAPFilter_equalityMatch(
+                attributeDesc=pureldap.LDAPAttributeDescription(attribute),
+                assertionValue=pureldap.LDAPAssertionValue(value))
+        matches = pureldap.LDAPFilter_or([
+            equal(b"member", identity.dn), equal(b"uniqueMember", identity.dn),
+            equal(b"memberUid", identity.name)])
+        try:
+            found = await self._search(client, group, pureldap.LDAP_SCOPE_baseObject, matches)
+        except LDAPNoSuchObject:
+            log.warn("LDAP: the administrators' group {group!r} does not exist", group=group)
+            return False
+        return len(found) == 1
 
     async def _bind_first(self, client: _Client, user: str, password: str
                           ) -> Identity | None:

@@ -6,8 +6,20 @@ and ``/poolreset``.
 They change the live config every daemon on this Redis obeys (Note [Live
 pool config] in store/lua/config_set.lua), so they answer 405 unless
 ``experimental_features`` is on, and want a token when authentication is
-configured.  A body naming an unknown pool is refused whole (404; 400 under
-v3, as vmpooler 3.x answers); one bad value refuses it whole too (400).
+configured; when ``:auth:`` names administrators, an administrator's
+(403 for anyone else's: Note [Administrators] in admins.py).
+
+Note [Template overrides]: a new template (``POST /config/pooltemplate``)
+is a path with a folder and no ``.`` or ``..`` parts; when the pool's
+``template_folders`` (else ``:config: template_folders``) lists folders,
+it must lie under one of them (400, the pools at fault under
+``bad_templates``).  Whether the path is a template at all only vSphere
+can say, and an API daemon may talk to none: the manager that clones
+from an override asks, and refuses a VM that is not marked as a
+template, recording the failure (manager/clones.py).
+
+A body naming an unknown pool is refused whole (404; 400 under v3, as
+vmpooler 3.x answers); one bad value refuses it whole too (400).
 Under v3 a refusal also lists the pools at fault under vmpooler 3.x's key
 (:data:`FAULTS`).  Changes answer 201, and 200 when every value was already
 the live one.  ``GET /config`` only reads: under v3 it is open, as in
@@ -79,13 +91,15 @@ class LiveRoutes:
             route(app, ["DELETE"], f"/config/{name}/<string:pool>", self._unsetter(name))
         route(app, ["POST"], "/poolreset", self.reset)
 
-    async def _allowed(self, request: IRequest) -> str:
+    async def _allowed(self, request: IRequest, change: bool = True) -> str:
         """405 unless experimental_features; 401 without a token when
-        authentication is configured.  Who asks, for the log."""
+        authentication is configured; 403 for a ``change`` by anyone but an
+        administrator, when administrators are named.  Who asks, for the log."""
         if not self._config.service.experimental_features:
             raise ApiError(405, "the config API is off: set experimental_features: true "
                                 "in :config: to use it")
-        caller = await self._callers.required(request)
+        caller = await (self._callers.administrator(request) if change
+                        else self._callers.required(request))
         return caller.owner.user if caller is not None else "anonymous"
 
     async def config(self, request: IRequest) -> bytes:
@@ -93,7 +107,7 @@ class LiveRoutes:
         ``template_ready`` too."""
         v3 = is_v3(request)
         if not v3:
-            await self._allowed(request)
+            await self._allowed(request, change=False)
         names = self._config.pool_names
         live = await self._store.live(names)
         shown = [pool_configuration(p, live[p.name]) for p in self._config.pools]
@@ -121,6 +135,8 @@ class LiveRoutes:
         async def set_live(request: IRequest) -> bytes:
             who = await self._allowed(request)
             values = self._values(request, name, check)
+            if name == "pooltemplate":
+                self._within_folders(values)
             changed = await self._store.set_live(kind, {
                 pool: (str(value), default(self._config.pool(pool)))
                 for pool, value in values.items()})
@@ -130,6 +146,15 @@ class LiveRoutes:
             return json_answer(request, 201 if changed else 200, {"ok": True})
         set_live.__qualname__ = f"LiveRoutes.set_{name}"
         return set_live
+
+    def _within_folders(self, templates: dict[str, Any]) -> None:
+        """400 for a template outside its pool's folders (Note [Template overrides])."""
+        bad = [pool for pool, template in templates.items()
+               if not template_allowed(str(template), self._config.template_folders(pool))]
+        if bad:
+            raise ApiError(400, "a template must lie under a folder its pool allows "
+                                "(template_folders): " + ", ".join(map(repr, bad)),
+                           v3={"bad_templates": bad})
 
     def _unsetter(self, name: str) -> Callable[[IRequest, str], Any]:
         kind = KINDS[name][0]
@@ -165,6 +190,16 @@ class LiveRoutes:
         await self._store.ask_reset(pools)
         log.info("reset of {pools} asked by {who}", pools=", ".join(pools), who=who)
         return json_answer(request, 201, {"ok": True})
+
+
+def template_allowed(template: str, folders: tuple[str, ...]) -> bool:
+    """Whether ``template`` lies under one of ``folders`` (empty: anywhere),
+    with no ``.`` or ``..`` part (Note [Template overrides])."""
+    parts = template.strip("/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return False
+    path = "/".join(parts)
+    return not folders or any(path.startswith(folder + "/") for folder in folders)
 
 
 def template_ready(template: str, prepared: str | None) -> bool:

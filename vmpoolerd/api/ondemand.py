@@ -27,7 +27,7 @@ from twisted.web.iweb import IRequest
 from . import validate
 from .dialect import Dialects
 from .errors import ApiError, json_answer
-from .routes import Callers, Clock, _address, read_body, route
+from .routes import Callers, Clock, read_body, route
 from ..config import Config
 from ..store.api_store import ApiStore
 from ..store.ondemand import DELETED, FAILED, PENDING, READY, OdRequest, Wanted
@@ -107,7 +107,7 @@ class OndemandRoutes:
                                           f"maximum {limit}"})
         rid = rid or str(uuid.uuid4())
         owner = caller.owner if caller is not None else None
-        client = _address(request)
+        client = self._callers.client(request)
         service = self._config.service
         created = await self._store.create(
             rid, wanted, self._clock.seconds(),
@@ -154,6 +154,9 @@ class OndemandRoutes:
         body["ready"] = False
         if found.status != PENDING:
             body["message"] = found.message or self._ended(found.status)
+            if found.message and found.status == FAILED \
+                    and not await self._callers.sees_all(request):
+                body["message"] = public_failure(found)  # Note [Public failures]
             return json_answer(request, 200, body)
         done = Counter((vm.alias, vm.pool) for vm in found.ready + found.handed)
         for w in found.wanted:
@@ -186,3 +189,10 @@ class OndemandRoutes:
                                  int(self._config.redis.data_ttl_hours * 3600)) == 1:
             log.info("[ondemand] request {id} deleted by {user}", id=found.id, user=who)
         return json_answer(request, 200, {"ok": True})
+
+
+def public_failure(found: OdRequest) -> str:
+    """Why a request failed, as anyone may read it (Note [Public failures]
+    in manager/failures.py): its reason names vCenter's hosts and paths."""
+    return (f"the request failed ({found.failures} of its VMs failed): it was not ready "
+            "within ondemand_request_ttl, or too many of its VMs failed")

@@ -8,7 +8,9 @@ DELETE likewise), ``authenticated`` (any other request with an
 ``X-AUTH-TOKEN``) or ``global_per_ip``; and by its client: its token
 (``token:<token>``), else its address (``ip:<address>``).  A token that does
 not exist counts as its address, so that inventing tokens does not buy
-fresh counts.  Each kind allows ``limit`` requests per ``period`` seconds
+fresh counts.  The address is its group, as clients.py tells it (Note
+[Client addresses]: a trusted proxy's forwarded address, an IPv6 /64).
+Each kind allows ``limit`` requests per ``period`` seconds
 (DEFAULTS, replaced kind by kind by the top-level ``:rate_limits:``).  The
 counters are vmpooler 3.x's keys in Redis (store/lua/request_limit.lua),
 so that every API daemon on that Redis, vmpooler's included, counts
@@ -40,6 +42,7 @@ from ..config.records import RATE_LIMIT_DEFAULTS
 from ..store.errors import StoreUnavailable
 from ..store.ratelimit import RateLimitStore
 from . import validate
+from .clients import Clients
 from .errors import json_answer
 
 log = Logger()
@@ -82,8 +85,9 @@ class RequestLimiter:
     """Counts requests (Note [Request limits]) and answers those past their limit."""
 
     def __init__(self, limits: RateLimits, store: RateLimitStore,
-                 clock: IReactorTime) -> None:
+                 clock: IReactorTime, clients: Clients | None = None) -> None:
         self._limits = limits
+        self._clients = clients or Clients()
         self._store = store
         self._clock = clock
         self._uncounted = 0
@@ -97,10 +101,9 @@ class RequestLimiter:
         token = given if validate.TOKEN.fullmatch(given) else None
         kind = kind_of(request.method, request.path, bool(given))
         limit, period = self._limits.kinds[kind]
-        peer = request.getClientAddress()
         try:
             count, left = await self._store.count_request(
-                kind, token, str(getattr(peer, "host", peer)), period)
+                kind, token, self._clients.group(request), period)
         except StoreUnavailable as e:
             self._let_through(kind, e)
             return None

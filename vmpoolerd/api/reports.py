@@ -20,6 +20,9 @@ from .errors import ApiError, json_answer, json_bytes
 from .routes import Clock, route
 from ..config import Config, PoolConfig
 from ..live import live_size
+from ..manager import failures
+from ..manager.failures import public_record
+from ..names import public_manager
 from ..store.api_store import ApiStore, DayHistory, Durations, PoolCounts
 from ..timefmt import local_date
 
@@ -325,26 +328,30 @@ def v3_status(whole: dict[str, Any], today: DayHistory, requested: int,
 
 def _pool_status(size: int, alias: Sequence[str], c: PoolCounts) -> dict[str, Any]:
     """One pool in ``/status``: vmpooler's keys, then the manager holding
-    its lease (Note [Pool leases]; null: none), why its VMs failed (Note
-    [Failures explained]) and what its demand says (Note [Sizing from
-    demand])."""
+    its lease (Note [Pool leases]; null: none; by its public name), why its
+    VMs failed (Note [Failures explained]) and what its demand says (Note
+    [Sizing from demand])."""
     return {"ready": c.ready, "running": c.running, "pending": c.pending, "max": size,
-            "alias": list(alias), "lastBoot": c.last_boot, "manager": c.manager,
+            "alias": list(alias), "lastBoot": c.last_boot,
+            "manager": None if c.manager is None else public_manager(c.manager),
             **explained(c)}
 
 
 def explained(c: PoolCounts) -> dict[str, Any]:
     """What ``/status`` and the dashboard say of a pool besides its counts:
-    why its VMs failed, what its demand says, and its clones' pause (each
-    only when there is something to say)."""
+    why its VMs failed (by kind: Note [Public failures]), what its demand
+    says, and its clones' pause (each only when there is something to say)."""
     shown: dict[str, Any] = {}
     if c.failures:
         shown["failures"] = {"count": dict(c.failures),
-                             "recent": [f for f in c.recent_failures if f is not None]}
+                             "recent": [public_record(f) for f in c.recent_failures
+                                        if isinstance(f, dict)]}
     if c.sizing is not None:
         shown["demand"] = c.sizing
-    if c.clone_pause is not None:
-        shown["clones_paused"] = c.clone_pause
+    if isinstance(c.clone_pause, dict):
+        shown["clones_paused"] = {**{k: c.clone_pause[k] for k in ("failures", "until")
+                                     if k in c.clone_pause},
+                                  "reason": failures.CLONES_PAUSED}
     return shown
 
 

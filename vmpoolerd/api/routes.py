@@ -21,7 +21,9 @@ from . import validate
 from .errors import ApiError
 from .auth import Identity
 from .site import BODY_TOO_LARGE, MAX_BODY
-from .throttle import PasswordThrottle
+from .admins import Administrators
+from .clients import Clients
+from .throttle import PasswordThrottle, TooManyFailures
 from ..store.api_store import ANY_OWNER, ApiStore, Owner
 from ..store.errors import NoSuchToken, OtherOwner
 from ..timefmt import format_time, local_date
@@ -88,11 +90,21 @@ class Callers:
 
     def __init__(self, store: ApiStore, clock: Clock,
                  authenticator: Authenticator | None,
-                 throttle: PasswordThrottle | None = None) -> None:
+                 throttle: PasswordThrottle | None = None,
+                 clients: Clients | None = None,
+                 admins: Administrators | None = None) -> None:
         self._store = store
         self._clock = clock
         self._auth = authenticator
         self._throttle = throttle
+        self._clients = clients or Clients()
+        self._admins = admins if admins is not None and authenticator is not None \
+            else Administrators()
+
+    def client(self, request: IRequest) -> str:
+        """Who the request comes from, as an address group (Note [Client
+        addresses] in clients.py)."""
+        return self._clients.group(request)
 
     @property
     def configured(self) -> bool:
@@ -122,9 +134,39 @@ class Callers:
             raise ApiError(401, "an X-AUTH-TOKEN is required")
         return caller
 
+    @property
+    def administered(self) -> bool:
+        """Whether administrators are named (Note [Administrators] in admins.py)."""
+        return self._admins.named
+
+    async def administrator(self, request: IRequest) -> Caller | None:
+        """The caller, who must be an administrator when administrators are
+        named (401 without a token, 403 with another's); else as :meth:`required`."""
+        caller = await self.required(request)
+        if self._admins.named and (caller is None
+                                   or not await self._admins.includes(caller.owner)):
+            raise ApiError(403, "only an administrator may do this")
+        return caller
+
+    async def is_administrator(self, caller: Caller | None) -> bool:
+        """Whether administrators are named and the caller is one."""
+        return caller is not None and self._admins.named \
+            and await self._admins.includes(caller.owner)
+
+    async def sees_all(self, request: IRequest) -> bool:
+        """Whether the request comes with an administrator's token (Note
+        [Public failures] in manager/failures.py); a bad token is no one's."""
+        if not self._admins.named or request.getHeader(b"X-AUTH-TOKEN") is None:
+            return False
+        try:
+            return await self.is_administrator(await self.caller(request))
+        except ApiError:
+            return False
+
     async def owner(self, hostname: str, caller: Caller | None) -> str:
         """
-        The VM's owner's key ("" for none; ANY_OWNER without auth), if the
+        The VM's owner's key ("" for none; ANY_OWNER without auth, or for an
+        administrator: Note [Administrators] in admins.py), if the
         caller may change the VM (else OtherOwner); NoSuchVm if there is none.
 
         Note [Owner checks]: the owner is checked here, and again by the
@@ -135,7 +177,7 @@ class Callers:
         name, and is its caller's if the names match.
         """
         vm = await self._store.vm(hostname)
-        if self._auth is None:
+        if self._auth is None or await self.is_administrator(caller):
             return ANY_OWNER
         owner = Owner(vm.fields.get("token:user", ""), vm.fields.get("token:user_dn", ""))
         if not owner.key:
@@ -154,7 +196,7 @@ class Callers:
     async def basic_user(self, request: IRequest) -> Owner:
         """
         Whose valid HTTP Basic credentials these are (Note [Identities] in
-        auth.py); 401 otherwise, 429 past the attempts allowed (Note
+        auth.py); 401 otherwise, 429 past the failures allowed (Note
         [Password guessing] in throttle.py).
         """
         assert self._auth is not None
@@ -164,19 +206,19 @@ class Callers:
         except UnicodeDecodeError:
             user = password = ""
         identity = None
-        if user and password:
-            if self._throttle is not None:
-                wait = await self._throttle.wait(user, _address(request))
-                if wait:
-                    raise ApiError(429, "too many attempts; try again later", retry_after=wait)
-            identity = await self._auth.authenticate(user, password)
+        auth, throttle = self._auth, self._throttle
+        if user and password and throttle is None:
+            identity = await auth.authenticate(user, password)
+        elif user and password and throttle is not None:
+            try:
+                identity = await throttle.check(
+                    user, self.client(request),
+                    lambda: auth.authenticate(user, password))
+            except TooManyFailures as e:
+                raise ApiError(429, "too many failed attempts; try again later",
+                               retry_after=e.wait) from None
         if identity is None:
             request.setHeader(b"WWW-Authenticate", b'Basic realm="vmpooler"')
             raise ApiError(401, "authentication failed")
         return Owner(identity.name, identity.dn)
 
-
-def _address(request: IRequest) -> str:
-    """The client's address (its host, without the port)."""
-    peer = request.getClientAddress()
-    return str(getattr(peer, "host", peer))

@@ -16,6 +16,7 @@ from .dialect import Dialects
 from .errors import ApiError, json_answer
 from .routes import Callers, Clock, read_body, route
 from ..config import Config
+from ..manager import failures
 from ..names import new_token
 from ..store.api_store import ApiStore, Request, VmRecord
 from ..store.errors import NotEnoughVms, StoreUnavailable
@@ -123,9 +124,12 @@ class VmRoutes:
     async def vm(self, request: IRequest, host: str) -> bytes:
         hostname = self._hostname(host)
         vm = await self._store.vm(hostname)
-        return json_answer(request, 200, {"ok": True, hostname: self._describe(request, vm)})
+        whole = bool(vm.fields.get("failure")) and await self._callers.sees_all(request)
+        return json_answer(request, 200, {"ok": True, hostname: self._describe(request, vm,
+                                                                               whole)})
 
-    def _describe(self, request: IRequest, vm: VmRecord) -> dict[str, Any]:
+    def _describe(self, request: IRequest, vm: VmRecord, whole: bool = False
+                  ) -> dict[str, Any]:
         f = vm.fields
         state = vm.set_name if vm.set_name in LIVE_STATES else "destroyed"
         checkout = parse_time(f.get("checkout"))
@@ -147,8 +151,10 @@ class VmRoutes:
             info["snapshots"] = snapshots
         if f.get("disk"):
             info["disk"] = f["disk"].split(":")
-        if f.get("failure"):  # Note [Failures explained]
-            info["failure"] = {"kind": f.get("failure_kind", ""), "reason": f["failure"],
+        if f.get("failure"):  # Note [Failures explained], Note [Public failures]
+            kind = f.get("failure_kind", "")
+            info["failure"] = {"kind": kind,
+                               "reason": f["failure"] if whole else failures.public(kind),
                                "time": f.get("failed", "")}
         info.update(self._dialects.of(request).vm_fields(
             vm.hostname, f.get("template", ""), checkout if state == "running" else None,

@@ -29,6 +29,7 @@ POOL_KEYS: Mapping[str, tuple[str, Check]] = {
     "size_policy": ("size_policy", values.one_of("static", "demand")),
     "min_size": ("min_size", values.integer(0)),
     "hit_rate": ("hit_rate", values.fraction),
+    "template_folders": ("template_folders", values.string_list(values.folder_path)),
 }
 # Pool keys 3.x reads that vmpoolerd does not serve: named once in the start-up log.
 NOT_SERVED = ("snapshot_mainMem_ioBlockPages", "snapshot_mainMem_iotype", "customize",

@@ -116,6 +116,10 @@ class LdapConfig:
     service_account: ServiceAccount | None = None
     # Binds in flight at once; more attempts wait their turn (within their timeout).
     max_binds: int = 4
+    # :auth: administrators (Note [Administrators] in api/admins.py): user
+    # names or DNs, and the DNs of groups whose members are administrators.
+    administrators: tuple[str, ...] = ()
+    administrator_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,9 @@ class PoolConfig:
     size_policy: str = "static"
     min_size: int = 1
     hit_rate: float = 0.99
+    # The folders a new template (POST /config/pooltemplate) may lie under;
+    # None: :config: template_folders (Note [Template overrides] in api/live.py).
+    template_folders: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +233,12 @@ class ServiceConfig:
     max_request_vms: int = 100
     check_ready_vm_hostname_for_mismatch: bool = True
     rate_limiting_enabled: bool = False
+    # Note [Client addresses] in api/clients.py: the peers whose
+    # X-Forwarded-For is believed (addresses, networks, "unix").
+    trusted_proxies: tuple[str, ...] = ()
+    # Note [Template overrides] in api/live.py: the folders a new template
+    # may lie under, for pools that name none (empty: any folder).
+    template_folders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -305,6 +318,11 @@ class Config:
         """Whether the pool's clones are linked clones."""
         own = self.pool(pool).create_linked_clone
         return self.service.create_linked_clones if own is None else own
+
+    def template_folders(self, pool: str) -> tuple[str, ...]:
+        """The folders a new template of the pool may lie under (empty: any)."""
+        own = self.pool(pool).template_folders
+        return self.service.template_folders if own is None else own
 
     def checks_hostname(self, pool: str) -> bool:
         """Whether the pool's ready VMs are checked for a foreign hostname

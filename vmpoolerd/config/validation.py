@@ -128,6 +128,9 @@ def _auth(s: Section) -> LdapConfig:
         fields["encryption"] = _encryption(ldap)
     if ldap.has("service_account_hash"):
         fields["service_account"] = _service_account(ldap.child("service_account_hash"))
+    fields.update(s.fields({
+        "administrators": ("administrators", values.string_list(values.string)),
+        "administrator_groups": ("administrator_groups", values.string_list(values.string))}))
     return LdapConfig(**fields)
 
 
@@ -236,6 +239,8 @@ SERVICE_KEYS: Mapping[str, tuple[str, Check]] = {
     "check_ready_vm_hostname_for_mismatch": ("check_ready_vm_hostname_for_mismatch",
                                              values.boolean),
     "rate_limiting_enabled": ("rate_limiting_enabled", values.boolean),
+    "trusted_proxies": ("trusted_proxies", values.string_list(values.trusted_proxy)),
+    "template_folders": ("template_folders", values.string_list(values.folder_path)),
 }
 # :config: keys 3.x reads that vmpoolerd does not serve: named once in the start-up log.
 SERVICE_NOT_SERVED = (

@@ -7,6 +7,7 @@ No check puts the value itself in its error unless the value is a name
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any, Callable
 
@@ -123,6 +124,29 @@ def string_list(item: Callable[[str, Any], str]) -> Callable[[str, Any], tuple[s
             raise ConfigError(f"{where}: must not be empty")
         return tuple(item(f"{where}[{i}]", v) for i, v in enumerate(values))
     return check
+
+
+def trusted_proxy(where: str, value: Any) -> str:
+    """An address, a network (``10.0.0.0/8``, ``fd00::/8``) or ``unix`` (the
+    UNIX socket's peer): Note [Client addresses] in api/clients.py."""
+    text = string(where, value).strip()
+    if text == "unix":
+        return text
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise ConfigError(f"{where}: must be an address, a network (address/prefix) or "
+                          f"'unix', not {text!r}") from None
+
+
+def folder_path(where: str, value: Any) -> str:
+    """A folder's inventory path ('Templates/linux'), without '.' or '..'
+    parts; kept without its outer slashes."""
+    text = string(where, value).strip().strip("/")
+    if not text or any(part in ("", ".", "..") for part in text.split("/")):
+        raise ConfigError(f"{where}: must be a folder's path ('Templates/linux'), "
+                          f"not {value!r}")
+    return text
 
 
 def non_negative_int(where: str, value: Any) -> int:

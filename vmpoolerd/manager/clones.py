@@ -52,6 +52,17 @@ def why(e: Exception) -> str:
     return str(e) or type(e).__name__
 
 
+class NotATemplate(Exception):
+    """A template override names something vSphere does not mark as a template."""
+
+
+async def must_be_template(provider: Vsphere, template: str) -> None:
+    """NotATemplate unless vSphere marks ``template`` (a path) as a template."""
+    folder, _, name = template.strip("/").rpartition("/")
+    if not any(vm.name == name and vm.template for vm in await provider.inventory(folder)):
+        raise NotATemplate(f"the template override {template!r} is not a template in vSphere")
+
+
 async def record_failure(store: PoolStore, metrics: Metrics, clock: IReactorTime, pool: str,
                          name: str, failure: VmFailure) -> None:
     """Count and record why ``name`` failed (Note [Failures explained]);
@@ -156,19 +167,24 @@ class CloneRunner:
 
     async def start(self, pool: PoolConfig, provider: Vsphere, linked: bool, count: int,
                     reserve: Reserve, failed: Failed, pause: ClonePause | None = None,
-                    what: str = "") -> None:
+                    what: str = "", override: bool = False) -> None:
         """Clone up to ``count`` VMs of ``pool`` (its live config), as many
         as ``reserve`` grants; ``failed`` records a clone's failure, ``pause``
-        (a pool's) counts it, ``what`` is said of each in the log."""
+        (a pool's) counts it, ``what`` is said of each in the log.
+        ``override``: the template is a live override, cloned only if vSphere
+        marks it as a template (Note [Template overrides] in api/live.py)."""
         names = [new_hostname(self._service.prefix) for _ in range(count)]
         for name in await reserve(names):
             self._background.run(name, self._run(pool, provider, linked, name, failed, pause,
-                                                 what))
+                                                 what, override))
 
     async def _run(self, pool: PoolConfig, provider: Vsphere, linked: bool, name: str,
-                   failed: Failed, pause: ClonePause | None, what: str) -> None:
+                   failed: Failed, pause: ClonePause | None, what: str,
+                   override: bool = False) -> None:
         ok, seconds = False, 0.0
         try:
+            if override:
+                await must_be_template(provider, pool.template)
             seconds = await provider.clone(
                 pool.template, pool.folder, pool.datastore, name,
                 resource_pool=pool.resource_pool,
@@ -181,7 +197,8 @@ class CloneRunner:
                      pool=pool.name, vm=name, what=what, seconds=seconds)
         except Exception as e:
             reason = f"clone failed: {why(e)}"
-            await failed(name, VmFailure(failures.CLONE, reason))
+            kind = failures.NOT_TEMPLATE if isinstance(e, NotATemplate) else failures.CLONE
+            await failed(name, VmFailure(kind, reason))
             if pause is not None:
                 await pause.failed(reason)
         day = local_date(self._clock.seconds()).isoformat()

@@ -320,7 +320,8 @@ class Maintainer:
                 RESERVATION)
 
         await self._clones.start(pool, self._provider, self._linked, count, reserve,
-                                 self._clone_failed, self._pause)
+                                 self._clone_failed, self._pause,
+                                 override=pool.template != self._configured.template)
 
     async def _clone_failed(self, name: str, failure: VmFailure) -> None:
         await self._failed(name, failure, self._background_writes)

@@ -223,8 +223,9 @@ class OndemandWorker:
             except Exception:
                 log.failure("[!] [ondemand] '{vm}' failure not recorded", vm=name)
 
-        live = live_pool(self._config.pool(pool_name),
-                         (await self._store.live([pool_name]))[pool_name])
+        configured = self._config.pool(pool_name)
+        live = live_pool(configured, (await self._store.live([pool_name]))[pool_name])
         await self._clones.start(live, self._vspheres[pool_name],
                                  self._config.linked_clones(pool_name), count, reserve, failed,
-                                 what=f" for on-demand request {request_id}")
+                                 what=f" for on-demand request {request_id}",
+                                 override=live.template != configured.template)

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 
 from ..config import Config
+from ..names import public_manager
 from ..store import keys
 from ..store.connection import subscribe_checkouts
 from ..store.pools import PoolStore
@@ -73,6 +74,8 @@ class Manager(Service):
         self._grace = grace
         self._metrics = metrics or Metrics()
         self.identity = identity or manager_id()
+        log.info("manager {identity} (in /status and /metrics: {public})",
+                 identity=self.identity, public=public_manager(self.identity))
         vspheres = (provider if isinstance(provider, Mapping)
                     else {p.name: provider for p in config.pools})
         # Destroys and disk/snapshot work share task_limit slots (see
@@ -95,9 +98,10 @@ class Manager(Service):
 
     def paused(self) -> str | None:
         """The pools whose clones are paused, failing (Note [Failing
-        clones] in clones.py), for the health check; None: none."""
+        clones] in clones.py), for the health check, which anyone can read:
+        no reason (Note [Public failures] in failures.py); None: none."""
         now = self._clock.seconds()
-        paused = [f"{name}: {m.clone_failures} clones failed in a row ({m.clone_failure})"
+        paused = [f"{name}: {m.clone_failures} clones failed in a row"
                   for name, m in sorted(self.maintainers.items()) if m.paused_until > now]
         return "; ".join(paused) or None
 
@@ -116,7 +120,7 @@ class Manager(Service):
                 maintainer.start()
             else:
                 maintainer.halt()
-            self._metrics.lease(name, self.identity, name in pools)
+            self._metrics.lease(name, public_manager(self.identity), name in pools)
 
     def wake(self, pool: str) -> None:
         if pool == keys.ONDEMAND_WAKEUP:

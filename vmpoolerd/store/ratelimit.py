@@ -1,35 +1,56 @@
 """
 Attempts and requests counted in Redis, so that every API daemon sharing
-it counts them together: password attempts (lua/rate_limit.lua: fixed
-windows, one script call per attempt) and API requests by vmpooler 3.x's
-kinds and keys (lua/request_limit.lua).
+it counts them together: password attempts (lua/password_try.lua and
+lua/password_settle.lua, Note [Password guessing] in api/throttle.py) and
+API requests by vmpooler 3.x's kinds and keys (lua/request_limit.lua).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 from . import keys
 from .scripts import Scripts
 
 @dataclass(frozen=True)
-class Limit:
-    """At most ``attempts`` per ``window`` seconds for ``subject``."""
+class PasswordLimits:
+    """Failures allowed per ``window`` seconds: per (user, address group),
+    per address group, per user; and how long an address a user's password
+    passed from stays known (seconds)."""
 
-    subject: str
-    attempts: int
+    per_pair: int
+    per_address: int
+    per_user: int
     window: int
+    known_for: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A password attempt counted (as a failure until settled otherwise)."""
+
+    user: str  # folded
+    address: str  # its group (api/clients.py)
+    window: int  # the window it was counted in
 
 
 class RateLimitStore(Scripts):
-    async def attempt(self, limits: Sequence[Limit], now: float) -> int:
-        """Count one attempt against every limit; 0 if all allow it, else
-        the seconds to wait (the attempt counts either way)."""
-        args: list[object] = [int(now)]
-        for limit in limits:
-            args += [limit.subject, limit.attempts, limit.window]
-        return int(await self._script("rate_limit", args=args))
+    async def try_password(self, user: str, address: str, limits: PasswordLimits,
+                           now: float) -> tuple[int, Attempt]:
+        """Count an attempt by ``user`` from ``address``: 0 and the attempt if
+        its buckets allow it, else the seconds to wait (nothing counted)."""
+        wait, window = await self._script("password_try", args=[
+            int(now), user, address, limits.per_pair, limits.per_address, limits.per_user,
+            limits.window])
+        return int(wait), Attempt(user, address, int(window))
+
+    async def settle_password(self, attempt: Attempt, passed: bool,
+                              limits: PasswordLimits) -> None:
+        """Take back an attempt that was no failure: the password ``passed``,
+        or the directory did not answer."""
+        await self._script("password_settle", args=[
+            attempt.user, attempt.address, attempt.window,
+            "passed" if passed else "unanswered", limits.known_for])
 
     async def count_request(self, kind: str, token: str | None, address: str,
                             period: int) -> tuple[int, int]:
