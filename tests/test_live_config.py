@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.api.auth import LdapAuthenticator
-from vmpoolerd.api.live import template_allowed
+from vmpoolerd.api.config_routes import template_allowed
 from vmpoolerd.config import Config, parse_config
 from vmpoolerd.manager.failures import public
 from vmpoolerd.store.api_store import ApiStore
@@ -297,7 +297,7 @@ class AdministratorTests(TestCase):
 
 
 class TemplateFolderTests(ApiCase):
-    """Note [Template overrides] in vmpoolerd/api/live.py."""
+    """Note [Template overrides] in vmpoolerd/api/config_routes.py."""
 
     service = {"experimental_features": True, "template_folders": ["Templates/"]}
 

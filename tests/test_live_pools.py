@@ -58,7 +58,7 @@ class LivePoolTests(ManagerCase):
         self.assertIn("clone", failures[0])
         self.assertIn("missing", failures[0])
         # A plain VM, not a template: refused, saying why (Note [Template
-        # overrides] in vmpoolerd/api/live.py); nothing is cloned from it.
+        # overrides] in vmpoolerd/api/config_routes.py); nothing is cloned from it.
         await self.store.set_live("template", {DEBIAN: (OTHER, GOOD)})
 
         async def refused() -> bool:

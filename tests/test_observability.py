@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.net import listen, port_of
 
 from vmpoolerd.api.app import VmpoolerApi
-from vmpoolerd.api.service import HEALTH_CACHE, HealthCheck
+from vmpoolerd.api.meta import HEALTH_CACHE, HealthCheck
 from vmpoolerd.config import GraphiteConfig
 from vmpoolerd.telemetry.graphite import GraphiteSender
 from vmpoolerd.telemetry.logs import LogFile
@@ -129,7 +129,7 @@ class PoolMetricsTests(ManagerCase):
 
 
 class HealthTests(ManagerCase):
-    """Note [Health check] in vmpoolerd/api/service.py."""
+    """Note [Health check] in vmpoolerd/api/meta.py."""
 
     def health_client(self, clock: Clock, **checks: HealthCheck) -> Client:
         api = VmpoolerApi(self.config, ApiStore(self.redis, reactor), clock, health=checks,

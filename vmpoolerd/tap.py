@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from .api.app import VmpoolerApi
-from .api.service import HealthCheck, HealthWarning
+from .api.meta import HealthCheck, HealthWarning
 from .api.auth import LdapAuthenticator
 from .config import Config, ConfigError, VsphereConfig, find_source, load_config
 from .config.from_redis import fetch_pools

@@ -14,7 +14,7 @@ requests costs the directory one search; the directory not answering is a
 
 When administrators are named, only they may change the live config
 (``POST``/``DELETE /config/...``) and reset pools (``/poolreset``), and
-they may act on any VM, whoever checked it out (routes.py,
+they may act on any VM, whoever checked it out (callers.py,
 :meth:`Callers.owner`; the scripts are given ANY_OWNER); failure reasons
 are shown whole to them alone (Note [Public failures] in
 manager/failures.py).  When none are named, every valid token may use the

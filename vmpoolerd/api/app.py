@@ -1,7 +1,8 @@
 """
 vmpooler's REST API (v1, and v3 beside it) on Klein: one app, on which
-each resource mounts its routes (vms.py, tokens.py, reports.py,
-service.py; what they share is in routes.py).
+each resource mounts its routes (vms.py, tokens.py, reports.py, meta.py,
+ondemand.py, config_routes.py; what they share is in routes.py, who calls
+in callers.py).
 
 Every route answers under ``/api/v1``, ``/api/v2`` and ``/api/v3`` and,
 for clients of the old days, without a prefix (v1), with or without a
@@ -29,12 +30,13 @@ from .admins import Administrators, GroupDirectory
 from .clients import Clients
 from .dialect import Dialects
 from .errors import json_errors
-from .live import LiveRoutes
+from .config_routes import LiveRoutes
 from .ondemand import OndemandRoutes
 from .ratelimit import RateLimited, RequestLimiter
 from .reports import OffReactor, ReportRoutes
-from .routes import Authenticator, Callers, Clock
-from .service import HealthCheck, HealthWarning, ServiceRoutes
+from .callers import Authenticator, Callers
+from .timestamps import Timestamps
+from .meta import HealthCheck, HealthWarning, ServiceRoutes
 from .site import InFlight
 from .throttle import PasswordThrottle
 from .tokens import TokenRoutes
@@ -66,7 +68,7 @@ class VmpoolerApi:
         json_errors(self.app)
         # "//" in a path is no route (werkzeug would merge it and redirect).
         self.app.url_map.merge_slashes = False
-        time = Clock(clock)
+        time = Timestamps(clock)
         if admins is None:
             directory = authenticator if isinstance(authenticator, GroupDirectory) else None
             admins = Administrators.of(config.auth, directory, clock)

@@ -27,7 +27,9 @@ from twisted.web.iweb import IRequest
 from . import validate
 from .dialect import Dialects
 from .errors import ApiError, json_answer
-from .routes import Callers, Clock, read_body, route
+from .routes import read_body, route
+from .callers import Callers
+from .timestamps import Timestamps
 from ..config import Config
 from ..store.api_store import ApiStore
 from ..store.ondemand import DELETED, FAILED, PENDING, READY, OdRequest, Wanted
@@ -58,7 +60,7 @@ def with_message(handler: Handler) -> Handler:
 
 
 class OndemandRoutes:
-    def __init__(self, config: Config, store: ApiStore, clock: Clock, callers: Callers,
+    def __init__(self, config: Config, store: ApiStore, clock: Timestamps, callers: Callers,
                  dialects: Dialects, rng: random.Random) -> None:
         self._config = config
         self._store = store

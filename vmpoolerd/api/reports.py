@@ -17,7 +17,8 @@ from twisted.web.iweb import IRequest
 from . import validate
 from .dialect import is_v3
 from .errors import ApiError, json_answer, json_bytes
-from .routes import Clock, route
+from .routes import route
+from .timestamps import Timestamps
 from ..config import Config, PoolConfig
 from ..live import live_size
 from ..manager import failures
@@ -52,7 +53,7 @@ class ReportRoutes:
     that neither one long summary nor many hold the reactor up.
     """
 
-    def __init__(self, config: Config, store: ApiStore, clock: Clock,
+    def __init__(self, config: Config, store: ApiStore, clock: Timestamps,
                  off_reactor: OffReactor | None = None) -> None:
         self._off_reactor = off_reactor or _inline
         self._summaries = DeferredSemaphore(SUMMARIES_AT_ONCE)

@@ -16,7 +16,9 @@ from twisted.web.iweb import IRequest
 from . import validate
 from .dialect import is_v3
 from .errors import ApiError, json_answer
-from .routes import Callers, Clock, route
+from .routes import route
+from .callers import Callers
+from .timestamps import Timestamps
 from ..config import Config
 from ..names import new_token
 from ..store.api_store import ApiStore
@@ -28,7 +30,7 @@ NEVER = "never"  # a token's "last" use before its first
 class TokenRoutes:
     """Every route answers 404 when authentication is not configured."""
 
-    def __init__(self, config: Config, store: ApiStore, clock: Clock,
+    def __init__(self, config: Config, store: ApiStore, clock: Timestamps,
                  callers: Callers) -> None:
         self._config = config
         self._store = store

@@ -14,7 +14,9 @@ from twisted.web.iweb import IRequest
 from . import validate
 from .dialect import Dialects
 from .errors import ApiError, json_answer
-from .routes import Callers, Clock, read_body, route
+from .routes import read_body, route
+from .callers import Callers
+from .timestamps import Timestamps
 from ..config import Config
 from ..manager import failures
 from ..names import new_token
@@ -38,7 +40,7 @@ def hours(value: float) -> float | int:
 
 
 class VmRoutes:
-    def __init__(self, config: Config, store: ApiStore, clock: Clock, callers: Callers,
+    def __init__(self, config: Config, store: ApiStore, clock: Timestamps, callers: Callers,
                  rng: random.Random, metrics: Metrics, dialects: Dialects) -> None:
         self._config = config
         self._dialects = dialects

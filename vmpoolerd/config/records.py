@@ -184,7 +184,7 @@ class PoolConfig:
     min_size: int = 1
     hit_rate: float = 0.99
     # The folders a new template (POST /config/pooltemplate) may lie under;
-    # None: :config: template_folders (Note [Template overrides] in api/live.py).
+    # None: :config: template_folders (Note [Template overrides] in api/config_routes.py).
     template_folders: tuple[str, ...] | None = None
 
 
@@ -236,7 +236,7 @@ class ServiceConfig:
     # Note [Client addresses] in api/clients.py: the peers whose
     # X-Forwarded-For is believed (addresses, networks, "unix").
     trusted_proxies: tuple[str, ...] = ()
-    # Note [Template overrides] in api/live.py: the folders a new template
+    # Note [Template overrides] in api/config_routes.py: the folders a new template
     # may lie under, for pools that name none (empty: any folder).
     template_folders: tuple[str, ...] = ()
 

@@ -172,7 +172,7 @@ class CloneRunner:
         as ``reserve`` grants; ``failed`` records a clone's failure, ``pause``
         (a pool's) counts it, ``what`` is said of each in the log.
         ``override``: the template is a live override, cloned only if vSphere
-        marks it as a template (Note [Template overrides] in api/live.py)."""
+        marks it as a template (Note [Template overrides] in api/config_routes.py)."""
         names = [new_hostname(self._service.prefix) for _ in range(count)]
         for name in await reserve(names):
             self._background.run(name, self._run(pool, provider, linked, name, failed, pause,

@@ -37,7 +37,8 @@ from twisted.web.iweb import IRequest
 from . import validate
 from .dialect import is_v3
 from .errors import ApiError, json_answer
-from .routes import Callers, read_body, route
+from .routes import read_body, route
+from .callers import Callers
 from ..config import Config, PoolConfig
 from ..live import live_pool
 from ..store.api_store import ApiStore
