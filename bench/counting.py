@@ -31,9 +31,16 @@ def _name(f: Any) -> str:
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(f))}"
 
 
-def call_later(delay: float, f: Any, *args: Any, **kwargs: Any) -> Any:
-    counts[_name(f)] += 1
-    return original(delay, f, *args, **kwargs)
+class CallLater:
+    """The counting ``callLater``: an object, not a function, so that a class
+    that copies ``reactor.callLater`` into an attribute (txredisapi's
+    protocol does) does not get it bound as a method."""
+
+    def __call__(self, delay: float, f: Any, *args: Any, **kwargs: Any) -> Any:
+        caller = sys._getframe(1).f_code
+        where = f"{caller.co_filename.rsplit('/', 1)[-1]}:{caller.co_name}"
+        counts[f"{_name(f)} (from {where})"] += 1
+        return original(delay, f, *args, **kwargs)
 
 
 def dump(*_: Any) -> None:
@@ -44,7 +51,7 @@ def dump(*_: Any) -> None:
 
 if __name__ == "__main__":
     OUT = sys.argv[1]
-    reactor.callLater = call_later  # type: ignore[attr-defined,assignment]
+    reactor.callLater = CallLater()  # type: ignore[attr-defined,assignment]
     signal.signal(signal.SIGUSR1, dump)
     sys.argv = ["twistd", *sys.argv[2:]]
     run()

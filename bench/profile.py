@@ -8,8 +8,9 @@ For each TREE (a checkout: ``git worktree add --detach /tmp/base f1c830c``)
 the daemon runs under bench/counting.py and, under wrk -t1 -c8 (the
 checkout benchmark's load, ``POST /api/v1/vm/<pool>`` by default):
 
-1. Redis commands per request: ``redis-cli MONITOR`` over a 3 s wrk run,
-   the commands counted by name and divided by the requests wrk made;
+1. Redis commands per request: ``INFO commandstats`` over a 3 s wrk run
+   (``CONFIG RESETSTAT`` first), divided by the requests wrk made; the
+   commands scripts run are counted too, under their own names;
 2. timers per request: every ``reactor.callLater`` over the same run,
    counted by what it calls (bench/counting.py);
 3. with ``--py-spy``, a sampling profile over a 10 s run: the functions
@@ -24,6 +25,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,7 +34,8 @@ import tempfile
 import time
 from typing import Callable
 
-from .__main__ import POOL, Processes, check_tools, free_port, start_redis, stop, wait_port
+from .__main__ import (POOL, Processes, check_tools, free_port, redis_cli, start_redis, stop,
+                       wait_port)
 from .checkout import HOST, wrk
 
 READY = 400_000
@@ -59,26 +62,19 @@ CONFIG = """
 """
 
 
-def monitor(redis_port: int, run: Callable[[], object]) -> collections.Counter[str]:
-    """The commands Redis received while ``run`` ran, by name (EVALSHA by script)."""
-    out = tempfile.TemporaryFile()
-    mon = subprocess.Popen(["redis-cli", "-p", str(redis_port), "MONITOR"], stdout=out)
-    time.sleep(0.3)
-    try:
-        run()
-    finally:
-        time.sleep(0.3)
-        mon.send_signal(signal.SIGTERM)
-        mon.wait()
-    out.seek(0)
+def command_stats(redis_port: int, run: Callable[[], object]) -> collections.Counter[str]:
+    """The commands Redis ran while ``run`` ran, by name (``INFO commandstats``;
+    those a script runs are counted too, by their own names)."""
+    redis_cli(redis_port, "CONFIG", "RESETSTAT")
+    run()
     counts: collections.Counter[str] = collections.Counter()
-    for line in out.read().decode(errors="replace").splitlines():
-        parts = line.split('"')
-        if len(parts) > 1 and "[0 127.0.0.1" in line:
-            name = parts[1].upper()
-            if name in ("EVALSHA", "EVAL") and len(parts) > 3:
-                name = f"{name} {parts[3][:8]}"
-            counts[name] += 1
+    stats = redis_cli(redis_port, "INFO", "commandstats")
+    with open("/tmp/profile-commandstats.txt", "a") as f:
+        f.write(stats + "\n\n")
+    for line in stats.splitlines():
+        match = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+        if match and match.group(1) not in ("config", "info"):
+            counts[match.group(1).upper()] = int(match.group(2))
     return counts
 
 
@@ -106,16 +102,16 @@ def profile(tree: str, n: int, path: str, method: str, py_spy: str | None) -> No
             daemon.send_signal(signal.SIGUSR1)
             runs.append(wrk(port, daemon.pid, method, path, 3))
             daemon.send_signal(signal.SIGUSR1)
-        commands = monitor(redis_port, load)
+        commands = command_stats(redis_port, load)
         time.sleep(0.5)
         with open(timers) as f:
             called = collections.Counter(json.load(f))
         # wrk's rate and the requests it made (rate x 3 s)
         requests = runs[0].rate * 3
-        print(f"{tree}: {method} {path}: {runs[0].rate:.0f}/s under MONITOR, "
+        print(f"{tree}: {method} {path}: {runs[0].rate:.0f}/s, "
               f"{runs[0].cpu:.0f} us CPU per request")
         print(f"  Redis commands per request: {sum(commands.values()) / requests:.2f}: " +
-              ", ".join(f"{k} {v / requests:.2f}" for k, v in commands.most_common(8)))
+              ", ".join(f"{k} {v / requests:.2f}" for k, v in commands.most_common(14)))
         print(f"  timers (callLater) per request: {sum(called.values()) / requests:.2f}: " +
               ", ".join(f"{k} {v / requests:.2f}" for k, v in called.most_common(8)))
         if py_spy:
