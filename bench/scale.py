@@ -15,6 +15,11 @@ simulator of its own.  Printed for each:
 - ``GET /api/v3/status`` p50 and p95 over 40 requests, one at a time,
   0.25 s apart.
 
+and the Redis commands per second at idle, by name.  With
+BENCH_SCALE_PYSPY=<py-spy's binary>, py-spy profiles the idle daemon and
+its /status answers into /tmp/scale-idle-<pools>.txt and
+/tmp/scale-status-<pools>.txt (``-f raw``: collapsed stacks).
+
 Then the ratios 1000/200: the goal (issue 20) is fill time and CPU within
 5x (the pools are 5x) and /status p95 at most 100 ms.  The counts of
 pools are BENCH_SCALE_POOLS (default "200,1000").
@@ -23,6 +28,7 @@ pools are BENCH_SCALE_POOLS (default "200,1000").
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +50,7 @@ SIZE = 3
 FILL_TIMEOUT = float(os.environ.get("BENCH_SCALE_FILL_TIMEOUT", "240"))
 IDLE = float(os.environ.get("BENCH_SCALE_IDLE", "30"))
 STATUS_REQUESTS = 40
+PYSPY = os.environ.get("BENCH_SCALE_PYSPY")  # a profile in /tmp/scale-*.txt (py-spy -f raw)
 COUNTS = [int(n) for n in os.environ.get("BENCH_SCALE_POOLS", "200,1000").split(",")]
 
 #: How many pools hold ARGV[2] ready VMs, of pools p0..p<ARGV[1]-1>.
@@ -65,6 +72,7 @@ class Figures:
     cpu: float  # fraction of one core
     status_p50: float  # ms
     status_p95: float  # ms
+    commands: dict[str, float]  # Redis commands per second at idle, by name
 
 
 def config(pools: int, redis_port: int, port: int, vcsim_port: int) -> str:
@@ -79,6 +87,26 @@ def config(pools: int, redis_port: int, port: int, vcsim_port: int) -> str:
                     "folder": f"Pools/p{i}", "datastore": "LocalDS_0", "size": SIZE}
                    for i in range(pools)],
     })
+
+
+def command_rates(redis_port: int, seconds: float) -> dict[str, float]:
+    """Redis commands per second since the last CONFIG RESETSTAT, by name
+    (those scripts run under their own names too)."""
+    rates = {}
+    for line in redis_cli(redis_port, "INFO", "commandstats").splitlines():
+        match = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+        if match and match.group(1) not in ("config|resetstat", "info"):
+            rates[match.group(1).upper()] = int(match.group(2)) / seconds
+    return dict(sorted(rates.items(), key=lambda item: -item[1]))
+
+
+def py_spy(pid: int, out: str, seconds: float) -> subprocess.Popen[bytes] | None:
+    """With BENCH_SCALE_PYSPY (py-spy's binary), a profile of ``pid`` into ``out``."""
+    if not PYSPY:
+        return None
+    return subprocess.Popen([PYSPY, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100",
+                             "-f", "raw", "-o", out, "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def status_latencies(port: int) -> list[float]:
@@ -124,12 +152,20 @@ def measure(pools: int) -> Figures:
             time.sleep(1)
         fill = time.monotonic() - start
         time.sleep(2)  # the last clones' bookkeeping
+        redis_cli(redis_port, "CONFIG", "RESETSTAT")
+        spy = py_spy(daemon.pid, f"/tmp/scale-idle-{pools}.txt", IDLE)
         before = cpu_seconds(daemon.pid)
         time.sleep(IDLE)
         cpu = (cpu_seconds(daemon.pid) - before) / IDLE
+        commands = command_rates(redis_port, IDLE)
+        if spy:
+            spy.wait()
+        spy = py_spy(daemon.pid, f"/tmp/scale-status-{pools}.txt", STATUS_REQUESTS * 0.3)
         latencies = status_latencies(port)
+        if spy:
+            spy.wait()
         return Figures(pools, fill, full == pools, full, cpu, median(latencies),
-                       quantiles(latencies, n=20)[-1])
+                       quantiles(latencies, n=20)[-1], commands)
     finally:
         stop(processes)
         vcsim.stop()
@@ -150,6 +186,8 @@ def main() -> None:
                 f"the CPU below is not idle)")
         print(f"  {pools:5d} pools: {fill}, idle CPU {100 * r.cpu:5.1f}% of a core, "
               f"/status p50 {r.status_p50:6.1f} ms p95 {r.status_p95:6.1f} ms", flush=True)
+        print(f"         Redis commands/s at idle: {sum(r.commands.values()):.0f} (" +
+              ", ".join(f"{name} {rate:.1f}" for name, rate in list(r.commands.items())[:8]) + ")")
     if len(results) >= 2:
         small, large = results[0], results[-1]
         times = large.pools / small.pools
