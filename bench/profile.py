@@ -68,10 +68,7 @@ def command_stats(redis_port: int, run: Callable[[], object]) -> collections.Cou
     redis_cli(redis_port, "CONFIG", "RESETSTAT")
     run()
     counts: collections.Counter[str] = collections.Counter()
-    stats = redis_cli(redis_port, "INFO", "commandstats")
-    with open("/tmp/profile-commandstats.txt", "a") as f:
-        f.write(stats + "\n\n")
-    for line in stats.splitlines():
+    for line in redis_cli(redis_port, "INFO", "commandstats").splitlines():
         match = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
         if match and match.group(1) not in ("config", "info"):
             counts[match.group(1).upper()] = int(match.group(2))
