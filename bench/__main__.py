@@ -1,8 +1,12 @@
 """
-`make bench`: checkout throughput and latency against a bare Klein handler,
-then the pool manager's figures (bench/manager.py), on-demand requests'
+`make bench` (``python -m bench``; ``python -m bench checkout scale`` runs
+only those parts, see PARTS): the working tree's checkouts against a git
+ref's (bench/checkout.py), then, from this module's main(), checkout
+throughput and latency against a bare Klein handler, then the pool
+manager's figures (bench/manager.py), on-demand requests'
 overhead (bench/ondemand.py), demand-driven sizing (bench/sizing.py) and
-several daemons on one Redis (bench/several.py).
+several daemons on one Redis (bench/several.py) and cost as pools grow
+(bench/scale.py).
 
 The servers run on this machine in the same run, under the same load:
 wrk, 1 thread, 8 connections, POST /api/v1/vm/<pool>.  The daemon checks
@@ -222,12 +226,25 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: ``python -m bench [PART ...]``: the parts, in `make bench`'s order.
+PARTS = {
+    "checkout": "bench.checkout",  # the working tree against a git ref (BENCH_BASE)
+    "site": "bench",  # this module's main(): the daemon's own site, v3 against v1
+    "manager": "bench.manager",
+    "ondemand": "bench.ondemand",
+    "sizing": "bench.sizing",
+    "several": "bench.several",  # takeover, crash recovery, Sentinel failover, WAIT
+    "scale": "bench.scale",  # 200 pools against 1,000
+}
+
+
 if __name__ == "__main__":
-    main()
-    # The pool manager's figures, in a process of its own (its own reactor).
-    subprocess.run([sys.executable, "-m", "bench.manager"], check=True)
-    # On-demand requests' overhead, and demand-driven sizing over a week.
-    subprocess.run([sys.executable, "-m", "bench.ondemand"], check=True)
-    subprocess.run([sys.executable, "-m", "bench.sizing"], check=True)
-    # Several daemons: takeover, crash recovery, Sentinel failover, WAIT.
-    subprocess.run([sys.executable, "-m", "bench.several"], check=True)
+    wanted = sys.argv[1:] or list(PARTS)
+    unknown = [part for part in wanted if part not in PARTS]
+    if unknown:
+        raise SystemExit(f"unknown part {unknown}: python -m bench [{' | '.join(PARTS)} ...]")
+    for part in wanted:
+        if part == "site":
+            main()
+        else:  # each in a process of its own (the manager's own reactor, say)
+            subprocess.run([sys.executable, "-m", PARTS[part]], check=True)

@@ -1,6 +1,7 @@
 """
 The reference for the checkout benchmark: a bare Klein handler that parses
-nothing, touches nothing and answers a small JSON body, served by
+nothing, touches nothing and answers a small JSON body (for the checkout,
+``GET /api/v1/vm/<host>`` and ``GET /api/v3/status``), served by
 twisted.web's Site as the daemon's is, in one process, with no access log
 and start-up objects frozen out of the garbage collector.  With
 ``--api-site`` it is served by the daemon's own site instead (Note [Idle
@@ -26,6 +27,20 @@ async def checkout(request, pool):  # type: ignore[no-untyped-def]
     request.setHeader(b"Content-Type", b"application/json")
     return json.dumps({"ok": True, pool: {"hostname": "abcdefghijklmno"},
                        "domain": "example.com"}).encode()
+
+
+@app.route("/api/v1/vm/<string:host>", methods=["GET"])
+async def vm(request, host):  # type: ignore[no-untyped-def]
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps({"ok": True, host: {"template": "debian-7-i386", "lifetime": 24,
+                                          "running": 0.0, "state": "running"}}).encode()
+
+
+@app.route("/api/v3/status", methods=["GET"])
+async def status(request):  # type: ignore[no-untyped-def]
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps({"status": {"ok": True, "message": "Battle station fully armed"},
+                       "capacity": {"current": 5, "total": 5, "percent": 100.0}}).encode()
 
 
 if __name__ == "__main__":
