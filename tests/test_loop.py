@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from vmpoolerd.manager.loop import WAKE_SPACING, Loop, next_delay
+from vmpoolerd.manager.loop import JITTER, WAKE_SPACING, Loop, next_delay
 
 
 class LoopTests(SynchronousTestCase):
@@ -71,3 +73,40 @@ class LoopTests(SynchronousTestCase):
         self.loop.wake()
         self.clock.advance(10)
         self.assertEqual(self.steps, [])
+
+
+class SpreadTests(SynchronousTestCase):
+    """Note [Spread loops]."""
+
+    def test_loops_started_together_spread_their_steps(self) -> None:
+        clock, rng = Clock(), random.Random(7)
+        starts: list[list[float]] = []
+
+        def loop_of(times: list[float]) -> Loop:
+            async def step() -> bool:
+                times.append(clock.seconds())
+                return True
+            return Loop(clock, step, minimum=5, maximum=60, decay=2, rng=rng)
+
+        loops = []
+        for _ in range(50):
+            starts.append([])
+            loops.append(loop_of(starts[-1]))
+            loops[-1].start()
+        for _ in range(600):
+            clock.advance(1)
+        for loop in loops:
+            loop.stop()
+        firsts = sorted(times[0] for times in starts)
+        self.assertTrue(0 <= firsts[0] and firsts[-1] <= 5)
+        self.assertGreater(len(set(firsts)), 3, "first steps not spread over [0, 5]")
+        for times in starts:
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            # Each delay within JITTER of the exact one (5, 10, 20, 40, 60, 60...),
+            # give or take the clock's whole-second steps.
+            exact = [min(5 * 2 ** (i + 1), 60) for i in range(len(gaps))]
+            for gap, want in zip(gaps, exact):
+                self.assertTrue(want * (1 - JITTER) - 1 <= gap <= want * (1 + JITTER) + 1,
+                                (gap, want))
+        # Step times of different loops differ: no two loops in lockstep.
+        self.assertEqual(len({tuple(times[:6]) for times in starts}), len(starts))

@@ -10,7 +10,7 @@ from twisted.trial.unittest import TestCase
 
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import Config, VsphereConfig
-from vmpoolerd.manager.service import Manager, provider_threads
+from vmpoolerd.manager.service import MAX_INVENTORY_THREADS, Manager, provider_threads
 from vmpoolerd.store.api_store import ApiStore
 from vmpoolerd.store.pools import PoolStore
 from vmpoolerd.tap import make_providers, pool_vspheres, provider_health
@@ -141,3 +141,11 @@ class TwoVcentersTests(TestCase):
             return len(await self.ready(CENTOS)) == 2
         await until("the other pool full again", centos_full, seconds=60)
         self.assertFalse(centos.failing)
+
+
+class ThreadCapTests(TestCase):
+    def test_a_thousand_pools_do_not_make_a_thousand_threads(self) -> None:
+        config = manager_config(1, 2, task_limit=4)
+        many = dataclasses.replace(config, pools=tuple(
+            dataclasses.replace(config.pools[0], name=f"p{i}") for i in range(1000)))
+        self.assertEqual(provider_threads(many, "vsphere"), 2 * 4 + MAX_INVENTORY_THREADS)

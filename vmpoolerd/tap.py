@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import random
 from functools import partial
 from typing import Any, Mapping
 
@@ -235,7 +236,8 @@ def make_service(config: Config, reactor: Any = default_reactor,
         doubts = Doubts(generation, generation_store, pools)
         manager = Manager(config, PoolStore(redis, reactor, REDIS_TIMEOUT, metrics),
                           pool_vspheres(config, providers), reactor, metrics=metrics,
-                          doubts=doubts, probe=readiness_probe(dummies, reactor))
+                          doubts=doubts, probe=readiness_probe(dummies, reactor),
+                          rng=random.Random())
         manager.setServiceParent(top)
         warnings["pools"] = manager.paused
         warnings["leases"] = manager.leases.trouble

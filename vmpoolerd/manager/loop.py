@@ -12,16 +12,28 @@ storm of checkouts costs each pool two cycles a second, not one per
 checkout.  A wake during a step runs another right after it.  A step that
 fails is logged by its owner and counts as quiet: the loop backs off and
 never dies.
+
+Note [Spread loops]: a manager starts every pool's loop in the same turn
+of the reactor (the lease round hands it its pools at once), and fixed
+delays would keep their cycles bunched: a thousand pools would cycle
+together, every cycle waiting on the same Redis and the same threads, and
+the daemon would be idle one second and saturated the next.  So each
+delay is drawn within JITTER of its value (with the loop's ``rng``), and
+the first step of a loop waits up to ``minimum``.  The bounds of the
+Note above hold on average; tests that count steps on a fake clock pass
+no ``rng`` and get the exact delays.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Awaitable, Callable, Iterable
 
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 WAKE_SPACING = 0.5
+JITTER = 0.2  # Note [Spread loops]: a delay is drawn within this share of its value
 
 
 def next_delay(delay: float, quiet: bool, minimum: float, maximum: float,
@@ -34,8 +46,10 @@ class Loop:
     """Runs ``step`` (which answers whether it was quiet) until stopped."""
 
     def __init__(self, clock: IReactorTime, step: Callable[[], Awaitable[bool]],
-                 minimum: float, maximum: float, decay: float) -> None:
+                 minimum: float, maximum: float, decay: float,
+                 rng: random.Random | None = None) -> None:
         self._clock = clock
+        self._rng = rng
         self._step = step
         self._minimum, self._maximum, self._decay = minimum, maximum, decay
         self._delay = minimum
@@ -56,7 +70,7 @@ class Loop:
         if self._running:
             self._again = True
         else:
-            self._schedule(0)
+            self._schedule(0 if self._rng is None else self._rng.uniform(0, self._minimum))
 
     def wake(self) -> None:
         """Run a step now (or right after the one running)."""
@@ -98,8 +112,14 @@ class Loop:
             return
         self._delay = next_delay(self._delay, quiet and not self._again,
                                  self._minimum, self._maximum, self._decay)
-        self._schedule(self._soonest() if self._again else self._delay)
+        self._schedule(self._soonest() if self._again else self._spread(self._delay))
         self._again = False
+
+    def _spread(self, delay: float) -> float:
+        """``delay``, drawn within JITTER of itself (Note [Spread loops])."""
+        if self._rng is None:
+            return delay
+        return delay * self._rng.uniform(1 - JITTER, 1 + JITTER)
 
 
 async def finish(loop: Loop, work: Iterable[Deferred[None]], grace: float,

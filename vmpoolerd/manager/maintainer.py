@@ -12,6 +12,7 @@ worker uses too.
 from __future__ import annotations
 
 import dataclasses
+import random
 from typing import Callable, Sequence, assert_never
 
 from twisted.internet.defer import CancelledError, DeferredSemaphore, ensureDeferred
@@ -62,7 +63,8 @@ class Maintainer:
                  metrics: Metrics | None = None,
                  slots: DeferredSemaphore | None = None,
                  doubts: Doubts | None = None, identity: str | None = None,
-                 lost: Callable[[str], None] | None = None) -> None:
+                 lost: Callable[[str], None] | None = None,
+                 rng: random.Random | None = None) -> None:
         # One view of the pool: its file's config with Redis's on top, as
         # of the last look (vmpoolerd/live.py); the two it is made of.
         self.pool = pool
@@ -86,7 +88,7 @@ class Maintainer:
         self._probe = probe or (lambda host, port: tcp_probe(clock, host, port))
         self._loop = Loop(clock, self._step, self._service.check_loop_delay_min,
                           self._service.check_loop_delay_max,
-                          self._service.check_loop_delay_decay)
+                          self._service.check_loop_delay_decay, rng)
         self._sizer = PoolSizer(pool, self._cycle_writes, clock)
         self._background = Background(pool.name, self.wake)  # clones and destroys
         self._clones = CloneRunner(self._service, store, clock, self._metrics, self._background)

@@ -8,6 +8,8 @@ for on-demand requests, and the checkout wake-ups, as one service.
 
 from __future__ import annotations
 
+import random
+
 from typing import Any, Mapping, Protocol
 
 from twisted.application.service import Service
@@ -38,6 +40,9 @@ class Subscription(Protocol):
     def disconnect(self) -> Deferred[Any]: ...
 
 
+MAX_INVENTORY_THREADS = 32
+
+
 def provider_threads(config: Config, provider: str) -> int:
     """
     The threads of the provider (vCenter) named ``provider``, from what the
@@ -45,10 +50,12 @@ def provider_threads(config: Config, provider: str) -> int:
     slots are counted in Redis, for all vCenters together), destroys and disk
     or snapshot work share another ``task_limit`` (the manager's slots), and
     each pool it serves gets one for its inventory read, so that a pool busy
-    cloning can still be looked at.
+    cloning can still be looked at, up to MAX_INVENTORY_THREADS: past that,
+    inventory reads wait their turn rather than a thousand threads taking
+    the interpreter's lock in turns against the reactor's.
     """
     served = sum(1 for pool in config.pools if pool.provider == provider)
-    return 2 * config.service.task_limit + served
+    return 2 * config.service.task_limit + min(served, MAX_INVENTORY_THREADS)
 
 
 class Manager(Service):
@@ -59,15 +66,17 @@ class Manager(Service):
     vCenter, see :func:`vmpoolerd.tap.pool_vspheres`), or one for all pools.
     ``identity`` names the manager in the pool leases (default: its host,
     its process and a random part); ``redis_time`` times their end, in
-    Redis's real seconds (default: ``reactor``; see Leases).
+    Redis's real seconds (default: ``reactor``; see Leases).  ``rng``
+    spreads the pools' loops (Note [Spread loops] in loop.py; None: exact
+    delays, for tests on a fake clock).
     """
 
     def __init__(self, config: Config, store: PoolStore,
                  provider: Vsphere | Mapping[str, Vsphere],
                  reactor: IReactorTime, probe: Probe | None = None, grace: float = 30.0,
                  metrics: Metrics | None = None, doubts: Doubts | None = None,
-                 identity: str | None = None, redis_time: IReactorTime | None = None
-                 ) -> None:
+                 identity: str | None = None, redis_time: IReactorTime | None = None,
+                 rng: random.Random | None = None) -> None:
         self._config = config
         self._store = store
         self._clock = reactor
@@ -85,7 +94,7 @@ class Manager(Service):
                              self._in_flight, self._held, redis_time)
         self.maintainers = {p.name: Maintainer(p, config, store, vspheres[p.name], reactor,
                                                probe, metrics, slots, doubts,
-                                               self.identity, self.leases.lost)
+                                               self.identity, self.leases.lost, rng)
                             for p in config.pools}
         self.tasks = TaskWorker(config, store, vspheres, reactor, slots)
         self.ondemand = OndemandWorker(config, store, vspheres, reactor, probe, metrics)
