@@ -17,6 +17,7 @@ from twisted.web.iweb import IRequest
 from . import validate
 from .dialect import is_v3
 from .errors import ApiError, json_answer, json_bytes
+from .recent import Recent
 from .routes import route
 from .timestamps import Timestamps
 from ..config import Config, PoolConfig
@@ -35,6 +36,7 @@ SUMMARIES_AT_ONCE = 1
 # The sections of v1's /status, which ?view=a,b picks from (v3 adds "boot").
 STATUS_VIEWS = ("capacity", "clone", "queue", "status", "pools")
 MAX_LISTED = 1000  # names in one ?pool= or ?view= list
+STATUS_MAX_AGE = 1.0  # seconds a /status read is reused (Note [Status once a second])
 
 # Runs a function off the reactor (in a thread): its result, when it is done.
 OffReactor = Callable[[Callable[[], bytes]], Deferred[bytes]]
@@ -61,6 +63,8 @@ class ReportRoutes:
         self._store = store
         self._clock = clock
         self._started = clock.seconds()  # v3's status.uptime counts from here
+        self._statuses: Recent[bool, dict[str, Any]] = Recent(
+            clock.seconds, lambda: store.changes, STATUS_MAX_AGE)
 
     def mount(self, app: Klein) -> None:
         route(app, ["GET"], "/status", self.status)
@@ -91,19 +95,23 @@ class ReportRoutes:
             shown = ", ".join(repr(n[:validate.MAX_NAME]) for n in unknown[:10])
             raise ApiError(400, f"unknown view: {shown}; the views are "
                            + ", ".join(STATUS_VIEWS))
-        cloning, counts, doubt = await self._store.pool_counts(self._config.pool_names)
-        pools = await self._sized(self._config.pools)
-        if not v3:
-            clones = await self._store.clones_of(self._clock.today())
-            whole = status(pools, cloning, counts, clones, doubt)
-        else:
-            today = await self._store.today(self._clock.today())
-            whole = v3_status(status(pools, cloning, counts, today.clone, doubt), today,
-                              await self._store.requests_waiting(),
-                              self._clock.seconds() - self._started)
+        whole = await self._statuses.get(v3, lambda: self._status(v3))
+        if v3:
             views = None if views is None else [*views, "status"]
         return json_answer(request, 200, whole if views is None
                            else {k: v for k, v in whole.items() if k in views})
+
+    async def _status(self, v3: bool) -> dict[str, Any]:
+        """The whole status, read from Redis."""
+        day = self._clock.today()
+        cloning, counts, doubt = await self._store.pool_counts(self._config.pool_names)
+        pools = await self._sized(self._config.pools)
+        if not v3:
+            return status(pools, cloning, counts, await self._store.clones_of(day), doubt)
+        today = await self._store.today(day)
+        return v3_status(status(pools, cloning, counts, today.clone, doubt), today,
+                         await self._store.requests_waiting(),
+                         self._clock.seconds() - self._started)
 
     async def poolstat(self, request: IRequest) -> bytes:
         """
