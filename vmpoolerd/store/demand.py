@@ -47,6 +47,6 @@ class DemandStore(Scripts):
         manager saved since ``read``; counts of hours before ``keep_from``
         are dropped."""
         return bool(await self._script(
-            "demand_save", keys=[keys.demand(pool)],
-            args=[json.dumps(model), read.version, KEEP_SECONDS, keep_from,
-                  json.dumps(shown)]))
+            "demand_save", key=keys.demand(pool), model=json.dumps(model),
+            version=read.version, keep_seconds=KEEP_SECONDS, keep_from=keep_from,
+            shown=json.dumps(shown)))

@@ -23,9 +23,10 @@ class LeaseStore(Scripts):
         """The pools ``identity`` holds for ``lease`` seconds more, after
         renewing the reservations of its clones ``reserved`` to
         ``deadline`` (see lease_round.lua)."""
-        held = await self._script("lease_round", args=[
-            identity, int(lease * 1000), int(deadline), len(pools), *pools, *reserved])
-        return frozenset(held or [])
+        held: frozenset[str] = await self._script(
+            "lease_round", id=identity, ttl=int(lease * 1000), deadline=int(deadline),
+            pools=pools, reserved=reserved)
+        return held
 
     async def lease_release(self, identity: str, pools: Sequence[str]) -> None:
-        await self._script("lease_release", args=[identity, *pools])
+        await self._script("lease_release", id=identity, pools=pools)

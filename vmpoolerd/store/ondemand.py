@@ -75,12 +75,13 @@ class OndemandStore(Scripts):
         """Store and queue a request (Note [Outstanding on-demand requests]):
         1; 0 when its id is taken; -1 when ``asker`` has ``bounds[0]``
         requests outstanding, -2 when everyone has ``bounds[1]``."""
-        return int(await self._script("ondemand_create", args=[
-            request_id, requested_text(wanted), int(epoch), token, user, user_dn, asker,
-            client, *bounds]))
+        return int(await self._script(
+            "ondemand_create", id=request_id, requested=requested_text(wanted),
+            epoch=int(epoch), token=token, user=user, user_dn=user_dn, asker=asker,
+            client=client, asker_bound=bounds[0], bound=bounds[1]))
 
     async def request(self, request_id: str) -> OdRequest | None:
-        raw = await self._script("ondemand_read", args=[request_id])
+        raw = await self._script("ondemand_read", id=request_id)
         if not raw:
             return None
         data = json.loads(raw)
@@ -110,9 +111,8 @@ class OndemandStore(Scripts):
     async def claim(self, request_id: str, owner: str, seconds: float, epoch: float) -> bool:
         """Claim (take, Note [On-demand records]) or renew the request for
         ``owner``; whether it is ``owner``'s to work on."""
-        return bool(await self._script("ondemand_claim",
-                                       args=[request_id, owner, int(seconds * 1000),
-                                             int(epoch)]))
+        return bool(await self._script("ondemand_claim", id=request_id, manager=owner,
+                                       life=int(seconds * 1000), epoch=int(epoch)))
 
     def claimed(self, request_id: str, owner: str) -> Self:
         """This store, its scripts fenced by ``owner``'s claim on the
@@ -122,29 +122,31 @@ class OndemandStore(Scripts):
     async def release_claims(self, request_ids: Sequence[str], owner: str) -> None:
         """Give up the claims of ``owner`` on these requests."""
         for request_id in request_ids:
-            await self._script("ondemand_claim", args=[request_id, owner, 0, 0])
+            await self._script("ondemand_claim", id=request_id, manager=owner, life=0, epoch=0)
 
     async def reserve(self, request_id: str, alias: str, pool: str, names: Sequence[str],
                       task_limit: int, ondemand_limit: int, now: str, epoch: float,
                       lease: float) -> list[str]:
-        return list(await self._script("ondemand_reserve", args=[
-            request_id, alias, pool, task_limit, ondemand_limit, now, int(epoch), int(lease),
-            *names]) or [])
+        return list(await self._script(
+            "ondemand_reserve", id=request_id, alias=alias, pool=pool, limit=task_limit,
+            od_limit=ondemand_limit, now=now, epoch=int(epoch), lease=int(lease),
+            names=names))
 
     async def vm_ready(self, request_id: str, host: str, pool: str, now: str) -> bool:
-        return bool(await self._script("ondemand_vm",
-                                       args=[request_id, host, pool, "ready", now, "", 0]))
+        return bool(await self._script("ondemand_vm", id=request_id, host=host, pool=pool,
+                                       outcome="ready", now=now, reason="", epoch=0))
 
     async def vm_failed(self, request_id: str, host: str, pool: str, now: str,
                         reason: str, epoch: float) -> bool:
-        return bool(await self._script("ondemand_vm", args=[
-            request_id, host, pool, "failed", now, reason, int(epoch)]))
+        return bool(await self._script("ondemand_vm", id=request_id, host=host, pool=pool,
+                                       outcome="failed", now=now, reason=reason,
+                                       epoch=int(epoch)))
 
     async def hand_out(self, request_id: str, now: str, keep: int) -> bool:
-        return bool(await self._script("ondemand_handout", args=[request_id, now, keep]))
+        return bool(await self._script("ondemand_handout", id=request_id, now=now, keep=keep))
 
     async def end(self, request_id: str, status: str, message: str, keep: int) -> int:
         """1: ended; 0: unknown id; -1: it had ended already (what this
         daemon was provisioning for it is let go all the same)."""
-        return int(await self._script("ondemand_end",
-                                      args=[request_id, status, message, keep]))
+        return int(await self._script("ondemand_end", id=request_id, status=status,
+                                      message=message, keep=keep))

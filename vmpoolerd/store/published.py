@@ -67,4 +67,4 @@ class PublishedStore(Scripts):
         """Publish the configured pools (Note [What a 3.x fleet reads]); the
         names of those no longer configured, dropped."""
         pools = {p.name: pool_fields(p, config.domain_for(p.name)) for p in config.pools}
-        return list(await self._script("pools_publish", args=[json.dumps(pools)]) or [])
+        return list(await self._script("pools_publish", published=json.dumps(pools)))

@@ -26,10 +26,9 @@ class RateLimitStore(Scripts):
     async def attempt(self, limits: Sequence[Limit], now: float) -> int:
         """Count one attempt against every limit; 0 if all allow it, else
         the seconds to wait (the attempt counts either way)."""
-        args: list[object] = [int(now)]
-        for limit in limits:
-            args += [limit.subject, limit.attempts, limit.window]
-        return int(await self._script("rate_limit", args=args))
+        flat = [part for limit in limits
+                for part in (limit.subject, limit.attempts, limit.window)]
+        return int(await self._script("rate_limit", now=int(now), limits=flat))
 
     async def count_request(self, kind: str, token: str | None, address: str,
                             period: int) -> tuple[int, int]:
@@ -39,7 +38,8 @@ class RateLimitStore(Scripts):
         left of that window (which began with the window's first request).
         """
         by_address = keys.ratelimit(kind, f"ip:{address}")
-        counted = [by_address] if token is None else [
-            keys.ratelimit(kind, f"token:{token}"), keys.token(token), by_address]
-        count, ttl = await self._script("request_limit", keys=counted, args=[period])
+        counted = {"counter": by_address} if token is None else {
+            "counter": keys.ratelimit(kind, f"token:{token}"), "token_key": keys.token(token),
+            "address_counter": by_address}
+        count, ttl = await self._script("request_limit", period=period, **counted)
         return int(count), int(ttl)
