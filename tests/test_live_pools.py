@@ -34,9 +34,9 @@ class LivePoolTests(ManagerCase):
         self.start()
         await until("full pools", self.full)
         out = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
-        await self.store.set_live("poolsize", {DEBIAN: ("6", "3")})
+        await self.store.overrides.set("poolsize", {DEBIAN: ("6", "3")})
         await until("6 ready debian VMs", lambda: self.ready_in_vsphere(DEBIAN, 6))
-        await self.store.set_live("poolsize", {DEBIAN: ("1", "3")})
+        await self.store.overrides.set("poolsize", {DEBIAN: ("1", "3")})
         await until("1 ready debian VM", lambda: self.ready_in_vsphere(DEBIAN, 1))
         self.assertIn(out, self.names_in(DEBIAN))
         self.assertEqual(await self.members("running", DEBIAN), {out})
@@ -49,14 +49,14 @@ class LivePoolTests(ManagerCase):
         before = await self.members("ready", DEBIAN)
         # A template that does not exist: the pool drains, and every clone
         # fails, saying why.
-        await self.store.set_live("template", {DEBIAN: ("Templates/missing", GOOD)})
+        await self.store.overrides.set("template", {DEBIAN: ("Templates/missing", GOOD)})
         await until("the old VMs gone",
                     lambda: not (before & self.names_in(DEBIAN)))
         failures = await until("a clone failure recorded", lambda: self.redis.lrange(
             f"vmpooler__failures__{DEBIAN}", 0, -1))
         self.assertIn("clone", failures[0])
         self.assertIn("missing", failures[0])
-        await self.store.set_live("template", {DEBIAN: (OTHER, GOOD)})
+        await self.store.overrides.set("template", {DEBIAN: (OTHER, GOOD)})
         await until("3 new ready VMs", lambda: self.ready_in_vsphere(DEBIAN, 3))
         self.assertFalse(before & await self.members("ready", DEBIAN))
         self.assertEqual(await self.redis.hget("vmpooler__pool__template_cloned", DEBIAN), OTHER)
@@ -69,7 +69,7 @@ class LivePoolTests(ManagerCase):
         self.start()
         await until("full pools", self.full)
         centos, debian = await self.members("ready", CENTOS), await self.members("ready", DEBIAN)
-        await self.store.ask_reset([CENTOS])
+        await self.store.overrides.ask_reset([CENTOS])
 
         async def replaced() -> bool:
             now = await self.members("ready", CENTOS)
@@ -84,7 +84,7 @@ class LivePoolTests(ManagerCase):
         await self.manager.stopService()
         # Set while no manager runs (by another daemon's API, say): the
         # next manager to start obeys it.
-        await self.store.set_live("poolsize", {CENTOS: ("1", "2")})
+        await self.store.overrides.set("poolsize", {CENTOS: ("1", "2")})
         second = Manager(self.config, self.store, self.provider, reactor, grace=10)
         second.startService()
         self.addCleanup(second.stopService)

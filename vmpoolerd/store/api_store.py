@@ -26,9 +26,9 @@ from .errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRun
                      OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable, TooManyTags,
                      TooManyTasks, VmChange)
 from .generation import GenerationWatch
-from .ondemand import OndemandStore
+from .ondemand import Ondemand
 from .overrides import Overrides
-from .scripts import RedisClient
+from .scripts import PartOf, RedisClient, Scripts
 
 log = Logger()
 HISTORY_CHUNK = 31  # days per summary script call
@@ -136,7 +136,7 @@ class DayHistory:
     tags: Mapping[str, Mapping[str, int]]
 
 
-class ApiStore(Overrides, OndemandStore):
+class ApiStore(Scripts):
     """What the API reads and changes."""
 
     def __init__(self, redis: RedisClient, reactor: IReactorTime, timeout: float = 3.0,
@@ -156,6 +156,9 @@ class ApiStore(Overrides, OndemandStore):
         # Redis, without a call for randomness per batch.
         self._batch_prefix = keys.checkout_batch_prefix(secrets.token_hex(8))
         self._batches = itertools.count()
+
+    overrides = PartOf(Overrides)
+    ondemand = PartOf(Ondemand)
 
     def stop(self) -> None:
         """Drop the give-backs still waiting for Redis (the daemon stops)."""

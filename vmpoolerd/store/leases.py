@@ -6,19 +6,15 @@ The managers' side of Redis for pool leases and clone reservations
 
 from __future__ import annotations
 
-from typing import Self, Sequence
+from typing import Sequence
 
-from . import keys
-from .scripts import Scripts
+from .scripts import Part
 
 
-class LeaseStore(Scripts):
-    def holding(self, pool: str, identity: str) -> Self:
-        """This store, its writes checked against ``pool``'s lease being
-        ``identity``'s (see Scripts.held_by)."""
-        return self.held_by(keys.lease(pool), identity)
+class PoolLeases(Part):
+    """``store.leases``."""
 
-    async def lease_round(self, identity: str, pools: Sequence[str], lease: float,
+    async def round(self, identity: str, pools: Sequence[str], lease: float,
                           reserved: Sequence[str], deadline: float) -> frozenset[str]:
         """The pools ``identity`` holds for ``lease`` seconds more, after
         renewing the reservations of its clones ``reserved`` to
@@ -28,5 +24,5 @@ class LeaseStore(Scripts):
             pools=pools, reserved=reserved)
         return held
 
-    async def lease_release(self, identity: str, pools: Sequence[str]) -> None:
+    async def release(self, identity: str, pools: Sequence[str]) -> None:
         await self._script("lease_release", id=identity, pools=pools)

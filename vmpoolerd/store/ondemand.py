@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Mapping, Self, Sequence
+from typing import Mapping, Sequence
 
 from . import keys
-from .scripts import Scripts
+from .scripts import Part
 from ..timefmt import parse_time
 
 PENDING, READY, FAILED, DELETED = "pending", "ready", "failed", "deleted"
@@ -68,7 +68,9 @@ def _alias(alias: str, pool: str, wanted: Sequence[Wanted]) -> str:
     return alias or next((w.alias for w in wanted if w.pool == pool), pool)
 
 
-class OndemandStore(Scripts):
+class Ondemand(Part):
+    """``store.ondemand``."""
+
     async def create(self, request_id: str, wanted: Sequence[Wanted], epoch: float,
                      asker: str, bounds: tuple[int, int], token: str = "", user: str = "",
                      user_dn: str = "", client: str = "") -> int:
@@ -114,12 +116,7 @@ class OndemandStore(Scripts):
         return bool(await self._script("ondemand_claim", id=request_id, manager=owner,
                                        life=int(seconds * 1000), epoch=int(epoch)))
 
-    def claimed(self, request_id: str, owner: str) -> Self:
-        """This store, its scripts fenced by ``owner``'s claim on the
-        request (Note [On-demand requests] in lua/ondemand_create.lua)."""
-        return self.held_by(keys.odclaim(request_id), owner)
-
-    async def release_claims(self, request_ids: Sequence[str], owner: str) -> None:
+    async def release(self, request_ids: Sequence[str], owner: str) -> None:
         """Give up the claims of ``owner`` on these requests."""
         for request_id in request_ids:
             await self._script("ondemand_claim", id=request_id, manager=owner, life=0, epoch=0)

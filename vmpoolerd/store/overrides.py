@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from . import keys
-from .scripts import Scripts
+from .scripts import Part
 
 
 @dataclass(frozen=True)
@@ -31,14 +31,16 @@ def _int(text: str) -> int | None:
         return None
 
 
-class Overrides(Scripts):
+class Overrides(Part):
+    """``store.overrides``."""
+
     async def live(self, pools: Sequence[str]) -> dict[str, Live]:
         rows = await self._script("config_read", pools=pools) if pools else []
         return {pool: Live(_int(size), template or None, target or None, bool(reset),
                            _int(demand), cloned or None)
                 for pool, (size, template, target, reset, demand, cloned) in zip(pools, rows)}
 
-    async def set_live(self, kind: str, values: Mapping[str, tuple[str, str]]) -> list[str]:
+    async def set(self, kind: str, values: Mapping[str, tuple[str, str]]) -> list[str]:
         """Override ``kind`` (a key of keys.OVERRIDES) of each pool with its
         new value (pool -> (value, its value when not overridden)); the
         pools whose live value changed."""
@@ -46,7 +48,7 @@ class Overrides(Scripts):
                     for part in (pool, value, default)]
         return list(await self._script("config_set", kind=kind, settings=settings))
 
-    async def unset_live(self, kind: str, pool: str) -> bool:
+    async def unset(self, kind: str, pool: str) -> bool:
         """Delete the pool's override of ``kind``; whether there was one."""
         return bool(await self._script("config_unset", kind=kind, pool=pool,
                                        undo_set=keys.OVERRIDES[kind]))

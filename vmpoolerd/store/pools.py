@@ -11,15 +11,16 @@ only if it is still in it, and a method answers False when it had moved.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Self, Sequence
 
 from . import keys
 from .records import TaskRequest, TrackedVm
-from .demand import DemandStore
-from .leases import LeaseStore
-from .ondemand import OndemandStore
+from .demand import Demand
+from .leases import PoolLeases
+from .ondemand import Ondemand
 from .overrides import Overrides
-from .published import PublishedStore
+from .published import Published
+from .scripts import PartOf, Scripts
 from ..timefmt import parse_time
 
 
@@ -30,7 +31,25 @@ def _float_or_none(text: str) -> float | None:
         return None
 
 
-class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStore):
+class PoolStore(Scripts):
+    # -- its parts, and its fenced copies (Note [Pool leases]) ----------------------
+
+    overrides = PartOf(Overrides)
+    demand = PartOf(Demand)
+    ondemand = PartOf(Ondemand)
+    leases = PartOf(PoolLeases)
+    published = PartOf(Published)
+
+    def holding(self, pool: str, identity: str) -> Self:
+        """This store, its writes checked against ``pool``'s lease being
+        ``identity``'s (see Scripts.held_by)."""
+        return self.held_by(keys.lease(pool), identity)
+
+    def claimed(self, request_id: str, owner: str) -> Self:
+        """This store, its scripts fenced by ``owner``'s claim on the
+        request (Note [On-demand requests] in lua/ondemand_create.lua)."""
+        return self.held_by(keys.odclaim(request_id), owner)
+
     # -- what the maintainer observes ------------------------------------------------
 
     async def pool_state(self, pool: str, epoch: float

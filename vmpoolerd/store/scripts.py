@@ -15,7 +15,7 @@ import copy
 import functools
 import hashlib
 from importlib import resources
-from typing import Any, Protocol, Self, Sequence
+from typing import Any, Callable, Generic, Protocol, Self, Sequence, TypeVar
 
 import txredisapi
 from twisted.internet.defer import Deferred, TimeoutError
@@ -166,3 +166,34 @@ class Scripts:
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())
+
+
+class Part:
+    """
+    One part of a store, an attribute named for what it holds (as
+    ``store.demand``, ``store.ondemand``): its verbs run through the
+    store's own calls, so a part of a fenced store (:meth:`Scripts.held_by`)
+    is fenced as it is (:class:`PartOf`).
+    """
+
+    def __init__(self, store: Scripts) -> None:
+        self._script = store._script
+        self._call = store._call
+        self._write = store._write
+        self._redis = store._redis
+
+
+P = TypeVar("P", bound=Part)
+
+
+class PartOf(Generic[P]):
+    """A store's part as an attribute (``demand = PartOf(Demand)``), made
+    from the store it is read on: a fenced store's parts are fenced."""
+
+    def __init__(self, part: Callable[[Scripts], P]) -> None:
+        self._part = part
+
+    def __get__(self, store: Scripts | None, owner: type | None = None) -> P:
+        if store is None:
+            raise AttributeError("a part is read on a store")
+        return self._part(store)
