@@ -78,10 +78,10 @@ async def ondemand(reactor: Any, store: ApiStore, count: int) -> float:
     """Seconds from a request of ``count`` VMs to it handed out."""
     rid = new_hostname("bench-")
     start = time.monotonic()
-    await store.create(rid, [Wanted(POOL, POOL, count)], reactor.seconds(), "user:bench",
+    await store.ondemand.create(rid, [Wanted(POOL, POOL, count)], reactor.seconds(), "user:bench",
                        (1, 1))
     while True:
-        request = await store.request(rid)
+        request = await store.ondemand.request(rid)
         assert request is not None and request.status in ("pending", READY), request
         if request.status == READY:
             return time.monotonic() - start

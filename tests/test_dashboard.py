@@ -73,7 +73,7 @@ def dashboard_api(config: Config, redis: Any, clock: IReactorTime,
     """The API with the dashboard mounted, as the daemon serves it."""
     store = DashboardStore(redis, reactor, timeout)
     api_store = ApiStore(redis, reactor, timeout)
-    dashboard = Dashboard(config, store, clock, api_store.live, api_store.pool_counts)
+    dashboard = Dashboard(config, store, clock, api_store.overrides.live, api_store.pool_counts)
     return VmpoolerApi(config, api_store, clock, dashboard=dashboard.resource()), store
 
 

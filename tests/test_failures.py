@@ -99,7 +99,7 @@ class PublicAnswerTests(FailureCase):
                                metrics=self.metrics)
         store = ApiStore(self.redis, reactor)
         dashboard = Dashboard(self.config, DashboardStore(self.redis, reactor), reactor,
-                              store.live, store.pool_counts)
+                              store.overrides.live, store.pool_counts)
         client = Client(VmpoolerApi(self.config, store, reactor, metrics=self.metrics,
                                     dashboard=dashboard.resource(),
                                     warnings={"pools": self.manager.paused}).resource())

@@ -34,7 +34,7 @@ class LeaseStoreTests(TestCase):
 
     async def round(self, who: str, pools: list[str] = POOLS, lease: float = LEASE
                     ) -> frozenset[str]:
-        return await self.store.lease_round(who, pools, lease, [], 0)
+        return await self.store.leases.round(who, pools, lease, [], 0)
 
     async def test_a_write_without_the_lease_changes_nothing(self) -> None:
         mine = self.store.holding("a", "me")
@@ -94,7 +94,7 @@ class LeaseStoreTests(TestCase):
         await self.round("m1")
         await self.round("m2")
         await self.round("m1")
-        await self.store.lease_release("m1", POOLS)
+        await self.store.leases.release("m1", POOLS)
         self.assertEqual(await self.round("m2"), frozenset(POOLS))
         # A round serving no pool (a manager still ending its clones) holds
         # nothing and does not count as alive.
@@ -104,7 +104,7 @@ class LeaseStoreTests(TestCase):
     async def test_rounds_renew_the_reservations_of_clones_in_flight(self) -> None:
         await self.redis.hset("vmpooler__cloning", "x", "100")
         await self.redis.hset("vmpooler__cloning", "y", "100")
-        await self.store.lease_round("m1", POOLS, LEASE, ["x", "gone"], 500)
+        await self.store.leases.round("m1", POOLS, LEASE, ["x", "gone"], 500)
         self.assertEqual(await self.redis.hgetall("vmpooler__cloning"), {"x": "500", "y": "100"})
         self.assertEqual(await self.store.cloning(300), frozenset({"x"}))
 
@@ -116,7 +116,7 @@ class LeaseTimerTests(TestCase):
         self.redis = await fresh_redis(self)
         self.clock = Clock()
         self.changes: list[frozenset[str]] = []
-        self.leases = Leases("m1", POOLS, PoolStore(self.redis, reactor), self.clock,
+        self.leases = Leases("m1", POOLS, PoolStore(self.redis, reactor).leases, self.clock,
                              lambda: ["x"], self.changes.append)
         self.addCleanup(self.leases.stop)
 
@@ -142,7 +142,7 @@ class LeaseTimerTests(TestCase):
         # Redis stops answering: once the last renewal is LEASE old, the
         # manager acts on none, before another could take them.
         self.assertIsNone(self.leases.trouble())
-        self.leases._store = PoolStore(_Silent(), reactor, timeout=0.05)  # type: ignore[arg-type]
+        self.leases._store = PoolStore(_Silent(), reactor, timeout=0.05).leases  # type: ignore[arg-type]
         for _ in range(int(LEASE / RENEW) - 1):
             self.clock.advance(RENEW)
             # real time: the silent Redis's 0.05 s timeout must fire
@@ -163,12 +163,12 @@ class RedisTimeTests(TestCase):
         redis = await fresh_redis(self)
         fast, real = Clock(), Clock()
         changes: list[frozenset[str]] = []
-        leases = Leases("m1", POOLS, PoolStore(redis, reactor), fast, lambda: [],
+        leases = Leases("m1", POOLS, PoolStore(redis, reactor).leases, fast, lambda: [],
                         changes.append, redis_time=real)
         self.addCleanup(leases.stop)
         leases.start()
         await until("the first round", lambda: leases.rounds == 1, seconds=5)
-        leases._store = PoolStore(_Silent(), reactor, timeout=0.05)  # type: ignore[arg-type]
+        leases._store = PoolStore(_Silent(), reactor, timeout=0.05).leases  # type: ignore[arg-type]
         for _ in range(3):
             fast.advance(10 * LEASE)  # rounds try, and fail
             await deferLater(reactor, 0.1)  # real time: the store's 0.05 s timeout

@@ -35,9 +35,9 @@ class LivePoolTests(ManagerCase):
         self.start()
         await until("full pools", self.full)
         out = (await self.client.post(f"/api/v1/vm/{DEBIAN}")).body[DEBIAN]["hostname"]
-        await self.store.set_live("poolsize", {DEBIAN: ("6", "3")})
+        await self.store.overrides.set("poolsize", {DEBIAN: ("6", "3")})
         await until("6 ready debian VMs", lambda: self.ready_in_vsphere(DEBIAN, 6))
-        await self.store.set_live("poolsize", {DEBIAN: ("1", "3")})
+        await self.store.overrides.set("poolsize", {DEBIAN: ("1", "3")})
         await until("1 ready debian VM", lambda: self.ready_in_vsphere(DEBIAN, 1))
         self.assertIn(out, self.names_in(DEBIAN))
         self.assertEqual(await self.members("running", DEBIAN), {out})
@@ -50,7 +50,7 @@ class LivePoolTests(ManagerCase):
         before = await self.members("ready", DEBIAN)
         # A template that does not exist: the pool drains, and every clone
         # fails, saying why.
-        await self.store.set_live("template", {DEBIAN: ("Templates/missing", GOOD)})
+        await self.store.overrides.set("template", {DEBIAN: ("Templates/missing", GOOD)})
         await until("the old VMs gone",
                     lambda: not (before & self.names_in(DEBIAN)))
         failures = await until("a clone failure recorded", lambda: self.redis.lrange(
@@ -59,7 +59,7 @@ class LivePoolTests(ManagerCase):
         self.assertIn("missing", failures[0])
         # A plain VM, not a template: refused, saying why (Note [Template
         # overrides] in vmpoolerd/api/config_routes.py); nothing is cloned from it.
-        await self.store.set_live("template", {DEBIAN: (OTHER, GOOD)})
+        await self.store.overrides.set("template", {DEBIAN: (OTHER, GOOD)})
 
         async def refused() -> bool:
             recent = await self.redis.lrange(f"vmpooler__failures__{DEBIAN}", 0, 0)
@@ -68,14 +68,14 @@ class LivePoolTests(ManagerCase):
         self.assertEqual(self.names_in(DEBIAN), set())
         # A real template as another pool's override is cloned from.
         centos = await self.members("ready", CENTOS)
-        await self.store.set_live("template", {CENTOS: (GOOD, OTHER)})
+        await self.store.overrides.set("template", {CENTOS: (GOOD, OTHER)})
 
         async def swapped() -> bool:
             now = await self.members("ready", CENTOS)
             return await self.ready_in_vsphere(CENTOS, 2) and not now & centos
         await until("2 new ready centos VMs", swapped)
         self.assertEqual(await self.redis.hget("vmpooler__pool__template_cloned", CENTOS), GOOD)
-        await self.store.unset_live("template", DEBIAN)
+        await self.store.overrides.unset("template", DEBIAN)
         await until("3 new ready VMs", lambda: self.ready_in_vsphere(DEBIAN, 3))
         self.assertFalse(before & await self.members("ready", DEBIAN))
         # The pause the failures caused ended with the template back.
@@ -86,7 +86,7 @@ class LivePoolTests(ManagerCase):
         self.start()
         await until("full pools", self.full)
         centos, debian = await self.members("ready", CENTOS), await self.members("ready", DEBIAN)
-        await self.store.ask_reset([CENTOS])
+        await self.store.overrides.ask_reset([CENTOS])
 
         async def replaced() -> bool:
             now = await self.members("ready", CENTOS)
@@ -101,7 +101,7 @@ class LivePoolTests(ManagerCase):
         await self.manager.stopService()
         # Set while no manager runs (by another daemon's API, say): the
         # next manager to start obeys it.
-        await self.store.set_live("poolsize", {CENTOS: ("1", "2")})
+        await self.store.overrides.set("poolsize", {CENTOS: ("1", "2")})
         second = Manager(self.config, self.store, self.provider, reactor, grace=10)
         second.startService()
         self.addCleanup(second.stopService)

@@ -364,7 +364,7 @@ class RaceTests(TestCase):
         worker = OndemandWorker(self.config, store, {DEBIAN: provider, CENTOS: provider},
                                 reactor)
         now = reactor.seconds()
-        await store.create("r1", [Wanted(DEBIAN, DEBIAN, 1)], now, "user:u", (1, 1))
+        await store.ondemand.create("r1", [Wanted(DEBIAN, DEBIAN, 1)], now, "user:u", (1, 1))
         first = ensureDeferred(worker.cycle())
         await self.asked(provider, "inventory")
         provider.answer("inventory", [])
@@ -378,7 +378,7 @@ class RaceTests(TestCase):
             "vmpooler__cloning", name).addCallback(lambda there: not there))
         provider.answer("inventory", [])
         await second
-        request = await store.request("r1")
+        request = await store.ondemand.request("r1")
         assert request is not None
         self.assertEqual((request.failures, [vm.name for vm in request.pending]), (0, [name]))
 

@@ -151,7 +151,8 @@ class ClaimFenceTests(TestCase):
         self.redis = await fresh_redis(self)
         self.config = manager_config(1, 0, ready_check_port=0)
         self.store = PoolStore(self.redis, Clock())
-        await self.store.create("r1", [Wanted(DEBIAN, DEBIAN, 1)], 1000.0, "user:u", (9, 9))
+        await self.store.ondemand.create("r1", [Wanted(DEBIAN, DEBIAN, 1)], 1000.0, "user:u",
+                                         (9, 9))
         # A VM made for it and ready, as a cycle before left it.
         await self.redis.hset("vmpooler__vm__v1", "template", DEBIAN)
         await self.redis.hset("vmpooler__vm__v1", "pool_alias", DEBIAN)
@@ -190,25 +191,26 @@ class ClaimFenceTests(TestCase):
         self.assertEqual(await self.redis.smembers(f"vmpooler__completed__{DEBIAN}"), set())
 
     async def test_every_manager_write_is_fenced_by_the_claim(self) -> None:
-        self.assertTrue(await self.store.claim("r1", "B", 30, 1000.0))
+        self.assertTrue(await self.store.ondemand.claim("r1", "B", 30, 1000.0))
         stale = self.store.claimed("r1", "A")
         now = format_time(1000.0)
-        for write in (stale.end("r1", "failed", "late", 60), stale.hand_out("r1", now, 60),
-                      stale.vm_ready("r1", "v1", DEBIAN, now),
-                      stale.vm_failed("r1", "v1", DEBIAN, now, "late", 1000.0),
-                      stale.reserve("r1", DEBIAN, DEBIAN, ["v2"], 10, 10, now, 1000.0, 15)):
+        requests = stale.ondemand
+        for write in (requests.end("r1", "failed", "late", 60), requests.hand_out("r1", now, 60),
+                      requests.vm_ready("r1", "v1", DEBIAN, now),
+                      requests.vm_failed("r1", "v1", DEBIAN, now, "late", 1000.0),
+                      requests.reserve("r1", DEBIAN, DEBIAN, ["v2"], 10, 10, now, 1000.0, 15)):
             with self.assertRaises(LeaseLost):
                 await write
-        request = await self.store.request("r1")
+        request = await self.store.ondemand.request("r1")
         assert request is not None
         self.assertEqual((request.status, [vm.name for vm in request.ready]), ("pending", ["v1"]))
         self.assertFalse(await self.redis.exists("vmpooler__vm__v2"))
         # The holder's own writes go through.
-        self.assertTrue(await self.store.claimed("r1", "B").hand_out("r1", now, 60))
+        self.assertTrue(await self.store.claimed("r1", "B").ondemand.hand_out("r1", now, 60))
 
     async def test_an_api_delete_needs_no_claim(self) -> None:
-        self.assertTrue(await self.store.claim("r1", "B", 30, 1000.0))
-        self.assertEqual(await self.store.end("r1", "deleted", "deleted by u", 60), 1)
+        self.assertTrue(await self.store.ondemand.claim("r1", "B", 30, 1000.0))
+        self.assertEqual(await self.store.ondemand.end("r1", "deleted", "deleted by u", 60), 1)
         self.assertEqual(await self.redis.smembers(f"vmpooler__completed__{DEBIAN}"), {"v1"})
 
 

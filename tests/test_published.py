@@ -94,7 +94,7 @@ class StoreTests(TestCase):
         await self.redis.hmset("vmpooler__pool__gone", {"name": "gone", "size": "1"})
         await self.redis.hmset("vmpooler__pool__debian-7", {"stale": "x"})
         config = a_config()
-        self.assertEqual(await self.store.publish_pools(config), ["gone"])
+        self.assertEqual(await self.store.published.publish(config), ["gone"])
         self.assertEqual(set(await self.redis.smembers("vmpooler__pools")),
                          {"debian-7", "centos-7"})
         self.assertEqual(await self.redis.exists("vmpooler__pool__gone"), 0)
@@ -106,21 +106,22 @@ class StoreTests(TestCase):
         await self.store.reserve_clones("centos-7", ["unpublished"], 10, 5, NOW, 0, 60)
         self.assertEqual((await self.vm("unpublished")).get("pool"), "centos-7")
         self.assertNotIn("domain", await self.vm("unpublished"))
-        await self.store.publish_pools(a_config())
+        await self.store.published.publish(a_config())
         await self.store.reserve_clones("debian-7", ["h1"], 10, 5, NOW, 0, 60)
         fields = await self.vm("h1")
         self.assertEqual((fields["template"], fields["pool"], fields["domain"]),
                          ("debian-7", "debian-7", "lab.example"))
 
     async def test_an_ondemand_vm_has_its_pool_alias(self) -> None:
-        await self.store.publish_pools(a_config())
+        await self.store.published.publish(a_config())
         wanted = [Wanted("deb", "debian-7", 1), Wanted("centos-7", "centos-7", 1)]
-        self.assertEqual(await self.store.create("r1", wanted, 0, "user:me", (10, 10)), 1)
-        self.assertTrue(await self.store.claim("r1", "me", 60, 0))
+        self.assertEqual(await self.store.ondemand.create("r1", wanted, 0, "user:me", (10, 10)), 1)
+        self.assertTrue(await self.store.ondemand.claim("r1", "me", 60, 0))
         fenced = self.store.claimed("r1", "me")
         for alias, pool, host in (("deb", "debian-7", "o1"), ("centos-7", "centos-7", "o2")):
-            self.assertEqual(await fenced.reserve("r1", alias, pool, [host], 10, 10, NOW, 0, 60),
-                             [host])
+            self.assertEqual(
+                await fenced.ondemand.reserve("r1", alias, pool, [host], 10, 10, NOW, 0, 60),
+                [host])
         one, two = await self.vm("o1"), await self.vm("o2")
         self.assertEqual((one["pool"], one["pool_alias"], one["domain"], one["request_id"]),
                          ("debian-7", "deb", "lab.example", "r1"))

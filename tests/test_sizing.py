@@ -18,8 +18,9 @@ from vmpoolerd.config import PoolConfig
 from vmpoolerd.manager.sizing import EVERY, PoolSizer
 from vmpoolerd.manager.sizing_plan import BURST_WINDOW, MAX_BOOST
 from vmpoolerd.store.api_store import ApiStore, Request
-from vmpoolerd.store.demand import DemandStore
+from vmpoolerd.store.demand import Demand
 from vmpoolerd.store.errors import NotEnoughVms
+from vmpoolerd.store.scripts import Scripts
 from vmpoolerd.timefmt import hour_of, utc_offset
 
 from .fixtures import fill_ready
@@ -37,7 +38,7 @@ class SizerTests(TestCase):
         self.redis = await fresh_redis(self)
         self.clock = Clock()
         self.clock.advance(T0)
-        self.store = DemandStore(self.redis, reactor)
+        self.store = Demand(Scripts(self.redis, reactor))
         self.hour = hour_of(T0, utc_offset(T0))
 
     def sizer(self, pool: PoolConfig = POOL) -> PoolSizer:

@@ -6,6 +6,7 @@ prelude builds in Redis is what keys.py builds in Python.
 
 from __future__ import annotations
 
+import json
 import re
 from importlib import resources
 from typing import Any
@@ -16,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from vmpoolerd.store import keys
 from vmpoolerd.store.errors import VmChange
 from vmpoolerd.store.prelude import lua_builder, prelude
+from vmpoolerd.store.script_specs import SCRIPTS, Script
 from vmpoolerd.store.scripts import Scripts, load_scripts
 
 from .redis_server import fresh_redis
@@ -80,6 +82,42 @@ class SourceTests(SynchronousTestCase):
         self.assertEqual(judging, ["lua/preamble/clones.lua"])
 
 
+class DeclarationTests(SynchronousTestCase):
+    """Note [Declared script arguments] in store/script_specs.py."""
+
+    def test_no_script_indexes_argv(self) -> None:
+        indexing = [name for name, source in lua_files().items()
+                    if "ARGV[" in source or "KEYS[" in source]
+        self.assertEqual(indexing, [], "name the argument in script_specs.py")
+
+    def test_every_script_is_declared(self) -> None:
+        scripts = {name[4:-4] for name in lua_files() if "/preamble/" not in name}
+        self.assertEqual(sorted(scripts), sorted(SCRIPTS))
+
+    def test_a_call_is_ordered_by_the_declaration(self) -> None:
+        script = Script("s", keys=("k",), args=("a", "b"), tails=("c", "d"))
+        self.assertEqual(script.arrange({"d": ["y", "z"], "b": 2, "c": ["x"], "a": 1, "k": "K"}),
+                         (["K"], [1, 2, 1, "x", "y", "z"]))
+
+    def test_a_missing_or_extra_name_is_refused(self) -> None:
+        script = SCRIPTS["vm_return"]
+        with self.assertRaises(TypeError):
+            script.arrange({"host": "h"})
+        with self.assertRaises(TypeError):
+            script.arrange({"host": "h", "owner": "*", "pool": "p"})
+
+    def test_optional_names_may_be_left_out(self) -> None:
+        script = SCRIPTS["request_limit"]
+        self.assertEqual(script.arrange({"counter": "c", "period": 60}), (["c"], [60]))
+
+    def test_a_bad_declaration_is_refused(self) -> None:
+        for bad in ({"args": ("end",)}, {"args": ("a", "a")}, {"args": ("on",)},
+                    {"args": ("a", "b"), "optional": frozenset({"a"})},
+                    {"args": ("a",), "numbers": frozenset({"b"})}):
+            with self.assertRaises(ValueError, msg=str(bad)):
+                Script("s", **bad)  # type: ignore[arg-type]
+
+
 class RedisTests(TestCase):
     """What the prelude builds, run in Redis, against keys.py."""
 
@@ -102,6 +140,18 @@ class RedisTests(TestCase):
                 calls = ", ".join(f"ARGV[{i + 1}]" for i in range(arity))
                 self.assertEqual(await self.run_lua(f"return K.{name}({calls})", *args),
                                  value(*args), name)
+
+    async def test_declared_arguments_are_locals(self) -> None:
+        script = Script("s", keys=("k",), args=("a", "n"), tails=("c", "d"),
+                        numbers=frozenset({"n"}))
+        body = "return cjson.encode({k, a, n + 1, c, d})"
+        keys_, args = script.arrange({"k": "K", "a": "x", "n": 41, "c": ["p", "q"], "d": []})
+        for fenced, extra in ((False, []), (True, ["lease", "holder"])):
+            source = prelude(body, fenced, script) + "\n" + body
+            await self.redis.execute_command("SET", "lease", "holder")
+            answer = await Scripts(self.redis, reactor)._call(self.redis.execute_command(
+                "EVAL", source, len(keys_), *keys_, *extra, *args))
+            self.assertEqual(json.loads(answer), ["K", "x", 42, ["p", "q"], {}])
 
     async def test_the_answers_are_the_enum(self) -> None:
         for answer in VmChange:

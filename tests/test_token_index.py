@@ -106,7 +106,7 @@ class TokenIndexTests(TestCase):
 
     async def test_a_checkout_given_back_leaves_it(self) -> None:
         hosts = await self.check_out(D32, 2)
-        await self.store._script("checkout_undo", args=[30, f'["{hosts[0]}"]'])
+        await self.store._script("checkout_undo", window=30, hosts=f'["{hosts[0]}"]')
         self.assertEqual(await self.index(), {hosts[1]})
 
     async def test_a_deleted_token_takes_its_index(self) -> None:

@@ -261,7 +261,7 @@ def make_service(config: Config, reactor: Any = default_reactor,
                       metrics=metrics, health=health, throttle=throttle, warnings=warnings,
                       off_reactor=partial(deferToThreadPool, reactor, reactor.getThreadPool()),
                       dashboard=Dashboard(config, dashboard_store, reactor,
-                                          store.live, store.pool_counts).resource(),
+                                          store.overrides.live, store.pool_counts).resource(),
                       health_only=not serving, limiter=limiter, clients=clients)
     if promstats is not None:
         PromstatsRoutes(promstats).mount(api.app)

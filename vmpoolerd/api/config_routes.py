@@ -110,7 +110,7 @@ class LiveRoutes:
         if not v3:
             await self._allowed(request, change=False)
         names = self._config.pool_names
-        live = await self._store.live(names)
+        live = await self._store.overrides.live(names)
         shown = [pool_configuration(p, live[p.name]) for p in self._config.pools]
         if v3:
             prepared = await self._store.prepared_templates(names)
@@ -138,7 +138,7 @@ class LiveRoutes:
             values = self._values(request, name, check)
             if name == "pooltemplate":
                 self._within_folders(values)
-            changed = await self._store.set_live(kind, {
+            changed = await self._store.overrides.set(kind, {
                 pool: (str(value), default(self._config.pool(pool)))
                 for pool, value in values.items()})
             for pool in changed:
@@ -164,7 +164,7 @@ class LiveRoutes:
             who = await self._allowed(request)
             validate.known_pool(self._config, pool)
             before = await self._before(request, name, pool)
-            changed = await self._store.unset_live(kind, pool)
+            changed = await self._store.overrides.unset(kind, pool)
             if changed:
                 log.info("[{pool}] {kind} override deleted by {who}", pool=pool, kind=kind,
                          who=who)
@@ -178,7 +178,7 @@ class LiveRoutes:
         if not is_v3(request):
             return {}
         config = self._config.pool(pool)
-        now = live_pool(config, (await self._store.live([pool]))[pool])
+        now = live_pool(config, (await self._store.overrides.live([pool]))[pool])
         if route == "poolsize":
             return {"pool_size_before_reset": now.size,
                     "pool_size_before_overrides": config.size}
@@ -188,7 +188,7 @@ class LiveRoutes:
     async def reset(self, request: IRequest) -> bytes:
         who = await self._allowed(request)
         pools = list(self._values(request, "poolreset", lambda value, what: value))
-        await self._store.ask_reset(pools)
+        await self._store.overrides.ask_reset(pools)
         log.info("reset of {pools} asked by {who}", pools=", ".join(pools), who=who)
         return json_answer(request, 201, {"ok": True})
 

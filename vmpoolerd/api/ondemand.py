@@ -111,7 +111,7 @@ class OndemandRoutes:
         owner = caller.owner if caller is not None else None
         client = self._callers.client(request)
         service = self._config.service
-        created = await self._store.create(
+        created = await self._store.ondemand.create(
             rid, wanted, self._clock.seconds(),
             f"user:{owner.user}" if owner else f"client:{client}",
             (service.max_ondemand_requests_per_user, service.max_ondemand_requests),
@@ -134,7 +134,7 @@ class OndemandRoutes:
         return json_answer(request, 201, {"ok": True, "request_id": rid})
 
     async def _known(self, rid: str) -> OdRequest:
-        found = await self._store.request(request_id(rid))
+        found = await self._store.ondemand.request(request_id(rid))
         if found is None:
             raise ApiError(404, f"no request {rid!r}",
                            v3={"message": f"no request found for request_id '{rid}'"})
@@ -187,7 +187,7 @@ class OndemandRoutes:
                                              else caller.owner.user != owner):
             raise ApiError(401, "the request was made with another user's token")
         who = caller.owner.user if caller else "anonymous"
-        if await self._store.end(found.id, DELETED, f"deleted by {who}",
+        if await self._store.ondemand.end(found.id, DELETED, f"deleted by {who}",
                                  int(self._config.redis.data_ttl_hours * 3600)) == 1:
             log.info("[ondemand] request {id} deleted by {user}", id=found.id, user=who)
         return json_answer(request, 200, {"ok": True})

@@ -78,7 +78,7 @@ class ReportRoutes:
                      ) -> list[tuple[str, int, tuple[str, ...]]]:
         """``(name, live size, aliases)`` of ``pools`` (Note [Live pool
         config] in config_set.lua)."""
-        live = await self._store.live([p.name for p in pools])
+        live = await self._store.overrides.live([p.name for p in pools])
         return [(p.name, live_size(p, live[p.name]), p.alias) for p in pools]
 
     async def status(self, request: IRequest) -> bytes:

@@ -38,7 +38,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from ..store.leases import LeaseStore
+from ..store.leases import PoolLeases
 
 log = Logger()
 
@@ -65,7 +65,7 @@ class Leases:
     the maintainers' clock up must not speed up the leases' end.
     """
 
-    def __init__(self, identity: str, pools: Sequence[str], store: LeaseStore,
+    def __init__(self, identity: str, pools: Sequence[str], store: PoolLeases,
                  clock: IReactorTime, reserved: Callable[[], Iterable[str]],
                  changed: Callable[[frozenset[str]], None],
                  redis_time: IReactorTime | None = None) -> None:
@@ -92,7 +92,7 @@ class Leases:
     async def _attempt(self) -> None:
         sent = self._redis_time.seconds()
         try:
-            held = await self._store.lease_round(
+            held = await self._store.round(
                 self.identity, self._pools, LEASE, sorted(self._reserved()),
                 self._clock.seconds() + RESERVATION)
         except Exception as e:
@@ -147,7 +147,7 @@ class Leases:
         pools, self._pools = self._pools, []
         self._hold(frozenset())
         try:
-            await self._store.lease_release(self.identity, pools)
+            await self._store.release(self.identity, pools)
         except Exception as e:
             log.warn("[!] pool leases not given back (they run out in {seconds:g} s): "
                      "{error}", seconds=LEASE, error=str(e) or type(e).__name__)

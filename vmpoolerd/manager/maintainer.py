@@ -89,7 +89,7 @@ class Maintainer:
         self._loop = Loop(clock, self._step, self._service.check_loop_delay_min,
                           self._service.check_loop_delay_max,
                           self._service.check_loop_delay_decay, rng)
-        self._sizer = PoolSizer(pool, self._cycle_writes, clock)
+        self._sizer = PoolSizer(pool, self._cycle_writes.demand, clock)
         self._background = Background(pool.name, self.wake)  # clones and destroys
         self._clones = CloneRunner(self._service, store, clock, self._metrics, self._background)
         self._pause = ClonePause(pool.name, store, clock)  # Note [Failing clones]
@@ -254,7 +254,7 @@ class Maintainer:
         except Exception:
             log.failure("[!] [{pool}] demand not looked at", pool=self.pool.name)
         name = self._configured.name
-        self._overrides = (await self._background_writes.live([name]))[name]
+        self._overrides = (await self._background_writes.overrides.live([name]))[name]
         self.pool = live_pool(self._configured, self._overrides)
         sizing = self._sizer.sizing
         self._metrics.sized(name, self.pool.size,
@@ -301,7 +301,7 @@ class Maintainer:
             case planning.MarkEmpty(empty):
                 await store.set_empty(pool, empty)
             case planning.Drain(reason):
-                drained = await store.drain(pool, self._overrides.cloned_template,
+                drained = await store.overrides.drain(pool, self._overrides.cloned_template,
                                             self.pool.template, self._overrides.reset)
                 # A new template, or a reset, deserves new clones at once.
                 await self._pause.resume(store)

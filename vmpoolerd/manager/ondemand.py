@@ -81,7 +81,7 @@ class OndemandWorker:
             log.warn("[!] [ondemand] stopping with clones still running")
         # The next manager need not wait for the claims to run out.
         try:
-            await self._store.release_claims(sorted(self._claimed), self.owner)
+            await self._store.ondemand.release(sorted(self._claimed), self.owner)
         except Exception:
             log.warn("[!] [ondemand] claims not released: they run out by themselves")
 
@@ -89,8 +89,8 @@ class OndemandWorker:
         """One cycle: whether it was quiet (nothing to do, nothing in flight)."""
         acted = False
         try:
-            for request_id in await self._store.queued(AT_ONCE):
-                if await self._store.claim(request_id, self.owner, CLAIM_SECONDS,
+            for request_id in await self._store.ondemand.queued(AT_ONCE):
+                if await self._store.ondemand.claim(request_id, self.owner, CLAIM_SECONDS,
                                            self._clock.seconds()):
                     self._claimed.add(request_id)
                     acted = await self._fenced(request_id) or acted
@@ -117,11 +117,11 @@ class OndemandWorker:
         (fenced by the claim); whether it acted or has VMs booting (they
         become ready unannounced: the worker then looks again soon, as a
         maintainer does)."""
-        request = await self._store.request(request_id)
+        request = await self._store.ondemand.request(request_id)
         if request is None or request.status != PENDING:
             # Ended or handed out elsewhere (vmpooler 3.x's API deletes
             # without dequeuing): let go of what was provisioned for it.
-            await store.end(request_id, LET_GO, "", self._keep)
+            await store.ondemand.end(request_id, LET_GO, "", self._keep)
             self._claimed.discard(request_id)
             return False
         obs = await self._observe(request)
@@ -175,11 +175,11 @@ class OndemandWorker:
         stamp = format_time(self._clock.seconds())
         match action:
             case od.End(reason):
-                if await store.end(request.id, FAILED, reason, self._keep) == 1:
+                if await store.ondemand.end(request.id, FAILED, reason, self._keep) == 1:
                     log.warn("[!] [ondemand] request {id} failed: {reason}", id=request.id,
                              reason=reason)
             case od.VmReady(name, pool):
-                if await store.vm_ready(request.id, name, pool, stamp):
+                if await store.ondemand.vm_ready(request.id, name, pool, stamp):
                     log.info("[>] [{pool}] '{vm}' ready for on-demand request {id}",
                              pool=pool, vm=name, id=request.id)
             case od.VmFailed(name, pool, failure):
@@ -187,7 +187,7 @@ class OndemandWorker:
             case od.CloneFor(alias, pool, count):
                 await self._clone(store, request.id, alias, pool, count)
             case od.HandOut():
-                if await store.hand_out(request.id, stamp, self._keep):
+                if await store.ondemand.hand_out(request.id, stamp, self._keep):
                     log.info("[+] [ondemand] request {id} handed out to {user}",
                              id=request.id, user=request.fields.get("token:user", "anonymous"))
             case _:
@@ -199,7 +199,8 @@ class OndemandWorker:
         claim) and, if it was still there, record why as a pool's failures
         are (clones.record_failure)."""
         now = self._clock.seconds()
-        if await store.vm_failed(request_id, name, pool, format_time(now), failure.reason, now):
+        if await store.ondemand.vm_failed(request_id, name, pool, format_time(now),
+                                          failure.reason, now):
             log.warn("[!] [{pool}] '{vm}' of on-demand request {id}: {reason}", pool=pool,
                      vm=name, id=request_id, reason=failure.reason)
             await record_failure(self._store, self._metrics, self._clock, pool, name, failure)
@@ -210,7 +211,7 @@ class OndemandWorker:
 
         async def reserve(names: Sequence[str]) -> list[str]:
             now = self._clock.seconds()
-            return await store.reserve(
+            return await store.ondemand.reserve(
                 request_id, alias, pool_name, names, service.task_limit,
                 service.ondemand_clone_limit, format_time(now), now, RESERVATION)
 
@@ -224,7 +225,7 @@ class OndemandWorker:
                 log.failure("[!] [ondemand] '{vm}' failure not recorded", vm=name)
 
         configured = self._config.pool(pool_name)
-        live = live_pool(configured, (await self._store.live([pool_name]))[pool_name])
+        live = live_pool(configured, (await self._store.overrides.live([pool_name]))[pool_name])
         await self._clones.start(live, self._vspheres[pool_name],
                                  self._config.linked_clones(pool_name), count, reserve, failed,
                                  what=f" for on-demand request {request_id}",

@@ -90,7 +90,7 @@ class Manager(Service):
         # Destroys and disk/snapshot work share task_limit slots (see
         # provider_threads).
         slots = DeferredSemaphore(config.service.task_limit)
-        self.leases = Leases(self.identity, config.pool_names, store, reactor,
+        self.leases = Leases(self.identity, config.pool_names, store.leases, reactor,
                              self._in_flight, self._held, redis_time)
         self.maintainers = {p.name: Maintainer(p, config, store, vspheres[p.name], reactor,
                                                probe, metrics, slots, doubts,
@@ -156,7 +156,7 @@ class Manager(Service):
         """The pools, for 3.x's readers (Note [What a 3.x fleet reads] in
         store/published.py); a failure is logged, and costs nothing else."""
         try:
-            dropped = await self._store.publish_pools(self._config)
+            dropped = await self._store.published.publish(self._config)
         except Exception:
             log.failure("[!] the pools were not published to Redis for 3.x's readers")
             return

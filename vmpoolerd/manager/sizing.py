@@ -15,7 +15,7 @@ from __future__ import annotations
 from twisted.internet.interfaces import IReactorTime
 
 from ..config import PoolConfig
-from ..store.demand import DemandStore
+from ..store.demand import Demand
 from ..timefmt import hour_of, utc_offset
 from . import sizing_plan as sizing
 
@@ -30,7 +30,7 @@ MARGIN = 3600.0
 
 
 class PoolSizer:
-    def __init__(self, pool: PoolConfig, store: DemandStore, clock: IReactorTime) -> None:
+    def __init__(self, pool: PoolConfig, store: Demand, clock: IReactorTime) -> None:
         self.pool = pool
         self._store = store
         self._clock = clock
@@ -56,7 +56,7 @@ class PoolSizer:
         self._last = now
         offset = utc_offset(now)
         hour = hour_of(now, offset)
-        counts = await self._store.read_demand(self.pool.name)
+        counts = await self._store.read(self.pool.name)
         saved = counts.model if isinstance(counts.model, dict) else {}
         measured, self._replenished = self._replenished, []
         history = sizing.absorb(sizing.History.from_json(saved.get("history")),
@@ -74,7 +74,7 @@ class PoolSizer:
                          replenish_seconds=round(self.sizing.replenish, 1),
                          expected_hit_rate=round(self.sizing.expected_hits, 4),
                          hit_rate=pool.hit_rate, min_size=pool.min_size, max_size=pool.size)
-        if not await self._store.save_demand(pool.name, counts, {"history": history.to_json()},
+        if not await self._store.save(pool.name, counts, {"history": history.to_json()},
                                              shown, hour - sizing.WINDOW_HOURS + 1):
             # Another manager saved first (it folded the same counts):
             # keep the measurements for the next look.

@@ -26,9 +26,9 @@ from .errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRun
                      OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable, TooManyTags,
                      TooManyTasks, VmChange)
 from .generation import GenerationWatch
-from .ondemand import OndemandStore
+from .ondemand import Ondemand
 from .overrides import Overrides
-from .scripts import RedisClient
+from .scripts import PartOf, RedisClient, Scripts
 
 log = Logger()
 HISTORY_CHUNK = 31  # days per summary script call
@@ -145,7 +145,7 @@ UNSEEN_BY_STATUS = frozenset({
     "password_settle", "request_limit"})
 
 
-class ApiStore(Overrides, OndemandStore):
+class ApiStore(Scripts):
     """What the API reads and changes."""
 
     def __init__(self, redis: RedisClient, reactor: IReactorTime, timeout: float = 3.0,
@@ -169,15 +169,18 @@ class ApiStore(Overrides, OndemandStore):
         # may show: an answer computed meanwhile is not reused.
         self.changes = 0
 
-    async def _script(self, name: str, keys: Sequence[str] = (),
-                      args: Sequence[Any] = (), on: Any = None) -> Any:
+    async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any],
+                    on: Any) -> Any:
         if name in UNSEEN_BY_STATUS:
-            return await super()._script(name, keys, args, on)
+            return await super()._eval(name, keys, args, on)
         self.changes += 1
         try:
-            return await super()._script(name, keys, args, on)
+            return await super()._eval(name, keys, args, on)
         finally:
             self.changes += 1
+
+    overrides = PartOf(Overrides)
+    ondemand = PartOf(Ondemand)
 
     def stop(self) -> None:
         """Drop the give-backs still waiting for Redis (the daemon stops)."""
@@ -209,7 +212,7 @@ class ApiStore(Overrides, OndemandStore):
                     answer.callback(vms)
             elif vms:
                 hosts = [host for names in vms.values() for host in names]
-                self._undo([], [UNDO_WINDOW, json.dumps(hosts)],
+                self._undo({"window": UNDO_WINDOW, "hosts": json.dumps(hosts)},
                            self._reactor.seconds() + UNDO_WINDOW, 0.0)
 
         def fail(failure: Any) -> None:
@@ -226,15 +229,15 @@ class ApiStore(Overrides, OndemandStore):
         key = f"{self._batch_prefix}{next(self._batches)}"
         seen = self._generation.seen if self._generation else None
         try:
-            text, replicated = await self._replicated(
-                "checkout", keys=[key], args=[payload, UNDO_WINDOW, seen.id if seen else "",
-                                              seen.count if seen else 0])
+            answer, replicated = await self._replicated(
+                "checkout", batch_key=key, requests=payload, undo_window=UNDO_WINDOW,
+                generation_id=seen.id if seen else "", generation_count=seen.count if seen else 0)
             if not replicated:  # Note [Replicated answers] in scripts.py
                 raise StoreUnavailable("no Redis replica acknowledged the checkout in time")
         except StoreUnavailable:
-            self._undo([key], [UNDO_WINDOW], self._reactor.seconds() + UNDO_WINDOW, 0.0)
+            self._undo({"batch_key": key, "window": UNDO_WINDOW},
+                       self._reactor.seconds() + UNDO_WINDOW, 0.0)
             raise
-        answer = json.loads(text)
         if answer == "cancelled":  # an undo got there first: nothing was handed out
             raise StoreUnavailable("Redis did not answer in time")
         if answer == "doubt":  # Note [Checkouts and generations] in checkout.lua
@@ -247,21 +250,21 @@ class ApiStore(Overrides, OndemandStore):
                        {host: pool for vms in result.values() for host, pool in vms})
                 if result else None for result in answer["results"]]
 
-    def _undo(self, batch: list[str], args: list[Any], deadline: float, delay: float) -> None:
+    def _undo(self, named: dict[str, Any], deadline: float, delay: float) -> None:
         """
         Give back what a checkout handed out with nobody to answer
         (checkout_undo.lua: a batch by its key, or one request's hosts),
         retrying while Redis does not answer, within the batch key's life.
         """
-        what = batch[0] if batch else args[1]
+        what = named.get("batch_key") or named["hosts"]
 
         async def undo() -> None:
             self._undos.discard(call)
             try:
-                given = await self._script("checkout_undo", keys=batch, args=args)
+                given = await self._script("checkout_undo", **named)
             except StoreUnavailable:
                 if self._reactor.seconds() < deadline:
-                    self._undo(batch, args, deadline, min(max(2 * delay, 0.25), 5.0))
+                    self._undo(named, deadline, min(max(2 * delay, 0.25), 5.0))
                 else:
                     log.warn("a checkout nobody got may hold VMs in running: {what}", what=what)
                 return
@@ -280,7 +283,7 @@ class ApiStore(Overrides, OndemandStore):
 
     async def vm(self, hostname: str) -> VmRecord:
         """The VM's set and hash; NoSuchVm if Redis has neither."""
-        answer = await self._script("vm_info", args=[hostname])
+        answer = await self._script("vm_info", host=hostname)
         if not answer:
             raise NoSuchVm()
         set_name, flat = answer
@@ -289,10 +292,9 @@ class ApiStore(Overrides, OndemandStore):
     # ``owner``: the VM's owner as the caller checked it ("" none, "*" any);
     # if it is no longer that, nothing changes and OtherOwner is raised.
 
-    async def _owned_change(self, name: str, missing: type[Exception],
-                            touched: Sequence[str] = (), args: Sequence[Any] = ()) -> None:
+    async def _owned_change(self, name: str, missing: type[Exception], **named: Any) -> None:
         """Run a script that changes a VM; ``missing`` is raised if there is none."""
-        answer = VmChange(int(await self._script(name, keys=touched, args=args)))
+        answer = VmChange(await self._script(name, **named))
         if answer != VmChange.DONE:
             raise REFUSED.get(answer, missing)()
 
@@ -308,13 +310,13 @@ class ApiStore(Overrides, OndemandStore):
         if tags:
             change["tags"] = dict(tags)
         await self._owned_change(
-            "vm_update", NoSuchVm,
-            args=[hostname, keys.tag(tag_day), json.dumps(change), owner,
-                  history_seconds, MAX_TAGS])
+            "vm_update", NoSuchVm, host=hostname, tags_key=keys.tag(tag_day),
+            change_json=json.dumps(change), owner=owner, history_seconds=history_seconds,
+            most_tags=MAX_TAGS)
 
     async def return_vm(self, hostname: str, owner: str = ANY_OWNER) -> None:
         """Hand a running VM back (NotRunning if it is not running)."""
-        await self._owned_change("vm_return", NotRunning, args=[hostname, owner])
+        await self._owned_change("vm_return", NotRunning, host=hostname, owner=owner)
 
     async def queue_disk(self, hostname: str, gb: int, owner: str = ANY_OWNER) -> None:
         """Ask the manager to add a disk of ``gb`` GB."""
@@ -333,8 +335,9 @@ class ApiStore(Overrides, OndemandStore):
                           owner: str) -> None:
         """Queue ``member`` if the VM has ``needs_field`` (unless empty)."""
         await self._owned_change(
-            "queue_task", NoSuchVm, touched=[keys.vm(hostname), keys.tasks(task)],
-            args=[member, needs_field, owner, MAX_TASKS_PER_VM, MAX_TASKS])
+            "queue_task", NoSuchVm, vm_key=keys.vm(hostname), tasks=keys.tasks(task),
+            member=member, needs_field=needs_field, owner=owner, per_vm=MAX_TASKS_PER_VM,
+            most=MAX_TASKS)
 
     # --- status and history ----------------------------------------------------
 
@@ -342,7 +345,7 @@ class ApiStore(Overrides, OndemandStore):
                           ) -> tuple[int, list[PoolCounts], str | None]:
         """Clones in flight, each pool's counts, and why Redis's state is in
         doubt (Note [Redis generations]; None: it is not)."""
-        cloning, rows, doubt = await self._script("status", args=list(pools))
+        cloning, rows, doubt = await self._script("status", pool_names=pools)
         return int(cloning), [
             PoolCounts(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4],
                        {k: int(v) for k, v in zip(r[5][::2], r[5][1::2])},
@@ -383,7 +386,7 @@ class ApiStore(Overrides, OndemandStore):
         return history.clone
 
     async def _history(self, what: str, days: Sequence[str]) -> list[DayHistory]:
-        answer = json.loads(await self._script("summary", args=[what, *days]))
+        answer = await self._script("summary", what=what, dates=days)
         return [DayHistory(Durations(*boot), Durations(*clone), tags or {})
                 for boot, clone, tags in answer]
 
@@ -404,7 +407,7 @@ class ApiStore(Overrides, OndemandStore):
 
     async def touch_token(self, token: str, now: str) -> Owner:
         """The token's owner, having recorded its use; NoSuchToken if unknown."""
-        found = await self._script("token_touch", keys=[keys.token(token)], args=[now])
+        found = await self._script("token_touch", token_key=keys.token(token), now=now)
         if not found:
             raise NoSuchToken()
         user, dn = found
@@ -413,8 +416,8 @@ class ApiStore(Overrides, OndemandStore):
     async def delete_token(self, token: str, owner: Owner) -> None:
         """NoSuchToken if unknown, OtherUsersToken if another user's."""
         answer = int(await self._script(
-            "token_delete", keys=[keys.token(token), keys.token_vms(token)],
-            args=[owner.dn, owner.user]))
+            "token_delete", token_key=keys.token(token), index_key=keys.token_vms(token),
+            dn=owner.dn, user=owner.user))
         if answer == 0:
             raise NoSuchToken()
         if answer == -1:
@@ -424,8 +427,8 @@ class ApiStore(Overrides, OndemandStore):
         found: dict[str, dict[str, str]] = {}
         cursor = "0"
         while True:
-            cursor, rows = await self._script("token_scan",
-                                              args=[cursor, owner.dn, owner.user])
+            cursor, rows = await self._script("token_scan", cursor=cursor, dn=owner.dn,
+                                              user=owner.user)
             for token, created, last in rows:
                 found[token] = {k: v for k, v in (("created", created), ("last", last)) if v}
             if cursor == "0":
@@ -436,7 +439,7 @@ class ApiStore(Overrides, OndemandStore):
         pool.  Its cost is the token's VMs, not the fleet's (Note [Token
         index] in lua/preamble/vms.lua)."""
         return [(host, pool) for host, pool in await self._script(
-            "token_vms", args=[token, *pools])]
+            "token_vms", token=token, pools=pools)]
 
     async def index_token_vms(self, pools: Sequence[str], step: int = INDEX_STEP) -> int:
         """Add what is running in ``pools`` to the token index, ``step``
@@ -445,7 +448,7 @@ class ApiStore(Overrides, OndemandStore):
         for pool in pools:
             cursor = "0"
             while True:
-                cursor = str(await self._script("token_index", args=[pool, cursor, step]))
+                cursor = await self._script("token_index", pool=pool, cursor=cursor, count=step)
                 calls += 1
                 if cursor == "0":
                     break

@@ -34,7 +34,8 @@ class DashboardStore(Scripts):
         if not pools:
             return 0
         return int(await self._script(
-            "dashboard_sample", args=[int(now), HORIZON, TTL, interval / 2, *pools]))
+            "dashboard_sample", now=int(now), horizon=HORIZON, ttl=TTL, gap=interval / 2,
+            pools=pools))
 
     async def read(self, pools: Sequence[str], history_since: float | None = None
                    ) -> list[PoolSample]:
@@ -42,6 +43,6 @@ class DashboardStore(Scripts):
         if not pools:
             return []
         since = "" if history_since is None else int(history_since)
-        rows = await self._script("dashboard_read", args=[since, *pools])
+        rows = await self._script("dashboard_read", since=since, pool_names=pools)
         return [PoolSample(int(ready), int(running), json.loads(history) if history else None)
                 for ready, running, history in rows]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from . import keys
-from .scripts import Scripts
+from .scripts import Part
 
 # A pool nobody asks for keeps its history this long.
 KEEP_SECONDS = 30 * 24 * 3600
@@ -27,8 +27,10 @@ class DemandCounts:
     hit: Mapping[int, int]
 
 
-class DemandStore(Scripts):
-    async def read_demand(self, pool: str) -> DemandCounts:
+class Demand(Part):
+    """``store.demand``."""
+
+    async def read(self, pool: str) -> DemandCounts:
         fields = await self._call(self._redis.hgetall(keys.demand(pool))) or {}
         counts: dict[str, dict[int, int]] = {"asked": {}, "hit": {}}
         for field, value in fields.items():
@@ -41,12 +43,12 @@ class DemandStore(Scripts):
             model = None
         return DemandCounts(fields.get("version", "0"), model, counts["asked"], counts["hit"])
 
-    async def save_demand(self, pool: str, read: DemandCounts, model: object, shown: object,
+    async def save(self, pool: str, read: DemandCounts, model: object, shown: object,
                    keep_from: int) -> bool:
         """Save ``model`` and what ``/status`` shows of it unless another
         manager saved since ``read``; counts of hours before ``keep_from``
         are dropped."""
         return bool(await self._script(
-            "demand_save", keys=[keys.demand(pool)],
-            args=[json.dumps(model), read.version, KEEP_SECONDS, keep_from,
-                  json.dumps(shown)]))
+            "demand_save", key=keys.demand(pool), model=json.dumps(model),
+            version=read.version, keep_seconds=KEEP_SECONDS, keep_from=keep_from,
+            shown=json.dumps(shown)))

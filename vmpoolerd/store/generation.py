@@ -75,7 +75,8 @@ class GenerationStore(Scripts):
         scripts.py): were the master to die, the replica promoted would
         otherwise look rolled back."""
         (marker, count, doubt), replicated = await self._replicated(
-            "generation", args=[seen.id, seen.count, secrets.token_hex(8), *pools])
+            "generation", known_id=seen.id, known_n=seen.count, new_id=secrets.token_hex(8),
+            pools=pools)
         if not replicated:
             return dataclasses.replace(seen, doubt=str(doubt) or None)
         return Generation(str(marker), int(count), str(doubt) or None)
@@ -87,7 +88,7 @@ class GenerationStore(Scripts):
 
     async def adopt(self, pools: Sequence[str], now: str) -> int:
         """End the doubt; the VMs held in discovered become running (lua/adopt.lua)."""
-        return int(await self._script("adopt", args=[now, *pools]))
+        return int(await self._script("adopt", now=now, pools=pools))
 
     async def release_held(self) -> None:
         """End the doubt; the VMs held in discovered are destroyed, a few per cycle."""

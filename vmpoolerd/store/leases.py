@@ -6,26 +6,23 @@ The managers' side of Redis for pool leases and clone reservations
 
 from __future__ import annotations
 
-from typing import Self, Sequence
+from typing import Sequence
 
-from . import keys
-from .scripts import Scripts
+from .scripts import Part
 
 
-class LeaseStore(Scripts):
-    def holding(self, pool: str, identity: str) -> Self:
-        """This store, its writes checked against ``pool``'s lease being
-        ``identity``'s (see Scripts.held_by)."""
-        return self.held_by(keys.lease(pool), identity)
+class PoolLeases(Part):
+    """``store.leases``."""
 
-    async def lease_round(self, identity: str, pools: Sequence[str], lease: float,
+    async def round(self, identity: str, pools: Sequence[str], lease: float,
                           reserved: Sequence[str], deadline: float) -> frozenset[str]:
         """The pools ``identity`` holds for ``lease`` seconds more, after
         renewing the reservations of its clones ``reserved`` to
         ``deadline`` (see lease_round.lua)."""
-        held = await self._script("lease_round", args=[
-            identity, int(lease * 1000), int(deadline), len(pools), *pools, *reserved])
-        return frozenset(held or [])
+        held: frozenset[str] = await self._script(
+            "lease_round", id=identity, ttl=int(lease * 1000), deadline=int(deadline),
+            pools=pools, reserved=reserved)
+        return held
 
-    async def lease_release(self, identity: str, pools: Sequence[str]) -> None:
-        await self._script("lease_release", args=[identity, *pools])
+    async def release(self, identity: str, pools: Sequence[str]) -> None:
+        await self._script("lease_release", id=identity, pools=pools)

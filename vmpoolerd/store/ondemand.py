@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Mapping, Self, Sequence
+from typing import Mapping, Sequence
 
 from . import keys
-from .scripts import Scripts
+from .scripts import Part
 from ..timefmt import parse_time
 
 PENDING, READY, FAILED, DELETED = "pending", "ready", "failed", "deleted"
@@ -68,19 +68,22 @@ def _alias(alias: str, pool: str, wanted: Sequence[Wanted]) -> str:
     return alias or next((w.alias for w in wanted if w.pool == pool), pool)
 
 
-class OndemandStore(Scripts):
+class Ondemand(Part):
+    """``store.ondemand``."""
+
     async def create(self, request_id: str, wanted: Sequence[Wanted], epoch: float,
                      asker: str, bounds: tuple[int, int], token: str = "", user: str = "",
                      user_dn: str = "", client: str = "") -> int:
         """Store and queue a request (Note [Outstanding on-demand requests]):
         1; 0 when its id is taken; -1 when ``asker`` has ``bounds[0]``
         requests outstanding, -2 when everyone has ``bounds[1]``."""
-        return int(await self._script("ondemand_create", args=[
-            request_id, requested_text(wanted), int(epoch), token, user, user_dn, asker,
-            client, *bounds]))
+        return int(await self._script(
+            "ondemand_create", id=request_id, requested=requested_text(wanted),
+            epoch=int(epoch), token=token, user=user, user_dn=user_dn, asker=asker,
+            client=client, asker_bound=bounds[0], bound=bounds[1]))
 
     async def request(self, request_id: str) -> OdRequest | None:
-        raw = await self._script("ondemand_read", args=[request_id])
+        raw = await self._script("ondemand_read", id=request_id)
         if not raw:
             return None
         data = json.loads(raw)
@@ -110,41 +113,37 @@ class OndemandStore(Scripts):
     async def claim(self, request_id: str, owner: str, seconds: float, epoch: float) -> bool:
         """Claim (take, Note [On-demand records]) or renew the request for
         ``owner``; whether it is ``owner``'s to work on."""
-        return bool(await self._script("ondemand_claim",
-                                       args=[request_id, owner, int(seconds * 1000),
-                                             int(epoch)]))
+        return bool(await self._script("ondemand_claim", id=request_id, manager=owner,
+                                       life=int(seconds * 1000), epoch=int(epoch)))
 
-    def claimed(self, request_id: str, owner: str) -> Self:
-        """This store, its scripts fenced by ``owner``'s claim on the
-        request (Note [On-demand requests] in lua/ondemand_create.lua)."""
-        return self.held_by(keys.odclaim(request_id), owner)
-
-    async def release_claims(self, request_ids: Sequence[str], owner: str) -> None:
+    async def release(self, request_ids: Sequence[str], owner: str) -> None:
         """Give up the claims of ``owner`` on these requests."""
         for request_id in request_ids:
-            await self._script("ondemand_claim", args=[request_id, owner, 0, 0])
+            await self._script("ondemand_claim", id=request_id, manager=owner, life=0, epoch=0)
 
     async def reserve(self, request_id: str, alias: str, pool: str, names: Sequence[str],
                       task_limit: int, ondemand_limit: int, now: str, epoch: float,
                       lease: float) -> list[str]:
-        return list(await self._script("ondemand_reserve", args=[
-            request_id, alias, pool, task_limit, ondemand_limit, now, int(epoch), int(lease),
-            *names]) or [])
+        return list(await self._script(
+            "ondemand_reserve", id=request_id, alias=alias, pool=pool, limit=task_limit,
+            od_limit=ondemand_limit, now=now, epoch=int(epoch), lease=int(lease),
+            names=names))
 
     async def vm_ready(self, request_id: str, host: str, pool: str, now: str) -> bool:
-        return bool(await self._script("ondemand_vm",
-                                       args=[request_id, host, pool, "ready", now, "", 0]))
+        return bool(await self._script("ondemand_vm", id=request_id, host=host, pool=pool,
+                                       outcome="ready", now=now, reason="", epoch=0))
 
     async def vm_failed(self, request_id: str, host: str, pool: str, now: str,
                         reason: str, epoch: float) -> bool:
-        return bool(await self._script("ondemand_vm", args=[
-            request_id, host, pool, "failed", now, reason, int(epoch)]))
+        return bool(await self._script("ondemand_vm", id=request_id, host=host, pool=pool,
+                                       outcome="failed", now=now, reason=reason,
+                                       epoch=int(epoch)))
 
     async def hand_out(self, request_id: str, now: str, keep: int) -> bool:
-        return bool(await self._script("ondemand_handout", args=[request_id, now, keep]))
+        return bool(await self._script("ondemand_handout", id=request_id, now=now, keep=keep))
 
     async def end(self, request_id: str, status: str, message: str, keep: int) -> int:
         """1: ended; 0: unknown id; -1: it had ended already (what this
         daemon was provisioning for it is let go all the same)."""
-        return int(await self._script("ondemand_end",
-                                      args=[request_id, status, message, keep]))
+        return int(await self._script("ondemand_end", id=request_id, status=status,
+                                      message=message, keep=keep))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from . import keys
-from .scripts import Scripts
+from .scripts import Part
 
 
 @dataclass(frozen=True)
@@ -31,25 +31,27 @@ def _int(text: str) -> int | None:
         return None
 
 
-class Overrides(Scripts):
+class Overrides(Part):
+    """``store.overrides``."""
+
     async def live(self, pools: Sequence[str]) -> dict[str, Live]:
-        rows = await self._script("config_read", args=list(pools)) if pools else []
+        rows = await self._script("config_read", pools=pools) if pools else []
         return {pool: Live(_int(size), template or None, target or None, bool(reset),
                            _int(demand), cloned or None)
                 for pool, (size, template, target, reset, demand, cloned) in zip(pools, rows)}
 
-    async def set_live(self, kind: str, values: Mapping[str, tuple[str, str]]) -> list[str]:
+    async def set(self, kind: str, values: Mapping[str, tuple[str, str]]) -> list[str]:
         """Override ``kind`` (a key of keys.OVERRIDES) of each pool with its
         new value (pool -> (value, its value when not overridden)); the
         pools whose live value changed."""
-        args = [kind] + [part for pool, (value, default) in values.items()
-                         for part in (pool, value, default)]
-        return list(await self._script("config_set", args=args) or [])
+        settings = [part for pool, (value, default) in values.items()
+                    for part in (pool, value, default)]
+        return list(await self._script("config_set", kind=kind, settings=settings))
 
-    async def unset_live(self, kind: str, pool: str) -> bool:
+    async def unset(self, kind: str, pool: str) -> bool:
         """Delete the pool's override of ``kind``; whether there was one."""
-        return bool(await self._script("config_unset",
-                                       args=[kind, pool, keys.OVERRIDES[kind]]))
+        return bool(await self._script("config_unset", kind=kind, pool=pool,
+                                       undo_set=keys.OVERRIDES[kind]))
 
     async def ask_reset(self, pools: Sequence[str]) -> None:
         await self._call(self._redis.execute_command("SADD", keys.POOL_RESET, *pools))
@@ -58,5 +60,5 @@ class Overrides(Scripts):
         """The pool's ready and pending VMs -> completed, recording
         ``template`` as the one its VMs are cloned from; -1 when another
         daemon drained first (Note [Draining once] in pool_drain.lua)."""
-        return int(await self._script("pool_drain",
-                                      args=[pool, seen or "", template, "1" if reset else ""]))
+        return int(await self._script("pool_drain", pool=pool, seen=seen or "",
+                                      template=template, reset="1" if reset else ""))

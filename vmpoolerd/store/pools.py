@@ -11,15 +11,16 @@ only if it is still in it, and a method answers False when it had moved.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Self, Sequence
 
 from . import keys
 from .records import TaskRequest, TrackedVm
-from .demand import DemandStore
-from .leases import LeaseStore
-from .ondemand import OndemandStore
+from .demand import Demand
+from .leases import PoolLeases
+from .ondemand import Ondemand
 from .overrides import Overrides
-from .published import PublishedStore
+from .published import Published
+from .scripts import PartOf, Scripts
 from ..timefmt import parse_time
 
 
@@ -30,7 +31,25 @@ def _float_or_none(text: str) -> float | None:
         return None
 
 
-class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStore):
+class PoolStore(Scripts):
+    # -- its parts, and its fenced copies (Note [Pool leases]) ----------------------
+
+    overrides = PartOf(Overrides)
+    demand = PartOf(Demand)
+    ondemand = PartOf(Ondemand)
+    leases = PartOf(PoolLeases)
+    published = PartOf(Published)
+
+    def holding(self, pool: str, identity: str) -> Self:
+        """This store, its writes checked against ``pool``'s lease being
+        ``identity``'s (see Scripts.held_by)."""
+        return self.held_by(keys.lease(pool), identity)
+
+    def claimed(self, request_id: str, owner: str) -> Self:
+        """This store, its scripts fenced by ``owner``'s claim on the
+        request (Note [On-demand requests] in lua/ondemand_create.lua)."""
+        return self.held_by(keys.odclaim(request_id), owner)
+
     # -- what the maintainer observes ------------------------------------------------
 
     async def pool_state(self, pool: str, epoch: float
@@ -38,7 +57,7 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStor
         """The pool's VMs as Redis knows them, the clones in flight
         (reservations not run out at ``epoch``), the empty flag, and its VMs
         that on-demand requests are provisioning."""
-        state = json.loads(await self._script("pool_state", args=[pool, int(epoch)]))
+        state = await self._script("pool_state", pool=pool, epoch=int(epoch))
         tracked = tuple(
             TrackedVm(name=name, state=set_name, clone_time=parse_time(clone),
                       checkout=parse_time(checkout), lifetime_hours=_float_or_none(lifetime),
@@ -52,7 +71,7 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStor
         """The names of the clones in flight, in every pool: reservations
         not run out at ``epoch`` (Note [Clone reservations] in
         clone_reserve.lua)."""
-        return frozenset(await self._script("cloning", args=[int(epoch)]) or [])
+        return frozenset(await self._script("cloning", epoch=int(epoch)))
 
     # -- clones ----------------------------------------------------------------------
 
@@ -61,18 +80,19 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStor
                              reservation: float) -> list[str]:
         """The names now pending and counted as cloning (see clone_reserve.lua)."""
         return list(await self._script(
-            "clone_reserve",
-            args=[pool, task_limit, size, now, int(epoch), int(reservation), *names]))
+            "clone_reserve", pool=pool, limit=task_limit, size=size, now=now,
+            epoch=int(epoch), lease=int(reservation), names=names))
 
     async def clone_ended(self, pool: str, host: str, ok: bool, seconds: float,
                           day: str) -> None:
-        await self._script("clone_end", args=[pool, host, "ok" if ok else "failed",
-                                              f"{seconds:.2f}", day])
+        await self._script("clone_end", pool=pool, host=host,
+                           outcome="ok" if ok else "failed", seconds=f"{seconds:.2f}", day=day)
 
     async def failed(self, pool: str, host: str, kind: str, reason: str, now: str,
                      keep: int) -> None:
         """Record why ``host`` failed (see vm_failed.lua)."""
-        await self._script("vm_failed", args=[pool, host, kind, reason, now, keep])
+        await self._script("vm_failed", pool=pool, host=host, kind=kind, reason=reason,
+                           now=now, keep=keep)
 
     async def pause_clones(self, pool: str, failures: int, reason: str, until: str,
                            seconds: float) -> None:
@@ -146,7 +166,7 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStor
             change["expire"] = expire
         if unchanged is not None:
             change["unchanged"] = {"checkout": unchanged[0], "lifetime": unchanged[1]}
-        return bool(await self._script("move", args=[json.dumps(change)]))
+        return bool(await self._script("move", change=json.dumps(change)))
 
     async def set_empty(self, pool: str, empty: bool) -> None:
         key = keys.empty(pool)
@@ -165,9 +185,8 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStor
         """One queued request of ``kind`` with its VM's pool, or None; it is
         in progress until :meth:`task_done` (Note [Requests in progress] in
         task_pop.lua)."""
-        taken = await self._script("task_pop",
-                                   keys=[keys.tasks(kind), keys.tasks_working(kind)],
-                                   args=[now, lease])
+        taken = await self._script("task_pop", tasks_key=keys.tasks(kind),
+                                   working_key=keys.tasks_working(kind), now=now, lease=lease)
         if not taken:
             return None
         host, _, argument = taken[0].partition(":")
@@ -180,9 +199,9 @@ class PoolStore(Overrides, DemandStore, OndemandStore, LeaseStore, PublishedStor
 
     async def record_disk(self, host: str, disk: str) -> None:
         """``disk`` (``+8gb``) joins the VM's ``disk`` field."""
-        await self._script("vm_record", keys=[keys.vm(host)],
-                           args=["disk", disk, "append"])
+        await self._script("vm_record", vm_key=keys.vm(host), field="disk", value=disk,
+                           mode="append")
 
     async def record_snapshot(self, host: str, name: str, now: str) -> None:
-        await self._script("vm_record", keys=[keys.vm(host)],
-                           args=[f"snapshot:{name}", now, "set"])
+        await self._script("vm_record", vm_key=keys.vm(host), field=f"snapshot:{name}",
+                           value=now, mode="set")

@@ -3,8 +3,10 @@ The Lua each script runs after (Note [One key layout] in keys.py): the
 key builders ``K`` generated from keys.LUA, the answers ``R`` from
 errors.VmChange, and the rules several scripts share
 (``lua/preamble/clones.lua``, ``vms.lua``; ``ondemand.lua`` for the
-scripts that call its ``od_`` functions); a lease holder's scripts also start with
-``lua/preamble/lease.lua`` (Note [Pool leases]).
+scripts that call its ``od_`` functions), then the script's arguments as
+named locals (Note [Declared script arguments] in script_specs.py); a lease
+holder's scripts also check ``lua/preamble/lease.lua`` (Note [Pool leases])
+before their own code.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Callable
 
 from . import keys
 from .errors import VmChange
+from .script_specs import Script
 
 _MARK = re.compile("\0(\\d+)\0")
 _USED = re.compile(r"\bK\.(\w+)")
@@ -43,9 +46,15 @@ def _preamble(name: str) -> str:
     return resources.files(__package__).joinpath("lua", "preamble", name).read_text()
 
 
-def prelude(script: str, fenced: bool = False) -> str:
+# A lease holder's calls start with the lease's key and the holder's id
+# (Scripts.held_by); the script's declared arguments follow.
+FENCE = "local fence_key, fence_holder = ARGV[1], ARGV[2]"
+
+
+def prelude(script: str, fenced: bool = False, declared: Script | None = None) -> str:
     """What runs before ``script``: only the builders it (or the shared
-    rules) uses, so that a call defines no more functions than it needs."""
+    rules) uses, so that a call defines no more functions than it needs;
+    the arguments as ``declared``."""
     shared = _preamble("clones.lua") + _preamble("vms.lua")
     if _ONDEMAND.search(script):  # Note [On-demand records]
         shared += _preamble("ondemand.lua")
@@ -56,4 +65,6 @@ def prelude(script: str, fenced: bool = False) -> str:
     answers = ", ".join(f"{answer.name} = {int(answer)}" for answer in VmChange)
     return "\n".join([
         "local K = {}", *(lua_builder(name, keys.LUA[name]) for name in used),
-        f"local R = {{{answers}}}", shared, _preamble("lease.lua") if fenced else ""])
+        f"local R = {{{answers}}}", shared, FENCE if fenced else "",
+        declared.lua_locals(offset=2 if fenced else 0) if declared else "",
+        _preamble("lease.lua") if fenced else ""])

@@ -7,7 +7,7 @@ mixed fleet, or a site rolling back) reads
 - ``vmpooler__pools`` and each ``vmpooler__pool__<name>``: every pool's
   keys as its file spells them, ``alias`` joined by commas, switches
   ``true``/``false``, and the pool's ``domain``.  3.x's pool manager writes
-  them at start; so does vmpoolerd's (:meth:`PublishedStore.publish_pools`,
+  them at start; so does vmpoolerd's (:meth:`Published.publish`,
   ``lua/pools_publish.lua``), and a pool no longer configured leaves them.
   A file without ``:pools:`` is read back from them (config/sources.py).
 - in each VM's hash, beside the fields of docs/compatibility.rst, "Redis":
@@ -25,7 +25,7 @@ import json
 from typing import Sequence
 
 from ..config import Config, PoolConfig
-from .scripts import Scripts
+from .scripts import Part
 
 
 def _number(value: float) -> str:
@@ -62,9 +62,11 @@ def pool_fields(pool: PoolConfig, domain: str | None) -> dict[str, str]:
     return fields
 
 
-class PublishedStore(Scripts):
-    async def publish_pools(self, config: Config) -> Sequence[str]:
+class Published(Part):
+    """``store.published``."""
+
+    async def publish(self, config: Config) -> Sequence[str]:
         """Publish the configured pools (Note [What a 3.x fleet reads]); the
         names of those no longer configured, dropped."""
         pools = {p.name: pool_fields(p, config.domain_for(p.name)) for p in config.pools}
-        return list(await self._script("pools_publish", args=[json.dumps(pools)]) or [])
+        return list(await self._script("pools_publish", published=json.dumps(pools)))

@@ -39,18 +39,20 @@ class RateLimitStore(Scripts):
                            now: float) -> tuple[int, Attempt]:
         """Count an attempt by ``user`` from ``address``: 0 and the attempt if
         its buckets allow it, else the seconds to wait (nothing counted)."""
-        wait, window = await self._script("password_try", args=[
-            int(now), user, address, limits.per_pair, limits.per_address, limits.per_user,
-            limits.window])
+        wait, window = await self._script(
+            "password_try", now=int(now), user=user, address=address,
+            per_pair=limits.per_pair, per_address=limits.per_address,
+            per_user=limits.per_user, window=limits.window)
         return int(wait), Attempt(user, address, int(window))
 
     async def settle_password(self, attempt: Attempt, passed: bool,
                               limits: PasswordLimits) -> None:
         """Take back an attempt that was no failure: the password ``passed``,
         or the directory did not answer."""
-        await self._script("password_settle", args=[
-            attempt.user, attempt.address, attempt.window,
-            "passed" if passed else "unanswered", limits.known_for])
+        await self._script(
+            "password_settle", user=attempt.user, address=attempt.address,
+            window_index=attempt.window, outcome="passed" if passed else "unanswered",
+            known_for=limits.known_for)
 
     async def count_request(self, kind: str, token: str | None, address: str,
                             period: int) -> tuple[int, int]:
@@ -60,7 +62,8 @@ class RateLimitStore(Scripts):
         left of that window (which began with the window's first request).
         """
         by_address = keys.ratelimit(kind, f"ip:{address}")
-        counted = [by_address] if token is None else [
-            keys.ratelimit(kind, f"token:{token}"), keys.token(token), by_address]
-        count, ttl = await self._script("request_limit", keys=counted, args=[period])
+        counted = {"counter": by_address} if token is None else {
+            "counter": keys.ratelimit(kind, f"token:{token}"), "token_key": keys.token(token),
+            "address_counter": by_address}
+        count, ttl = await self._script("request_limit", period=period, **counted)
         return int(count), int(ttl)

@@ -3,9 +3,10 @@ Bounded Redis calls, and the Lua scripts by name.
 
 Every change that touches more than one key is one of the scripts in
 ``lua/`` (found there by file name), so that it is atomic whatever else
-talks to Redis.  Every call is bounded by a timeout; a call that cannot be
-answered in time raises :class:`StoreUnavailable`, and txredisapi
-reconnects by itself.
+talks to Redis; it is called with the arguments its declaration names
+(Note [Declared script arguments] in script_specs.py).  Every call is
+bounded by a timeout; a call that cannot be answered in time raises
+:class:`StoreUnavailable`, and txredisapi reconnects by itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import copy
 import functools
 import hashlib
 from importlib import resources
-from typing import Any, Protocol, Self, Sequence
+from typing import Any, Callable, Generic, Protocol, Self, Sequence, TypeVar
 
 import txredisapi
 from twisted.internet.defer import Deferred, TimeoutError
@@ -25,6 +26,7 @@ from ..telemetry.metrics import Metrics
 from . import txredis_adapter
 from .errors import LeaseLost, StoreUnavailable
 from .prelude import prelude
+from .script_specs import SCRIPTS
 
 WAIT_MS = 1000  # how long a write waits for a replica to have it (Note [Replicated answers])
 UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
@@ -47,14 +49,15 @@ class RedisClient(Protocol):
 @functools.cache
 def load_scripts(fenced: bool = False) -> dict[str, tuple[str, str]]:
     """Each script of ``lua/`` (source and SHA1), by its file's name, each
-    after its prelude (prelude.py); ``fenced``: as a lease holder runs them
-    (Note [Pool leases]).  Read once, however many stores and pools."""
+    after its prelude (prelude.py) with its declared arguments; ``fenced``:
+    as a lease holder runs them (Note [Pool leases]).  Read once, however
+    many stores and pools."""
     found = {}
     for entry in resources.files(__package__).joinpath("lua").iterdir():
         if entry.name.endswith(".lua"):
-            script = entry.read_text()
-            source = prelude(script, fenced) + "\n" + script
-            found[entry.name[:-4]] = (source, hashlib.sha1(source.encode()).hexdigest())
+            name, script = entry.name[:-4], entry.read_text()
+            source = prelude(script, fenced, SCRIPTS[name]) + "\n" + script
+            found[name] = (source, hashlib.sha1(source.encode()).hexdigest())
     return found
 
 
@@ -105,10 +108,16 @@ class Scripts:
             self._metrics.redis_error()
         return StoreUnavailable(f"Redis did not answer: {why}")
 
-    async def _script(self, name: str, keys: Sequence[str] = (),
-                      args: Sequence[Any] = (), on: Any = None) -> Any:
-        """Run a script by its hash, loading it first if Redis lacks it (on
-        the connection ``on``, else on any)."""
+    async def _script(self, name: str, /, *, on: Any = None, **named: Any) -> Any:
+        """Run a script with its arguments by name (script_specs.py), by
+        its hash, loading it first if Redis lacks it (on the connection
+        ``on``, else on any); its answer decoded as declared."""
+        declared = SCRIPTS[name]
+        keys, args = declared.arrange(named)
+        return declared.answer(await self._eval(name, keys, args, on))
+
+    async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any],
+                    on: Any) -> Any:
         client = on or self._redis
         source, sha = self._scripts[name]
         if self._lease is not None:
@@ -122,8 +131,7 @@ class Scripts:
         return await self._call(client.execute_command(
             "EVAL", source, len(keys), *keys, *args))
 
-    async def _replicated(self, name: str, keys: Sequence[str] = (),
-                          args: Sequence[Any] = ()) -> tuple[Any, bool]:
+    async def _replicated(self, name: str, /, **named: Any) -> tuple[Any, bool]:
         """
         Run a script, and whether a replica has its writes (or the master
         has none).
@@ -140,7 +148,7 @@ class Scripts:
         connection = await self._call(txredis_adapter.one_connection(self._redis))
         role = connection.execute_command("ROLE")
         try:
-            answer = await self._script(name, keys, args, on=connection)
+            answer = await self._script(name, on=connection, **named)
         except Exception:
             role.addErrback(lambda _: None)
             raise
@@ -153,8 +161,39 @@ class Scripts:
     async def _write(self, *command: Any) -> Any:
         """A plain write; a lease holder's through command.lua."""
         if self._lease is not None:
-            return await self._script("command", args=command)
+            return await self._script("command", command=command)
         return await self._call(self._redis.execute_command(*command))
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())
+
+
+class Part:
+    """
+    One part of a store, an attribute named for what it holds (as
+    ``store.demand``, ``store.ondemand``): its verbs run through the
+    store's own calls, so a part of a fenced store (:meth:`Scripts.held_by`)
+    is fenced as it is (:class:`PartOf`).
+    """
+
+    def __init__(self, store: Scripts) -> None:
+        self._script = store._script
+        self._call = store._call
+        self._write = store._write
+        self._redis = store._redis
+
+
+P = TypeVar("P", bound=Part)
+
+
+class PartOf(Generic[P]):
+    """A store's part as an attribute (``demand = PartOf(Demand)``), made
+    from the store it is read on: a fenced store's parts are fenced."""
+
+    def __init__(self, part: Callable[[Scripts], P]) -> None:
+        self._part = part
+
+    def __get__(self, store: Scripts | None, owner: type | None = None) -> P:
+        if store is None:
+            raise AttributeError("a part is read on a store")
+        return self._part(store)

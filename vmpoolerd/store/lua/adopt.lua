@@ -10,16 +10,15 @@
 -- may change or delete it, as before the doubt.  One whose hash names none
 -- is checked out to nobody, with its pool's lifetime.
 --
--- ARGV[1]: now (timestamp), ARGV[2..]: the configured pools.
+-- now (timestamp), pools: the configured pools.
 -- Returns the number of VMs adopted.
 local adopted = 0
-for i = 2, #ARGV do
-  local pool = ARGV[i]
+for _, pool in ipairs(pools) do
   local held = K.pool_set('discovered', pool)
   for _, host in ipairs(redis.call('SMEMBERS', held)) do
     redis.call('SMOVE', held, K.pool_set('running', pool), host)
-    redis.call('HSET', K.active(pool), host, ARGV[1])
-    redis.call('HSET', K.vm(host), 'template', pool, 'checkout', ARGV[1])
+    redis.call('HSET', K.active(pool), host, now)
+    redis.call('HSET', K.vm(host), 'template', pool, 'checkout', now)
     local token = redis.call('HGET', K.vm(host), 'token:token')
     if token then
       index_vm(host, token)

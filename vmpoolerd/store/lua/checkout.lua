@@ -1,6 +1,6 @@
 -- Check out VMs, all or nothing, for a batch of independent requests.
 --
--- ARGV[1]: JSON {"requests": [{"entries": [[name, count, [pool, ...]],
+-- requests: JSON {"requests": [{"entries": [[name, count, [pool, ...]],
 -- ...], "now": "<timestamp>", "fields": {field: value}}, ...]}.  A name is
 -- what the client asked for (a pool or an alias); its pools are tried in
 -- the order given.  "fields" are written into each VM's hash beside
@@ -13,14 +13,14 @@
 -- is ever outside every set or in two, and no two callers can get the same
 -- VM, however many daemons share this Redis.
 --
--- Note [Unanswered batches]: each batch has a key of its own, KEYS[1],
+-- Note [Unanswered batches]: each batch has a key of its own, batch_key,
 -- holding for UNDO_WINDOW seconds the pools and hosts it handed out.  A
 -- daemon that got no answer in time (and so answered its clients 503) runs
 -- checkout_undo.lua on that key: the VMs go back to ready.  If the undo
 -- comes first, it leaves "cancelled" there, and this script, arriving late,
 -- hands out nothing.
 --
--- Note [Checkouts and generations]: ARGV[3] and ARGV[4] are the generation
+-- Note [Checkouts and generations]: generation_id and generation_count are the generation
 -- marker's id and count as the daemon last saw them ('' and 0: no check;
 -- Note [Redis generations] in generation.py).  A Redis whose marker is
 -- another, or whose count is below what the daemon saw, went back in time
@@ -52,19 +52,19 @@
 -- as much for all anonymous clients together; checkouts served count in
 -- full, as they cost the pool its VMs.
 --
--- KEYS[1]: the batch's key, ARGV[2]: UNDO_WINDOW.  Returns JSON: {"results":
+-- batch_key: the batch's key, undo_window: UNDO_WINDOW.  Returns JSON: {"results":
 -- one entry per request, {name: [[host, pool], ...]} or false, "generation": the
 -- count}; or "cancelled"; or "doubt".
-if ARGV[3] ~= '' then
+if generation_id ~= '' then
   local marker = redis.call('HMGET', K.GENERATION, 'id', 'n')
-  if marker[1] ~= ARGV[3] or tonumber(marker[2] or '0') < tonumber(ARGV[4]) then
+  if marker[1] ~= generation_id or tonumber(marker[2] or '0') < tonumber(generation_count) then
     return cjson.encode('doubt')
   end
 end
-if not redis.call('SET', KEYS[1], '[]', 'NX', 'EX', ARGV[2]) then
+if not redis.call('SET', batch_key, '[]', 'NX', 'EX', undo_window) then
   return cjson.encode('cancelled')
 end
-local batch = cjson.decode(ARGV[1])
+local batch = cjson.decode(requests)
 local function count(pool, field, n)
   if batch.hour then
     local key = K.demand(pool)
@@ -146,8 +146,8 @@ for pool in pairs(touched) do
 end
 local generation = 0
 if #handed > 0 then
-  redis.call('SET', KEYS[1], cjson.encode(handed), 'EX', ARGV[2])
-  if ARGV[3] ~= '' then
+  redis.call('SET', batch_key, cjson.encode(handed), 'EX', undo_window)
+  if generation_id ~= '' then
     generation = redis.call('HINCRBY', K.GENERATION, 'n', 1)
   end
 end

@@ -1,22 +1,22 @@
 -- Give back what a checkout handed out with nobody to answer.
 --
 -- A batch whose daemon got no answer in time (see Note [Unanswered
--- batches] in checkout.lua): KEYS[1] is the batch's key, ARGV[1] how long
+-- batches] in checkout.lua): batch_key is the batch's key, window how long
 -- the "cancelled" mark stays.  Or, with no key, one request whose client
 -- went away before its answer (Note [Clients that went away] in api_store.py):
--- ARGV[2] is the JSON list of its hosts, their pools read from their hashes.
+-- hosts is the JSON list of its hosts, their pools read from their hashes.
 -- A VM goes back to ready only if it is still running (nobody has handed
 -- it back meanwhile).  Returns the number of VMs given back.
 local handed = {}
-if #KEYS == 1 then
-  local batch = redis.call('GET', KEYS[1])
-  redis.call('SET', KEYS[1], 'cancelled', 'EX', ARGV[1])
+if batch_key then
+  local batch = redis.call('GET', batch_key)
+  redis.call('SET', batch_key, 'cancelled', 'EX', window)
   if not batch or batch == 'cancelled' then
     return 0
   end
   handed = cjson.decode(batch)
 else
-  for _, host in ipairs(cjson.decode(ARGV[2])) do
+  for _, host in ipairs(cjson.decode(hosts)) do
     local pool = redis.call('HGET', K.vm(host), 'template')
     if pool then
       handed[#handed + 1] = {pool, host}

@@ -21,24 +21,21 @@
 -- same deficit at the same moment; the count is checked again here, where
 -- it is atomic, so that a pool is never filled past its size.
 --
--- ARGV[1]: pool, ARGV[2]: task_limit, ARGV[3]: pool size, ARGV[4]: now
--- (timestamp text), ARGV[5]: now (epoch seconds), ARGV[6]: the
--- reservation's length (seconds), ARGV[7..]: candidate names.  A candidate already known
+-- pool, limit: task_limit, size: the pool's size, now (timestamp text),
+-- epoch: now (epoch seconds), lease: the reservation's length (seconds),
+-- names: candidate names.  A candidate already known
 -- to Redis is skipped.  Returns the names reserved.  A new VM's hash has
 -- 3.x's fields too: pool and domain (Note [What a 3.x fleet reads] in
 -- published.py).
-local pool, limit, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local now, epoch, lease = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local domain = redis.call('HGET', K.pool_config(pool), 'domain') or ''
 clones_in_flight(epoch, true)
 local have = redis.call('SCARD', K.pool_set('ready', pool))
   + redis.call('SCARD', K.pool_set('pending', pool))
 local reserved = {}
-for i = 7, #ARGV do
+for _, host in ipairs(names) do
   if have >= size or redis.call('HLEN', K.CLONING) >= limit then
     break
   end
-  local host = ARGV[i]
   if redis.call('EXISTS', K.vm(host)) == 0 then
     redis.call('HSET', K.vm(host), 'template', pool, 'clone', now, 'pool', pool)
     if domain ~= '' then

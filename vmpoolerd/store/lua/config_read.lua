@@ -1,10 +1,10 @@
 -- The live overrides of pools (Note [Live pool config] in config_set.lua)
 -- and the size their demand sets (Note [Counting demand] in checkout.lua).
--- ARGV: pool names.  Returns, per pool, {size override or '', template
+-- pools: pool names.  Returns, per pool, {size override or '', template
 -- override or '', clone target override or '', reset asked (0 or 1), the
 -- size decided from demand or '', the template its VMs were cloned from or ''}.
 local rows = {}
-for i, pool in ipairs(ARGV) do
+for i, pool in ipairs(pools) do
   local size = ''
   local shown = redis.call('HGET', K.demand(pool), 'shown')
   if shown then

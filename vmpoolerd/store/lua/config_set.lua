@@ -8,13 +8,13 @@
 -- (config_unset.lua) puts the pool in vmpooler__pool__undo_size_override
 -- or __undo_template_override, as vmpooler does, for its managers.
 --
--- ARGV[1]: the kind (poolsize, template or clone_target), then pairs of
+-- kind: poolsize, template or clone_target; settings: triples of
 -- pool, new value, the value it has now when not overridden.  Returns the
 -- pools whose live value changed.
-local hash = K.config(ARGV[1])
+local hash = K.config(kind)
 local changed = {}
-for i = 2, #ARGV, 3 do
-  local pool, value, default = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 1, #settings, 3 do
+  local pool, value, default = settings[i], settings[i + 1], settings[i + 2]
   local now = redis.call('HGET', hash, pool) or default
   if now ~= value then
     changed[#changed + 1] = pool

@@ -1,9 +1,9 @@
 -- Delete a pool's live override (Note [Live pool config] in
--- config_set.lua).  ARGV[1]: the kind, ARGV[2]: the pool, ARGV[3]: the
+-- config_set.lua).  kind, pool, undo_set: the
 -- undo set vmpooler keeps for the kind, or ''.  Returns 1 when there was
 -- an override.
-local deleted = redis.call('HDEL', K.config(ARGV[1]), ARGV[2])
-if deleted == 1 and ARGV[3] ~= '' then
-  redis.call('SADD', ARGV[3], ARGV[2])
+local deleted = redis.call('HDEL', K.config(kind), pool)
+if deleted == 1 and undo_set ~= '' then
+  redis.call('SADD', undo_set, pool)
 end
 return deleted

@@ -1,6 +1,6 @@
 -- One dashboard sample per pool: [epoch, ready, running] pushed on the
 -- list vmpooler__dashboard__<pool>, newest first.
--- ARGV: now (epoch seconds), horizon (s), ttl (s), min_gap (s), pools...
+-- now (epoch seconds), horizon (s), ttl (s), gap: min_gap (s), pools.
 -- Returns how many pools got a new sample.
 --
 -- Note [Dashboard history]: samples older than the horizon are dropped
@@ -9,12 +9,9 @@
 -- Several daemons may share this Redis, each with its own sampler: a
 -- sample closer than min_gap to the newest one is skipped, so the history
 -- has one sample per interval whatever the number of daemons.
-local now, horizon = tonumber(ARGV[1]), tonumber(ARGV[2])
-local ttl, gap = tonumber(ARGV[3]), tonumber(ARGV[4])
 local cap = math.floor(horizon / gap) + 1
 local pushed = 0
-for i = 5, #ARGV do
-  local pool = ARGV[i]
+for _, pool in ipairs(pools) do
   local key = K.dashboard(pool)
   local newest = redis.call('LINDEX', key, 0)
   if not newest or now - cjson.decode(newest)[1] >= gap then

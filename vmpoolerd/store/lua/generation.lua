@@ -1,14 +1,11 @@
 -- Is this the Redis the daemon wrote to?  Note [Redis generations] in
 -- generation.py.
 --
--- ARGV[1]: the marker's id as this daemon last saw it ('' if never),
--- ARGV[2]: the count it last saw (0 if never), ARGV[3]: an id for a new
--- marker, ARGV[4..]: the configured pools.
+-- known_id: the marker's id as this daemon last saw it ('' if never),
+-- known_n: the count it last saw (0 if never), new_id: an id for a new
+-- marker, pools: the configured pools.
 -- Returns {id, count, doubt ('' if none)}.
 local marker, doubt = K.GENERATION, K.DOUBTFUL
-local known_id, known_n = ARGV[1], tonumber(ARGV[2])
-local pools = {}
-for i = 4, #ARGV do pools[#pools + 1] = ARGV[i] end
 
 local function has_pool_state()
   for _, pool in ipairs(pools) do
@@ -36,7 +33,7 @@ if not id then
     reason = 'Redis holds no pool state (new, emptied, or restored from before it had any)'
   end
   -- else: a Redis with pools but no marker, as vmpooler leaves it: trusted
-  id = ARGV[3]
+  id = new_id
   redis.call('HSET', marker, 'id', id, 'n', 0)
 elseif known_id ~= '' and id ~= known_id then
   reason = 'Redis is not the one this daemon wrote to (another generation marker)'

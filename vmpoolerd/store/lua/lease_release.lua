@@ -1,10 +1,9 @@
 -- A manager stopping gives back its leases at once, so that another takes
 -- its pools over without waiting for them to run out (Note [Pool leases]
--- in manager/leases.py).  ARGV[1]: its id, ARGV[2..]: the pools it serves.
-local id = ARGV[1]
-for i = 2, #ARGV do
-  if redis.call('GET', K.lease(ARGV[i])) == id then
-    redis.call('DEL', K.lease(ARGV[i]))
+-- in manager/leases.py).  id: its id, pools: the pools it serves.
+for _, pool in ipairs(pools) do
+  if redis.call('GET', K.lease(pool)) == id then
+    redis.call('DEL', K.lease(pool))
   end
 end
 redis.call('DEL', K.manager(id))

@@ -9,12 +9,11 @@
 -- add up to the pools: a manager that joins gets pools given back by the
 -- others, one that dies leaves its pools free when its leases run out.
 --
--- ARGV[1]: the manager's id, ARGV[2]: the lease (milliseconds), ARGV[3]:
--- the reservations' new deadline (epoch seconds), ARGV[4]: n, the number
--- of pools, ARGV[5..4+n]: the pools it serves, ARGV[5+n..]: the names of
--- its clones in flight.  Returns the pools it holds.  A manager serving no
+-- id: the manager's id, ttl: the lease (milliseconds), deadline: the
+-- reservations' new deadline (epoch seconds), pools: the pools it serves,
+-- reserved: the names of its clones in flight.  Returns the pools it holds.  A manager serving no
 -- pool (one stopping: lease_release.lua) is not counted alive.
-local id, ttl, deadline, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local n = #pools
 if n > 0 then
   redis.call('SET', K.manager(id), '1', 'PX', ttl)
   redis.call('SADD', K.MANAGERS, id)
@@ -38,12 +37,12 @@ for rank, other in ipairs(alive) do
   end
 end
 local held, free = {}, {}
-for i = 5, 4 + n do
-  local holder = redis.call('GET', K.lease(ARGV[i]))
+for _, pool in ipairs(pools) do
+  local holder = redis.call('GET', K.lease(pool))
   if holder == id then
-    held[#held + 1] = ARGV[i]
+    held[#held + 1] = pool
   elseif not holder then
-    free[#free + 1] = ARGV[i]
+    free[#free + 1] = pool
   end
 end
 while #held > share do
@@ -58,9 +57,9 @@ end
 for _, pool in ipairs(held) do
   redis.call('SET', K.lease(pool), id, 'PX', ttl)
 end
-for i = 5 + n, #ARGV do
-  if redis.call('HEXISTS', K.CLONING, ARGV[i]) == 1 then
-    redis.call('HSET', K.CLONING, ARGV[i], deadline)
+for _, host in ipairs(reserved) do
+  if redis.call('HEXISTS', K.CLONING, host) == 1 then
+    redis.call('HSET', K.CLONING, host, deadline)
   end
 end
 return held

@@ -7,7 +7,7 @@
 -- only if the VM is still in it (SREM said 1); otherwise nothing changes
 -- and 0 is returned.
 --
--- ARGV[1]: JSON {"host", "pool", "from": set or "", "to": set or "",
+-- change: JSON {"host", "pool", "from": set or "", "to": set or "",
 -- "fields": {field: value}, "history": [key, field, value] or absent,
 -- "lastboot": timestamp or absent, "expire": seconds or absent}.
 -- "expire" marks the VM destroyed: its hash is kept that long, and it
@@ -23,7 +23,7 @@
 -- nothing changes, 0 is returned, and the next cycle judges the VM anew.
 -- The rule (checkout + lifetime against now) stays in one place, the
 -- planner; the script only checks that what it judged is still so.
-local m = cjson.decode(ARGV[1])
+local m = cjson.decode(change)
 local vm = K.vm(m.host)
 for field, value in pairs(m.unchanged or {}) do
   if (redis.call('HGET', vm, field) or '') ~= value then

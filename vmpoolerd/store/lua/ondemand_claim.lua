@@ -4,17 +4,16 @@
 -- manager had taken is taken as vmpooler 3.x's manager takes one (Note
 -- [On-demand records] in preamble/ondemand.lua): K.PROVISIONING ->
 -- K.PROCESSING, its clones queued in K.ODCREATE.
--- ARGV[1]: id, ARGV[2]: the manager's id, ARGV[3]: the claim's life (ms;
--- 0 gives the claim up), ARGV[4]: now (epoch seconds).  Returns 1 when the
+-- id, manager: the manager's id, life: the claim's life (ms; 0 gives
+-- the claim up), epoch: now (epoch seconds).  Returns 1 when the
 -- request is (or was) this manager's, 0 when another's or not to be worked
 -- on (yet).
-local id = ARGV[1]
 local key = K.odclaim(id)
 local owner = redis.call('GET', key)
-if owner and owner ~= ARGV[2] then
+if owner and owner ~= manager then
   return 0
 end
-if ARGV[3] == '0' then
+if life == '0' then
   redis.call('DEL', key)
   return 1
 end
@@ -24,7 +23,7 @@ if asked then
   if not requested then
     -- vmpooler 3.x's API queues the id before it writes the hash: wait a
     -- little for it, then drop what will never be a request.
-    if tonumber(ARGV[4]) - tonumber(asked) > 60 then
+    if tonumber(epoch) - tonumber(asked) > 60 then
       redis.call('ZREM', K.PROVISIONING, id)
     end
     return 0
@@ -35,5 +34,5 @@ if asked then
     od_tasks(id, w[1], w[2], w[3], asked)
   end
 end
-redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
+redis.call('SET', key, manager, 'PX', life)
 return 1

@@ -16,15 +16,14 @@
 -- for their maintainers to destroy.
 --
 -- Note [Outstanding on-demand requests]: a request is refused while its
--- asker (the token's user, else the client's address) has ARGV[9]
--- requests outstanding (queued and not ended), or everyone ARGV[10].
+-- asker (the token's user, else the client's address) has asker_bound
+-- requests outstanding (queued and not ended), or everyone bound.
 --
--- ARGV[1]: id, ARGV[2]: requested, ARGV[3]: now (epoch seconds), ARGV[4]:
--- token, ARGV[5]: user, ARGV[6]: user's DN, ARGV[7]: the asker ("user:<name>"
--- or "client:<address>"), ARGV[8]: the client's address, ARGV[9]: the
--- asker's bound, ARGV[10]: the bound for all.  Returns 1; 0 when the id is
+-- id, requested, epoch: now (epoch seconds), token, user, user_dn: the
+-- user's DN, asker: "user:<name>" or "client:<address>", client: the
+-- client's address, asker_bound: the asker's bound, bound: the bound for
+-- all.  Returns 1; 0 when the id is
 -- taken; -1 over the asker's bound; -2 over the bound for all.
-local id = ARGV[1]
 local key = K.odrequest(id)
 if redis.call('EXISTS', key) == 1 then
   return 0
@@ -36,28 +35,28 @@ for _, queue in ipairs({K.PROVISIONING, K.PROCESSING}) do
       'client')
     if r[2] and (not r[1] or r[1] == 'pending') then
       all = all + 1
-      if (r[3] and ('user:' .. r[3]) or ('client:' .. (r[4] or ''))) == ARGV[7] then
+      if (r[3] and ('user:' .. r[3]) or ('client:' .. (r[4] or ''))) == asker then
         mine = mine + 1
       end
     end
   end
 end
-if mine >= tonumber(ARGV[9]) then
+if mine >= asker_bound then
   return -1
 end
-if all >= tonumber(ARGV[10]) then
+if all >= bound then
   return -2
 end
-redis.call('HSET', key, 'requested', ARGV[2])
-if ARGV[4] ~= '' then
-  redis.call('HSET', key, 'token:token', ARGV[4], 'token:user', ARGV[5])
-  if ARGV[6] ~= '' then
-    redis.call('HSET', key, 'token:user_dn', ARGV[6])
+redis.call('HSET', key, 'requested', requested)
+if token ~= '' then
+  redis.call('HSET', key, 'token:token', token, 'token:user', user)
+  if user_dn ~= '' then
+    redis.call('HSET', key, 'token:user_dn', user_dn)
   end
 else
-  redis.call('HSET', key, 'client', ARGV[8])
+  redis.call('HSET', key, 'client', client)
 end
-redis.call('ZADD', K.PROVISIONING, ARGV[3], id)
+redis.call('ZADD', K.PROVISIONING, epoch, id)
 -- Wake the managers (no pool is named ":ondemand").
 redis.call('PUBLISH', K.CHECKOUT_CHANNEL, K.ONDEMAND_WAKEUP)
 return 1

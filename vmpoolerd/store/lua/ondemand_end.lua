@@ -5,15 +5,14 @@
 -- A manager runs it fenced by the request's claim; the API (a delete) not.
 -- A request that another daemon ended (vmpooler 3.x's API deletes without
 -- dequeuing) keeps its status; what vmpoolerd was provisioning for it is
--- let go all the same; so it is with ARGV[2] '' (let go only: the
+-- let go all the same; so it is with status '' (let go only: the
 -- request's status and the VMs handed out are left as they are).
--- ARGV[1]: id, ARGV[2]: the new status ("failed", "deleted" or ''), ARGV[3]:
--- the message, ARGV[4]: seconds to keep the request.  Returns 0 for an
+-- id, status: the new status ("failed", "deleted" or ''), message,
+-- keep: seconds to keep the request.  Returns 0 for an
 -- unknown id, -1 for a request that had ended, else 1.
-local id, keep = ARGV[1], ARGV[4]
 local key = K.odrequest(id)
 local r = redis.call('HMGET', key, 'status', 'requested')
-local ended = r[1] == 'failed' or r[1] == 'deleted' or ARGV[2] == ''
+local ended = r[1] == 'failed' or r[1] == 'deleted' or status == ''
 for _, set in ipairs({K.odpending(id), K.odready(id)}) do
   for _, host in ipairs(redis.call('SMEMBERS', set)) do
     od_retire(host, nil)
@@ -25,7 +24,7 @@ if not ended then
     for _, host in ipairs(redis.call('SMEMBERS', set)) do
       od_retire(host, 'running')
     end
-    if ARGV[2] == 'deleted' then
+    if status == 'deleted' then
       redis.call('DEL', set)
     else
       redis.call('EXPIRE', set, keep)
@@ -42,6 +41,6 @@ end
 if ended then
   return -1
 end
-redis.call('HSET', key, 'status', ARGV[2], 'message', ARGV[3])
+redis.call('HSET', key, 'status', status, 'message', message)
 redis.call('EXPIRE', key, keep)
 return 1

@@ -7,10 +7,9 @@
 -- running set and the request's set (Note [On-demand records] in
 -- preamble/ondemand.lua) with the requester's token, as a checkout's
 -- would; ready VMs beyond need are destroyed.
--- ARGV[1]: id, ARGV[2]: now (timestamp), ARGV[3]: seconds to keep the
+-- id, now (timestamp), keep: seconds to keep the
 -- request once answered.  Returns the hostnames ("alias:pool:host,...")
 -- or false.
-local id, now = ARGV[1], ARGV[2]
 local key = K.odrequest(id)
 local r = redis.call('HMGET', key, 'status', 'requested', 'token:token', 'token:user',
   'token:user_dn')
@@ -64,12 +63,12 @@ for _, vm in ipairs(free) do
   end
 end
 for _, w in ipairs(wanted) do
-  redis.call('EXPIRE', K.odvms(id, w[1], w[2]), ARGV[3])
+  redis.call('EXPIRE', K.odvms(id, w[1], w[2]), keep)
 end
 redis.call('DEL', K.odready(id), K.odclaim(id))
 redis.call('HSET', key, 'status', 'ready')
 redis.call('ZREM', K.PROVISIONING, id)
 redis.call('ZREM', K.PROCESSING, id)
 od_tasks(id)
-redis.call('EXPIRE', key, ARGV[3])
+redis.call('EXPIRE', key, keep)
 return table.concat(handed, ',')

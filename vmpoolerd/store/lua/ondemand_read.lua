@@ -1,10 +1,9 @@
 -- An on-demand request as the API and its manager see it, whichever
 -- daemon made or provisioned it (Note [On-demand records] in
--- preamble/ondemand.lua).  ARGV[1]: id.  Returns false for an unknown id,
+-- preamble/ondemand.lua).  id.  Returns false for an unknown id,
 -- else JSON {"fields": {the hash}, "asked": epoch seconds or false (no
 -- longer queued), "pending": [[host, pool, alias, clone], ...],
 -- "ready": [[host, pool, alias], ...], "handed": [[host, pool, alias], ...]}.
-local id = ARGV[1]
 local flat = redis.call('HGETALL', K.odrequest(id))
 if #flat == 0 then
   return false

@@ -3,20 +3,18 @@
 -- else counted in every bucket, as a failure until password_settle.lua
 -- takes it back (the bind passed, or the directory did not answer).
 --
--- ARGV: now (epoch seconds), the user (folded), the address group, the
--- limits per (user, address), per address and per user, the window
+-- now (epoch seconds), user (folded), address (its group), the limits
+-- per_pair (user, address), per_address and per_user, and window
 -- (seconds).  Buckets are fixed windows (vmpooler__ratelimit__<subject>__<n>),
 -- expiring with them.  An address known for the user (password:known:...,
 -- set by password_settle.lua) is held by its (user, address) bucket alone.
 -- Returns {wait, n}: wait 0 and the window n counted in, or the seconds
 -- until the fullest bucket's window ends (nothing counted).
-local now, user, address = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local window = tonumber(ARGV[7])
 local n = math.floor(now / window)
 local buckets = {
-  {'password:pair:' .. user .. ':' .. address, tonumber(ARGV[4])},
-  {'password:address:' .. address, tonumber(ARGV[5])},
-  {'password:user:' .. user, tonumber(ARGV[6])},
+  {'password:pair:' .. user .. ':' .. address, per_pair},
+  {'password:address:' .. address, per_address},
+  {'password:user:' .. user, per_user},
 }
 local known = redis.call('EXISTS', K.ratelimit('password:known:' .. user .. ':' .. address, 'known')) == 1
 local checked = known and 1 or #buckets

@@ -7,12 +7,11 @@
 -- vmpooler__pool__template_cloned and compared here, and a reset request
 -- leaves vmpooler__poolreset here.
 --
--- ARGV[1]: pool, ARGV[2]: the template recorded when the maintainer
--- looked ('' for none), ARGV[3]: the template to record, ARGV[4]: '1' for
+-- pool, seen: the template recorded when the maintainer looked ('' for
+-- none), template: the template to record, reset: '1' for
 -- a reset.  Returns the VMs drained, or -1 when another daemon got there
 -- first.
-local pool, seen, template, reset = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
-if reset then
+if reset == '1' then
   if redis.call('SREM', K.POOL_RESET, pool) == 0 then
     return -1
   end

@@ -1,5 +1,5 @@
 -- Everything the pool manager needs to know of one pool, in one call.
--- ARGV[1]: pool name, ARGV[2]: now (epoch seconds).
+-- pool: its name, epoch: now (epoch seconds).
 -- Returns JSON {"vms": [[name, set, clone, checkout, lifetime, check,
 -- ready], ...], "cloning": [name, ...], "empty": bool, "ondemand": [name,
 -- ...]}: "ondemand" names the VMs of the pool that on-demand requests are
@@ -8,7 +8,6 @@
 -- reservations] in clone_reserve.lua), so that they do not take the slots
 -- the manager plans with, and their pending VMs count as clones lost
 -- (adopted instead if they reached vSphere); clone_reserve.lua drops them.
-local pool, epoch = ARGV[1], tonumber(ARGV[2])
 local vms = {}
 for _, set in ipairs({'pending', 'ready', 'running', 'completed', 'discovered'}) do
   for _, host in ipairs(redis.call('SMEMBERS', K.pool_set(set, pool))) do

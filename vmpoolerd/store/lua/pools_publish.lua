@@ -3,8 +3,8 @@
 -- pool's name in K.POOLS and its fields in K.pool_config(pool), replaced
 -- whole; a pool no longer configured leaves both.
 --
--- ARGV[1]: JSON {pool: {field: value}}.  Returns the pools dropped.
-local pools = cjson.decode(ARGV[1])
+-- published: JSON {pool: {field: value}}.  Returns the pools dropped.
+local pools = cjson.decode(published)
 local dropped = {}
 for _, name in ipairs(redis.call('SMEMBERS', K.POOLS)) do
   if pools[name] == nil then

@@ -1,22 +1,21 @@
 -- Count one API request against vmpooler 3.x's rate limit of its kind
 -- (Note [Request limits] in api/ratelimit.py).
 --
--- KEYS[1]: the counter of the client the request names
+-- counter: the counter of the client the request names
 -- (vmpooler__ratelimit__<kind>__token:<token>, or __ip:<address>); with a
--- token, KEYS[2] is the token's hash and KEYS[3] the counter of the
+-- token, token_key is the token's hash and address_counter the counter of the
 -- client's address, counted instead when the token does not exist (a
 -- client inventing tokens would otherwise start a new count each time).
--- ARGV[1]: the window (seconds).
+-- period: the window (seconds).
 --
 -- The window starts with the counter and is never pushed back: the expiry
 -- is set when the counter is new (or has none, as a key written by another
 -- daemon that stopped halfway may have), not on every request.
 -- Returns {count, seconds left of the window}.
-local key = KEYS[1]
-if #KEYS == 3 and redis.call('EXISTS', KEYS[2]) == 0 then
-  key = KEYS[3]
+local key = counter
+if token_key and redis.call('EXISTS', token_key) == 0 then
+  key = address_counter
 end
-local period = tonumber(ARGV[1])
 local count = redis.call('INCR', key)
 local ttl = redis.call('TTL', key)
 if count == 1 or ttl < 0 then

@@ -1,10 +1,10 @@
--- Counts for /status.  ARGV: pool names.
+-- Counts for /status.  pool_names: the pools.
 -- Returns {clones in flight, {ready, running, pending, completed, lastboot,
 -- {kind, count, ...} of its failures, its last 5 failures (JSON), what its
 -- demand says (JSON or ''), its clone pause (JSON or ''), the manager
 -- holding its lease or ''} per pool, why Redis's state is in doubt or ''}.
 local pools = {}
-for i, pool in ipairs(ARGV) do
+for i, pool in ipairs(pool_names) do
   pools[i] = {
     redis.call('SCARD', K.pool_set('ready', pool)),
     redis.call('SCARD', K.pool_set('running', pool)),

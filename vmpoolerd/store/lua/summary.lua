@@ -1,5 +1,5 @@
--- Daily history for /summary and /status.  ARGV[1]: "all", or "clone"
--- for clone durations alone (/status); ARGV[2..]: dates (YYYY-MM-DD).
+-- Daily history for /summary and /status.  what: "all", or "clone"
+-- for clone durations alone (/status); dates: the days (YYYY-MM-DD).
 -- Returns JSON, one entry per date: [boot, clone, tags] where boot and
 -- clone are [count, total, min, max] of the day's durations and tags is
 -- {tag: {value: count}}.  Summing here keeps the answer small; the caller
@@ -30,14 +30,13 @@ local function tags_of(day)
   return tags
 end
 local days = {}
-local all = ARGV[1] == 'all'
-for i = 2, #ARGV do
-  local day = ARGV[i]
+local all = what == 'all'
+for i, day in ipairs(dates) do
   local clone = durations(K.clone(day))
   if all then
-    days[i - 1] = {durations(K.boot(day)), clone, tags_of(day)}
+    days[i] = {durations(K.boot(day)), clone, tags_of(day)}
   else
-    days[i - 1] = {{0, 0, 0, 0}, clone, {}}
+    days[i] = {{0, 0, 0, 0}, clone, {}}
   end
 end
 return cjson.encode(days)

@@ -1,26 +1,25 @@
 -- Take one queued disk or snapshot request, with the pool of its VM.
 --
 -- Note [Requests in progress]: a request taken moves from the queue
--- (KEYS[1]) to the requests being worked on (KEYS[2], member -> when
+-- (tasks_key) to the requests being worked on (working_key, member -> when
 -- taken), and leaves that only once done or failed (task_done): a daemon
--- that dies mid-work loses no request.  One taken more than ARGV[2]
+-- that dies mid-work loses no request.  One taken more than lease
 -- seconds ago (longer than any vSphere call may last) belongs to a daemon
 -- that is gone, and goes back to the queue, here, before anything is taken.
 --
--- ARGV[1]: now (epoch seconds).  Returns [member ("host:argument"), pool
+-- now (epoch seconds).  Returns [member ("host:argument"), pool
 -- ("" for an unknown VM)], or false when none is queued.
-local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
-local working = redis.call('HGETALL', KEYS[2])
+local working = redis.call('HGETALL', working_key)
 for i = 1, #working, 2 do
   if tonumber(working[i + 1]) < now - lease then
-    redis.call('HDEL', KEYS[2], working[i])
-    redis.call('SADD', KEYS[1], working[i])
+    redis.call('HDEL', working_key, working[i])
+    redis.call('SADD', tasks_key, working[i])
   end
 end
-local member = redis.call('SPOP', KEYS[1])
+local member = redis.call('SPOP', tasks_key)
 if not member then
   return false
 end
-redis.call('HSET', KEYS[2], member, now)
+redis.call('HSET', working_key, member, now)
 local host = string.match(member, '^[^:]*')
 return {member, redis.call('HGET', K.vm(host), 'template') or ''}

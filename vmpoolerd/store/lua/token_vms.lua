@@ -1,14 +1,14 @@
 -- The running VMs checked out with a token, as {host, pool} pairs, in the
--- order of the pools given, then by name.  ARGV[1]: token, ARGV[2..]: the
+-- order of the pools given, then by name.  token, pools: the
 -- pools to look in.
 --
 -- Reads the token's index only (Note [Token index] in preamble/vms.lua):
 -- its cost is the token's VMs, not the fleet's.  A member no longer
 -- running, or no longer that token's, leaves the index; one running in a
 -- pool not given is left alone (not shown).
-local token, index = ARGV[1], K.token_vms(ARGV[1])
+local index = K.token_vms(token)
 local order = {}
-for i = 2, #ARGV do order[ARGV[i]] = i end
+for i, pool in ipairs(pools) do order[pool] = i end
 local hosts = {}
 for _, host in ipairs(redis.call('SMEMBERS', index)) do
   local f = redis.call('HMGET', K.vm(host), 'template', 'token:token')

@@ -3,15 +3,14 @@
 -- pool's recent failures (the last RECENT kept), and in its pool's count
 -- by kind.
 --
--- ARGV[1]: pool, ARGV[2]: host, ARGV[3]: kind, ARGV[4]: reason, ARGV[5]:
--- when (timestamp text), ARGV[6]: how many recent failures a pool keeps.
-local pool, host, kind, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+-- pool, host, kind, reason, now: when (timestamp text), keep: how many
+-- recent failures a pool keeps.
 local vm = K.vm(host)
 if redis.call('EXISTS', vm) == 1 then
   redis.call('HSET', vm, 'failure', reason, 'failure_kind', kind, 'failed', now)
 end
 local recent = K.failures(pool)
 redis.call('LPUSH', recent, cjson.encode({host = host, kind = kind, reason = reason, time = now}))
-redis.call('LTRIM', recent, 0, tonumber(ARGV[6]) - 1)
+redis.call('LTRIM', recent, 0, keep - 1)
 redis.call('HINCRBY', K.failure_counts(pool), kind, 1)
 return 1

@@ -1,7 +1,6 @@
 -- A VM's hash and the set of its pool it is in.
--- ARGV[1]: hostname.  Returns false when the VM is unknown, else
+-- host: its name.  Returns false when the VM is unknown, else
 -- {set name or "", {field, value, ...}}.
-local host = ARGV[1]
 local fields = redis.call('HGETALL', K.vm(host))
 if #fields == 0 then
   return false

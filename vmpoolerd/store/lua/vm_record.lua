@@ -1,14 +1,14 @@
 -- Record the result of disk or snapshot work in a VM's hash, if the VM is
 -- still known (a hash that has expired is not made again).
--- KEYS[1]: the VM's hash, ARGV[1]: field, ARGV[2]: value, ARGV[3]:
+-- vm_key: the VM's hash, field, value, mode:
 -- "append" (to a ":"-separated list: "+8gb:+4gb") or "set".
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if redis.call('EXISTS', vm_key) == 0 then
   return 0
 end
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if ARGV[3] == 'append' and old then
-  redis.call('HSET', KEYS[1], ARGV[1], old .. ':' .. ARGV[2])
+local old = redis.call('HGET', vm_key, field)
+if mode == 'append' and old then
+  redis.call('HSET', vm_key, field, old .. ':' .. value)
 else
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HSET', vm_key, field, value)
 end
 return 1

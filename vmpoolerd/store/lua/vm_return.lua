@@ -1,10 +1,9 @@
 -- Hand a running VM back: running -> completed (queued for destruction).
--- ARGV[1]: hostname, ARGV[2]: its owner as the API checked it ('*': any;
+-- host: its name, owner: its owner as the API checked it ('*': any;
 -- see Note [Owner checks] in api/routes.py).  Returns R.DONE, or
 -- R.NO_SUCH_VM, R.OTHER_OWNER (its owner is no longer the one checked) or
 -- R.NOT_RUNNING (errors.VmChange).
-local host = ARGV[1]
-local pool, refused = running_vm(host, ARGV[2])
+local pool, refused = running_vm(host, owner)
 if not pool then
   return refused
 end

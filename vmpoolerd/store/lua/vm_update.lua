@@ -1,10 +1,10 @@
 -- Change a running VM's lifetime and tags, and record the tags in the day's
 -- history.
--- ARGV[1]: hostname, ARGV[2]: the day's tag history key,
--- ARGV[3]: JSON {"lifetime": "<hours>"?, "tags": {name: value}?}, ARGV[4]:
+-- host: its name, tags_key: the day's tag history key,
+-- change_json: {"lifetime": "<hours>"?, "tags": {name: value}?}, owner:
 -- the VM's owner as the API checked it ('*': any; see Note [Owner checks]
--- in api/routes.py), ARGV[5]: seconds the history is kept, ARGV[6]: the
--- most tags a VM may hold.
+-- in api/routes.py), history_seconds: how long the history is kept,
+-- most_tags: the most tags a VM may hold.
 --
 -- Note [Changes to running VMs only]: only a checked-out VM may be
 -- changed: a ready VM changed (a lifetime of years, tags) would be handed
@@ -13,14 +13,13 @@
 --
 -- Returns R.DONE, or (nothing written) R.NO_SUCH_VM, R.OTHER_OWNER (its
 -- owner is no longer the one checked), R.NOT_RUNNING, or R.TOO_MANY_TAGS
--- (it would hold more than ARGV[6]); R is errors.VmChange.
-local host = ARGV[1]
-local pool, refused = running_vm(host, ARGV[4])
+-- (it would hold more than most_tags); R is errors.VmChange.
+local pool, refused = running_vm(host, owner)
 if not pool then
   return refused
 end
 local vm = K.vm(host)
-local change = cjson.decode(ARGV[3])
+local change = cjson.decode(change_json)
 local tags = change.tags or {}
 local count = 0
 for _, field in ipairs(redis.call('HKEYS', vm)) do
@@ -31,7 +30,7 @@ end
 for _ in pairs(tags) do
   count = count + 1
 end
-if count > tonumber(ARGV[6]) then
+if count > most_tags then
   return R.TOO_MANY_TAGS
 end
 if change.lifetime then
@@ -39,9 +38,9 @@ if change.lifetime then
 end
 for tag, value in pairs(tags) do
   redis.call('HSET', vm, 'tag:' .. tag, value)
-  redis.call('HSET', ARGV[2], host .. ':' .. tag, value)
+  redis.call('HSET', tags_key, host .. ':' .. tag, value)
 end
 if next(tags) ~= nil then
-  redis.call('EXPIRE', ARGV[2], ARGV[5])
+  redis.call('EXPIRE', tags_key, history_seconds)
 end
 return R.DONE
