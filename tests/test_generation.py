@@ -228,3 +228,33 @@ class GenerationCheckTests(TestCase):
         self.assertEqual(len(warnings), 1)  # once, not at every check
         await GenerationStore(redis, reactor).release_held()
         await until("the doubt to end", lambda: check.watch.doubt is None)
+
+
+class WithoutThePoolsTests(TestCase):
+    """Note [Generations without the pools] in store/lua/generation.lua."""
+
+    async def test_the_pools_are_sent_only_when_the_script_needs_them(self) -> None:
+        redis = await fresh_redis(self)
+        store = GenerationStore(redis, reactor)
+        sent: list[int] = []
+        replicated = store._replicated
+
+        async def counting(name: str, **named: Any) -> Any:
+            sent.append(len(named["pools"]))
+            return await replicated(name, **named)
+        store._replicated = counting  # type: ignore[method-assign,assignment]
+        pools = [f"pool-{i}" for i in range(1000)]
+        watch = GenerationWatch(store, pools)
+        await watch.check()  # no marker yet: asked again, with the pools
+        self.assertEqual(sent, [0, 1000])
+        for _ in range(5):
+            await watch.check()
+        self.assertEqual(sent, [0, 1000] + [0] * 5)
+        self.assertIn("no pool state", watch.doubt or "")  # a new Redis
+        await redis.delete("vmpooler__doubtful")
+        await redis.hset("vmpooler__generation", "n", 1)  # went back in time
+        await redis.sadd("vmpooler__ready__pool-7", "stale")
+        await watch.check()
+        self.assertEqual(sent[-2:], [0, 1000])
+        self.assertIn("back in time", watch.doubt or "")
+        self.assertEqual(await redis.smembers("vmpooler__discovered__pool-7"), {"stale"})

@@ -74,9 +74,13 @@ class GenerationStore(Scripts):
         has yet is not taken as seen (Note [Replicated answers] in
         scripts.py): were the master to die, the replica promoted would
         otherwise look rolled back."""
-        (marker, count, doubt), replicated = await self._replicated(
-            "generation", known_id=seen.id, known_n=seen.count, new_id=secrets.token_hex(8),
-            pools=pools)
+        for with_pools in (0, 1):  # Note [Generations without the pools] in generation.lua
+            (marker, count, doubt, *ask), replicated = await self._replicated(
+                "generation", known_id=seen.id, known_n=seen.count,
+                new_id=secrets.token_hex(8), with_pools=with_pools,
+                pools=pools if with_pools else ())
+            if not ask:
+                break
         if not replicated:
             return dataclasses.replace(seen, doubt=str(doubt) or None)
         return Generation(str(marker), int(count), str(doubt) or None)

@@ -3,9 +3,25 @@
 --
 -- known_id: the marker's id as this daemon last saw it ('' if never),
 -- known_n: the count it last saw (0 if never), new_id: an id for a new
--- marker, pools: the configured pools.
--- Returns {id, count, doubt ('' if none)}.
+-- marker, with_pools: 1 when pools (the configured pools) are sent.
+-- Returns {id, count, doubt ('' if none)}; without the pools, {'', 0, '',
+-- 1} when it needs them, having changed nothing.
+--
+-- Note [Generations without the pools]: every cycle of every pool checks
+-- the generation, so a check must not cost what all the pools cost.  The
+-- pools are needed only to tell a new Redis from one with pool state (no
+-- marker) and to hold a rolled-back Redis's VMs: rare cases, seen before
+-- anything is written.  So the pools are sent only when the script,
+-- called without them, asks for them.
 local marker, doubt = K.GENERATION, K.DOUBTFUL
+
+if with_pools == 0 then
+  local seen_id = redis.call('HGET', marker, 'id')
+  local seen_n = tonumber(redis.call('HGET', marker, 'n') or '0')
+  if not seen_id or (known_id ~= '' and (seen_id ~= known_id or seen_n + 1 <= known_n)) then
+    return {'', 0, '', 1}
+  end
+end
 
 local function has_pool_state()
   for _, pool in ipairs(pools) do
