@@ -79,6 +79,10 @@ class _Connection(LogsIn):
         self.transport.setTcpNoDelay(True)
         return super().connectionMade()
 
+    def queue(self, *args: Any) -> Any:
+        """A command written with the next one (execute_command), not at once."""
+        return super().execute_command(*args)
+
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         answer = super().execute_command(*args, **kwargs)
         transport = self.transport

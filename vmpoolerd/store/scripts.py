@@ -87,7 +87,8 @@ class Scripts:
         return fenced
 
     async def _call(self, d: Deferred[Any]) -> Any:
-        d.addTimeout(self._timeout, self._reactor)
+        if not d.called:  # a free connection is handed out at once: no timer for it
+            d.addTimeout(self._timeout, self._reactor)
         try:
             return await d
         except (TimeoutError, txredisapi.ConnectionError, ConnectError,
@@ -143,10 +144,11 @@ class Scripts:
         replicas, the script's answer is used only once ``WAIT`` says one
         has it.  ``WAIT`` counts what its own connection wrote, so the
         script, the ``ROLE`` that says whether there are replicas (sent
-        with it: no extra round trip) and the ``WAIT`` go on one connection.
+        with it, in the same write: no extra round trip or send) and the
+        ``WAIT`` go on one connection.
         """
         connection = await self._call(txredis_adapter.one_connection(self._redis))
-        role = connection.execute_command("ROLE")
+        role = connection.queue("ROLE")  # goes out in the script's write
         try:
             answer = await self._script(name, on=connection, **named)
         except Exception:

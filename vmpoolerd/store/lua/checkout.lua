@@ -65,11 +65,13 @@ if not redis.call('SET', batch_key, '[]', 'NX', 'EX', undo_window) then
   return cjson.encode('cancelled')
 end
 local batch = cjson.decode(requests)
+-- What the batch asked of each pool and was handed, written once per
+-- pool at the end (Note [Counting demand]).
+local demand = {}
 local function count(pool, field, n)
   if batch.hour then
-    local key = K.demand(pool)
-    redis.call('HINCRBY', key, field .. ':' .. batch.hour, n)
-    redis.call('EXPIRE', key, 2592000)
+    demand[pool] = demand[pool] or {}
+    demand[pool][field] = (demand[pool][field] or 0) + n
   end
 end
 local results = {}
@@ -143,6 +145,13 @@ for pool in pairs(touched) do
     redis.call('SET', K.empty(pool), 'true')
   end
   redis.call('PUBLISH', K.CHECKOUT_CHANNEL, pool)
+end
+for pool, fields in pairs(demand) do
+  local key = K.demand(pool)
+  for field, n in pairs(fields) do
+    redis.call('HINCRBY', key, field .. ':' .. batch.hour, n)
+  end
+  redis.call('EXPIRE', key, 2592000)
 end
 local generation = 0
 if #handed > 0 then
