@@ -37,7 +37,7 @@ class LeaseStoreTests(TestCase):
         return await self.store.leases.round(who, pools, lease, [], 0)
 
     async def test_a_write_without_the_lease_changes_nothing(self) -> None:
-        mine = self.store.holding("a", "me")
+        mine = self.store.under_lease("a", "me")
         with self.assertRaises(LeaseLost):
             await mine.set_empty("a", True)  # a plain write, through command.lua
         with self.assertRaises(LeaseLost):

@@ -43,7 +43,7 @@ class PasswordCountTests(TestCase):
         self.assertEqual(keys, ["vmpooler__ratelimit__password:known:jdoe:a__known"])
         self.assertTrue(590 < await self.redis.ttl(keys[0]) <= 600)
 
-    async def test_a_known_address_is_held_by_its_pair_alone(self) -> None:
+    async def test_a_known_address_is_fenced_by_its_pair_alone(self) -> None:
         _, attempt = await self.store.try_password("jdoe", "a", LIMITS, T0)
         await self.store.settle_password(attempt, True, LIMITS)
         for address in ("b", "c", "d"):  # the user's bucket fills elsewhere

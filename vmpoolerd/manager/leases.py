@@ -14,8 +14,8 @@ manager's pools are free within LEASE seconds and taken within RENEW
 more.  A manager that stops gives its leases back at once.
 
 Every write a maintainer makes in a cycle runs in a script that first
-checks the lease (``lua/preamble/lease.lua``, :meth:`Scripts.held_by
-<vmpoolerd.store.scripts.Scripts.held_by>`): a manager that paused past
+checks the lease (``lua/preamble/lease.lua``, :meth:`Scripts.fenced_by
+<vmpoolerd.store.scripts.Scripts.fenced_by>`): a manager that paused past
 its lease (a stuck thread, a network split) changes nothing, and stops
 that pool's maintainer when told so (``LeaseLost``).  The manager also
 stops its maintainers by itself once its last renewal is LEASE seconds
@@ -80,7 +80,7 @@ class Leases:
         self._loop.clock = clock
         self._expiry: IDelayedCall | None = None
         self._failing: str | None = None  # why the last round failed
-        self.held: frozenset[str] = frozenset()
+        self.maintained: frozenset[str] = frozenset()
         self.rounds = 0
 
     def start(self) -> None:
@@ -92,7 +92,7 @@ class Leases:
     async def _attempt(self) -> None:
         sent = self._redis_time.seconds()
         try:
-            held = await self._store.round(
+            leased = await self._store.round(
                 self.identity, self._pools, LEASE, sorted(self._reserved()),
                 self._clock.seconds() + RESERVATION)
         except Exception as e:
@@ -110,42 +110,43 @@ class Leases:
             self._expiry.cancel()
         self._expiry = self._redis_time.callLater(
             max(sent + LEASE - self._redis_time.seconds(), 0), self._expire)
-        self._hold(held)
+        self._maintain(leased)
 
     def trouble(self) -> str | None:
         """For the health check: why the leases are not being renewed."""
         if self._failing is None:
             return None
-        held = ", ".join(sorted(self.held)) or "none"
+        held = ", ".join(sorted(self.maintained)) or "none"
         return f"pool leases not renewed ({self._failing}); pools still maintained: {held}"
 
     def _expire(self) -> None:
         """No renewal for LEASE seconds: another manager may now hold them."""
         self._expiry = None
-        if self.held:
+        if self.maintained:
             log.warn("[!] pool leases not renewed for {seconds:g} s: maintaining none of "
-                     "{pools} until they are", seconds=LEASE, pools=", ".join(sorted(self.held)))
-        self._hold(frozenset())
+                     "{pools} until they are", seconds=LEASE,
+                     pools=", ".join(sorted(self.maintained)))
+        self._maintain(frozenset())
 
-    def _hold(self, held: frozenset[str]) -> None:
-        if held == self.held:
+    def _maintain(self, leased: frozenset[str]) -> None:
+        if leased == self.maintained:
             return
-        for pool in sorted(held - self.held):
+        for pool in sorted(leased - self.maintained):
             log.info("[{pool}] lease taken by {manager}", pool=pool, manager=self.identity)
-        for pool in sorted(self.held - held):
+        for pool in sorted(self.maintained - leased):
             log.info("[{pool}] lease given up by {manager}", pool=pool, manager=self.identity)
-        self.held = held
-        self._changed(held)
+        self.maintained = leased
+        self._changed(leased)
 
     def lost(self, pool: str) -> None:
         """A write found ``pool``'s lease held by another (or by none)."""
-        self._hold(self.held - {pool})
+        self._maintain(self.maintained - {pool})
 
     async def release(self) -> None:
         """Hold nothing more, and say so in Redis at once; the timer goes on
         renewing the clones' reservations until :meth:`stop`."""
         pools, self._pools = self._pools, []
-        self._hold(frozenset())
+        self._maintain(frozenset())
         try:
             await self._store.release(self.identity, pools)
         except Exception as e:

@@ -80,7 +80,7 @@ class Maintainer:
         # the pool's lease (with an identity); the background's, ending
         # work that ran (Note [Background writes] in clones.py), and the
         # reads that need no fence, are the daemon's.
-        self._cycle_writes = store if identity is None else store.holding(pool.name, identity)
+        self._cycle_writes = store if identity is None else store.under_lease(pool.name, identity)
         self._background_writes = store
         self._lost = lost
         self._provider = provider

@@ -91,7 +91,7 @@ class Manager(Service):
         # provider_threads).
         slots = DeferredSemaphore(config.service.task_limit)
         self.leases = Leases(self.identity, config.pool_names, store.leases, reactor,
-                             self._in_flight, self._held, redis_time)
+                             self._in_flight, self._assigned, redis_time)
         self.maintainers = {p.name: Maintainer(p, config, store, vspheres[p.name], reactor,
                                                probe, metrics, slots, doubts,
                                                self.identity, self.leases.lost, rng)
@@ -122,7 +122,7 @@ class Manager(Service):
             names |= maintainer.in_flight
         return names
 
-    def _held(self, pools: frozenset[str]) -> None:
+    def _assigned(self, pools: frozenset[str]) -> None:
         """The pools whose leases the manager holds are now ``pools``."""
         for name, maintainer in self.maintainers.items():
             if name in pools and self.running:

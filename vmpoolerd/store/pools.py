@@ -40,15 +40,15 @@ class PoolStore(Scripts):
     leases = PartOf(PoolLeases)
     published = PartOf(Published)
 
-    def holding(self, pool: str, identity: str) -> Self:
+    def under_lease(self, pool: str, identity: str) -> Self:
         """This store, its writes checked against ``pool``'s lease being
-        ``identity``'s (see Scripts.held_by)."""
-        return self.held_by(keys.lease(pool), identity)
+        ``identity``'s (see Scripts.fenced_by)."""
+        return self.fenced_by(keys.lease(pool), identity)
 
     def claimed(self, request_id: str, owner: str) -> Self:
         """This store, its scripts fenced by ``owner``'s claim on the
         request (Note [On-demand requests] in lua/ondemand_create.lua)."""
-        return self.held_by(keys.odclaim(request_id), owner)
+        return self.fenced_by(keys.odclaim(request_id), owner)
 
     # -- what the maintainer observes ------------------------------------------------
 

@@ -47,7 +47,7 @@ def _preamble(name: str) -> str:
 
 
 # A lease holder's calls start with the lease's key and the holder's id
-# (Scripts.held_by); the script's declared arguments follow.
+# (Scripts.fenced_by); the script's declared arguments follow.
 FENCE = "local fence_key, fence_holder = ARGV[1], ARGV[2]"
 
 

@@ -71,9 +71,9 @@ class Scripts:
         self._timeout = timeout
         self._metrics = metrics
         self._scripts = load_scripts()
-        self._lease: tuple[str, str] | None = None  # see held_by
+        self._lease: tuple[str, str] | None = None  # see fenced_by
 
-    def held_by(self, lease: str, holder: str) -> Self:
+    def fenced_by(self, lease: str, holder: str) -> Self:
         """
         This store, with every script checked against the lease ``lease``
         (a key) being ``holder``'s, and every plain write made through a
@@ -174,7 +174,7 @@ class Part:
     """
     One part of a store, an attribute named for what it holds (as
     ``store.demand``, ``store.ondemand``): its verbs run through the
-    store's own calls, so a part of a fenced store (:meth:`Scripts.held_by`)
+    store's own calls, so a part of a fenced store (:meth:`Scripts.fenced_by`)
     is fenced as it is (:class:`PartOf`).
     """
 
