@@ -223,7 +223,11 @@ class ApiStore(Scripts):
 
     async def _checkout_batch(self, batch: list[Request]) -> list[Handed | None]:
         now = self._reactor.seconds()
-        payload = json.dumps({"hour": hour_of(now, utc_offset(now)), "sizes": self._sizes,
+        # The sizes of the pools a refusal may count against (each entry's
+        # first pool), not every pool's: a batch costs what it asks for.
+        sizes = {pools[0]: self._sizes[pools[0]] for r in batch for _, _, pools in r.entries
+                 if pools and pools[0] in self._sizes}
+        payload = json.dumps({"hour": hour_of(now, utc_offset(now)), "sizes": sizes,
                               "refusal_window": REFUSAL_WINDOW, "requests": [
             {"entries": r.entries, "now": r.now, "fields": dict(r.fields)} for r in batch]})
         key = f"{self._batch_prefix}{next(self._batches)}"

@@ -112,7 +112,7 @@ class Metrics:
         if counter is None:  # the children are kept: a checkout is a hot path
             counter = self._checkouts_by_outcome[outcome] = self.checkouts.labels(outcome)
         counter.inc()
-        suffix = CHECKOUT_3X.get(outcome)
+        suffix = CHECKOUT_3X.get(outcome) if self._sinks else None
         if suffix is not None:
             for name in names:
                 self._increment(f"checkout.{suffix}.{name}")
