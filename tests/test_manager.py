@@ -13,6 +13,7 @@ from twisted.logger import formatEvent
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.config import RedisConfig
+from vmpoolerd.manager.clones import SlotWaiters
 from vmpoolerd.manager.loop import WAKE_SPACING
 from vmpoolerd.manager.maintainer import Maintainer
 from vmpoolerd.manager.ondemand import OndemandWorker
@@ -58,6 +59,38 @@ class FillTests(ManagerCase):
         await self.assert_one_set_each()
         status = (await self.client.get("/api/v1/status")).body
         self.assertEqual(status["pools"][DEBIAN]["ready"], 3)
+
+
+class SlotWaitTests(ManagerCase):
+    """Note [Waiting for a clone slot]: one slot for both pools and loops
+    that would wait 30 s after a quiet cycle; the pool refused the slot is
+    woken by the other's clone ending, not by its loop."""
+
+    service = {"task_limit": 1, "check_loop_delay_min": 30, "check_loop_delay_max": 60}
+    vcsim = {"boot_delay_ms": 0, "clone_delay_ms": 300}
+
+    async def test_a_pool_refused_a_slot_clones_when_one_frees(self) -> None:
+        self.start()
+
+        async def both_cloned() -> bool:
+            for pool in (DEBIAN, CENTOS):
+                if not (await self.redis.scard(f"vmpooler__pending__{pool}")
+                        or await self.redis.scard(f"vmpooler__ready__{pool}")):
+                    return False
+            return True
+        await until("a clone for each pool, well before their loops' 30 s", both_cloned,
+                    seconds=15)
+
+
+class SlotWaitersTests(TestCase):
+    def test_the_longest_waiting_pool_is_woken_first_and_once(self) -> None:
+        woken: list[str] = []
+        waiters = SlotWaiters()
+        for pool in ("a", "b", "a", "c"):
+            waiters.wait(pool, lambda pool=pool: woken.append(pool))  # type: ignore[misc]
+        for _ in range(4):
+            waiters.freed()
+        self.assertEqual(woken, ["a", "b", "c"])
 
 
 class NoHostnameTests(ManagerCase):

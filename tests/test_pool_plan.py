@@ -17,7 +17,8 @@ from vmpoolerd.manager.failures import VmFailure
 from vmpoolerd.manager.pool_plan import (
     MAX_DISCOVERED_DESTROYS, held,
     Action, Check, Clone, Complete, Destroy, Discover, Drain, Forget, MarkEmpty,
-    Observation, Ready, TrackedVm, Undiscover, is_quiet, plan, states_after, to_probe,
+    Observation, Ready, TrackedVm, Undiscover, is_quiet, plan, short_of_slots, states_after,
+    to_probe,
 )
 from vmpoolerd.vsphere.client import VmState
 
@@ -750,3 +751,12 @@ class StatesAfterTests(SynchronousTestCase):
             Destroy("d1", "discovered"), Discover("stray"), Clone(3)]
         self.assertEqual(dict(states_after(vms, actions)),
                          {"pending": 4, "ready": 2, "completed": 1, "discovered": 2})
+
+
+class ShortOfSlotsTests(SynchronousTestCase):
+    """Note [Waiting for a clone slot] in vmpoolerd/manager/clones.py."""
+
+    def test_a_pool_wanting_more_than_the_slots_left_waits(self) -> None:
+        for slots, short in ((0, True), (1, True), (POOL.size, False), (POOL.size + 5, False)):
+            obs = observe(slots=slots)
+            self.assertEqual(short_of_slots(obs, plan(obs)), short, slots)

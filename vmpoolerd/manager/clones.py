@@ -105,6 +105,32 @@ class Background:
         d.addBoth(done)
 
 
+class SlotWaiters:
+    """
+    Note [Waiting for a clone slot]: clones in flight are bounded by
+    ``task_limit`` for all pools together.  A pool whose cycle was granted
+    fewer clones than it wanted would otherwise wait for its loop, whose
+    delay grows while its cycles find nothing to do (up to
+    ``check_loop_delay_max``): with a thousand pools and twenty slots, most
+    pools would sleep while slots stood free.  So such a pool waits here,
+    and each clone that ends (freeing its slot) wakes the pool that has
+    waited longest.  Shared by one daemon's maintainers; a pool woken that
+    is again granted too few waits again, at the back.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, Callable[[], None]] = {}  # oldest first
+
+    def wait(self, pool: str, wake: Callable[[], None]) -> None:
+        self._waiting.setdefault(pool, wake)
+
+    def freed(self) -> None:
+        """A slot is free: wake the pool that has waited longest."""
+        if self._waiting:
+            pool = next(iter(self._waiting))
+            self._waiting.pop(pool)()
+
+
 class ClonePause:
     """
     Note [Failing clones]: a pool whose clones keep failing (its template
@@ -158,23 +184,31 @@ class CloneRunner:
     on-demand worker), in its :class:`Background`."""
 
     def __init__(self, service: ServiceConfig, store: PoolStore, clock: IReactorTime,
-                 metrics: Metrics, background: Background) -> None:
+                 metrics: Metrics, background: Background,
+                 waiters: SlotWaiters | None = None) -> None:
         self._service = service
         self._store = store  # the daemon's (Note [Background writes])
         self._clock = clock
         self._metrics = metrics
         self._background = background
+        self._waiters = waiters or SlotWaiters()
 
     async def start(self, pool: PoolConfig, provider: Vsphere, linked: bool, count: int,
                     reserve: Reserve, failed: Failed, pause: ClonePause | None = None,
-                    what: str = "", override: bool = False) -> None:
+                    what: str = "", override: bool = False,
+                    wake: Callable[[], None] | None = None) -> None:
         """Clone up to ``count`` VMs of ``pool`` (its live config), as many
         as ``reserve`` grants; ``failed`` records a clone's failure, ``pause``
         (a pool's) counts it, ``what`` is said of each in the log.
         ``override``: the template is a live override, cloned only if vSphere
-        marks it as a template (Note [Template overrides] in api/config_routes.py)."""
+        marks it as a template (Note [Template overrides] in api/config_routes.py).
+        ``wake``: its owner, woken when a slot frees if fewer were granted
+        (Note [Waiting for a clone slot])."""
         names = [new_hostname(self._service.prefix) for _ in range(count)]
-        for name in await reserve(names):
+        granted = await reserve(names)
+        if len(granted) < count and wake is not None:
+            self._waiters.wait(pool.name, wake)
+        for name in granted:
             self._background.run(name, self._run(pool, provider, linked, name, failed, pause,
                                                  what, override))
 
@@ -206,3 +240,4 @@ class CloneRunner:
             await self._store.clone_ended(pool.name, name, ok, seconds, day)
         except Exception:
             log.failure("[!] [{pool}] '{vm}' clone end not recorded", pool=pool.name, vm=name)
+        self._waiters.freed()

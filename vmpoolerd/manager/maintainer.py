@@ -33,7 +33,7 @@ from .doubt import Doubts
 from ..live import drain_reason, live_pool
 from .sizing import PoolSizer
 from . import observe
-from .clones import Background, ClonePause, CloneRunner, record_failure, why
+from .clones import Background, ClonePause, CloneRunner, SlotWaiters, record_failure, why
 from .failures import VmFailure
 from .leases import RESERVATION
 from .loop import Loop, finish
@@ -64,7 +64,8 @@ class Maintainer:
                  slots: DeferredSemaphore | None = None,
                  doubts: Doubts | None = None, identity: str | None = None,
                  lost: Callable[[str], None] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 waiters: SlotWaiters | None = None) -> None:
         # One view of the pool: its file's config with Redis's on top, as
         # of the last look (vmpoolerd/live.py); the two it is made of.
         self.pool = pool
@@ -91,7 +92,9 @@ class Maintainer:
                           self._service.check_loop_delay_decay, rng)
         self._sizer = PoolSizer(pool, self._cycle_writes.demand, clock)
         self._background = Background(pool.name, self.wake)  # clones and destroys
-        self._clones = CloneRunner(self._service, store, clock, self._metrics, self._background)
+        self._waiters = waiters or SlotWaiters()
+        self._clones = CloneRunner(self._service, store, clock, self._metrics, self._background,
+                                   self._waiters)
         self._pause = ClonePause(pool.name, store, clock)  # Note [Failing clones]
         self.booting = False
         self.failing = False
@@ -188,6 +191,9 @@ class Maintainer:
         self.holding = len(held)
         for action in actions:
             await self._execute(action, observation.now)
+        if observation.now >= self.paused_until and planning.short_of_slots(observation,
+                                                                             actions):
+            self._waiters.wait(self.pool.name, self.wake)  # Note [Waiting for a clone slot]
         if self._doubts is not None:
             await self._doubts.report(self.pool.name, observation.doubt, len(held))
         self.booting = any(vm.state == planning.PENDING for vm in observation.tracked)
@@ -323,7 +329,8 @@ class Maintainer:
 
         await self._clones.start(pool, self._provider, self._linked, count, reserve,
                                  self._clone_failed, self._pause,
-                                 override=pool.template != self._configured.template)
+                                 override=pool.template != self._configured.template,
+                                 wake=self.wake)
 
     async def _clone_failed(self, name: str, failure: VmFailure) -> None:
         await self._failed(name, failure, self._background_writes)

@@ -511,8 +511,8 @@ def plan(obs: Observation) -> list[Action]:
 
     actions.extend(_shrink(obs, actions))
     after = states_after(obs.tracked, actions)
-    ready, pending = after[READY], after[PENDING]
-    clones = min(obs.pool.size - ready - pending, obs.clone_slots)
+    ready = after[READY]
+    clones = min(obs.pool.size - ready - after[PENDING], obs.clone_slots)
     if clones > 0:
         actions.append(Clone(clones))
     if ready == 0 and not obs.empty:
@@ -520,6 +520,20 @@ def plan(obs: Observation) -> list[Action]:
     elif ready > 0 and obs.empty:
         actions.append(MarkEmpty(False))
     return actions
+
+
+def _wanted(obs: Observation, actions: Sequence[Action]) -> int:
+    """The clones the pool still wants once ``actions`` are done (their
+    clones counted as pending)."""
+    after = states_after(obs.tracked, actions)
+    return obs.pool.size - after[READY] - after[PENDING]
+
+
+def short_of_slots(obs: Observation, actions: Sequence[Action]) -> bool:
+    """Whether the pool, once ``actions`` (its plan) are done, still wants
+    clones that no slot was left for (Note [Waiting for a clone slot] in
+    clones.py)."""
+    return _wanted(obs, actions) > 0
 
 
 def _shrink(obs: Observation, actions: Sequence[Action]) -> list[Action]:

@@ -26,6 +26,7 @@ from ..telemetry.metrics import Metrics
 from ..vsphere.types import Vsphere
 from .doubt import Doubts
 from .leases import Leases, manager_id
+from .clones import SlotWaiters
 from .maintainer import Maintainer, Probe
 from .ondemand import OndemandWorker
 from .purge import purge, purging
@@ -92,9 +93,10 @@ class Manager(Service):
         slots = DeferredSemaphore(config.service.task_limit)
         self.leases = Leases(self.identity, config.pool_names, store.leases, reactor,
                              self._in_flight, self._assigned, redis_time)
+        waiters = SlotWaiters()  # Note [Waiting for a clone slot] in clones.py
         self.maintainers = {p.name: Maintainer(p, config, store, vspheres[p.name], reactor,
                                                probe, metrics, slots, doubts,
-                                               self.identity, self.leases.lost, rng)
+                                               self.identity, self.leases.lost, rng, waiters)
                             for p in config.pools}
         self.tasks = TaskWorker(config, store, vspheres, reactor, slots)
         self.ondemand = OndemandWorker(config, store, vspheres, reactor, probe, metrics)
