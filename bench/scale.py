@@ -69,6 +69,8 @@ class Figures:
     fill: float  # seconds (FILL_TIMEOUT if unfinished)
     filled: bool
     full_pools: int
+    fill_cpu: float  # the daemon's CPU while it filled, fraction of one core
+    fill_vcsim_cpu: float  # the simulator's, likewise
     cpu: float  # fraction of one core
     status_p50: float  # ms
     status_p95: float  # ms
@@ -144,6 +146,7 @@ def measure(pools: int) -> Figures:
             env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT)
         processes.append(daemon)
         wait_port(port, daemon)
+        daemon_before, vcsim_before = cpu_seconds(daemon.pid), cpu_seconds(vcsim.process.pid)
         full = 0
         while time.monotonic() - start < FILL_TIMEOUT:
             full = int(redis_cli(redis_port, "EVAL", FULL, "0", str(pools), str(SIZE)))
@@ -151,6 +154,8 @@ def measure(pools: int) -> Figures:
                 break
             time.sleep(1)
         fill = time.monotonic() - start
+        fill_cpu = (cpu_seconds(daemon.pid) - daemon_before) / fill
+        fill_vcsim_cpu = (cpu_seconds(vcsim.process.pid) - vcsim_before) / fill
         time.sleep(2)  # the last clones' bookkeeping
         redis_cli(redis_port, "CONFIG", "RESETSTAT")
         spy = py_spy(daemon.pid, f"/tmp/scale-idle-{pools}.txt", IDLE)
@@ -164,7 +169,8 @@ def measure(pools: int) -> Figures:
         latencies = status_latencies(port)
         if spy:
             spy.wait()
-        return Figures(pools, fill, full == pools, full, cpu, median(latencies),
+        return Figures(pools, fill, full == pools, full, fill_cpu, fill_vcsim_cpu, cpu,
+                       median(latencies),
                        quantiles(latencies, n=20)[-1], commands)
     finally:
         stop(processes)
@@ -186,6 +192,8 @@ def main() -> None:
                 f"the CPU below is not idle)")
         print(f"  {pools:5d} pools: {fill}, idle CPU {100 * r.cpu:5.1f}% of a core, "
               f"/status p50 {r.status_p50:6.1f} ms p95 {r.status_p95:6.1f} ms", flush=True)
+        print(f"         while filling: the daemon {100 * r.fill_cpu:.0f}% of a core, the "
+              f"simulator {100 * r.fill_vcsim_cpu:.0f}%")
         print(f"         Redis commands/s at idle: {sum(r.commands.values()):.0f} (" +
               ", ".join(f"{name} {rate:.1f}" for name, rate in list(r.commands.items())[:8]) + ")")
     if len(results) >= 2:

@@ -46,6 +46,20 @@ class LoopTests(SynchronousTestCase):
         self.run_steps(False, [1, 1])
         self.assertEqual(self.loop.steps, 6)
 
+    def test_a_parked_loop_waits_its_longest_unless_woken(self) -> None:
+        self.loop.start()
+        self.clock.advance(0)
+        self.loop.park()  # during the step: it did something, yet waits 8 s
+        self.run_steps(False, [8])
+        self.run_steps(False, [1])  # parked for one step only
+        self.loop.park()
+        self.steps[-1].callback(False)
+        self.clock.advance(WAKE_SPACING)
+        count = len(self.steps)
+        self.loop.wake()  # a slot freed: at once
+        self.clock.advance(0)
+        self.assertEqual(len(self.steps), count + 1)
+
     def test_a_wake_brings_the_next_step_forward_but_spaced(self) -> None:
         self.loop.start()
         self.clock.advance(0)

@@ -115,7 +115,11 @@ class SlotWaiters:
     pools would sleep while slots stood free.  So such a pool waits here,
     and each clone that ends (freeing its slot) wakes the pool that has
     waited longest.  Shared by one daemon's maintainers; a pool woken that
-    is again granted too few waits again, at the back.
+    is again granted too few waits again, at the back.  Meanwhile its loop
+    is parked (Loop.park): the next step waits ``check_loop_delay_max``
+    unless woken, so a thousand waiting pools do not each read their
+    folder every few seconds for nothing.  Slots freed by another daemon
+    are seen at that step at the latest.
     """
 
     def __init__(self) -> None:

@@ -57,6 +57,7 @@ class Loop:
         self._running = False
         self._again = False
         self._last_start = float("-inf")
+        self._parked = False
         self._stopped = True
         self.current: Deferred[None] | None = None  # the step running, if any
         self.steps = 0
@@ -77,12 +78,18 @@ class Loop:
         if self._stopped:
             return
         self._delay = self._minimum
+        self._parked = False
         if self._running:
             self._again = True
         elif self._call is not None:
             soon = self._soonest()
             if self._call.getTime() - self._clock.seconds() > soon:
                 self._call.reset(soon)
+
+    def park(self) -> None:
+        """Wait ``maximum`` before the next step unless woken: the owner
+        knows what will wake it (Note [Waiting for a clone slot])."""
+        self._parked = True
 
     def stop(self) -> None:
         """No new step (the one running, ``current``, goes on)."""
@@ -110,8 +117,9 @@ class Loop:
         self.steps += 1
         if self._stopped:
             return
-        self._delay = next_delay(self._delay, quiet and not self._again,
-                                 self._minimum, self._maximum, self._decay)
+        self._delay = self._maximum if self._parked and not self._again else next_delay(
+            self._delay, quiet and not self._again, self._minimum, self._maximum, self._decay)
+        self._parked = False
         self._schedule(self._soonest() if self._again else self._spread(self._delay))
         self._again = False
 

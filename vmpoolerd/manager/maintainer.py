@@ -193,7 +193,9 @@ class Maintainer:
             await self._execute(action, observation.now)
         if observation.now >= self.paused_until and planning.short_of_slots(observation,
                                                                              actions):
-            self._waiters.wait(self.pool.name, self.wake)  # Note [Waiting for a clone slot]
+            # Note [Waiting for a clone slot]: woken when one frees.
+            self._waiters.wait(self.pool.name, self.wake)
+            self._loop.park()
         if self._doubts is not None:
             await self._doubts.report(self.pool.name, observation.doubt, len(held))
         self.booting = any(vm.state == planning.PENDING for vm in observation.tracked)
