@@ -34,32 +34,11 @@ import tempfile
 import time
 from typing import Callable
 
-from .__main__ import (POOL, Processes, check_tools, free_port, redis_cli, start_redis, stop,
-                       wait_port)
+from .__main__ import (CONFIG, POOL, READY, Processes, check_tools, free_port, redis_cli,
+                       start_redis, stop, wait_port)
 from .checkout import HOST, wrk
 
-READY = 400_000
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-CONFIG = """
-:vsphere:
-  server: 127.0.0.1
-  username: bench
-  password: bench
-:redis:
-  server: 127.0.0.1
-  port: {redis}
-:config:
-  host: 127.0.0.1
-  port: {port}
-  domain: example.com
-:pools:
-  - name: {pool}
-    template: Templates/t
-    folder: Pooled/p
-    datastore: ds
-    size: 5
-"""
 
 
 def command_stats(redis_port: int, run: Callable[[], object]) -> collections.Counter[str]:
