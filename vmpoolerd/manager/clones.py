@@ -199,22 +199,19 @@ class CloneRunner:
 
     async def start(self, pool: PoolConfig, provider: Vsphere, linked: bool, count: int,
                     reserve: Reserve, failed: Failed, pause: ClonePause | None = None,
-                    what: str = "", override: bool = False,
-                    wake: Callable[[], None] | None = None) -> None:
+                    what: str = "", override: bool = False) -> int:
         """Clone up to ``count`` VMs of ``pool`` (its live config), as many
         as ``reserve`` grants; ``failed`` records a clone's failure, ``pause``
         (a pool's) counts it, ``what`` is said of each in the log.
         ``override``: the template is a live override, cloned only if vSphere
         marks it as a template (Note [Template overrides] in api/config_routes.py).
-        ``wake``: its owner, woken when a slot frees if fewer were granted
-        (Note [Waiting for a clone slot])."""
+        How many were granted."""
         names = [new_hostname(self._service.prefix) for _ in range(count)]
         granted = await reserve(names)
-        if len(granted) < count and wake is not None:
-            self._waiters.wait(pool.name, wake)
         for name in granted:
             self._background.run(name, self._run(pool, provider, linked, name, failed, pause,
                                                  what, override))
+        return len(granted)
 
     async def _run(self, pool: PoolConfig, provider: Vsphere, linked: bool, name: str,
                    failed: Failed, pause: ClonePause | None, what: str,

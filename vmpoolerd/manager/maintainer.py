@@ -191,11 +191,8 @@ class Maintainer:
         self.holding = len(held)
         for action in actions:
             await self._execute(action, observation.now)
-        if observation.now >= self.paused_until and planning.short_of_slots(observation,
-                                                                             actions):
-            # Note [Waiting for a clone slot]: woken when one frees.
-            self._waiters.wait(self.pool.name, self.wake)
-            self._loop.park()
+        if planning.short_of_slots(observation, actions):
+            self._wait_for_slot(observation.now)
         if self._doubts is not None:
             await self._doubts.report(self.pool.name, observation.doubt, len(held))
         self.booting = any(vm.state == planning.PENDING for vm in observation.tracked)
@@ -329,10 +326,18 @@ class Maintainer:
                 pool.name, names, service.task_limit, pool.size, format_time(now), now,
                 RESERVATION)
 
-        await self._clones.start(pool, self._provider, self._linked, count, reserve,
-                                 self._clone_failed, self._pause,
-                                 override=pool.template != self._configured.template,
-                                 wake=self.wake)
+        granted = await self._clones.start(pool, self._provider, self._linked, count, reserve,
+                                           self._clone_failed, self._pause,
+                                           override=pool.template != self._configured.template)
+        if granted < count:  # another daemon took the slots since the look
+            self._wait_for_slot(now)
+
+    def _wait_for_slot(self, now: float) -> None:
+        """Note [Waiting for a clone slot] in clones.py: woken when one
+        frees, the loop parked meanwhile (a paused pool waits for its pause)."""
+        if now >= self.paused_until:
+            self._waiters.wait(self.pool.name, self.wake)
+            self._loop.park()
 
     async def _clone_failed(self, name: str, failure: VmFailure) -> None:
         await self._failed(name, failure, self._background_writes)
