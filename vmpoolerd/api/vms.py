@@ -97,7 +97,7 @@ class VmRoutes:
             outcome = "redis_unavailable"
             raise
         finally:
-            self._metrics.checkout(outcome, tuple(asked))
+            self._metrics.checkout(outcome, asked)
 
     def _shuffled(self, pools: tuple[str, ...]) -> tuple[str, ...]:
         """An alias's pools in random order, so that checkouts spread over them."""

@@ -14,7 +14,7 @@ One :class:`Metrics` per daemon, with its own registry: nothing global.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -105,7 +105,7 @@ class Metrics:
 
     # --- events --------------------------------------------------------------------
 
-    def checkout(self, outcome: str, names: Sequence[str] = ()) -> None:
+    def checkout(self, outcome: str, names: Iterable[str] = ()) -> None:
         """A checkout's ``outcome``; ``names``: what it asked for (for 3.x's
         counters, one per name)."""
         counter = self._checkouts_by_outcome.get(outcome)
