@@ -86,11 +86,6 @@ class Callers:
             raise ApiError(401, "an X-AUTH-TOKEN is required")
         return caller
 
-    @property
-    def administered(self) -> bool:
-        """Whether administrators are named (Note [Administrators] in admins.py)."""
-        return self._admins.named
-
     async def administrator(self, request: IRequest) -> Caller | None:
         """The caller, who must be an administrator when administrators are
         named (401 without a token, 403 with another's); else as :meth:`required`."""

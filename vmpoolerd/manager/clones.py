@@ -151,12 +151,10 @@ class ClonePause:
         self._store = store  # the daemon's (Note [Background writes])
         self._clock = clock
         self.failures = 0      # clones failed in a row
-        self.reason = ""       # the last one's reason
         self.until = 0.0       # no clone is started before
 
     async def failed(self, reason: str) -> None:
         self.failures += 1
-        self.reason = reason
         if self.failures < PAUSE_AFTER:
             return
         pause = min(MIN_PAUSE * 2 ** (self.failures - PAUSE_AFTER), MAX_PAUSE)

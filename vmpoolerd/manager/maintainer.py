@@ -109,11 +109,6 @@ class Maintainer:
         return self._pause.failures
 
     @property
-    def clone_failure(self) -> str:
-        """The last failed clone's reason."""
-        return self._pause.reason
-
-    @property
     def paused_until(self) -> float:
         """No clone is started before."""
         return self._pause.until
