@@ -29,7 +29,7 @@ from ..vsphere.types import VmState, Vsphere
 from . import observe
 from . import ondemand_plan as od
 from . import pool_plan as planning
-from .clones import Background, CloneRunner, record_failure, why
+from .clones import Background, CloneRunner, SlotWaiters, record_failure, why
 from .failures import VmFailure
 from .leases import RESERVATION
 from .loop import Loop, finish
@@ -46,7 +46,10 @@ CLAIM_SECONDS = 30.0
 class OndemandWorker:
     def __init__(self, config: Config, store: PoolStore, vspheres: Mapping[str, Vsphere],
                  clock: IReactorTime, probe: Probe | None = None,
-                 metrics: Metrics | None = None, owner: str | None = None) -> None:
+                 metrics: Metrics | None = None, owner: str | None = None,
+                 waiters: SlotWaiters | None = None) -> None:
+        """``waiters``: the pools waiting for a clone slot, woken as its
+        clones end (Note [Waiting for a clone slot] in clones.py)."""
         self._config = config
         self._service = config.service
         self._store = store
@@ -63,7 +66,7 @@ class OndemandWorker:
         self._claimed: set[str] = set()
         self._background = Background("ondemand", self.wake)  # clones in flight
         self._clones = CloneRunner(config.service, store, clock, self._metrics,
-                                   self._background)
+                                   self._background, waiters)
 
     def start(self) -> None:
         self._loop.start()

@@ -99,7 +99,8 @@ class Manager(Service):
                                                self.identity, self.leases.lost, rng, waiters)
                             for p in config.pools}
         self.tasks = TaskWorker(config, store, vspheres, reactor, slots)
-        self.ondemand = OndemandWorker(config, store, vspheres, reactor, probe, metrics)
+        self.ondemand = OndemandWorker(config, store, vspheres, reactor, probe, metrics,
+                                       waiters=waiters)
         self._vspheres = vspheres
         self._purge: Deferred[None] | None = None
         self._publish: Deferred[None] | None = None
