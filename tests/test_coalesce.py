@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -21,7 +21,9 @@ class CoalescerTests(SynchronousTestCase):
             self.pending.append((batch, d))
             return d
 
-        self.coalescer: Coalescer[int, int] = Coalescer(run, self.clock, max_batch=3)
+        self.abandoned: list[int] = []
+        self.coalescer: Coalescer[int, int] = Coalescer(run, self.clock, self.abandoned.append,
+                                                        max_batch=3)
 
     def finish(self, index: int = 0) -> None:
         """Redis answers the ``index``-th batch still in flight."""
@@ -76,3 +78,21 @@ class CoalescerTests(SynchronousTestCase):
         self.failureResultOf(first, RuntimeError)
         self.finish(0)
         self.assertEqual(self.successResultOf(second), 20)
+
+    def test_a_cancelled_request_stays_in_its_batch_and_its_result_is_abandoned(self) -> None:
+        kept, cancelled = self.coalescer.submit(1), self.coalescer.submit(2)
+        cancelled.cancel()
+        self.failureResultOf(cancelled, CancelledError)
+        self.clock.advance(0)
+        self.assertEqual(self.batches, [[1, 2]])
+        self.finish()
+        self.assertEqual(self.successResultOf(kept), 10)
+        self.assertEqual(self.abandoned, [20])
+
+    def test_a_cancelled_request_of_a_failed_batch_is_failed_once(self) -> None:
+        cancelled = self.coalescer.submit(1)
+        cancelled.cancel()
+        self.clock.advance(0)
+        self.pending.pop(0)[1].errback(RuntimeError("redis went away"))
+        self.failureResultOf(cancelled, CancelledError)
+        self.assertEqual(self.abandoned, [])

@@ -60,6 +60,12 @@ class HeadRefusingChannelTests(SynchronousTestCase):
         feed(channel, b"GET / HTTP/1.1\r\nHost: x\r\n")
         self.assertIsNone(channel.refused)
 
+    def test_the_head_size_counts_the_head_being_read_only(self) -> None:
+        channel = RecordingChannel()
+        self.assertEqual(channel.head_size(), 0)
+        feed(channel, b"GET / HTTP/1.1\r\nHost: x\r\n")
+        self.assertEqual(channel.head_size(), len(b"GET / HTTP/1.1") + len(b"Host: x"))
+
     def test_the_default_is_twisteds_bare_400(self) -> None:
         channel = HeadRefusingChannel()
         channel.maxHeaders = 1

@@ -128,10 +128,19 @@ class ApiRequest(Request):
 
     def getRequestHostname(self) -> bytes:
         """The Host header's name; without one, on a socket with no host
-        name (``listen: unix:...``), ``localhost``."""
-        if self.getHeader(b"host") is None and not hasattr(self.getHost(), "host"):
-            return b"localhost"
-        return super().getRequestHostname()  # type: ignore[no-any-return]
+        name (``listen: unix:...``), ``localhost``.  A connection's
+        requests nearly always name the same host: its name is worked out
+        once per connection, not per request."""
+        header = self.getHeader(b"host")
+        known = self.channel.hostname
+        if known is not None and known[0] == header:
+            return known[1]
+        if header is None and not hasattr(self.getHost(), "host"):
+            name = b"localhost"
+        else:
+            name = super().getRequestHostname()
+        self.channel.hostname = (header, name)
+        return name
 
     def handleContentChunk(self, data: bytes) -> None:
         self.received += len(data)
@@ -177,7 +186,7 @@ class ApiChannel(HeadRefusingChannel):
     refused = False
     head_started: float | None = None  # the first byte of the request being read
     head_ended: float | None = None  # the end of its head, while its body is read
-    _lines = 0  # of the head being read
+    hostname: tuple[bytes | None, bytes] | None = None  # Host header, its name
     _dropped = 0
     _declared_left: int | None = None  # of a refused body of a declared length
 
@@ -185,6 +194,20 @@ class ApiChannel(HeadRefusingChannel):
         super().connectionMade()
         self.last_active = self.site.reactor.seconds()
         self.site.channels.add(self)
+        # Asked for every request (twice by Klein), the same all along the
+        # connection: worked out once.
+        self._secure = super().isSecure()
+        self._host = super().getHost()
+        self._peer = super().getPeer()
+
+    def isSecure(self) -> bool:
+        return self._secure
+
+    def getHost(self) -> IAddress:
+        return self._host
+
+    def getPeer(self) -> IAddress:
+        return self._peer
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         self.site.channels.discard(self)
@@ -197,14 +220,8 @@ class ApiChannel(HeadRefusingChannel):
             self.head_started = self.last_active
         super().dataReceived(data)
 
-    def lineReceived(self, line: bytes) -> None:
-        if self.head_started is None:  # a pipelined request, played back
-            self.head_started = self.site.reactor.seconds()
-        self._lines += 1
-        super().lineReceived(line)
-
     def lineLengthExceeded(self, line: bytes) -> None:
-        if self._lines == 0:
+        if self.head_size() == 0:
             self.refuse(414, b"URI Too Long", f"the request line is longer than {MAX_LINE} bytes")
         else:
             self.refuse(431, b"Request Header Fields Too Large",
@@ -252,7 +269,6 @@ class ApiChannel(HeadRefusingChannel):
             return
         self.busy = True
         self.head_started = self.head_ended = None
-        self._lines = 0
         super().allContentReceived()
 
     def refuse_body(self) -> None:

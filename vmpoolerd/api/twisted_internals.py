@@ -8,7 +8,8 @@ used here, and fails the day an upgrade removes or changes one.
   parse) with a bare 400 from its private
   ``_respondToBadRequestAndDisconnect``; the sizes it judged by are its
   private ``_receivedHeaderSize`` and ``_receivedHeaderCount``.  A subclass
-  gets :meth:`HeadRefusingChannel.head_refused` instead.
+  gets :meth:`HeadRefusingChannel.head_refused` instead, and
+  :meth:`HeadRefusingChannel.head_size` for the head being read.
 - :data:`IOpenSSLTrustRoot`: what ``platformTrust()`` and
   ``trustRootFromCertificates()`` return, an interface Twisted keeps in
   its private ``_sslverify`` module.
@@ -32,6 +33,11 @@ class HeadRefusingChannel(HTTPChannel):
         ``maxHeaders``); neither over its limit means a line Twisted could
         not parse.  The default is Twisted's own bare 400."""
         super()._respondToBadRequestAndDisconnect()
+
+    def head_size(self) -> int:
+        """The bytes of the request head read so far (0: not one line of it;
+        Twisted starts again from 0 for each request)."""
+        return self._receivedHeaderSize  # type: ignore[no-any-return]
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         self.head_refused(self._receivedHeaderSize, self._receivedHeaderCount)

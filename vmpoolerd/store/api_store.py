@@ -145,6 +145,12 @@ UNSEEN_BY_STATUS = frozenset({
     "password_settle", "request_limit"})
 
 
+def _handed_out(vms: Handed | None) -> Handed:
+    if vms is None:
+        raise NotEnoughVms()
+    return vms
+
+
 class ApiStore(Scripts):
     """What the API reads and changes."""
 
@@ -158,7 +164,7 @@ class ApiStore(Scripts):
         # (Note [Refusals counted] in lua/checkout.lua).
         self._sizes = dict(sizes or {})
         self._checkouts: Coalescer[Request, Handed | None] = \
-            Coalescer(self._checkout_batch, reactor)
+            Coalescer(self._checkout_batch, reactor, self._give_back)
         self._undos: set[IDelayedCall] = set()
         self._undoing: set[Deferred[None]] = set()
         # Batch keys: unique to this store among the daemons sharing the
@@ -201,25 +207,14 @@ class ApiStore(Scripts):
         batch, or about to be: the VMs the script hands out for it go back
         to ready as soon as the answer comes, as for an unanswered batch.
         """
-        result = self._checkouts.submit(request)
-        answer: Deferred[Handed] = Deferred()
+        return self._checkouts.submit(request).addCallback(_handed_out)
 
-        def deliver(vms: Handed | None) -> None:
-            if not answer.called:
-                if vms is None:
-                    answer.errback(NotEnoughVms())
-                else:
-                    answer.callback(vms)
-            elif vms:
-                hosts = [host for names in vms.values() for host in names]
-                self._undo({"window": UNDO_WINDOW, "hosts": json.dumps(hosts)},
-                           self._reactor.seconds() + UNDO_WINDOW, 0.0)
-
-        def fail(failure: Any) -> None:
-            if not answer.called:  # else the batch's own undo, if any, is at work
-                answer.errback(failure)
-        result.addCallbacks(deliver, fail)
-        return answer
+    def _give_back(self, vms: Handed | None) -> None:
+        """What a cancelled checkout was handed goes back to ready."""
+        if vms:
+            hosts = [host for names in vms.values() for host in names]
+            self._undo({"window": UNDO_WINDOW, "hosts": json.dumps(hosts)},
+                       self._reactor.seconds() + UNDO_WINDOW, 0.0)
 
     async def _checkout_batch(self, batch: list[Request]) -> list[Handed | None]:
         now = self._reactor.seconds()

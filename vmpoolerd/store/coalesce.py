@@ -13,6 +13,10 @@ waits for a timer with a delay: an idle daemon answers a checkout after
 one round trip.  The script treats each request of a batch on its own
 (all or nothing each).
 
+A request cancelled by its caller stays in its batch (it may have gone
+out already): its result, when it comes, is handed to ``abandoned``
+instead, for the caller's owner to undo.
+
 A batch's cost to the daemon is nearly all the Redis round trip, not the
 script; how the checkout's time was measured, and what was tried, is in
 the README's Performance section.
@@ -31,8 +35,10 @@ R = TypeVar("R")
 
 class Coalescer(Generic[T, R]):
     def __init__(self, run: Callable[[list[T]], Awaitable[Sequence[R]]],
-                 clock: IReactorTime, max_batch: int = 200, in_flight: int = 2) -> None:
+                 clock: IReactorTime, abandoned: Callable[[R], object] = lambda _: None,
+                 max_batch: int = 200, in_flight: int = 2) -> None:
         self._run = run
+        self._abandoned = abandoned
         self._clock = clock
         self._max_batch = max_batch
         self._in_flight = in_flight
@@ -41,7 +47,7 @@ class Coalescer(Generic[T, R]):
         self._flush: IDelayedCall | None = None
 
     def submit(self, item: T) -> Deferred[R]:
-        d: Deferred[R] = Deferred()
+        d: Deferred[R] = Deferred(_keep_in_batch)
         self._waiting.append((item, d))
         if self._busy < self._in_flight and self._flush is None:
             self._flush = self._clock.callLater(0, self._next)
@@ -65,7 +71,16 @@ class Coalescer(Generic[T, R]):
             results = await self._run([item for item, _ in batch])
         except Exception as e:
             for _, d in batch:
-                d.errback(e)
+                if not d.called:
+                    d.errback(e)
             return
         for (_, d), result in zip(batch, results):
-            d.callback(result)
+            if d.called:  # cancelled
+                self._abandoned(result)
+            else:
+                d.callback(result)
+
+
+def _keep_in_batch(d: Deferred[object]) -> None:
+    """A cancelled request stays in its batch (Deferred fails it with
+    CancelledError): its result goes to ``abandoned``."""
