@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -76,6 +77,19 @@ class ReplicatedCheckoutTests(TestCase):
         self.assertEqual(await self.redis.smembers(f"vmpooler__running__{POOL}"), {host})
         self.assertEqual(set(await self.redis.smembers(f"vmpooler__ready__{POOL}")),
                          set(hosts) - {host})
+
+    async def test_role_is_asked_once_a_second_and_every_checkout_waits(self) -> None:
+        """Note [Replicated answers]: ROLE at most once per ROLE_FOR per
+        connection (the pool has two); WAIT for every checkout batch."""
+        await fill_ready(self.redis, POOL, 7)
+        await self.store.checkout(self.request())  # its connection asks ROLE
+        self.group.master.cli("CONFIG", "RESETSTAT")
+        for _ in range(5):
+            await self.store.checkout(self.request())
+        stats = self.group.master.cli("INFO", "commandstats")
+        roles = re.search(r"cmdstat_role:calls=(\d+),", stats)
+        self.assertLessEqual(int(roles.group(1)) if roles else 0, 1)  # the other connection's
+        self.assertIn("cmdstat_wait:calls=5,", stats)
 
     def _resume_replica(self) -> None:
         assert self.group.replica.process is not None

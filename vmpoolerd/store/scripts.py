@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import weakref
 from importlib import resources
 from typing import Any, Callable, Generic, Protocol, Self, Sequence, TypeVar
 
@@ -29,6 +30,7 @@ from .prelude import prelude
 from .script_specs import SCRIPTS
 
 WAIT_MS = 1000  # how long a write waits for a replica to have it (Note [Replicated answers])
+ROLE_FOR = 1.0  # seconds a connection's answer to ROLE is relied on (the same Note)
 UNAVAILABLE_REPLIES = frozenset({"BUSY", "LOADING", "READONLY", "MASTERDOWN", "OOM",
                                  "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"})
 
@@ -72,6 +74,10 @@ class Scripts:
         self._metrics = metrics
         self._scripts = load_scripts()
         self._lease: tuple[str, str] | None = None  # see fenced_by
+        # Per connection: when it last answered ROLE, and whether its
+        # master had replicas then (Note [Replicated answers]).
+        self._roles: weakref.WeakKeyDictionary[Any, tuple[float, bool]] = \
+            weakref.WeakKeyDictionary()
 
     def fenced_by(self, lease: str, holder: str) -> Self:
         """
@@ -145,17 +151,32 @@ class Scripts:
         has it.  ``WAIT`` counts what its own connection wrote, so the
         script, the ``ROLE`` that says whether there are replicas (sent
         with it, in the same write: no extra round trip or send) and the
-        ``WAIT`` go on one connection.
+        ``WAIT`` go on one connection.  A connection's ``ROLE`` is asked
+        at most once every ROLE_FOR seconds (a checkout batch asked it
+        every time: a tenth of the checkout's CPU).  A replica that
+        attached since is not waited for until then, and a failover cannot
+        promote it meanwhile: Sentinel learns of a master's replicas from
+        its ``INFO``, every ten seconds.  A reconnection, to a new master
+        say, is a new connection, which asks at once.
         """
         connection = await self._call(txredis_adapter.one_connection(self._redis))
-        role = connection.queue("ROLE")  # goes out in the script's write
+        now = self._reactor.seconds()
+        known = self._roles.get(connection)
+        role = None
+        if known is None or now - known[0] >= ROLE_FOR:
+            role = connection.queue("ROLE")  # goes out in the script's write
         try:
             answer = await self._script(name, on=connection, **named)
         except Exception:
-            role.addErrback(lambda _: None)
+            if role is not None:
+                role.addErrback(lambda _: None)
             raise
-        master = await self._call(role)
-        if master[0] != "master" or not master[2]:
+        if role is not None:
+            master = await self._call(role)
+            known = (now, master[0] == "master" and bool(master[2]))
+            self._roles[connection] = known
+        assert known is not None
+        if not known[1]:
             return answer, True
         acked = await self._call(connection.execute_command("WAIT", 1, WAIT_MS))
         return answer, int(acked) >= 1

@@ -14,10 +14,12 @@ One :class:`Metrics` per daemon, with its own registry: nothing global.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Protocol, Sequence
+import collections
+from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 DURATIONS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800)
 CALL_DURATIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
@@ -41,6 +43,26 @@ class StatsSink(Protocol):
 CHECKOUT_3X = {"ok": "success", "not_enough_vms": "empty", "unknown_pool": "invalid"}
 
 
+class _Outcomes:
+    """
+    A counter by one label, kept in a plain dict and read out only when
+    ``/metrics`` is asked: counting is a dict update, where a Prometheus
+    counter takes a lock per increment (the checkout's hot path).
+    """
+
+    def __init__(self, name: str, documentation: str, label: str,
+                 registry: CollectorRegistry) -> None:
+        self._name, self._documentation, self._label = name, documentation, label
+        self.counts: collections.Counter[str] = collections.Counter()
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=[self._label])
+        for value, count in sorted(self.counts.items()):
+            family.add_metric([value], count)
+        yield family
+
+
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
@@ -52,9 +74,8 @@ class Metrics:
         r = self.registry
         self.pool_vms = Gauge("vmpooler_pool_vms", "VMs in each pool, by state",
                               ["pool", "state"], registry=r)
-        self.checkouts = Counter("vmpooler_checkouts", "Checkout requests, by outcome",
-                                 ["outcome"], registry=r)
-        self._checkouts_by_outcome: dict[str, Counter] = {}
+        self._checkouts = _Outcomes("vmpooler_checkouts", "Checkout requests, by outcome",
+                                    "outcome", r).counts
         self.clones = Histogram("vmpooler_clone_seconds", "Clone durations",
                                 ["pool"], buckets=DURATIONS, registry=r)
         self.clone_failures = Counter("vmpooler_clone_failures", "Clones that failed",
@@ -108,10 +129,7 @@ class Metrics:
     def checkout(self, outcome: str, names: Iterable[str] = ()) -> None:
         """A checkout's ``outcome``; ``names``: what it asked for (for 3.x's
         counters, one per name)."""
-        counter = self._checkouts_by_outcome.get(outcome)
-        if counter is None:  # the children are kept: a checkout is a hot path
-            counter = self._checkouts_by_outcome[outcome] = self.checkouts.labels(outcome)
-        counter.inc()
+        self._checkouts[outcome] += 1
         suffix = CHECKOUT_3X.get(outcome) if self._sinks else None
         if suffix is not None:
             for name in names:
