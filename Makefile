@@ -6,7 +6,7 @@ PYTHON    ?= python3
 BIN       := $(VENV)/bin
 RUN       := .run
 REDIS_PORT ?= 6379
-DEB_PACKAGES := redis-server redis-tools slapd ldap-utils wrk golang-go \
+DEB_PACKAGES := redis-server redis-tools slapd ldap-utils wrk valgrind golang-go \
                 golang-github-vmware-govmomi-dev chromium
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

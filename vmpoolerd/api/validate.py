@@ -145,14 +145,15 @@ def checkout_plan(config: Config, counts: Mapping[str, int]
     """
     if not counts:
         raise ApiError(404, "no pool was requested")
-    unknown = [n for n in counts if not config.pools_for(n)]
+    plan = tuple((name, count, config.pools_for(name)) for name, count in counts.items())
+    unknown = [name for name, _, pools in plan if not pools]
     if unknown:
         shown = ", ".join(repr(n[:MAX_NAME]) for n in unknown[:10])
         raise ApiError(404, f"unknown pool: {shown}")
     limit = config.service.max_request_vms
     if sum(counts.values()) > limit:
         raise ApiError(400, f"a request may ask for at most {limit} VMs")
-    return tuple((name, count, config.pools_for(name)) for name, count in counts.items())
+    return plan
 
 
 def hostname(config: Config, value: str, domains: Sequence[str] = ()) -> str:
