@@ -38,11 +38,34 @@ class RecentTests(TestCase):
         self.assertEqual((self.successResultOf(first), self.successResultOf(second)), (7, 7))
         self.clock.advance(0.9)
         self.assertEqual(self.successResultOf(self.get()), 7)
-        self.clock.advance(0.2)
-        third = self.get()
+        self.assertEqual(len(self.reads), 1)
+
+    def test_served_a_second_more_while_read_again_then_not(self) -> None:
+        self.get()
+        self.reads[0].callback(7)
+        self.clock.advance(1.1)
+        self.assertEqual(self.successResultOf(self.get()), 7)  # at once, and read again
+        self.assertEqual(self.successResultOf(self.get()), 7)  # one read at a time
         self.assertEqual(len(self.reads), 2)
         self.reads[1].callback(8)
-        self.assertEqual(self.successResultOf(third), 8)
+        self.assertEqual(self.successResultOf(self.get()), 8)
+        self.clock.advance(2.0)  # two seconds old: read, and waited for
+        third = self.get()
+        self.assertNoResult(third)
+        self.reads[2].callback(9)
+        self.assertEqual(self.successResultOf(third), 9)
+
+    def test_a_failed_read_again_is_not_served(self) -> None:
+        self.get()
+        self.reads[0].callback(7)
+        self.clock.advance(1.1)
+        self.assertEqual(self.successResultOf(self.get()), 7)
+        self.reads[1].errback(RuntimeError("Redis"))  # nobody waited for it
+        self.clock.advance(1.0)
+        later = self.get()
+        self.assertEqual(len(self.reads), 3)
+        self.reads[2].errback(RuntimeError("Redis"))
+        self.failureResultOf(later, RuntimeError)
 
     def test_a_change_is_never_hidden(self) -> None:
         first = self.get()
@@ -81,7 +104,7 @@ class StatusReuseTests(TestCase):
         await redis.srem("vmpooler__ready__debian-7-i386", (await redis.smembers(
             "vmpooler__ready__debian-7-i386")).pop())  # another daemon's change
         self.assertEqual(await ready(), 2)  # within the second: reused
-        clock.advance(1.0)
+        clock.advance(2.0)
         self.assertEqual(await ready(), 1)
         self.assertEqual((await client.post("/api/v1/vm/debian-7-i386")).code, 200)
         self.assertEqual(await ready(), 0)  # this daemon's own change: at once
