@@ -18,10 +18,13 @@ a prediction of it.
 Each server runs at about a hundredth of its speed under callgrind; its
 batches of checkouts are what eight connections make at that speed
 (printed: checkouts per script call, which sets the Redis round trip's
-share).  A daemon runs with ``--role api`` (no pool manager: its loops
-would count too) when its tree has the option, and the output says when
-it does not.  A run takes about four minutes per server; the counts of
-one tree move by about 3% between runs, with its batches.
+share).  Each daemon runs as deployed (API and pool manager) with a
+vCenter that takes connections and never answers, so that its manager
+waits rather than retries: slowed a hundredfold, a manager whose vCenter
+refuses at once would count as much as the checkouts.  What the
+instructions counted while the daemon sat idle before the load, for as
+long, is taken off.  A run takes a few minutes; the counts of one tree
+move by about 3% between runs, with its batches.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import glob
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,7 +79,16 @@ def count(pid: int, out: str, dumps: int, run: Callable[[], T]) -> tuple[int, T]
     raise SystemExit(f"callgrind wrote no dump {out}.{dumps}")
 
 
-def measure(name: str, tree: str | None, tmp: str) -> str:
+def silent_vcenter() -> tuple[int, socket.socket]:
+    """A port that takes connections and never answers (kept open by the
+    listening socket returned, and its backlog)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1024)
+    return int(silent.getsockname()[1]), silent
+
+
+def measure(name: str, tree: str | None, tmp: str, vcenter: int) -> str:
     processes: Processes = []
     try:
         redis_port, _ = start_redis(tmp, processes, READY)
@@ -83,22 +96,17 @@ def measure(name: str, tree: str | None, tmp: str) -> str:
         out = os.path.join(tmp, f"{name}.callgrind")
         valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                     f"--callgrind-out-file={out}"]
-        role = ""
         if tree is None:
             command = [*valgrind, sys.executable, "-m", "bench.bare", str(port)]
             env, cwd = dict(os.environ, PYTHONPATH=ROOT), ROOT
         else:
             config = os.path.join(tmp, f"{name}.yaml")
             with open(config, "w") as f:
-                f.write(CONFIG.format(redis=redis_port, port=port, pool=POOL))
-            help_text = subprocess.run([os.path.join(BIN, "twistd"), "vmpoolerd", "--help"],
-                                       env=dict(os.environ, PYTHONPATH=tree), cwd=tree,
-                                       capture_output=True, text=True).stdout
-            options = ["--role", "api"] if "--role" in help_text else []
-            role = "" if options else " (no --role in this tree: its pool manager counts too)"
+                f.write(CONFIG.format(redis=redis_port, port=port, pool=POOL).replace(
+                    "  server: 127.0.0.1\n", f"  server: 127.0.0.1\n  port: {vcenter}\n", 1))
             command = [*valgrind, os.path.join(BIN, "python"), os.path.join(BIN, "twistd"),
                        "-n", "--pidfile=", "--logfile", os.path.join(tmp, f"{name}.log"),
-                       "vmpoolerd", *options, "--config", config]
+                       "vmpoolerd", "--config", config]
             env, cwd = dict(os.environ, PYTHONPATH=tree), tree
         server = subprocess.Popen(command, env=env, cwd=cwd, stderr=subprocess.DEVNULL)
         processes.append(server)
@@ -123,7 +131,7 @@ def measure(name: str, tree: str | None, tmp: str) -> str:
         per_request = (busy - idle) / max(requests, 1) / 1000
         batches = f", {requests / scripts:.1f} checkouts per script call" if scripts else ""
         return (f"{name:5s} {per_request:7.1f} k instructions per checkout ({requests} "
-                f"checkouts{batches}; idle {idle / SECONDS / 1e6:.1f} M/s subtracted){role}")
+                f"checkouts{batches}; idle {idle / SECONDS / 1e6:.1f} M/s subtracted)")
     finally:
         stop(processes)
         for path in glob.glob(os.path.join(tmp, "*.callgrind*")):
@@ -141,12 +149,14 @@ def main() -> None:
     base_tree = os.path.join(tmp, "base")
     subprocess.run(["git", "worktree", "add", "--detach", "-q", base_tree, commit], cwd=ROOT,
                    check=True)
+    vcenter, silent = silent_vcenter()
     try:
         print(f"instructions per checkout (callgrind), wrk -t1 -c8 -d{SECONDS}s: bare handler, "
               f"working tree, {ref} ({commit}; {why})", flush=True)
         for name, tree in (("bare", None), ("tree", ROOT), ("base", base_tree)):
-            print("  " + measure(name, tree, tmp), flush=True)
+            print("  " + measure(name, tree, tmp, vcenter), flush=True)
     finally:
+        silent.close()
         subprocess.run(["git", "worktree", "remove", "--force", base_tree], cwd=ROOT)
         shutil.rmtree(tmp, ignore_errors=True)
 
