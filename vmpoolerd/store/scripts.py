@@ -153,7 +153,7 @@ class Scripts:
         with it, in the same write: no extra round trip or send) and the
         ``WAIT`` go on one connection.  A connection's ``ROLE`` is asked
         at most once every ROLE_FOR seconds (a checkout batch asked it
-        every time: a tenth of the checkout's CPU).  A replica that
+        every time: 3% of a checkout's instructions).  A replica that
         attached since is not waited for until then, and a failover cannot
         promote it meanwhile: Sentinel learns of a master's replicas from
         its ``INFO``, every ten seconds.  A reconnection, to a new master
