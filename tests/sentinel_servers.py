@@ -9,12 +9,18 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
 
 from vmpoolerd.config import RedisConfig
+from vmpoolerd.store.connection import connect
 
 from .processes import free_port, stop_process
 from .redis_server import RedisServer
-from .waiting import wait_for
+from .waiting import until, wait_for
 
 MASTER_NAME = "mymaster"
 
@@ -92,3 +98,25 @@ class SentinelGroup:
             sentinel.stop()
         self.replica.stop()
         self.master.stop()
+
+
+def connected(group: SentinelGroup, test: TestCase) -> Any:
+    """
+    The daemon's connection to ``group`` (store.connection.connect), for
+    ``test``: disconnected at its end, and the test kept until the
+    Sentinel discoveries under way have ended.  txredisapi's discovery arms
+    a timer on the global reactor that only a master found in time
+    cancels (during a failover it may find none), and trial fails a test
+    that leaves a timer behind.
+    """
+    redis = connect(group.config, 3.0)
+    test.addCleanup(lambda: Deferred.fromCoroutine(until(
+        "txredisapi's Sentinel discoveries to end", _no_discovery, seconds=30)))
+    test.addCleanup(redis.disconnect)  # first: no discovery starts after it
+    return redis
+
+
+def _no_discovery() -> bool:
+    timers = reactor.getDelayedCalls()  # type: ignore[attr-defined]
+    return not any(getattr(getattr(call, "func", None), "__qualname__", "")
+                   .startswith("Sentinel.discover_") for call in timers)

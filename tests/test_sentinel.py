@@ -22,13 +22,12 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from vmpoolerd.store.api_store import ApiStore, Request
-from vmpoolerd.store.connection import connect
 from vmpoolerd.store.errors import StoreUnavailable
 
 from .daemons import DaemonCase
 from .fixtures import fill_ready
 from .processes import free_port
-from .sentinel_servers import SentinelGroup
+from .sentinel_servers import SentinelGroup, connected
 from .waiting import until
 
 POOL = "debian-7"
@@ -49,8 +48,7 @@ class ReplicatedCheckoutTests(TestCase):
     async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.group = SentinelGroup()
         self.addCleanup(self.group.stop)
-        self.redis = connect(self.group.config, 3.0)
-        self.addCleanup(self.redis.disconnect)
+        self.redis = connected(self.group, self)
         self.store = ApiStore(self.redis, reactor)
         self.addCleanup(self.store.stop)
 
@@ -106,8 +104,7 @@ class FailoverTests(DaemonCase):
         checked out on the promoted replica."""
         group = SentinelGroup()
         self.addCleanup(group.stop)
-        redis = connect(group.config, 3.0)
-        self.addCleanup(redis.disconnect)
+        redis = connected(group, self)
         await fill_ready(redis, POOL, 2000)
         port = free_port()
         daemon = self.start(api_config(group, port), "--role", "api")

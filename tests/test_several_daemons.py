@@ -16,12 +16,11 @@ import time
 import treq
 
 from vmpoolerd.names import public_manager
-from vmpoolerd.store.connection import connect
 
 from .daemons import DaemonCase
 from .processes import free_port
 from .redis_server import fresh_redis, redis_server
-from .sentinel_servers import SentinelGroup
+from .sentinel_servers import SentinelGroup, connected
 from .vcsim_server import VcsimServer, start_vcsim
 from .waiting import until
 
@@ -165,8 +164,7 @@ class SentinelDeploymentTests(DaemonCase):
         Redis not in doubt."""
         group = SentinelGroup()
         self.addCleanup(group.stop)
-        redis = connect(group.config, 3.0)
-        self.addCleanup(redis.disconnect)
+        redis = connected(group, self)
         vcsim = start_vcsim(None, self, boot_delay_ms=100)
 
         def sentinel_config(port: int) -> str:
