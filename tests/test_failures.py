@@ -33,6 +33,15 @@ from .waiting import until
 class FailureCase(ManagerCase):
     service: dict[str, Any] = {"timeout": 0.05}  # 3 s to become ready
 
+    def template_gone(self, template: str) -> None:
+        """CENTOS's template is ``template``, which the simulator does not
+        have; the manager is built for that configuration."""
+        self.config = dataclasses.replace(self.config, pools=tuple(
+            dataclasses.replace(p, template=template) if p.name == CENTOS else p
+            for p in self.config.pools))
+        self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10,
+                               metrics=self.metrics)
+
     async def failure_of(self, pool: str, kind: str) -> dict[str, Any]:
         """The pool's first recorded failure of ``kind``, checked everywhere
         it is shown."""
@@ -59,11 +68,7 @@ class FailureCase(ManagerCase):
 
 class MissingTemplateTests(FailureCase):
     async def test_clones_fail_saying_why_then_pause(self) -> None:
-        self.config = dataclasses.replace(self.config, pools=tuple(
-            dataclasses.replace(p, template="Templates/gone") if p.name == CENTOS else p
-            for p in self.config.pools))
-        self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10,
-                               metrics=self.metrics)
+        self.template_gone("Templates/gone")
         self.start()
         failure = await self.failure_of(CENTOS, "clone")
         self.assertIn("Templates/gone", failure["reason"])
@@ -92,11 +97,7 @@ class PublicAnswerTests(FailureCase):
     manager's host and process."""
 
     async def test_no_host_path_or_process_in_public_answers(self) -> None:
-        self.config = dataclasses.replace(self.config, pools=tuple(
-            dataclasses.replace(p, template="Secret/gone") if p.name == CENTOS else p
-            for p in self.config.pools))
-        self.manager = Manager(self.config, self.store, self.provider, reactor, grace=10,
-                               metrics=self.metrics)
+        self.template_gone("Secret/gone")
         store = ApiStore(self.redis, reactor)
         dashboard = Dashboard(self.config, DashboardStore(self.redis, reactor), reactor,
                               store.overrides.live, store.pool_counts)
