@@ -47,7 +47,8 @@ class Coalescer(Generic[T, R]):
         self._flush: IDelayedCall | None = None
 
     def submit(self, item: T) -> Deferred[R]:
-        d: Deferred[R] = Deferred(_keep_in_batch)
+        # Cancelled, it fails with CancelledError and stays in its batch.
+        d: Deferred[R] = Deferred()
         self._waiting.append((item, d))
         if self._busy < self._in_flight and self._flush is None:
             self._flush = self._clock.callLater(0, self._next)
@@ -80,7 +81,3 @@ class Coalescer(Generic[T, R]):
             else:
                 d.callback(result)
 
-
-def _keep_in_batch(d: Deferred[object]) -> None:
-    """A cancelled request stays in its batch (Deferred fails it with
-    CancelledError): its result goes to ``abandoned``."""
