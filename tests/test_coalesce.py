@@ -6,7 +6,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from vmpoolerd.store.coalesce import Coalescer
+from vmpoolerd.coalesce import Coalescer
 
 
 class CoalescerTests(SynchronousTestCase):

@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable, cast
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
@@ -275,6 +275,28 @@ class ProviderTests(TestCase):
 
 
 class SimulatorTests(TestCase):
+    async def test_folders_asked_for_together_are_read_together(self) -> None:
+        server = start_vcsim(inventory(vms=[
+            {"folder": FOLDER, "names": ["vm1", "vm2"], "power_on": True},
+            {"folder": "Pools/small", "count": 3, "prefix": "s"}]), self)
+        client = server.client()
+        provider = Provider(client, reactor, threads=2)
+        provider.startService()
+        self.addCleanup(provider.stopService)
+        await provider.inventory(FOLDER)
+        await provider.inventory("Pools/small")  # the folders are known now
+        before = client.round_trips
+        reads = [ensureDeferred(provider.inventory(folder))
+                 for folder in (FOLDER, "Pools/small", "Pools/nope", FOLDER)]
+        debian, small, nope, again = await DeferredList(reads, consumeErrors=True)
+        self.assertEqual([vm.name for vm in debian[1]], ["vm1", "vm2"])
+        self.assertEqual([vm.name for vm in small[1]], ["s-000", "s-001", "s-002"])
+        self.assertFalse(nope[0])
+        nope[1].trap(NotFound)
+        self.assertEqual(again[1], debian[1])
+        # the unknown folder's lookup (two finds, not cached), then one read
+        self.assertEqual(client.round_trips - before, 3)
+
     async def test_inventory_timeout_and_recovery(self) -> None:
         server = start_vcsim(
             inventory(vms=[{"folder": FOLDER, "names": ["vm1", "vm2"], "power_on": True}]), self

@@ -10,10 +10,11 @@ from twisted.trial.unittest import TestCase
 
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.config import Config, VsphereConfig
-from vmpoolerd.manager.service import MAX_INVENTORY_THREADS, Manager, provider_threads
+from vmpoolerd.manager.service import Manager, provider_threads
 from vmpoolerd.store.api_store import ApiStore
 from vmpoolerd.store.pools import PoolStore
 from vmpoolerd.tap import make_providers, pool_vspheres, provider_health
+from vmpoolerd.vsphere.provider import FOLDER_READS_IN_FLIGHT
 from vmpoolerd.telemetry.metrics import Metrics
 
 from .http import Client
@@ -44,8 +45,8 @@ class ThreadsTests(TestCase):
         config = manager_config(1, 2, task_limit=4)
         vsphere = VsphereConfig("h", "u", "p")
         config = two_vcenters(config, vsphere, vsphere)
-        self.assertEqual(provider_threads(config, "vsphere"), 2 * 4 + 1)
-        self.assertEqual(provider_threads(config, PDX), 2 * 4 + 1)
+        self.assertEqual(provider_threads(config, "vsphere"), 2 * 4 + FOLDER_READS_IN_FLIGHT)
+        self.assertEqual(provider_threads(config, PDX), 2 * 4 + FOLDER_READS_IN_FLIGHT)
 
     def test_only_used_providers_are_made(self) -> None:
         config = manager_config(1, 2)
@@ -144,8 +145,15 @@ class TwoVcentersTests(TestCase):
 
 
 class ThreadCapTests(TestCase):
-    def test_a_thousand_pools_do_not_make_a_thousand_threads(self) -> None:
+    def test_a_thousand_pools_read_their_folders_on_a_few_threads(self) -> None:
         config = manager_config(1, 2, task_limit=4)
         many = dataclasses.replace(config, pools=tuple(
             dataclasses.replace(config.pools[0], name=f"p{i}") for i in range(1000)))
-        self.assertEqual(provider_threads(many, "vsphere"), 2 * 4 + MAX_INVENTORY_THREADS)
+        self.assertEqual(provider_threads(many, "vsphere"), 2 * 4 + FOLDER_READS_IN_FLIGHT)
+
+    def test_each_datacenter_has_its_own_folder_reads(self) -> None:
+        config = manager_config(1, 2, task_limit=4)
+        spread = dataclasses.replace(config, pools=tuple(
+            dataclasses.replace(config.pools[0], name=f"p{i}", datacenter=dc)
+            for i, dc in enumerate([None, "DC1", "DC1", "DC2"])))
+        self.assertEqual(provider_threads(spread, "vsphere"), 2 * 4 + 3 * FOLDER_READS_IN_FLIGHT)

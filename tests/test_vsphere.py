@@ -13,14 +13,15 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
-from pyVmomi import SoapStubAdapter, vim
+from pyVmomi import SoapStubAdapter, vim, vmodl
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from .vcsim_server import inventory, start_vcsim
 from .waiting import wait_for
 from vmpoolerd.vsphere import client as vsphere
+from vmpoolerd.vsphere.inventory import Inventory
 from vmpoolerd.vsphere.client import (
     HostState,
     LoginFailed,
@@ -121,6 +122,34 @@ class PureHelperTests(SynchronousTestCase):
         self.assertTrue(issubclass(NotFound, LookupError))
 
 
+class FolderReadTests(SynchronousTestCase):
+    """What :meth:`Inventory.inventories` makes of an answer the simulator never gives."""
+
+    def test_a_folder_missing_from_the_answer_is_not_empty(self) -> None:
+        folder, vm = vim.Folder("group-v9"), vim.VirtualMachine("vm-1")
+        content = vmodl.query.PropertyCollector.ObjectContent
+        answer = [content(obj=vm, propSet=[vmodl.DynamicProperty(name="name", val="a")])]
+
+        class Lookups:
+            def folder(self, path: str, dc: str | None) -> Any:
+                return folder
+
+        class Collector:
+            def retrieve(self, spec: Any) -> list[Any]:
+                return answer
+
+        (read,) = Inventory(cast(Any, Collector()), cast(Any, Lookups())).inventories(
+            ["Pools/x"], None)
+        self.assertIsInstance(read, vsphere.VsphereError)
+        self.assertNotIsInstance(read, NotFound)
+        self.assertIn("'Pools/x' was not read", str(read))
+        answer.append(content(obj=folder, propSet=[
+            vmodl.DynamicProperty(name="childEntity", val=vim.ManagedEntity.Array([vm]))]))
+        (read,) = Inventory(cast(Any, Collector()), cast(Any, Lookups())).inventories(
+            ["Pools/x"], None)
+        self.assertEqual([vm.name for vm in cast(list, read)], ["a"])
+
+
 class SimulatorTestCase(TestCase):
     inventory: dict[str, Any] = inventory()
 
@@ -182,6 +211,40 @@ class InventoryTests(SimulatorTestCase):
             vms = self.client.inventory(folder)
             costs[len(vms)] = self.client.round_trips - before
         self.assertEqual(costs, {3: 1, 30: 1})
+
+    def test_many_folders_in_one_round_trip(self) -> None:
+        folders = [FOLDER, "Pools/small", "Pools/big", "Pools", "Pools/nope", FOLDER]
+        alone = {folder: self.client.inventory(folder) for folder in folders
+                 if folder != "Pools/nope"}  # also finds the folders
+        before = self.client.round_trips
+        read = self.client.inventories(folders)
+        # the unknown folder's lookup (Pools, then nope: not cached), then one read
+        self.assertEqual(self.client.round_trips - before, 3)
+        self.assertEqual(len(read), len(folders))
+        for folder, vms in zip(folders, read):
+            if folder == "Pools/nope":
+                self.assertIsInstance(vms, NotFound)
+            else:
+                self.assertEqual(vms, alone[folder], folder)
+        self.assertEqual([len(vms) for vms in read if isinstance(vms, list)], [2, 3, 30, 0, 2])
+
+    def test_many_folders_one_made_again(self) -> None:
+        self.client.inventories(["Pools/small", FOLDER])  # their references are cached
+        folder = self.client.lookups.folder("Pools/small", None)
+        for vm in self.client.inventory("Pools/small"):
+            self.client.destroy("Pools/small", vm.name)
+        self.client.collector.wait(folder.Destroy_Task())
+        self.client.lookups.folder("Pools", None).CreateFolder("small")
+        small, debian = self.client.inventories(["Pools/small", FOLDER])
+        self.assertEqual((small, [vm.name for vm in debian]), ([], ["off-vm", "on-vm"]))
+
+    def test_no_folder_found_reads_nothing(self) -> None:
+        self.client.inventory(FOLDER)  # log in, find the datacenter
+        (read,) = self.client.inventories(["Pools/nope"])
+        self.assertIsInstance(read, NotFound)
+        before = self.client.round_trips
+        self.assertEqual(self.client.inventories([]), [])
+        self.assertEqual(self.client.round_trips, before)
 
     def test_only_direct_children(self) -> None:
         self.assertEqual(self.names("Pools"), [])

@@ -122,9 +122,12 @@ class OrderedService(MultiService):
         return Deferred.fromCoroutine(self._stop())
 
 
-def vsphere_client(config: VsphereConfig) -> VsphereClient:
+def vsphere_client(config: VsphereConfig, threads: int) -> VsphereClient:
+    """The client of a provider of ``threads`` threads: it keeps a
+    connection for each, so that no call waits on a new TLS handshake."""
     return VsphereClient(config.server, config.username, config.password, port=config.port,
-                         insecure=config.insecure, datacenter=config.datacenter)
+                         insecure=config.insecure, datacenter=config.datacenter,
+                         pool_size=threads)
 
 
 def make_providers(config: Config, reactor: Any, metrics: Metrics) -> dict[str, Provider]:
@@ -138,9 +141,10 @@ def make_providers(config: Config, reactor: Any, metrics: Metrics) -> dict[str, 
     providers = {}
     for name, vsphere in config.providers:
         if name in used:
+            threads = provider_threads(config, name)
             provider = providers[name] = Provider(
-                vsphere_client(vsphere), reactor, metrics=metrics,
-                threads=provider_threads(config, name), name=f"vmpoolerd-{name}")
+                vsphere_client(vsphere, threads), reactor, metrics=metrics,
+                threads=threads, name=f"vmpoolerd-{name}")
             watch_provider(metrics, name, provider)
     return providers
 

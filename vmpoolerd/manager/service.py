@@ -23,6 +23,7 @@ from ..store import keys
 from ..store.connection import subscribe_checkouts
 from ..store.pools import PoolStore
 from ..telemetry.metrics import Metrics
+from ..vsphere.provider import FOLDER_READS_IN_FLIGHT
 from ..vsphere.types import Vsphere
 from .doubt import Doubts
 from .leases import Leases, manager_id
@@ -41,22 +42,18 @@ class Subscription(Protocol):
     def disconnect(self) -> Deferred[Any]: ...
 
 
-MAX_INVENTORY_THREADS = 32
-
-
 def provider_threads(config: Config, provider: str) -> int:
     """
     The threads of the provider (vCenter) named ``provider``, from what the
     manager may run on them at once: clones hold up to ``task_limit`` (their
     slots are counted in Redis, for all vCenters together), destroys and disk
     or snapshot work share another ``task_limit`` (the manager's slots), and
-    each pool it serves gets one for its inventory read, so that a pool busy
-    cloning can still be looked at, up to MAX_INVENTORY_THREADS: past that,
-    inventory reads wait their turn rather than a thousand threads taking
-    the interpreter's lock in turns against the reactor's.
+    the folder reads of each datacenter it serves take FOLDER_READS_IN_FLIGHT
+    (Note [Folder reads together] in vsphere/provider.py), so that pools busy
+    cloning can still be looked at.
     """
-    served = sum(1 for pool in config.pools if pool.provider == provider)
-    return 2 * config.service.task_limit + min(served, MAX_INVENTORY_THREADS)
+    datacenters = {pool.datacenter for pool in config.pools if pool.provider == provider}
+    return 2 * config.service.task_limit + FOLDER_READS_IN_FLIGHT * len(datacenters)
 
 
 class Manager(Service):

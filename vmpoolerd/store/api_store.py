@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from ..telemetry.metrics import Metrics
 from ..timefmt import hour_of, utc_offset
 from . import keys
-from .coalesce import Coalescer
+from ..coalesce import Coalescer
 from .errors import (NoSuchSnapshot, NoSuchToken, NoSuchVm, NotEnoughVms, NotRunning,
                      OtherOwner, OtherUsersToken, StoreRefusal, StoreUnavailable, TooManyTags,
                      TooManyTasks, VmChange)

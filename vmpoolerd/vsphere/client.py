@@ -13,7 +13,8 @@ The client is put together from parts, each in its module:
   lock] is the locking rule.
 - collector.py: property reads and task waits.  No server-side view or
   filter is ever created; :meth:`VsphereClient.inventory` costs exactly one
-  round trip per folder, whatever the number of VMs.
+  round trip per folder, and :meth:`VsphereClient.inventories` one for
+  many folders, whatever the number of VMs.
 - lookups.py: things found by path, cached (Note [Stale references]).
 - inventory.py, clone.py, vm_operations.py: the operations.
 - errors.py: what the caller sees: :class:`VsphereError` and its kinds.
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from pyVmomi import vim, vmodl
 
@@ -181,6 +182,13 @@ class VsphereClient:
     def inventory(self, folder: str, datacenter: str | None = None) -> list[VmState]:
         """The VMs directly in ``folder``, by name, in one round trip (once the folder is known)."""
         return self._inventory.inventory(folder, datacenter)
+
+    @_operation
+    def inventories(self, folders: Sequence[str], datacenter: str | None = None,
+                    ) -> list[list[VmState] | VsphereError]:
+        """:meth:`inventory` of each folder (or the error it would raise),
+        in one round trip for them all (once the folders are known)."""
+        return self._inventory.inventories(folders, datacenter)
 
     @_operation
     def contents(self, folder: str, datacenter: str | None = None) -> list[Entry]:
