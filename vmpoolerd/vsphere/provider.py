@@ -75,7 +75,7 @@ T = TypeVar("T")
 
 # Note [Folder reads together]
 FOLDERS_PER_READ = 100
-FOLDER_READS_IN_FLIGHT = 2
+FOLDER_READS_IN_FLIGHT = 4
 
 
 class ProviderTimeout(VsphereTimeout):
