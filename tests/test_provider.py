@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable, cast
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
@@ -288,12 +288,12 @@ class SimulatorTests(TestCase):
         before = client.round_trips
         reads = [ensureDeferred(provider.inventory(folder))
                  for folder in (FOLDER, "Pools/small", "Pools/nope", FOLDER)]
-        debian, small, nope, again = await DeferredList(reads, consumeErrors=True)
-        self.assertEqual([vm.name for vm in debian[1]], ["vm1", "vm2"])
-        self.assertEqual([vm.name for vm in small[1]], ["s-000", "s-001", "s-002"])
-        self.assertFalse(nope[0])
-        nope[1].trap(NotFound)
-        self.assertEqual(again[1], debian[1])
+        nope = reads.pop(2)
+        debian, small, again = await gatherResults(reads)
+        await self.assertFailure(nope, NotFound)
+        self.assertEqual([vm.name for vm in debian], ["vm1", "vm2"])
+        self.assertEqual([vm.name for vm in small], ["s-000", "s-001", "s-002"])
+        self.assertEqual(again, debian)
         # the unknown folder's lookup (two finds, not cached), then one read
         self.assertEqual(client.round_trips - before, 3)
 

@@ -143,8 +143,9 @@ class FolderReadTests(SynchronousTestCase):
         self.assertIsInstance(read, vsphere.VsphereError)
         self.assertNotIsInstance(read, NotFound)
         self.assertIn("'Pools/x' was not read", str(read))
+        children = cast(Any, vim.ManagedEntity).Array([vm])
         answer.append(content(obj=folder, propSet=[
-            vmodl.DynamicProperty(name="childEntity", val=vim.ManagedEntity.Array([vm]))]))
+            vmodl.DynamicProperty(name="childEntity", val=children)]))
         (read,) = Inventory(cast(Any, Collector()), cast(Any, Lookups())).inventories(
             ["Pools/x"], None)
         self.assertEqual([vm.name for vm in cast(list, read)], ["a"])
