@@ -94,7 +94,7 @@ class PoolMetricsTests(ManagerCase):
         self.assertGreaterEqual(clones, 5)
         self.assertGreaterEqual(boots, 5)
         self.assertGreater(found["vmpooler_vsphere_call_seconds_count",
-                                 (("method", "inventory"), ("outcome", "ok"))], 0)
+                                 (("method", "inventories"), ("outcome", "ok"))], 0)
 
         async def gauges() -> bool:
             found = samples(self.metrics.render().decode())
@@ -114,7 +114,7 @@ class PoolMetricsTests(ManagerCase):
         await until("a vSphere call timed out", lambda: samples(
             self.metrics.render().decode()).get((
                 "vmpooler_vsphere_call_seconds_count",
-                (("method", "inventory"), ("outcome", "error"))), 0) > 0)
+                (("method", "inventories"), ("outcome", "error"))), 0) > 0)
         self.server.resume()
         # The VM destroyed behind the manager's back is forgotten (kept as
         # destroyed, in no set), and replaced.
