@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
@@ -58,6 +59,34 @@ class ThreadsTests(TestCase):
         self.assertIn('vmpooler_vsphere_queue_depth{provider="vsphere"} 0.0', rendered)
         self.assertIn('vmpooler_vsphere_calls_running{provider="vsphere"} 0.0', rendered)
         self.assertNotIn(PDX, rendered)
+
+
+def connections_to(port: int) -> int:
+    """TCP connections established from this host to ``port`` (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for row in rows if row[3] == "01" and int(row[2].split(":")[1], 16) == port)
+
+
+class ConnectionsTests(TestCase):
+    async def test_each_thread_keeps_its_connection(self) -> None:
+        server = start_vcsim(None, self)
+        config = dataclasses.replace(manager_config(server.port, 1, task_limit=4),
+                                     providers=(("vsphere", provider_config(server)),))
+        provider = make_providers(config, reactor, Metrics())["vsphere"]
+        provider.startService()
+        self.addCleanup(provider.stopService)
+        self.addCleanup(server.resume)
+        await provider.ping()  # logged in
+        threads = provider_threads(config, "vsphere")
+        self.assertGreater(threads, 10)  # more than pyVmomi keeps by default
+        server.hang()
+        calls = [ensureDeferred(provider.ping()) for _ in range(threads)]
+        await until("every thread in a call", lambda: provider.in_flight == threads)
+        server.resume()
+        await gatherResults(calls)
+        # None was closed on its way back, to be opened again (TLS) next time.
+        self.assertEqual(connections_to(server.port), threads)
 
 
 class TwoVcentersTests(TestCase):
