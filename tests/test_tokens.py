@@ -14,7 +14,7 @@ from twisted.internet.task import Clock
 from vmpoolerd.api.app import VmpoolerApi
 from vmpoolerd.api.auth import LdapAuthenticator
 from vmpoolerd.api.site import ApiSite
-from vmpoolerd.api.throttle import PER_PAIR, PER_USER, PasswordThrottle
+from vmpoolerd.api.throttle import PER_PAIR, PER_USER, WINDOW, PasswordThrottle
 from vmpoolerd.store.ratelimit import PasswordLimits, RateLimitStore
 
 from vmpoolerd.timefmt import format_time
@@ -381,16 +381,21 @@ class FromAddress:
 
 class GuessingFromAnotherAddressTests(AuthCase):
     """The API on a real port, with its default throttle; a guesser at
-    127.0.0.2 and beyond, the user at 127.0.0.1 (both loopback on Linux)."""
+    127.0.0.2 and beyond, the user at 127.0.0.1 (both loopback on Linux).
+    The throttle's clock stands still in the middle of a window: a test
+    that crossed a window's end on the wall clock would see its counts
+    start again."""
 
     async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         await super().setUp()
         assert self.config.auth is not None
+        window = Clock()
+        window.advance(T0 - T0 % WINDOW + WINDOW / 2)
         api = VmpoolerApi(self.config, self.store, reactor,
                           LdapAuthenticator(self.config.auth, reactor, timeout=5),
                           random.Random(3),
                           throttle=PasswordThrottle(RateLimitStore(self.redis, reactor),
-                                                    reactor))
+                                                    window))
         port = listen(ApiSite(api.resource(), reactor))
         self.addCleanup(stop_listening, port)
         self.url = f"http://127.0.0.1:{port_of(port)}/api/v1/token"
