@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from .vcsim_server import inventory, start_vcsim
 from .waiting import wait_for
 from vmpoolerd.vsphere import client as vsphere
+from vmpoolerd.vsphere.collector import FIRST_POLL, Collector
 from vmpoolerd.vsphere.inventory import Inventory
 from vmpoolerd.vsphere.client import (
     HostState,
@@ -149,6 +150,24 @@ class FolderReadTests(SynchronousTestCase):
         (read,) = Inventory(cast(Any, Collector()), cast(Any, Lookups())).inventories(
             ["Pools/x"], None)
         self.assertEqual([vm.name for vm in cast(list, read)], ["a"])
+
+
+class TaskWaitTests(SynchronousTestCase):
+    """:meth:`Collector.wait` against a task read from a script (no server)."""
+
+    def test_a_task_is_first_read_after_a_pause_then_less_often(self) -> None:
+        happened: list[Any] = []
+        states = iter(["running", "running", "running", "success"])
+
+        class Reading(Collector):
+            def props(self, obj: Any, *paths: str) -> dict[str, Any]:
+                happened.append("read")
+                return {"info.state": next(states), "info.result": "vm-9"}
+
+        collector = Reading(cast(Any, None), task_timeout=60, sleep=happened.append)
+        self.assertEqual(collector.wait(vim.Task("task-1"), result=True), "vm-9")
+        self.assertEqual(happened, [FIRST_POLL, "read", 2 * FIRST_POLL, "read",
+                                    4 * FIRST_POLL, "read", 8 * FIRST_POLL, "read"])
 
 
 class SimulatorTestCase(TestCase):

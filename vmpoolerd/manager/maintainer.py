@@ -201,14 +201,21 @@ class Maintainer:
         not be read (Note [Failed inventory]): the cycle then does nothing,
         and the loop backs off."""
         doubt = None if self._doubts is None else await self._doubts.check()
-        seen = await observe.around_inventory(
-            self._background_writes, self._clock, lambda: self._background.in_flight,
-            self._inventory, self._pool_state)
+        # The live config needs no vSphere: it is read while the folder is.
+        live = ensureDeferred(self._look_live())
+        try:
+            seen = await observe.around_inventory(
+                self._background_writes, self._clock, lambda: self._background.in_flight,
+                self._inventory, self._pool_state)
+        except BaseException:
+            live.cancel()
+            live.addErrback(lambda _: None)
+            raise
+        await live
         if seen is None:
             return None
         self.failing = False
         tracked, cloning, empty, ondemand = seen.redis
-        await self._look_live()
         # What to probe depends on everything but the probes' results.
         unprobed = Observation(
             pool=self.pool, service=self._service, now=seen.now, tracked=tracked,

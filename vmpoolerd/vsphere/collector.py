@@ -12,7 +12,7 @@ Tasks are waited for by reading only ``info.state`` and ``info.error``
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from pyVmomi import vmodl
 
@@ -25,13 +25,17 @@ __all__ = ["Collector", "PropertyCollector"]
 
 PropertyCollector = vmodl.query.PropertyCollector
 
+FIRST_POLL = 0.02  # seconds from a task's start to its first read
+
 
 class Collector:
     """Property reads and task waits on one session."""
 
-    def __init__(self, session: Session, task_timeout: float) -> None:
+    def __init__(self, session: Session, task_timeout: float,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._session = session
         self.task_timeout = task_timeout
+        self._sleep = sleep
 
     def retrieve(self, spec: PropertyCollector.FilterSpec) -> list[Any]:
         """RetrievePropertiesEx, and its continuations: every object found."""
@@ -85,11 +89,15 @@ class Collector:
         return nodes
 
     def wait(self, task: Any, result: bool = False) -> Any:
-        """Poll info.state/info.error (and info.result) until the task ends."""
+        """Poll info.state/info.error (and info.result) until the task ends:
+        first FIRST_POLL seconds after it started (no task is done as it
+        starts: a read then is a round trip for nothing), then twice as
+        long after each read, up to a second."""
         paths = ["info.state", "info.error"] + (["info.result"] if result else [])
         deadline = time.monotonic() + self.task_timeout
-        delay = 0.02
+        delay = FIRST_POLL
         while True:
+            self._sleep(delay)
             info = self.props(task, *paths)
             state = info.get("info.state")
             if state == "success":
@@ -99,8 +107,7 @@ class Collector:
                 fault = getattr(error, "fault", None)
                 message = fault_message(fault) if fault is not None else str(error)
                 raise TaskFailed(f"task {moid(task)} failed: {message}", fault)
+            delay = min(delay * 2, 1.0)
             if time.monotonic() + delay > deadline:
                 raise VsphereTimeout(f"task {moid(task)} still {state} after "
                                      f"{self.task_timeout} s")
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
