@@ -1,9 +1,11 @@
 """
 The maintainers' side of Note [Redis generations] (store/generation.py).
 
-Note [Ending a doubt]: each maintainer checks Redis's generation at the
-start of its cycle, and while Redis is in doubt holds the discovered VMs
-of its pool (Note [Held discovered VMs] in pool_plan.py).  The doubt's only
+Note [Ending a doubt]: each maintainer checks Redis's generation in each
+cycle (asked first, answered while the folder is read, so before the
+cycle reads its pool's VMs in Redis), and while Redis is in doubt holds
+the discovered VMs of its pool (Note [Held discovered VMs] in
+pool_plan.py).  The doubt's only
 effect is on those VMs; so when, in one pass over every pool, no pool
 holds any VM (every folder holds only what Redis knows: a new site, or a
 Redis that lost nothing that still exists), nothing can be lost and the

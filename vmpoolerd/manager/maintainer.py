@@ -200,18 +200,21 @@ class Maintainer:
         around the inventory] in observe.py); None when the inventory could
         not be read (Note [Failed inventory]): the cycle then does nothing,
         and the loop backs off."""
-        doubt = None if self._doubts is None else await self._doubts.check()
-        # The live config needs no vSphere: it is read while the folder is.
+        # Neither Redis's generation nor the live config needs vSphere: both
+        # are read while the folder is.
+        doubting = ensureDeferred(self._doubt())
         live = ensureDeferred(self._look_live())
         try:
             seen = await observe.around_inventory(
                 self._background_writes, self._clock, lambda: self._background.in_flight,
                 self._inventory, self._pool_state)
+            doubt = await doubting
+            await live
         except BaseException:
-            live.cancel()
-            live.addErrback(lambda _: None)
+            for d in (doubting, live):
+                d.cancel()
+                d.addErrback(lambda _: None)
             raise
-        await live
         if seen is None:
             return None
         self.failing = False
@@ -228,6 +231,9 @@ class Maintainer:
                                      self._service, self._probe)
         return dataclasses.replace(unprobed, reachable=probed.reachable,
                                    unknown=probed.unknown, failed_probes=probed.failed)
+
+    async def _doubt(self) -> str | None:
+        return None if self._doubts is None else await self._doubts.check()
 
     async def _inventory(self) -> dict[str, VmState] | None:
         pool = self.pool
