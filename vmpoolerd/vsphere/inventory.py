@@ -54,10 +54,6 @@ def _empty(value: Any) -> Any:
     return value if value not in ("", None) else None
 
 
-def _by_name(vms: Iterable[VmState]) -> list[VmState]:
-    return sorted(vms, key=lambda vm: vm.name)
-
-
 def as_vm_state(ref: Any, props: Mapping[str, Any]) -> VmState:
     return VmState(
         name=props.get("name", ""),
@@ -95,23 +91,23 @@ class Inventory:
         self._lookups = lookups
 
     def inventory(self, folder: str, dc: str | None) -> list[VmState]:
-        ref = self._lookups.folder(folder, dc)
-        found = self._collector.collect(ref, vim.VirtualMachine, VM_PATHS,
-                                        hop=(vim.Folder, "childEntity"))
-        return _by_name(as_vm_state(ref, props) for ref, props in found)
+        (vms,) = self.inventories([folder], dc)
+        if isinstance(vms, VsphereError):
+            raise vms
+        return vms
 
     def inventories(self, folders: Sequence[str], dc: str | None,
                     ) -> list[list[VmState] | VsphereError]:
-        """Each folder's VMs, as :meth:`inventory` reads them, or why not
-        (NotFound); in one round trip for them all (Note [Folder
-        reads together])."""
+        """Each folder's VMs (those directly in it), or why not (NotFound);
+        in one round trip for them all, once the folders are known (Note
+        [Folder reads together] in provider.py)."""
         refs: dict[str, Any] = {}
-        missing: dict[str, NotFound] = {}
+        missing: dict[str, str] = {}  # why not found
         for folder in folders:
             try:
                 refs[folder] = self._lookups.folder(folder, dc)
             except NotFound as e:
-                missing[folder] = e
+                missing[folder] = str(e)
         found = self._folders_and_vms({moid(ref): ref for ref in refs.values()}.values())
         vms = {moid(o.obj): as_vm_state(o.obj, {p.name: p.val for p in o.propSet or []})
                for o in found if isinstance(o.obj, vim.VirtualMachine)}
@@ -119,12 +115,13 @@ class Inventory:
                     for o in found if isinstance(o.obj, vim.Folder)}
 
         def read(folder: str) -> list[VmState] | VsphereError:
-            if folder in missing:
-                return missing[folder]
+            if folder in missing:  # an error of its own for each asking
+                return NotFound(missing[folder])
             inside = children.get(moid(refs[folder]))
             if inside is None:  # never taken for an empty folder
                 return VsphereError(f"folder {folder!r} was not read")
-            return _by_name(vms[child] for child in inside if child in vms)
+            return sorted((vms[child] for child in inside if child in vms),
+                          key=lambda vm: vm.name)
 
         return [read(folder) for folder in folders]
 
