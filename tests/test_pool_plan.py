@@ -491,6 +491,13 @@ class DoomedTests(SynchronousTestCase):
             self.assertEqual(transitions(observe(tracked("v1", state), inventory=[])),
                              [Forget("v1", state)])
 
+    def test_work_in_flight_is_left_to_its_end(self) -> None:
+        """Note [Doomed VMs with work in flight]."""
+        for state in ("completed", "discovered"):
+            for inventory in ([], [seen("v1")]):  # destroyed already, or not yet
+                self.assertEqual(transitions(observe(tracked("v1", state), inventory=inventory,
+                                                     cloning=["v1"])), [])
+
 
 class HeldTests(SynchronousTestCase):
     """Note [Held discovered VMs]."""

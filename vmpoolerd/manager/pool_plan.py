@@ -26,7 +26,8 @@ function for its state, against the inventory of the pool folder:
 - running: gone from vSphere -> :class:`Forget`; past its lifetime since
   checkout -> completed ("lifetime").
 - completed, discovered: still in vSphere -> :class:`Destroy`, else
-  :class:`Forget` (someone else destroyed it; it is only recorded).  But
+  :class:`Forget` (someone else destroyed it; it is only recorded); with
+  work in flight, nothing (Note [Doomed VMs with work in flight]).  But
   a discovered VM that is also pending, ready or running (vmpooler's
   inventory check could leave such a pair in a Redis it hands over) ->
   :class:`Undiscover`: it leaves discovered only, and is judged by its
@@ -34,6 +35,15 @@ function for its state, against the inventory of the pool folder:
 - A VM in the folder that no set names, is not a template and has no
   clone task in flight -> :class:`Discover`; it is destroyed on a later
   cycle, as any discovered VM.
+
+Note [Doomed VMs with work in flight]: a completed VM that this daemon is
+destroying is gone from vSphere before the destroy's end is recorded; a
+cycle between the two would take it for a VM someone else destroyed, and
+record it so (no destroy time, a misleading log).  A completed VM whose
+clone task is still in flight (a pending VM that timed out) may not be in
+vSphere yet, and would be forgotten, then found as a stranger once its
+clone ends.  So a doomed VM with work in flight is left to that work's
+end, and judged at the next cycle after it.
 
 Boundaries: ``timeout``, ``ready_ttl`` and lifetimes expire strictly
 after their length (at exactly ``timeout`` minutes a pending VM still
@@ -158,7 +168,8 @@ class Observation:
     # Why the probe failed, for names probed and neither reachable nor
     # unknown (Note [Failures explained] in failures.py).
     failed_probes: Mapping[str, VmFailure]
-    # Names with a clone task in flight (any daemon).
+    # Names with work in flight: a clone task (any daemon's), or this
+    # daemon's destroy (Note [Doomed VMs with work in flight]).
     cloning: frozenset[str]
     # The pool's VMs that on-demand requests are provisioning: neither
     # counted nor discovered (Note [On-demand VMs] in ondemand_create.lua).
@@ -400,8 +411,10 @@ def _plan_running(obs: Observation, vm: TrackedVm) -> Action | None:
     return None
 
 
-def _plan_doomed(obs: Observation, vm: TrackedVm) -> Action:
+def _plan_doomed(obs: Observation, vm: TrackedVm) -> Action | None:
     """completed and discovered VMs alike."""
+    if vm.name in obs.cloning:
+        return None  # Note [Doomed VMs with work in flight]
     if _seen(obs, vm.name) is None:
         return Forget(vm.name, vm.state)
     return Destroy(vm.name, vm.state)
