@@ -135,20 +135,19 @@ class FolderReadTests(SynchronousTestCase):
             def folder(self, path: str, dc: str | None) -> Any:
                 return folder
 
-        class Collector:
+        class Answering:  # a collector whose every answer is ``answer``
             def retrieve(self, spec: Any) -> list[Any]:
                 return answer
 
-        (read,) = Inventory(cast(Any, Collector()), cast(Any, Lookups())).inventories(
-            ["Pools/x"], None)
+        inventory = Inventory(cast(Any, Answering()), cast(Any, Lookups()))
+        (read,) = inventory.inventories(["Pools/x"], None)
         self.assertIsInstance(read, vsphere.VsphereError)
         self.assertNotIsInstance(read, NotFound)
         self.assertIn("'Pools/x' was not read", str(read))
         children = cast(Any, vim.ManagedEntity).Array([vm])
         answer.append(content(obj=folder, propSet=[
             vmodl.DynamicProperty(name="childEntity", val=children)]))
-        (read,) = Inventory(cast(Any, Collector()), cast(Any, Lookups())).inventories(
-            ["Pools/x"], None)
+        (read,) = inventory.inventories(["Pools/x"], None)
         self.assertEqual([vm.name for vm in cast(list, read)], ["a"])
 
 
