@@ -9,11 +9,14 @@ import inspect
 from importlib.metadata import version
 
 import txredisapi
+from twisted.internet.defer import ensureDeferred
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from vmpoolerd.store import txredis_adapter
-from vmpoolerd.store.connection import connect
+from vmpoolerd.store.connection import _Connection, connect
+from vmpoolerd.store.scripts import Scripts
 
 from .redis_server import fresh_redis, redis_server
 
@@ -79,3 +82,53 @@ class ConnectionTests(TestCase):
         self.addCleanup(redis.disconnect)
         connection = await txredis_adapter.one_connection(redis)
         self.assertEqual(type(connection).__name__, "_Connection")
+    async def test_a_connection_that_is_up_is_lent_at_once(self) -> None:
+        """No wait for one of the pool's connections that is already up."""
+        redis = await fresh_redis(self)
+        lent = txredis_adapter.one_connection(redis)
+        self.assertTrue(lent.called)
+        self.assertIn(await lent, redis._factory.connectionQueue.pending)
+
+
+#: What the stores send: names, keys, JSON, numbers; and what they may not.
+ARGUMENTS = ("EVALSHA", "vmpooler__vm__ключ", "", b"\x00\xff\r\n", 0, -17, 2**70, 1.5,
+             True, bytearray(b"ab"), None, ["a list"])
+
+
+class CommandWritingTests(SynchronousTestCase):
+    """connection.py writes commands faster than txredisapi, and the same bytes."""
+
+    def test_the_same_bytes_as_txredisapi(self) -> None:
+        for charset in ("utf-8", None, "latin-1"):
+            ours, theirs = _Connection(charset), txredisapi.RedisProtocol(charset)
+            for n in range(len(ARGUMENTS) + 1):
+                args = ARGUMENTS[:n] if charset != "latin-1" else ARGUMENTS[:1]
+                self.assertEqual(ours._build_command(*args), theirs._build_command(*args))
+
+    def test_what_cannot_be_encoded_is_refused_as_txredisapi_refuses_it(self) -> None:
+        for protocol in (_Connection(), txredisapi.RedisProtocol()):
+            self.assertRaises(txredisapi.InvalidData, protocol._build_command, "GET", "\ud800")
+        latin = _Connection("latin-1")
+        self.assertRaises(txredisapi.InvalidData, latin._build_command, "GET", "ключ")
+
+
+class TimerTests(TestCase):
+    """A script's call on a connection that times out its own replies, as
+    soon as the store would, starts no timer of the store's (Scripts._call)."""
+
+    async def _timers_while_running(self, store_timeout: float) -> int:
+        redis = await fresh_redis(self, timeout=3.0)
+        clock = Clock()
+        store = Scripts(redis, clock, store_timeout)
+        running = ensureDeferred(store._replicated("checkout_undo", window=1, hosts="[]"))
+        timers = len(clock.getDelayedCalls())
+        await running
+        self.assertEqual(clock.getDelayedCalls(), [])  # none left behind either
+        return timers
+
+    async def test_no_timer_within_the_connections_own(self) -> None:
+        self.assertEqual(await self._timers_while_running(3.0), 0)
+
+    async def test_a_timer_when_the_store_waits_less(self) -> None:
+        # the script's (the ROLE sent with it is waited for once it has answered)
+        self.assertEqual(await self._timers_while_running(2.0), 1)

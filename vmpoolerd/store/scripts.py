@@ -92,8 +92,13 @@ class Scripts:
         fenced._scripts = load_scripts(fenced=True)
         return fenced
 
-    async def _call(self, d: Deferred[Any]) -> Any:
-        if not d.called:  # a free connection is handed out at once: no timer for it
+    async def _call(self, d: Deferred[Any], on: Any = None) -> Any:
+        """``d``'s result, within this store's timeout.  No timer of ours
+        for what is already there (a free connection is handed out at
+        once), nor for a command on the connection ``on`` when that
+        connection times its replies out as soon (txredisapi's
+        ``replyTimeout``: then a timeout drops the connection too)."""
+        if not d.called and not 0 < txredis_adapter.reply_timeout(on) <= self._timeout:
             d.addTimeout(self._timeout, self._reactor)
         try:
             return await d
@@ -131,12 +136,12 @@ class Scripts:
             args = [*self._lease, *args]
         try:
             return await self._call(client.execute_command(
-                "EVALSHA", sha, len(keys), *keys, *args))
+                "EVALSHA", sha, len(keys), *keys, *args), on)
         except txredisapi.ResponseError as e:
             if not str(e).startswith("NOSCRIPT"):
                 raise
         return await self._call(client.execute_command(
-            "EVAL", source, len(keys), *keys, *args))
+            "EVAL", source, len(keys), *keys, *args), on)
 
     async def _replicated(self, name: str, /, **named: Any) -> tuple[Any, bool]:
         """
@@ -172,13 +177,13 @@ class Scripts:
                 role.addErrback(lambda _: None)
             raise
         if role is not None:
-            master = await self._call(role)
+            master = await self._call(role, connection)
             known = (now, master[0] == "master" and bool(master[2]))
             self._roles[connection] = known
         assert known is not None
         if not known[1]:
             return answer, True
-        acked = await self._call(connection.execute_command("WAIT", 1, WAIT_MS))
+        acked = await self._call(connection.execute_command("WAIT", 1, WAIT_MS), connection)
         return answer, int(acked) >= 1
 
     async def _write(self, *command: Any) -> Any:
