@@ -98,6 +98,13 @@ def redis_cli(port: int, *args: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
+def script_calls(redis_port: int) -> int:
+    """The Lua script calls (EVALSHA and EVAL) Redis has run since its
+    statistics were last reset."""
+    return sum(int(n) for n in re.findall(
+        r"cmdstat_eval(?:sha)?:calls=(\d+)", redis_cli(redis_port, "INFO", "commandstats")))
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time a process has used so far."""
     with open(f"/proc/{pid}/stat") as f:

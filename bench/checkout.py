@@ -20,8 +20,13 @@ output says so).  Each round runs, per load, the bare handler and then the
 two daemons, the order of the two swapped every round; the figures are
 medians over the rounds of each round's ratios: rate, p99 and the server
 process's CPU time per request (user+sys from /proc/<pid>/stat) against
-the bare handler's, and working tree / base.  The machine is shared and
-noisy, so compare ratios from one run, never absolute figures from two.
+the bare handler's, and working tree / base; and for each daemon's
+checkouts, the median of how many went to Redis in one script call (a
+batch's round trip costs the daemon about as much as a whole request to
+the bare handler, so the batches weigh on its CPU per checkout; under
+callgrind, ``python -m bench.instructions``, they are larger).  The
+machine is shared and noisy, so compare ratios from one run, never
+absolute figures from two.
 
 About a minute and a half with the defaults (BENCH_CHECKOUT_ROUNDS=3,
 BENCH_CHECKOUT_SECONDS=4).
@@ -39,8 +44,8 @@ import urllib.request
 from dataclasses import dataclass
 from statistics import median
 
-from .__main__ import (HERE, POOL, Processes, check_tools, cpu_seconds, start_bare,
-                       start_daemon, start_redis, stop)
+from .__main__ import (HERE, POOL, Processes, check_tools, cpu_seconds, redis_cli,
+                       script_calls, start_bare, start_daemon, start_redis, stop)
 
 ROOT = os.path.dirname(HERE)
 FALLBACK_BASE = "f1c830c"
@@ -62,11 +67,16 @@ class Run:
     p99: float  # ms
     cpu: float  # server CPU us per request
     bad: int  # non-2xx answers
+    batch: float | None = None  # checkouts per script call, when a daemon's Redis is known
 
 
-def wrk(port: int, pid: int, method: str, path: str, seconds: int = SECONDS) -> Run:
-    """One wrk run against 127.0.0.1:``port``, measuring process ``pid``'s CPU."""
+def wrk(port: int, pid: int, method: str, path: str, seconds: int = SECONDS,
+        redis_port: int | None = None) -> Run:
+    """One wrk run against 127.0.0.1:``port``, measuring process ``pid``'s
+    CPU (and, given its Redis, the checkouts per script call)."""
     script = ["-s", os.path.join(HERE, "post.lua")] if method == "POST" else []
+    if redis_port is not None:
+        redis_cli(redis_port, "CONFIG", "RESETSTAT")
     cpu = cpu_seconds(pid)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", *script,
@@ -77,8 +87,10 @@ def wrk(port: int, pid: int, method: str, path: str, seconds: int = SECONDS) -> 
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    scripts = script_calls(redis_port) if redis_port is not None else 0
     return Run(rate, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit],
-               1e6 * cpu / max(requests, 1), int(bad.group(1)) if bad else 0)
+               1e6 * cpu / max(requests, 1), int(bad.group(1)) if bad else 0,
+               requests / scripts if scripts else None)
 
 
 def base_ref() -> tuple[str, str]:
@@ -121,9 +133,10 @@ def main() -> None:
     processes: Processes = []
     try:
         servers = {"bare": start_bare(processes)}
+        redises: dict[str, int] = {}
         for name, tree in (("tree", ROOT), ("base", base_tree)):
-            redis_port, _ = start_redis(tmp, processes, READY)
-            servers[name] = start_daemon(tmp, redis_port, processes, name, tree)
+            redises[name], _ = start_redis(tmp, processes, READY)
+            servers[name] = start_daemon(tmp, redises[name], processes, name, tree)
         paths = {name: {load: path for load, _, path in LOADS} for name in servers}
         for name in ("tree", "base"):
             if not answers(servers[name][0], "/api/v3/status"):
@@ -143,8 +156,9 @@ def main() -> None:
             for load, method, _ in LOADS:
                 for name in order:
                     port, process = servers[name]
-                    runs.setdefault((load, name), []).append(
-                        wrk(port, process.pid, method, paths[name][load]))
+                    runs.setdefault((load, name), []).append(wrk(
+                        port, process.pid, method, paths[name][load],
+                        redis_port=redises.get(name) if load == "checkout" else None))
                 print(f"  round {n + 1} {load:10s}: " + " | ".join(
                     f"{name} {runs[load, name][-1].rate:5.0f}/s p99 "
                     f"{runs[load, name][-1].p99:5.2f} ms {runs[load, name][-1].cpu:4.0f} us CPU"
@@ -164,8 +178,10 @@ def report(runs: dict[tuple[str, str], list[Run]]) -> None:
         for name in ("tree", "base"):
             rate, p99, cpu = ratios(runs[load, name], runs[load, "bare"])
             rates = " / ".join(f"{r.rate:.0f}" for r in runs[load, name])
+            batches = [r.batch for r in runs[load, name] if r.batch is not None]
+            per_call = f"; {median(batches):.1f} checkouts per script call" if batches else ""
             print(f"  {name}/bare: rate {rate:.2f}, p99 {p99:.2f}, CPU per request {cpu:.2f} "
-                  f"({rates} /s; non-2xx {bad[name]})")
+                  f"({rates} /s; non-2xx {bad[name]}{per_call})")
         rate, p99, cpu = ratios(runs[load, "tree"], runs[load, "base"])
         print(f"  tree/base: rate {rate:.2f}, p99 {p99:.2f}, CPU per request {cpu:.2f}"
               + ("  (goal for the checkout: /bare rate >= 0.65, p99 <= 2, CPU <= 1.3; "

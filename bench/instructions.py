@@ -40,8 +40,8 @@ import tempfile
 import time
 from typing import Callable, TypeVar
 
-from .__main__ import (BIN, CONFIG, HERE, POOL, Processes, free_port, redis_cli, start_redis,
-                       stop, wait_port)
+from .__main__ import (BIN, CONFIG, HERE, POOL, Processes, free_port, redis_cli,
+                       script_calls, start_redis, stop, wait_port)
 from .checkout import ROOT, base_ref
 
 SECONDS = int(os.environ.get("BENCH_INSTRUCTIONS_SECONDS", "10"))
@@ -126,8 +126,7 @@ def measure(name: str, tree: str | None, tmp: str, vcenter: int) -> str:
             [*load[:3], f"-d{SECONDS}s", *load[3:]], check=True, capture_output=True,
             text=True).stdout)
         requests = int(re.search(r"(\d+) requests in", wrk_out).group(1))  # type: ignore[union-attr]
-        scripts = sum(int(n) for n in re.findall(
-            r"cmdstat_eval(?:sha)?:calls=(\d+)", redis_cli(redis_port, "INFO", "commandstats")))
+        scripts = script_calls(redis_port)
         per_request = (busy - idle) / max(requests, 1) / 1000
         batches = f", {requests / scripts:.1f} checkouts per script call" if scripts else ""
         return (f"{name:5s} {per_request:7.1f} k instructions per checkout ({requests} "
