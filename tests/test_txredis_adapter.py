@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from vmpoolerd.store import txredis_adapter
 from vmpoolerd.store.connection import _Connection, connect
+from vmpoolerd.store.errors import StoreUnavailable
 from vmpoolerd.store.scripts import Scripts
 
 from .redis_server import fresh_redis, redis_server
@@ -88,6 +89,10 @@ class ConnectionTests(TestCase):
         lent = txredis_adapter.one_connection(redis)
         self.assertTrue(lent.called)
         self.assertIn(await lent, redis._factory.connectionQueue.pending)
+        self.assertIs(txredis_adapter.up_connection(redis), await lent)
+
+    def test_no_connection_is_up_in_what_is_no_pool(self) -> None:
+        self.assertIsNone(txredis_adapter.up_connection(object()))
 
 
 #: What the stores send: names, keys, JSON, numbers; and what they may not.
@@ -116,19 +121,36 @@ class TimerTests(TestCase):
     """A script's call on a connection that times out its own replies, as
     soon as the store would, starts no timer of the store's (Scripts._call)."""
 
-    async def _timers_while_running(self, store_timeout: float) -> int:
+    async def _timers_while_running(self, store_timeout: float, replicated: bool) -> int:
         redis = await fresh_redis(self, timeout=3.0)
         clock = Clock()
         store = Scripts(redis, clock, store_timeout)
-        running = ensureDeferred(store._replicated("checkout_undo", window=1, hosts="[]"))
+        run = store._replicated if replicated else store._script
+        running = ensureDeferred(run("checkout_undo", window=1, hosts="[]"))
         timers = len(clock.getDelayedCalls())
         await running
         self.assertEqual(clock.getDelayedCalls(), [])  # none left behind either
         return timers
 
     async def test_no_timer_within_the_connections_own(self) -> None:
-        self.assertEqual(await self._timers_while_running(3.0), 0)
+        for replicated in (True, False):  # a script and its ROLE, or any script
+            self.assertEqual(await self._timers_while_running(3.0, replicated), 0)
 
     async def test_a_timer_when_the_store_waits_less(self) -> None:
         # the script's (the ROLE sent with it is waited for once it has answered)
-        self.assertEqual(await self._timers_while_running(2.0), 1)
+        for replicated in (True, False):
+            self.assertEqual(await self._timers_while_running(2.0, replicated), 1)
+
+    async def test_through_the_pool_when_no_connection_is_up(self) -> None:
+        """With no connection up, a script waits for the pool to have
+        one, bounded by the store's timeout."""
+        redis = await fresh_redis(self, timeout=3.0)
+        clock = Clock()
+        store = Scripts(redis, clock, 3.0)
+        for connection in redis._factory.connectionQueue.pending:
+            connection.connected = 0  # as txredisapi marks one that was lost
+        running = ensureDeferred(store._script("checkout_undo", window=1, hosts="[]"))
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(3.0)
+        with self.assertRaises(StoreUnavailable):
+            await running

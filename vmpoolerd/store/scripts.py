@@ -122,26 +122,30 @@ class Scripts:
 
     async def _script(self, name: str, /, *, on: Any = None, **named: Any) -> Any:
         """Run a script with its arguments by name (script_specs.py), by
-        its hash, loading it first if Redis lacks it (on the connection
-        ``on``, else on any); its answer decoded as declared."""
+        its hash, loading it first if Redis lacks it; its answer decoded
+        as declared.  It runs on the connection ``on``, else on one of the
+        pool's that is up, left in it (a script is one command: it needs no
+        connection to itself), else through the pool, which waits for one
+        to come up."""
         declared = SCRIPTS[name]
         keys, args = declared.arrange(named)
         return declared.answer(await self._eval(name, keys, args, on))
 
     async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any],
                     on: Any) -> Any:
-        client = on or self._redis
+        connection = on if on is not None else txredis_adapter.up_connection(self._redis)
+        client = self._redis if connection is None else connection
         source, sha = self._scripts[name]
         if self._lease is not None:
             args = [*self._lease, *args]
         try:
             return await self._call(client.execute_command(
-                "EVALSHA", sha, len(keys), *keys, *args), on)
+                "EVALSHA", sha, len(keys), *keys, *args), connection)
         except txredisapi.ResponseError as e:
             if not str(e).startswith("NOSCRIPT"):
                 raise
         return await self._call(client.execute_command(
-            "EVAL", source, len(keys), *keys, *args), on)
+            "EVAL", source, len(keys), *keys, *args), connection)
 
     async def _replicated(self, name: str, /, **named: Any) -> tuple[Any, bool]:
         """

@@ -10,8 +10,8 @@ there (setup.cfg pins the versions that test passed with).
   script whose writes are then waited for (``WAIT``) must run on one
   connection of the pool, which only the factory hands out.
 - ``RedisFactory.connectionQueue.pending``: the connections in the pool,
-  for one that is up at once (``getConnection(peek=True)``, the wait for
-  one, costs a generator and Deferreds per call).
+  for one that is up now (``getConnection(peek=True)``, which the pool's
+  own commands wait on too, costs a generator and Deferreds per call).
 - ``BaseRedisProtocol._build_command``, ``_encode_value``, ``charset`` and
   ``errors``: how a command is written (connection.py writes it faster,
   the same bytes).
@@ -44,12 +44,23 @@ def set_protocol(handler: txredisapi.ConnectionHandler, protocol: type,
         setattr(factory, name, value)
 
 
+def up_connection(handler: Any) -> Any | None:
+    """The first connection of the pool that is up now, left in it; None
+    when none is (Redis is down, or the pool still connecting), or when
+    ``handler`` is no pool (any other RedisClient)."""
+    factory = getattr(handler, "_factory", None)
+    for connection in factory.connectionQueue.pending if factory is not None else ():
+        if connection.connected:
+            return connection
+    return None
+
+
 def one_connection(handler: Any) -> Deferred[Any]:
     """One connection of the pool, left in it (for commands that must
     share a connection): the first that is up, else the first to come up."""
-    for connection in handler._factory.connectionQueue.pending:
-        if connection.connected:
-            return succeed(connection)
+    connection = up_connection(handler)
+    if connection is not None:
+        return succeed(connection)
     waiting: Deferred[Any] = handler._factory.getConnection(peek=True)
     return waiting
 
