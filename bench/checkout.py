@@ -34,6 +34,7 @@ BENCH_CHECKOUT_SECONDS=4).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -43,6 +44,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from statistics import median
+from typing import Iterator
 
 from .__main__ import (HERE, POOL, Processes, check_tools, cpu_seconds, redis_cli,
                        script_calls, start_bare, start_daemon, start_redis, stop)
@@ -104,6 +106,18 @@ def base_ref() -> tuple[str, str]:
     return FALLBACK_BASE, "no tag in this clone, so the default"
 
 
+@contextlib.contextmanager
+def worktree(ref: str, path: str) -> Iterator[str]:
+    """``ref`` checked out at ``path`` (``git worktree add --detach``) while
+    the block runs, removed after it."""
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", path, ref], cwd=ROOT,
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT)
+
+
 def answers(port: int, path: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
@@ -127,11 +141,11 @@ def main() -> None:
     head = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
                           capture_output=True, text=True).stdout.strip()
     tmp = tempfile.mkdtemp(prefix="vmpoolerd-bench-checkout-")
-    base_tree = os.path.join(tmp, "base")
-    subprocess.run(["git", "worktree", "add", "--detach", "-q", base_tree, commit], cwd=ROOT,
-                   check=True)
     processes: Processes = []
-    try:
+    with contextlib.ExitStack() as cleanup:  # in turn: the servers, the base, tmp
+        cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+        base_tree = cleanup.enter_context(worktree(commit, os.path.join(tmp, "base")))
+        cleanup.callback(stop, processes)
         servers = {"bare": start_bare(processes)}
         redises: dict[str, int] = {}
         for name, tree in (("tree", ROOT), ("base", base_tree)):
@@ -164,10 +178,6 @@ def main() -> None:
                     f"{runs[load, name][-1].p99:5.2f} ms {runs[load, name][-1].cpu:4.0f} us CPU"
                     for name in ("bare", "tree", "base")), flush=True)
         report(runs)
-    finally:
-        stop(processes)
-        subprocess.run(["git", "worktree", "remove", "--force", base_tree], cwd=ROOT)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def report(runs: dict[tuple[str, str], list[Run]]) -> None:

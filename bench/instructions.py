@@ -29,6 +29,7 @@ move by about 3% between runs, with its batches.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -42,7 +43,7 @@ from typing import Callable, TypeVar
 
 from .__main__ import (BIN, CONFIG, HERE, POOL, Processes, free_port, redis_cli,
                        script_calls, start_redis, stop, wait_port)
-from .checkout import ROOT, base_ref
+from .checkout import ROOT, base_ref, worktree
 
 SECONDS = int(os.environ.get("BENCH_INSTRUCTIONS_SECONDS", "10"))
 READY = 100_000
@@ -145,19 +146,15 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", f"{ref}^{{commit}}"], cwd=ROOT,
                             check=True, capture_output=True, text=True).stdout.strip()
     tmp = tempfile.mkdtemp(prefix="vmpoolerd-bench-instructions-")
-    base_tree = os.path.join(tmp, "base")
-    subprocess.run(["git", "worktree", "add", "--detach", "-q", base_tree, commit], cwd=ROOT,
-                   check=True)
-    vcenter, silent = silent_vcenter()
-    try:
+    with contextlib.ExitStack() as cleanup:  # in turn: the vCenter, the base, tmp
+        cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+        base_tree = cleanup.enter_context(worktree(commit, os.path.join(tmp, "base")))
+        vcenter, silent = silent_vcenter()
+        cleanup.callback(silent.close)
         print(f"instructions per checkout (callgrind), wrk -t1 -c8 -d{SECONDS}s: bare handler, "
               f"working tree, {ref} ({commit}; {why})", flush=True)
         for name, tree in (("bare", None), ("tree", ROOT), ("base", base_tree)):
             print("  " + measure(name, tree, tmp, vcenter), flush=True)
-    finally:
-        silent.close()
-        subprocess.run(["git", "worktree", "remove", "--force", base_tree], cwd=ROOT)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ main().  A few minutes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -90,6 +91,7 @@ def per_round_trip(tree: str, redis_port: int, size: int) -> float:
 
 def main() -> None:
     from .__main__ import Processes, check_tools, start_redis, stop
+    from .checkout import worktree
 
     check_tools()
     if shutil.which("valgrind") is None:
@@ -98,11 +100,11 @@ def main() -> None:
     processes: Processes = []
     trees = {"tree": ROOT}
     base = os.environ.get("BENCH_BASE")
-    try:
+    with contextlib.ExitStack() as cleanup:  # in turn: the Redis servers, the base, tmp
+        cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
         if base:
-            trees["base"] = os.path.join(tmp, "base")
-            subprocess.run(["git", "worktree", "add", "--detach", "-q", trees["base"], base],
-                           cwd=ROOT, check=True)
+            trees["base"] = cleanup.enter_context(worktree(base, os.path.join(tmp, "base")))
+        cleanup.callback(stop, processes)
         print(f"instructions per round trip of the store (callgrind; {LONG} round trips "
               f"less {SHORT}), working tree" + (f" and {base}" if base else ""))
         for kind, size in KINDS:
@@ -113,11 +115,6 @@ def main() -> None:
             line = "  ".join(f"{name} {n / 1000:6.1f}k" for name, n in counts.items())
             ratio = f"  tree/base {counts['tree'] / counts['base']:.2f}" if base else ""
             print(f"  {kind:24s} {line}{ratio}", flush=True)
-    finally:
-        stop(processes)
-        if base:
-            subprocess.run(["git", "worktree", "remove", "--force", trees["base"]], cwd=ROOT)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
