@@ -29,11 +29,12 @@ from ..telemetry.metrics import Metrics
 from .admins import Administrators, GroupDirectory
 from .clients import Clients
 from .dialect import Dialects
-from .errors import json_errors
+from .errors import error_answer, json_errors
 from .config_routes import LiveRoutes
 from .ondemand import OndemandRoutes
 from .ratelimit import RateLimited, RequestLimiter
 from .reports import OffReactor, ReportRoutes
+from .routing import Routes
 from .callers import Authenticator, Callers
 from .timestamps import Timestamps
 from .meta import HealthCheck, HealthWarning, ServiceRoutes
@@ -89,7 +90,7 @@ class VmpoolerApi:
                        rng or random.Random()).mount(self.app)
 
     def resource(self) -> InFlight:
-        served: IResource = self.app.resource()
+        served: IResource = Routes(self.app, error_answer)
         if self._limiter is not None:
             served = RateLimited(served, self._limiter)
         return InFlight(served)

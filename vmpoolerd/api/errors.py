@@ -79,40 +79,35 @@ def _error(request: IRequest, code: int, error: str) -> bytes:
 
 
 def json_errors(app: Klein) -> None:
-    """Register the JSON error handlers on ``app`` (an app of no class)."""
+    """Answer every error of ``app`` (an app of no class) as :func:`error_answer` does."""
 
-    @app.handle_errors(ApiError)
-    def refused(request: IRequest, failure: Failure) -> bytes:
-        e: ApiError = failure.value
+    @app.handle_errors(Exception)
+    def answer(request: IRequest, failure: Failure) -> bytes:
+        return error_answer(request, failure)
+
+
+def error_answer(request: IRequest, failure: Failure) -> bytes:
+    """The JSON answer to a request whose handler failed with ``failure``."""
+    e = failure.value
+    if isinstance(e, ApiError):
         if e.retry_after is not None:
             request.setHeader(b"Retry-After", b"%d" % e.retry_after)
         extra = e.v3 if is_v3(request) else {}
         return json_answer(request, e.status, {"ok": False, "error": e.error, **extra})
-
-    @app.handle_errors(StoreRefusal)
-    def store_refused(request: IRequest, failure: Failure) -> bytes:
-        return _error(request, *REFUSALS[type(failure.value)])
-
-    @app.handle_errors(StoreUnavailable, AuthUnavailable)
-    def unavailable(request: IRequest, failure: Failure) -> bytes:
+    if isinstance(e, StoreRefusal):
+        return _error(request, *REFUSALS[type(e)])
+    if isinstance(e, (StoreUnavailable, AuthUnavailable)):
         # The log says where; the answer does not name internal hosts.
-        log.warn("answering 503: {error}", error=str(failure.value))
+        log.warn("answering 503: {error}", error=str(e))
         return _error(request, 503, "the directory did not answer"
-                      if isinstance(failure.value, AuthUnavailable) else str(failure.value))
-
-    @app.handle_errors(NotFound, RequestRedirect)
-    def not_found(request: IRequest, failure: Failure) -> bytes:
+                      if isinstance(e, AuthUnavailable) else str(e))
+    if isinstance(e, (NotFound, RequestRedirect)):
         return _error(request, 404, "no such route")
-
-    @app.handle_errors(MethodNotAllowed)
-    def not_allowed(request: IRequest, failure: Failure) -> bytes:
-        allowed = sorted(failure.value.valid_methods or ())
+    if isinstance(e, MethodNotAllowed):
+        allowed = sorted(e.valid_methods or ())
         request.setHeader(b"Allow", ", ".join(allowed).encode())
         return _error(request, 405, "method not allowed")
-
-    @app.handle_errors(Exception)
-    def internal(request: IRequest, failure: Failure) -> bytes:
-        # The method only: a path may hold a token (/token/<token>).
-        log.failure("unexpected error answering a {method} request", failure,
-                    method=request.method.decode("ascii", "replace"))
-        return _error(request, 500, "internal error")
+    # The method only: a path may hold a token (/token/<token>).
+    log.failure("unexpected error answering a {method} request", failure,
+                method=request.method.decode("ascii", "replace"))
+    return _error(request, 500, "internal error")
