@@ -22,6 +22,7 @@ from tests.net import listen, port_of, tcp
 from tests.waiting import until
 
 from vmpoolerd.api.errors import ApiError, error_answer, json_answer, json_errors
+from vmpoolerd.api import routing
 from vmpoolerd.api.routing import Routes
 from vmpoolerd.api.site import ApiSite, InFlight
 
@@ -165,6 +166,23 @@ class SameAnswersTests(RoutesCase):
             port, b"GET /now HTTP/1.1\r\nHost: \xff\r\nConnection: close\r\n\r\n")
         self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer)
         self.assertTrue(answer.endswith(b'{"ok": true}'))
+
+
+class RememberedMatchTests(RoutesCase):
+    async def test_remembered_matches_answer_each_path_and_stay_few(self) -> None:
+        self.patch(routing, "MATCHES", 4)
+        app, _ = self.app()
+        routes = Routes(app, error_answer)
+        port, _ = self.serve(routes)
+        for name in ["a", "b", "a", "c", "d", "e", "f", "a", "b"]:
+            answer = await self.ask(port, b"POST /item/%s HTTP/1.1\r\nHost: x\r\n"
+                                    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                                    % name.encode())
+            self.assertTrue(answer.endswith(b'"name": "%s"}' % name.encode()), answer)
+            self.assertLessEqual(len(routes._matches), 4)
+        refused = await self.ask(port, b"GET /item/a HTTP/1.1\r\nHost: x\r\n"
+                                 b"Connection: close\r\n\r\n")
+        self.assertTrue(refused.startswith(b"HTTP/1.1 405 "), refused)
 
 
 class GoneClientTests(RoutesCase):

@@ -7,10 +7,11 @@ adapted request object to hold it, three Deferreds and six callbacks
 around the handler.  For a bare Klein handler that is half of the CPU
 time of a request (README, Performance); on a checkout, it was a
 third of the daemon's.  Here the map is bound once, and a request is
-matched on its method and path (what InFlight left of it), its
-handler called as Klein calls it (``Klein.execute_endpoint``, a
-coroutine's Deferred included), and its answer written once it is
-known:
+matched on its method and path (what InFlight left of it; up to
+MATCHES pairs' matches are remembered: a CI site asks for the same few
+pools, and polls the same VMs), its handler called as Klein calls it
+(``Klein.execute_endpoint``, a coroutine's Deferred included), and its
+answer written once it is known:
 
 - an error, raised or failed, is answered as errors.error_answer says
   (the handlers Klein's resource would run for this app);
@@ -24,7 +25,7 @@ known:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred
@@ -32,9 +33,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
+from werkzeug.routing import Rule
 
 log = Logger()
 
+#: how many (method, path) pairs the routes' matches are kept for; the
+#: cache is emptied when full, so that clients cannot make it grow
+MATCHES = 1024
 #: how Klein names the endpoint of a branch route's rest-of-the-path rule
 BRANCH = "_branch"
 
@@ -52,14 +57,13 @@ class Routes(Resource):
         self._klein = app.resource()
         # No route names a host: any name will do.
         self._map = app.url_map.bind("localhost")
+        self._matches: dict[tuple[bytes, bytes], tuple[Rule, Mapping[str, Any]]] = {}
         branches = [name for name in app.endpoints if name.endswith(BRANCH)]
         self._branches = frozenset(branches + [name[:-len(BRANCH)] for name in branches])
 
     def render(self, request: Request) -> Any:
-        path = "/" + "/".join(segment.decode("utf-8") for segment in request.postpath or ())
         try:
-            rule, arguments = self._map.match(
-                path, request.method.decode("latin-1"), return_rule=True)
+            rule, arguments = self._match(request)
             if rule.endpoint in self._branches:
                 return self._klein.render(request)
             answer: Any = self._app.execute_endpoint(rule.endpoint, request, **arguments)
@@ -74,6 +78,21 @@ class Routes(Resource):
         answer.addCallback(_write, request, gone)
         answer.addErrback(_broken, request, gone)
         return NOT_DONE_YET
+
+    def _match(self, request: Request) -> tuple[Rule, Mapping[str, Any]]:
+        """The rule of the request's method and path, and its arguments;
+        werkzeug's errors (NotFound, MethodNotAllowed) are raised."""
+        path = b"/".join(request.postpath or ())
+        key = (request.method, path)
+        found = self._matches.get(key)
+        if found is not None:
+            return found
+        found = self._map.match("/" + path.decode("utf-8"), request.method.decode("latin-1"),
+                                return_rule=True)
+        if len(self._matches) >= MATCHES:
+            self._matches.clear()
+        self._matches[key] = found
+        return found
 
     def _failure(self, failure: Failure, request: Request, gone: Deferred[None]
                  ) -> bytes | None:
