@@ -20,7 +20,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Site
 
 from tests.net import listen, port_of, stop_listening, tcp
 from tests.waiting import until
@@ -377,3 +377,20 @@ class DrainTests(SiteCase):
         self.assertIn(b"\r\nConnection: close", head)
         self.assertTrue(head.startswith(b"HTTP/1.1 200"))
         self.assertEqual(self.resource.asked, 2)
+
+
+class HeadWritingTests(SiteCase):
+    async def test_an_answer_is_byte_for_byte_twisteds(self) -> None:
+        twisted_port = listen(Site(self.resource))
+        self.addCleanup(twisted_port.stopListening)
+        answers = []
+        for port in (twisted_port, self.port):
+            client = await connectProtocol(
+                TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(port)), Client())
+            tcp(client).write(b"GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            await client.lost
+            answers.append(b"\r\n".join(line for line in client.received.split(b"\r\n")
+                                        if not line.startswith(b"Date: ")))
+        self.assertEqual(answers[0], answers[1])
+        self.assertIn(b"\r\nContent-Length: 2\r\n", answers[1])
+        self.assertTrue(answers[1].endswith(b"\r\n\r\nok"))
