@@ -337,6 +337,34 @@ class CloneTests(SimulatorTestCase):
         pool = self.raw(FOLDER, "nopool", "resourcePool")["resourcePool"]
         self.assertEqual(self.client.collector.props(pool, "name")["name"], "Resources")
 
+    def test_a_templates_pool_is_read_once_and_again_after_a_failed_clone(self) -> None:
+        # Note [Placement remembered]
+        reads = []
+        props = self.client.collector.props
+
+        def counted(ref: Any, *paths: str) -> Any:
+            if "config.template" in paths:
+                reads.append(moid(ref))
+            return props(ref, *paths)
+        self.patch(self.client.collector, "props", counted)
+        self.client.clone(TEMPLATE, FOLDER, DS, "once1")
+        self.client.clone(TEMPLATE, FOLDER, DS, "once2")
+        self.assertEqual(len(reads), 1)
+        cloner = self.client._cloner
+        start = cloner._start
+
+        def failing(*args: Any) -> Any:  # as a clone into a cluster that cannot take it
+            cloner._start = start
+            raise vsphere.TaskFailed("the clone failed", None)
+        cloner._start = failing
+        with self.assertRaises(vsphere.TaskFailed):
+            self.client.clone(TEMPLATE, FOLDER, DS, "once3")
+        self.assertEqual(len(reads), 1)
+        self.client.clone(TEMPLATE, FOLDER, DS, "once3")
+        self.assertEqual(len(reads), 2)
+        pool = self.raw(FOLDER, "once3", "resourcePool")["resourcePool"]
+        self.assertEqual(self.client.collector.props(pool, "name")["name"], "Resources")
+
     def test_guest_reports_name_after_boot_delay(self) -> None:
         started = time.monotonic()
         self.client.clone(TEMPLATE, FOLDER, DS, "booting", resource_pool="cluster1")

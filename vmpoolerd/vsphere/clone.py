@@ -14,6 +14,7 @@ from .collector import Collector
 from .inventory import Inventory, pick_host
 from .lookups import Lookups
 from .pyvmomi_adapter import moid
+from .types import TaskFailed
 from .session import Session
 
 __all__ = ["BASE_SNAPSHOT", "Cloner", "build_annotation"]
@@ -75,8 +76,13 @@ class Cloner:
                 extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in options.items()],
             ),
         )
-        task = self._start(source, self._lookups.folder(folder, dc), name, spec)
-        clone = self._collector.wait(task, result=True)
+        try:
+            task = self._start(source, self._lookups.folder(folder, dc), name, spec)
+            clone = self._collector.wait(task, result=True)
+        except TaskFailed:
+            if not (resource_pool or clone_target):  # Note [Placement remembered]
+                self._lookups.forget_template_pool(source)
+            raise
         # A real vCenter honours powerOn; govmomi's simulator leaves the clone off.
         if self._collector.props(clone, "runtime.powerState")["runtime.powerState"] != "poweredOn":
             self._collector.wait(clone.PowerOnVM_Task())
@@ -85,9 +91,10 @@ class Cloner:
     def _placement(self, source: Any, datastore: str, resource_pool: str | None,
                    clone_target: str | None, dc: str | None) -> Any:
         """Where the clone goes: ``datastore``, in ``resource_pool`` (else the
-        root pool of ``clone_target``, else the template's own pool or, for a
-        real template, the root pool of its host's cluster), on the
-        least-loaded healthy host of ``clone_target`` when given."""
+        root pool of ``clone_target``, else the template's own pool or, for
+        a real template, the root pool of its host's cluster: Note
+        [Placement remembered]), on the least-loaded healthy host of
+        ``clone_target`` when given."""
         relocate = vim.vm.RelocateSpec(datastore=self._lookups.datastore(datastore, dc))
         if clone_target:
             _, root_pool = self._lookups.cluster(clone_target, dc)
@@ -97,11 +104,7 @@ class Cloner:
         if resource_pool:
             relocate.pool = self._lookups.resource_pool(resource_pool, dc)
         if relocate.pool is None:
-            props = self._collector.props(source, "config.template", "resourcePool",
-                                          "runtime.host")
-            if props.get("config.template") or props.get("resourcePool") is None:
-                cluster = self._collector.props(props["runtime.host"], "parent")["parent"]
-                relocate.pool = self._collector.props(cluster, "resourcePool")["resourcePool"]
+            relocate.pool = self._lookups.template_pool(source)
         return relocate
 
     def _linked_base(self, source: Any) -> Any:

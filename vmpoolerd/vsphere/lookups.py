@@ -24,6 +24,7 @@ from typing import Any, Callable, TypeVar
 from pyVmomi import vim
 
 from .collector import Collector
+from .pyvmomi_adapter import moid
 from .session import Session
 from .types import NotFound
 
@@ -107,6 +108,33 @@ class Lookups:
             return ref
 
         return self._cached(("template", dc, path.strip("/")), find)
+
+    def template_pool(self, source: Any) -> Any:
+        """
+        The resource pool a clone of ``source`` goes to when its pool names
+        none: None (vCenter's default, the source's own) for a VM that has
+        one, and for a real template (which has none) the root pool of its
+        host's cluster.  Note [Placement remembered]: three
+        reads of vCenter for every clone, the same answer each time, so it
+        is cached like every other reference here (a pool removed is a stale
+        reference, Note [Stale references]).  A template moved to another
+        cluster would keep its clones in the old one: a clone task that
+        fails forgets the answer (:meth:`forget_template_pool`), and the
+        next clone reads it again.
+        """
+
+        def find() -> Any:
+            props = self._collector.props(source, "config.template", "resourcePool",
+                                          "runtime.host")
+            if not props.get("config.template") and props.get("resourcePool") is not None:
+                return None
+            cluster = self._collector.props(props["runtime.host"], "parent")["parent"]
+            return self._collector.props(cluster, "resourcePool")["resourcePool"]
+
+        return self._cached(("template pool", moid(source)), find)
+
+    def forget_template_pool(self, source: Any) -> None:
+        self._cache.pop(("template pool", moid(source)), None)
 
     def vm(self, folder: str, name: str, dc: str | None) -> Any:
         """The VM ``name`` in ``folder`` (not cached)."""
