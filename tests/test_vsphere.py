@@ -293,6 +293,28 @@ class InventoryTests(SimulatorTestCase):
         self.client.collector.wait(again.Destroy_Task())
         self.assertRaises(NotFound, self.client.inventory, "Pools/small")
 
+    def test_folders_are_read_together(self) -> None:
+        # Note [Folders read together]
+        lookups = self.client.lookups
+        lookups.forget()
+        children = []
+        child = lookups._child
+
+        def counted(parent: Any, name: str) -> Any:
+            children.append(name)
+            return child(parent, name)
+        self.patch(lookups, "_child", counted)
+        self.assertEqual(len(self.client.inventory("Pools/small")), 3)
+        self.assertEqual(len(self.client.inventory("Pools/big")), 30)
+        self.assertEqual(self.names(), ["off-vm", "on-vm"])
+        self.assertEqual(children, [])  # one read of every folder, no walk
+        later = lookups.folder("Pools", None).CreateFolder("later")
+        self.addCleanup(lambda: self.client.collector.wait(later.Destroy_Task()))
+        self.assertEqual(self.client.inventory("Pools/later"), [])  # made since: walked
+        self.assertEqual(children, ["Pools", "later"])
+        self.assertRaises(NotFound, self.client.inventory, "Pools/nope")
+        self.assertRaises(NotFound, self.client.inventory, "Pools/debian-7/on-vm")
+
     def test_unknown_datacenter(self) -> None:
         client = self.sim.client(datacenter="nope")
         self.addCleanup(client.close)

@@ -19,6 +19,7 @@ cache was empty already, so that a real "not found" is not run twice.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, TypeVar
 
 from pyVmomi import vim
@@ -49,6 +50,7 @@ class Lookups:
         self._collector = collector
         self.datacenter = datacenter
         self._cache: dict[tuple[Any, ...], Any] = {}
+        self._folders_lock = threading.Lock()  # one read of every folder at a time
 
     def forget(self) -> bool:
         """Empty the cache; whether it held anything."""
@@ -92,13 +94,51 @@ class Lookups:
         return ref
 
     def folder(self, path: str, dc: str | None) -> Any:
+        key = ("folder", dc, path.strip("/"))
+        if key not in self._cache:
+            self._every_folder(dc)
+
         def find() -> Any:
             ref = self._walk(self.dc(dc)["vmFolder"], path, "folder")
             if not isinstance(ref, vim.Folder):
                 raise NotFound(f"{path!r} is not a folder")
             return ref
 
-        return self._cached(("folder", dc, path.strip("/")), find)
+        return self._cached(key, find)
+
+    def _every_folder(self, dc: str | None) -> None:
+        """
+        Note [Folders read together]: the first folder looked up reads
+        every folder under the datacenter's VM folder, with its name and
+        parent, in one round trip, and caches each by its path: a daemon of
+        a thousand pools looked their folders up one FindChild at a time,
+        a thousand round trips through the provider's threads as its pools
+        started.  Read once per cache (Note [Stale references] empties it);
+        a folder made since, or whose name vSphere escapes, is found by the
+        walk, as before.
+        """
+        with self._folders_lock:
+            if ("every folder", dc) in self._cache:
+                return
+            root = self.dc(dc)["vmFolder"]
+            found = self._collector.collect(root, vim.Folder, ["name", "parent"],
+                                            hop=(vim.Folder, "childEntity"), recurse=True)
+            folders = {moid(ref): (ref, props) for ref, props in found}
+
+            def path_of(ref_moid: str) -> list[str] | None:
+                parts: list[str] = []
+                while ref_moid in folders:
+                    _, props = folders[ref_moid]
+                    parts.append(props["name"])
+                    parent = props.get("parent")
+                    ref_moid = moid(parent) if parent is not None else ""
+                return parts[::-1] if ref_moid == moid(root) else None
+
+            for ref_moid, (ref, _) in folders.items():
+                parts = path_of(ref_moid)
+                if parts is not None:
+                    self._cache.setdefault(("folder", dc, "/".join(parts)), ref)
+            self._cache[("every folder", dc)] = True
 
     def template(self, path: str, dc: str | None) -> Any:
         def find() -> Any:
