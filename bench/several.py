@@ -38,6 +38,7 @@ from typing import Any
 from tests.processes import free_port, stop_process
 from tests.sentinel_servers import SentinelGroup
 from tests.vcsim_server import start_vcsim
+from vmpoolerd.store import keys
 
 from .__main__ import FILL, start_daemon, wait_port, wrk
 
@@ -181,6 +182,9 @@ def recovery(tmp: str) -> None:
             for host in cli(redis_port, "SMEMBERS", f"vmpooler__ready__{pool}").split():
                 cli(redis_port, "SMOVE", f"vmpooler__ready__{pool}",
                     f"vmpooler__running__{pool}", host)
+            # And the wake-up a checkout publishes: both pools clone at once,
+            # not each at its next cycle (seconds apart, backed off since the fill).
+            cli(redis_port, "PUBLISH", keys.CHECKOUT_CHANNEL, pool)
         until("six clones in flight",
               lambda: int(cli(redis_port, "HLEN", "vmpooler__cloning")) == 6)
         processes[-1].send_signal(signal.SIGKILL)
