@@ -237,6 +237,7 @@ def main() -> None:
 PARTS = {
     "checkout": "bench.checkout",  # the working tree against a git ref (BENCH_BASE)
     "site": "bench",  # this module's main(): the daemon's own site, v3 against v1
+    "framework": "bench.framework",  # what Klein's resource costs a bare handler
     "manager": "bench.manager",
     "ondemand": "bench.ondemand",
     "sizing": "bench.sizing",

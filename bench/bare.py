@@ -5,9 +5,12 @@ nothing, touches nothing and answers a small JSON body (for the checkout,
 twisted.web's Site as the daemon's is, in one process, with no access log
 and start-up objects frozen out of the garbage collector.  With
 ``--api-site`` it is served by the daemon's own site instead (Note [Idle
-connections] in vmpoolerd/api/site.py), for a second reference.
+connections] in vmpoolerd/api/site.py), for a second reference.  With
+``--resource`` the checkout's answer comes from a plain twisted.web
+Resource, no Klein: what Klein's resource costs (``python -m
+bench.framework``).
 
-    python -m bench.bare PORT [--api-site]
+    python -m bench.bare PORT [--api-site] [--resource]
 """
 
 import gc
@@ -16,6 +19,7 @@ import sys
 
 from klein import Klein
 from twisted.internet import endpoints, reactor
+from twisted.web.resource import Resource
 
 from vmpoolerd.api.site import ApiSite, QuietSite
 
@@ -43,8 +47,20 @@ async def status(request):  # type: ignore[no-untyped-def]
                        "capacity": {"current": 5, "total": 5, "percent": 100.0}}).encode()
 
 
+class Checkout(Resource):
+    """The checkout's answer, with no Klein around it."""
+
+    isLeaf = True
+
+    def render_POST(self, request):  # type: ignore[no-untyped-def]
+        pool = request.postpath[-1].decode()
+        request.setHeader(b"Content-Type", b"application/json")
+        return json.dumps({"ok": True, pool: {"hostname": "abcdefghijklmno"},
+                           "domain": "example.com"}).encode()
+
+
 if __name__ == "__main__":
-    resource = app.resource()
+    resource = Checkout() if "--resource" in sys.argv[2:] else app.resource()
     site = ApiSite(resource, reactor) if "--api-site" in sys.argv[2:] else QuietSite(resource)
     gc.freeze()  # as the daemon: start-up objects out of the collector's sight
     endpoints.TCP4ServerEndpoint(reactor, int(sys.argv[1]), interface="127.0.0.1").listen(site)
