@@ -11,14 +11,12 @@ from klein import Klein
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol, connectionDone
-from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from twisted.web.static import Data
 
-from tests.net import listen, port_of, tcp
+from tests.net import Client, exchange, listen, port_of, tcp, without_date
 from tests.waiting import until
 
 from vmpoolerd.api.errors import ApiError, error_answer, json_answer, json_errors
@@ -70,23 +68,6 @@ class Handlers:
         return files
 
 
-class Client(Protocol):
-    def __init__(self) -> None:
-        self.received = b""
-        self.lost: Deferred[None] = Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.lost.callback(None)
-
-
-def without_date(answer: bytes) -> bytes:
-    return b"\r\n".join(line for line in answer.split(b"\r\n")
-                        if not line.lower().startswith(b"date:"))
-
-
 class RoutesCase(TestCase):
     def serve(self, resource: IResource) -> tuple[int, InFlight]:
         served = InFlight(resource)
@@ -112,12 +93,6 @@ class RoutesCase(TestCase):
         self.addCleanup(lambda: Deferred.fromCoroutine(close()))
         return client
 
-    async def ask(self, port: int, request: bytes) -> bytes:
-        """The whole answer to ``request``, sent on a connection that closes after it."""
-        client = await self.connect(port)
-        tcp(client).write(request)
-        await client.lost
-        return client.received
 
 
 REQUESTS = [
@@ -140,8 +115,8 @@ class SameAnswersTests(RoutesCase):
         klein_port, _ = self.serve(app.resource())
         routes_port, _ = self.serve(Routes(app, error_answer))
         for request in REQUESTS:
-            theirs = without_date(await self.ask(klein_port, request))
-            ours = without_date(await self.ask(routes_port, request))
+            theirs = without_date(await exchange(klein_port, request))
+            ours = without_date(await exchange(routes_port, request))
             self.assertEqual(ours, theirs, request)
         # A bug is logged (once per server), as Klein logs it.
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 2)
@@ -149,7 +124,7 @@ class SameAnswersTests(RoutesCase):
     async def test_the_answers_are_those_of_the_handlers(self) -> None:
         app, _ = self.app()
         port, _ = self.serve(Routes(app, error_answer))
-        answers = [await self.ask(port, request) for request in REQUESTS[:7]]
+        answers = [await exchange(port, request) for request in REQUESTS[:7]]
         self.flushLoggedErrors(ValueError)
         self.assertEqual([a.split(b" ", 2)[1] for a in answers],
                          [b"200", b"201", b"409", b"500", b"404", b"405", b"200"])
@@ -162,7 +137,7 @@ class SameAnswersTests(RoutesCase):
         # Klein's resource answers it with a plain-text 400; no route names a host.
         app, _ = self.app()
         port, _ = self.serve(Routes(app, error_answer))
-        answer = await self.ask(
+        answer = await exchange(
             port, b"GET /now HTTP/1.1\r\nHost: \xff\r\nConnection: close\r\n\r\n")
         self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer)
         self.assertTrue(answer.endswith(b'{"ok": true}'))
@@ -175,12 +150,12 @@ class RememberedMatchTests(RoutesCase):
         routes = Routes(app, error_answer)
         port, _ = self.serve(routes)
         for name in ["a", "b", "a", "c", "d", "e", "f", "a", "b"]:
-            answer = await self.ask(port, b"POST /item/%s HTTP/1.1\r\nHost: x\r\n"
+            answer = await exchange(port, b"POST /item/%s HTTP/1.1\r\nHost: x\r\n"
                                     b"Content-Length: 0\r\nConnection: close\r\n\r\n"
                                     % name.encode())
             self.assertTrue(answer.endswith(b'"name": "%s"}' % name.encode()), answer)
             self.assertLessEqual(len(routes._matches), 4)
-        refused = await self.ask(port, b"GET /item/a HTTP/1.1\r\nHost: x\r\n"
+        refused = await exchange(port, b"GET /item/a HTTP/1.1\r\nHost: x\r\n"
                                  b"Connection: close\r\n\r\n")
         self.assertTrue(refused.startswith(b"HTTP/1.1 405 "), refused)
 

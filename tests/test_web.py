@@ -14,15 +14,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol, connectionDone
-from twisted.python.failure import Failure
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from tests.net import listen, port_of, stop_listening, tcp
+from tests import net
+from tests.net import exchange, listen, port_of, stop_listening, tcp, without_date
 from tests.waiting import until
 
 from vmpoolerd.api.site import (
@@ -58,17 +57,7 @@ class Answers(Resource):
         return b"ok"
 
 
-class Client(Protocol):
-    def __init__(self) -> None:
-        self.received = b""
-        self.lost: Deferred[None] = Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.lost.callback(None)
-
+class Client(net.Client):
     def get(self, path: str) -> None:
         tcp(self).write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
 
@@ -383,14 +372,9 @@ class HeadWritingTests(SiteCase):
     async def test_an_answer_is_byte_for_byte_twisteds(self) -> None:
         twisted_port = listen(Site(self.resource))
         self.addCleanup(twisted_port.stopListening)
-        answers = []
-        for port in (twisted_port, self.port):
-            client = await connectProtocol(
-                TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(port)), Client())
-            tcp(client).write(b"GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            await client.lost
-            answers.append(b"\r\n".join(line for line in client.received.split(b"\r\n")
-                                        if not line.startswith(b"Date: ")))
+        answers = [without_date(await exchange(
+            port_of(port), b"GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+            for port in (twisted_port, self.port)]
         self.assertEqual(answers[0], answers[1])
         self.assertIn(b"\r\nContent-Length: 2\r\n", answers[1])
         self.assertTrue(answers[1].endswith(b"\r\n\r\nok"))
